@@ -1,0 +1,48 @@
+"""Sample grids written during training: held-out images, their reconstructions, random samples."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """[B, 1, R, R] in [-1, 1] -> [B, R, R] uint8."""
+    x = images.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return x[:, 0].cpu().numpy()
+
+
+def image_grid(rows: list[torch.Tensor], pad: int = 2) -> np.ndarray:
+    """Rows of images (each [B, 1, R, R]) tiled into one uint8 array with a dark gutter."""
+    rows = [to_uint8(r) for r in rows]
+    r = rows[0].shape[-1]
+    cols = max(len(x) for x in rows)
+    grid = np.zeros((len(rows) * (r + pad) - pad, cols * (r + pad) - pad), dtype=np.uint8)
+    for i, row in enumerate(rows):
+        for j, img in enumerate(row):
+            grid[i * (r + pad):i * (r + pad) + r, j * (r + pad):j * (r + pad) + r] = img
+    return grid
+
+
+def save_png_atomic(path: str | Path, array: np.ndarray) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        Image.fromarray(array).save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_sample_grid(path: str | Path, real: torch.Tensor | None, reconstructions: torch.Tensor | None,
+                     samples: torch.Tensor) -> None:
+    rows = [x for x in (real, reconstructions) if x is not None] + [samples]
+    save_png_atomic(path, image_grid(rows))

@@ -1,0 +1,183 @@
+"""Networks, presets, precision and checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from seegaan_explore.cli import main
+from seegaan_explore.device import cpu_has_fast_bf16
+from seegaan_explore.model import CheckpointError, SeeGaan, load_model, preset_config, save_model
+from seegaan_explore.model.config import ModelConfig
+from seegaan_explore.model.layers import ModulatedConv2d, upsampling_conv2d, upsampling_conv_weight
+
+PAPER_COUNTS = {"mapping": 2_101_248, "generator": 22_661_204, "encoder": 16_694_784, "discriminator": 16_437_249}
+
+
+def test_paper_parameter_counts_via_cli(capsys):
+    assert main(["info", "--preset", "paper", "--json"]) == 0
+    counts = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for name, reference in PAPER_COUNTS.items():
+        assert abs(counts[name] - reference) / reference <= 0.005, (name, counts[name], reference)
+
+
+@pytest.mark.parametrize("resolution", [32, 64, 128, 256])
+def test_any_power_of_two_resolution_round_trips_shapes(resolution):
+    model = SeeGaan(preset_config("tiny", resolution), with_training_networks=True)
+    x = torch.rand(2, 1, resolution, resolution) * 2 - 1
+    w = model.encoder(x)
+    assert w.shape == (2, model.config.w_dim)
+    assert model.generator(w).shape == x.shape
+    assert model.discriminator(x).shape == (2,)
+
+
+@pytest.mark.parametrize("resolution", [16, 48, 2048])
+def test_resolution_must_be_power_of_two_in_range(resolution):
+    with pytest.raises(ValueError, match="power of two"):
+        ModelConfig(resolution=resolution)
+
+
+def test_1024_config_has_a_block_per_octave():
+    config = preset_config("demo", 1024)
+    from seegaan_explore.model.networks import Generator
+
+    generator = Generator(config)
+    assert generator.noise_resolutions()[-1] == 1024
+    assert len(generator.blocks) == 9  # 4, 8, ..., 1024
+
+
+def test_upsampling_conv_is_bilinear_upsample_then_replicate_padded_conv():
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 7, 9)
+    weight = torch.randn(4, 5, 3, 3)
+    up = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    reference = F.conv2d(F.pad(up, (1, 1, 1, 1), mode="replicate"), weight)
+    fused = upsampling_conv2d(x, upsampling_conv_weight(weight))
+    torch.testing.assert_close(fused, reference, atol=1e-5, rtol=1e-5)
+
+
+def test_modulated_conv_equals_per_sample_weight_modulation():
+    torch.manual_seed(0)
+    layer = ModulatedConv2d(6, 4, w_dim=8)
+    x, w = torch.randn(3, 6, 5, 5), torch.randn(3, 8)
+    out, dcoefs = layer(x, w)
+    out = out * dcoefs[:, :, None, None]
+    styles = layer.affine(w)
+    for i in range(3):  # StyleGAN2's formulation: modulate, demodulate the weight of each sample
+        wi = layer.weight * layer.weight_gain * styles[i][None, :, None, None]
+        wi = wi * torch.rsqrt(wi.square().sum(dim=(1, 2, 3), keepdim=True) + 1e-8)
+        torch.testing.assert_close(out[i], F.conv2d(x[i:i + 1], wi, padding=1)[0], atol=1e-5, rtol=1e-4)
+
+
+def _with_noise_strength(model: SeeGaan) -> SeeGaan:
+    with torch.no_grad():
+        for block in model.generator_ema.blocks:
+            for layer in block.layers:
+                layer.noise_strength.fill_(0.5)
+    return model
+
+
+def test_fixed_noise_makes_frames_differ_only_through_w():
+    torch.manual_seed(0)
+    model = _with_noise_strength(SeeGaan(preset_config("tiny"), with_training_networks=False))
+    model.precision = "fp32"
+    w = model.sample_w(1, seed=3)
+    same = model.decode(torch.cat([w, w]), noise=7)
+    torch.testing.assert_close(same[0], same[1])
+    assert not torch.equal(model.decode(w, noise=7), model.decode(w, noise=8))
+    fresh = model.decode(torch.cat([w, w]), noise=None)
+    assert (fresh[0] - fresh[1]).abs().max() > 1e-3  # noise is really used
+
+
+def test_decode_is_batch_invariant():
+    """Frames decoded in one batch equal frames decoded one at a time (no cross-sample leakage)."""
+    torch.manual_seed(0)
+    model = _with_noise_strength(SeeGaan(preset_config("tiny"), with_training_networks=False))
+    model.precision = "fp32"
+    w = model.sample_w(4, seed=1)
+    batched = model.decode(w, noise=0, batch_size=4)
+    single = model.decode(w, noise=0, batch_size=1)
+    torch.testing.assert_close(batched, single, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.skipif(not cpu_has_fast_bf16(), reason="this CPU has no native bf16")
+def test_bf16_decoding_matches_fp32():
+    torch.manual_seed(0)
+    model = SeeGaan(preset_config("tiny", 64), with_training_networks=False)
+    w = model.sample_w(4, seed=0)
+    model.precision = "fp32"
+    reference = model.decode(w)
+    model.precision = "bf16"
+    fast = model.decode(w)
+    assert fast.dtype == torch.float32
+    assert (fast - reference).abs().mean() < 0.02 * reference.abs().mean() + 1e-3
+
+
+def test_checkpoint_round_trip_is_exact(tmp_path):
+    torch.manual_seed(0)
+    model = SeeGaan(preset_config("tiny"))
+    model.precision = "fp32"
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    full, ema = tmp_path / "full.safetensors", tmp_path / "ema.safetensors"
+    save_model(full, model)
+    save_model(ema, model, ema_only=True)
+    assert ema.stat().st_size < 0.7 * full.stat().st_size
+    for path, has_training in ((full, True), (ema, False)):
+        loaded = load_model(path)
+        loaded.precision = "fp32"
+        assert loaded.has_training_networks is has_training
+        torch.testing.assert_close(loaded.reconstruct(x), model.reconstruct(x), atol=0, rtol=0)
+
+
+def test_checkpoint_of_another_architecture_is_a_clear_error(tmp_path):
+    path = tmp_path / "m.safetensors"
+    save_model(path, SeeGaan(preset_config("tiny", 64), with_training_networks=False), ema_only=True)
+    with pytest.raises(CheckpointError, match="resolution: expected 32, checkpoint has 64"):
+        load_model(path, expect=preset_config("tiny"))
+
+
+def test_foreign_and_damaged_files_are_rejected(tmp_path):
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"x": torch.zeros(2)}, str(foreign))
+    with pytest.raises(CheckpointError, match="not a seegaan-explore checkpoint"):
+        load_model(foreign)
+    damaged = tmp_path / "damaged.safetensors"
+    damaged.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        load_model(damaged)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_model(tmp_path / "missing.safetensors")
+
+
+def test_checkpoint_with_mismatched_weight_shape_names_the_weight(tmp_path):
+    from seegaan_explore.model.checkpoint import _metadata, atomic_save_tensors
+
+    model = SeeGaan(preset_config("tiny"), with_training_networks=False)
+    state = model.state_dict()
+    state["encoder_ema.out.weight"] = torch.zeros(3, 3)
+    path = tmp_path / "bad.safetensors"
+    atomic_save_tensors(path, state, _metadata(model, "inference", None))
+    with pytest.raises(CheckpointError, match="encoder_ema.out.weight has shape"):
+        load_model(path)
+
+
+def test_interrupted_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    import seegaan_explore.model.checkpoint as ckpt
+
+    path = tmp_path / "m.safetensors"
+    model = SeeGaan(preset_config("tiny"), with_training_networks=False)
+    save_model(path, model, ema_only=True)
+    before = path.read_bytes()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt, "save_file", killed)
+    with pytest.raises(KeyboardInterrupt):
+        save_model(path, model, ema_only=True)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]

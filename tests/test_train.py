@@ -1,0 +1,126 @@
+"""Training learns, resumes exactly after an interruption, and is the same on 1 or 2 processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from seegaan_explore.model import SeeGaan, preset_config
+from seegaan_explore.train.augment import Augmentation
+from seegaan_explore.train.loop import Trainer, TrainConfig
+
+QUIET = dict(sample_every=10**9, checkpoint_every=10**9, log_every=10**9, precision="fp32")
+
+
+def _smooth_images(n: int, size: int = 32, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    imgs = [np.tanh(np.sin(rng.uniform(2, 8) * xx + rng.uniform(0, 6)) + np.cos(rng.uniform(2, 8) * yy))
+            for _ in range(n)]
+    return np.stack(imgs).astype(np.float32)
+
+
+def _reconstruction_mse(model: SeeGaan, images: np.ndarray) -> float:
+    x = torch.from_numpy(images)[:, None]
+    with torch.no_grad():
+        return (model.generator(model.encoder(x), model.generator.make_noise(0)) - x).square().mean().item()
+
+
+def test_tiny_preset_overfits_a_small_real_batch(hannover_dir, tmp_path):
+    """Full objective (adversarial terms on), 8 real radiographs at 32 px: in 150 steps the
+    reconstruction MSE falls at least 3x (measured here: 4.4x)."""
+    from seegaan_explore.data.cohort import Cohort
+
+    cohort = Cohort.from_table(hannover_dir / "data.csv", hannover_dir / "png", id_column="image_id",
+                               patient_column="patient_id")
+    images = np.asarray(cohort.subset(np.arange(8)).images(32, cache_dir=False, progress=False), np.float32)
+    torch.manual_seed(0)
+    model = SeeGaan(preset_config("tiny"))
+    before = _reconstruction_mse(model, images)
+    Trainer(model, images, tmp_path, TrainConfig(steps=150, batch_size=8, **QUIET)).run(progress=False)
+    after = _reconstruction_mse(model, images)
+    assert before / after >= 3.0, (before, after)
+
+
+def _trainer(tmp_path, steps: int) -> Trainer:
+    torch.manual_seed(0)
+    config = TrainConfig(steps=steps, batch_size=4, checkpoint_every=3, sample_every=3, log_every=1,
+                         precision="fp32")
+    images = _smooth_images(12)
+    return Trainer(SeeGaan(preset_config("tiny")), images, tmp_path, config, val_images=images[:4])
+
+
+def test_resume_after_interruption_replays_the_same_steps(tmp_path):
+    straight = _trainer(tmp_path / "straight", 6)
+    straight.run(progress=False)
+
+    first = _trainer(tmp_path / "split", 3)
+    first.run(progress=False)  # checkpoints at step 3
+    first.train_step()  # then it is killed: progress after the last checkpoint is lost,
+    first._log({"step": 4, "loss_reconstruction": -1.0})  # and so is its log line
+    second = _trainer(tmp_path / "split", 6)
+    assert second.resume() and second.step == 3
+    second.run(progress=False)
+
+    for (name, a), b in zip(straight.model.state_dict().items(), second.model.state_dict().values()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    assert (tmp_path / "split" / "samples-0000006.png").exists()
+
+
+def test_augmentation_applies_per_sample():
+    gen = torch.Generator().manual_seed(0)
+    aug = Augmentation(probability=0.5)
+    params = aug.draw(64, gen)
+    images = torch.from_numpy(_smooth_images(64))[:, None]
+    out = Augmentation.apply(images, params)
+    changed = (out - images).abs().flatten(1).amax(1) > 1e-6
+    assert torch.equal(changed, params[:, 0] > 0)
+    assert 16 < int(changed.sum()) < 48
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _train_cli(tmp_path, name: str, processes: int) -> dict[str, torch.Tensor]:
+    out = tmp_path / name
+    args = ["train", "--data", str(tmp_path / "pngs"), "--out", str(out), "--preset", "tiny", "--steps", "4",
+            "--batch-size", "4", "--precision", "fp32", "--device", "cpu", "--no-progress",
+            "--checkpoint-every", "4", "--sample-every", "4", "--cache-dir", str(tmp_path / "cache")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if processes == 1:
+        cmd = [sys.executable, "-m", "seegaan_explore", *args]
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={processes}",
+               f"--master-port={_free_port()}", "--master-addr=127.0.0.1", "-m", "seegaan_explore", *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return load_file(str(out / "checkpoint-last.safetensors"))
+
+
+@pytest.mark.slow
+def test_two_process_gloo_run_matches_one_process(tmp_path):
+    (tmp_path / "pngs").mkdir()
+    for i, img in enumerate(_smooth_images(16, size=48, seed=1)):
+        Image.fromarray(((img + 1) * 127.5).astype(np.uint8)).save(tmp_path / "pngs" / f"img{i:02d}.png")
+    one = _train_cli(tmp_path, "one", 1)
+    two = _train_cli(tmp_path, "two", 2)
+    weights = [k for k in one if not k.startswith("optimizer.")]
+    assert len(weights) > 50
+    for key in weights:
+        torch.testing.assert_close(two[key], one[key], atol=2e-4, rtol=1e-3, msg=key)
+    # The runs trained for real: weights moved away from their initial values.
+    assert not torch.equal(one["generator.blocks.0.layers.0.conv.weight"], one["generator_ema.blocks.0.layers.0.conv.weight"])
