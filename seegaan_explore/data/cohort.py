@@ -1,0 +1,669 @@
+"""Cohorts of chest radiographs with per-image attributes, and a cache of preprocessed tensors.
+
+A :class:`Cohort` pairs a table (one row per image: id, file, patient,
+attributes such as sex or lab values) with the image files.  Nothing is dropped
+silently: missing or unreadable files are named in a warning and kept in
+:attr:`Cohort.problems`.  :meth:`Cohort.images` decodes every file once and keeps
+the result in a memory-mapped cache so that later runs start instantly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import uuid
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .images import IMAGE_SUFFIXES, PREPROCESS_VERSION, _check_one, _preprocess_one
+
+__all__ = [
+    "Cohort",
+    "CohortDataset",
+    "CohortWarning",
+    "ScanReport",
+    "default_cache_dir",
+    "parse_lab_column",
+    "parse_lab_value",
+    "scan_images",
+]
+
+_ID_CANDIDATES = ("image_id", "imageid", "id", "image")
+_PATH_CANDIDATES = ("path", "image_path", "file", "filepath", "file_path", "filename")
+_PATIENT_CANDIDATES = ("patient_id", "patientid", "patient", "subject_id", "subject")
+_LISTED = 10  # how many offending items an error or warning message spells out
+
+
+class CohortWarning(UserWarning):
+    """Rows were dropped from a cohort (missing or unreadable image files)."""
+
+
+def _listing(items: Sequence, limit: int = _LISTED) -> str:
+    shown = "; ".join(str(x) for x in items[:limit])
+    return shown + (f"; ... and {len(items) - limit} more" if len(items) > limit else "")
+
+
+# --------------------------------------------------------------------------- lab values
+
+_LAB_PATTERN = r"^(?P<op>[<>]=?)?\s*(?P<num>\S+)$"
+
+
+def parse_lab_column(series: pd.Series) -> pd.DataFrame:
+    """Parse a column of possibly censored lab values into ``value`` (float) and ``censor``.
+
+    Numbers parse as themselves with censor ``""``; ``"<5"`` and ``"<=5"`` give
+    ``(5.0, "<")`` and ``">3000"``/``">=3000"`` give ``(3000.0, ">")`` (a value
+    at a detection limit); ``-inf``/``inf`` (string or float) mean below/above the
+    detection limit with no known limit and give ``(nan, "<")``/``(nan, ">")``;
+    empty cells give ``(nan, "")``.  Anything else raises ``ValueError`` naming
+    the offending values, rather than being turned into NaN unnoticed.
+    """
+    if pd.api.types.is_numeric_dtype(series):  # includes bool
+        value = series.astype(float)
+        op = pd.Series("", index=series.index, dtype=object)
+    else:
+        text = series.astype("string").str.strip()
+        parts = text.str.extract(_LAB_PATTERN)
+        value = pd.to_numeric(parts["num"], errors="coerce").astype(float)
+        present = text.notna() & (text != "")
+        bad = present & (value.isna() & ~parts["num"].str.lower().isin(["nan", "na", "n/a"]).fillna(False))
+        if bad.any():
+            offenders = list(dict.fromkeys(series[bad].astype(str)))
+            where = f"column {series.name!r}: " if series.name is not None else ""
+            raise ValueError(f"{where}cannot parse lab value(s) {_listing(offenders)}")
+        op = parts["op"].fillna("").astype(object).str[:1]
+    censor = op.where(op != "", np.where(value == -np.inf, "<", np.where(value == np.inf, ">", "")))
+    value = value.where(np.isfinite(value))
+    return pd.DataFrame({"value": value, "censor": censor.astype(object)}, index=series.index)
+
+
+def parse_lab_value(v) -> tuple[float, str]:
+    """Parse one possibly censored lab value; see :func:`parse_lab_column` for the rules."""
+    row = parse_lab_column(pd.Series([v], dtype=object)).iloc[0]
+    return float(row["value"]), row["censor"]
+
+
+# --------------------------------------------------------------------------- scanning
+
+@dataclass
+class ScanReport:
+    """Outcome of :func:`scan_images`: usable files, unusable files with reasons, and ignored files."""
+
+    ok: list[Path] = field(default_factory=list)
+    bad: list[tuple[Path, str]] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per file: path, status (ok/bad/skipped) and reason."""
+        rows = ([(str(p), "ok", "") for p in self.ok]
+                + [(str(p), "bad", r) for p, r in self.bad]
+                + [(str(p), "skipped", "not an image file name") for p in self.skipped])
+        return pd.DataFrame(rows, columns=["path", "status", "reason"])
+
+    def summary(self) -> str:
+        """Human-readable counts plus the first unusable files and why."""
+        lines = [f"{len(self.ok) + len(self.bad)} image files checked: {len(self.ok)} usable, "
+                 f"{len(self.bad)} unusable; {len(self.skipped)} other files ignored"]
+        lines += [f"  {p}: {r}" for p, r in self.bad[:_LISTED]]
+        if len(self.bad) > _LISTED:
+            lines.append(f"  ... and {len(self.bad) - _LISTED} more (see ScanReport.to_frame())")
+        return "\n".join(lines)
+
+
+def _looks_like_image(path: Path) -> bool:
+    """By name: an image suffix, or none/a numeric one as DICOM files often have (IM0001, 1.2.840.1.5)."""
+    if path.name.startswith(".") or path.name.upper() == "DICOMDIR":
+        return False
+    return path.suffix == "" or path.suffix.lower() in IMAGE_SUFFIXES or path.suffix[1:].isdigit()
+
+
+def _image_id(path: Path | str) -> str:
+    """Path as an id: POSIX form without an image suffix (UID-style names keep their dots)."""
+    path = Path(path)
+    return (path.with_suffix("") if path.suffix.lower() in IMAGE_SUFFIXES else path).as_posix()
+
+
+def _walk(root: Path, recursive: bool) -> Iterator[Path]:
+    if not recursive:
+        yield from sorted(p for p in root.iterdir() if p.is_file())
+        return
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        yield from (Path(dirpath, f) for f in sorted(filenames))
+
+
+def _imap(fn: Callable, args: list[tuple], *, workers: int, progress: bool, desc: str) -> Iterator:
+    """``fn(*a) for a in args`` in order, in `workers` processes, with a progress bar."""
+    bar = dict(total=len(args), desc=desc, unit="file", disable=not progress, dynamic_ncols=True)
+    if workers <= 1 or len(args) < 2:
+        yield from tqdm((fn(*a) for a in args), **bar)
+        return
+    # spawn: workers must not inherit torch's thread pools from the parent; `fn` lives in
+    # images.py so that they do not import torch either
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from tqdm(pool.map(fn, *zip(*args), chunksize=max(1, min(64, len(args) // (4 * workers)))),
+                        **bar)
+
+
+def scan_images(paths_or_root: str | os.PathLike | Iterable[str | os.PathLike], *,
+                recursive: bool = True, progress: bool = True, decode: bool = False,
+                workers: int = 1) -> ScanReport:
+    """Check every image file under a folder (or in a list of files/folders) and report the unusable ones.
+
+    Files in folders count as images by name (``.dcm .dicom .png .jpg .jpeg .npy``
+    or no suffix, as is common for DICOM); other files are listed as skipped.
+    Files named explicitly are always checked.  Each image is checked with
+    :func:`~seegaan_explore.data.images.check_image`: header-level for DICOM
+    unless ``decode=True`` (then fully decoded, which also finds corrupt
+    compressed streams and constant images).  Never raises for a bad file.
+    ``workers > 1`` checks in that many spawned processes (scripts must then call
+    this under ``if __name__ == "__main__":``).
+    """
+    if isinstance(paths_or_root, (str, os.PathLike)):
+        paths_or_root = [paths_or_root]
+    report = ScanReport()
+    candidates = []
+    for item in map(Path, paths_or_root):
+        if item.is_dir():
+            for path in _walk(item, recursive):
+                (candidates if _looks_like_image(path) else report.skipped).append(path)
+        elif item.exists():
+            candidates.append(item)
+        else:
+            report.bad.append((item, "file not found"))
+    results = _imap(_check_one, [(p, decode) for p in candidates], workers=workers,
+                    progress=progress, desc="Checking images")
+    for path, reason in zip(candidates, results):
+        if reason is None:
+            report.ok.append(path)
+        else:
+            report.bad.append((path, reason))
+    return report
+
+
+# --------------------------------------------------------------------------- cache
+
+def default_cache_dir() -> Path:
+    """``$SEEGAAN_CACHE`` if set, else ``~/.cache/seegaan-explore``."""
+    return Path(os.environ.get("SEEGAAN_CACHE") or Path.home() / ".cache" / "seegaan-explore")
+
+
+def _file_key(path: Path) -> str | None:
+    """Identity of a file's current content: path, size and modification time (None if missing)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return hashlib.sha1(f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()
+
+
+class _ImageCache:
+    """Memory-mapped .npy arrays of preprocessed images, one per list of files.
+
+    ``<root>/v<PREPROCESS_VERSION>-r<resolution>-<dtype>/<key>.npy`` holds the
+    usable images in order and ``<key>.json`` the file keys of its rows plus the
+    files that failed and why; the json is written last and marks the entry
+    complete.  Rows of earlier entries are reused by file key, so a changed or
+    added file is the only one decoded again.  Files are replaced atomically;
+    the whole directory may be deleted at any time.
+    """
+
+    def __init__(self, root: Path, resolution: int, dtype: np.dtype):
+        self.dir = Path(root) / f"v{PREPROCESS_VERSION}-r{resolution}-{dtype.name}"
+
+    @staticmethod
+    def key(file_keys: Sequence[str]) -> str:
+        return hashlib.sha256("\n".join(file_keys).encode()).hexdigest()[:32]
+
+    def get(self, key: str) -> tuple[np.ndarray, dict[str, str]] | None:
+        try:
+            meta = json.loads((self.dir / f"{key}.json").read_text())
+            array = np.load(self.dir / meta["array"], mmap_mode="r")
+        except (OSError, ValueError, KeyError):
+            return None
+        return array[: meta["rows"]], {k: reason for k, _, reason in meta["bad"]}
+
+    def known(self) -> tuple[dict[str, tuple[str, int]], dict[str, str]]:
+        """Rows of all complete entries (file key -> (array name, row)) and known bad file keys."""
+        rows, bad = {}, {}
+        for meta_path in sorted(self.dir.glob("*.json")):
+            try:
+                meta = json.loads(meta_path.read_text())
+            except (OSError, ValueError):
+                continue
+            if not (self.dir / meta["array"]).is_file():
+                continue
+            rows.update((k, (meta["array"], i)) for i, k in enumerate(meta["files"]))
+            bad.update((k, reason) for k, _, reason in meta["bad"])
+        return rows, bad
+
+    def new_array(self, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.memmap, Path]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / f".{uuid.uuid4().hex}.tmp.npy"
+        return np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape), tmp
+
+    def commit(self, tmp: Path, key: str, files: list[str], bad: list[tuple[str, str, str]]) -> None:
+        os.replace(tmp, self.dir / f"{key}.npy")
+        self.alias(key, key, files, bad)
+
+    def alias(self, key: str, array_key: str, files: list[str], bad: list[tuple[str, str, str]]) -> None:
+        """Write the json that makes entry `key` (rows `files` of array `array_key`) visible."""
+        meta = {"array": f"{array_key}.npy", "rows": len(files), "files": files, "bad": bad}
+        tmp = self.dir / f".{uuid.uuid4().hex}.tmp.json"
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, self.dir / f"{key}.json")
+
+
+# --------------------------------------------------------------------------- cohort
+
+def _read_table(table: str | os.PathLike, string_columns: Callable[[list[str]], list[str]]) -> pd.DataFrame:
+    path = Path(table)
+    if not path.is_file():
+        raise FileNotFoundError(f"cohort table not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return pd.read_parquet(path)
+    if suffix in (".xlsx", ".xls"):
+        return pd.read_excel(path, dtype={c: str for c in string_columns(list(pd.read_excel(path, nrows=0)))})
+    sep = "\t" if suffix in (".tsv", ".tab") else ","
+    header = list(pd.read_csv(path, sep=sep, nrows=0).columns)
+    # ids such as "00123" or "1e5" must stay strings, not become numbers
+    return pd.read_csv(path, sep=sep, dtype={c: str for c in string_columns(header)})
+
+
+def _pick(columns: Sequence[str], given: str | None, candidates: Sequence[str], what: str,
+          source: str) -> str | None:
+    if given is not None:
+        if given not in columns:
+            raise KeyError(f"{source}: {what} column {given!r} not found; columns are {list(columns)}")
+        return given
+    lower = {c.lower(): c for c in columns}
+    return next((lower[c] for c in candidates if c in lower), None)
+
+
+def _index_images(root: Path) -> dict[str, list[Path]]:
+    """Image files under `root` by relative path and by name, each with and without suffix."""
+    index: dict[str, list[Path]] = {}
+    for path in _walk(root, recursive=True):
+        if not _looks_like_image(path):
+            continue
+        rel = path.relative_to(root)
+        for key in {rel.as_posix(), _image_id(rel), path.name, _image_id(path.name)}:
+            index.setdefault(key, []).append(path)
+    return index
+
+
+class Cohort:
+    """A table of images (one row each) with an id, a file path, optionally a patient, and attributes.
+
+    Build with :meth:`from_table` or :meth:`from_folder`.  ``table`` keeps the
+    original columns plus the resolved file paths; rows whose image is missing or
+    unreadable are removed with a :class:`CohortWarning` and recorded in
+    ``problems`` (a list of ``(id, path, reason)``).
+    """
+
+    def __init__(self, table: pd.DataFrame, *, id_column: str, path_column: str,
+                 patient_column: str | None = None, problems: list[tuple[str, str, str]] | None = None):
+        self.table = table.reset_index(drop=True)
+        self.id_column = id_column
+        self.path_column = path_column
+        self.patient_column = patient_column
+        self.problems = list(problems or [])
+        self.encodings: dict[str, dict[str, int]] = {}
+
+    # ---- construction
+
+    @classmethod
+    def from_table(cls, table: str | os.PathLike | pd.DataFrame, image_root: str | os.PathLike | None = None,
+                   *, id_column: str | None = None, path_column: str | None = None,
+                   patient_column: str | None = None) -> Cohort:
+        """Cohort from a CSV/TSV/Parquet/Excel file or a DataFrame.
+
+        Each row names its image either by a path column (relative paths are
+        resolved against `image_root`, else the table's folder) or by an id
+        column, in which case the image is the file under `image_root` (default:
+        the table's folder, searched recursively) whose name without suffix, or
+        relative path without suffix, equals the id.  Columns are found by
+        common names (``image_id``/``id``, ``path``/``file``, ``patient_id``)
+        unless given.  Duplicate or empty ids, ambiguous matches and unknown
+        columns raise; rows whose file does not exist are dropped with a warning.
+        """
+        if isinstance(table, pd.DataFrame):
+            source, base = "<DataFrame>", Path.cwd()
+            frame = table.copy()
+        else:
+            source, base = str(table), Path(table).parent
+
+            def string_columns(columns: list[str]) -> list[str]:
+                picks = [_pick(columns, id_column, _ID_CANDIDATES, "id", source),
+                         _pick(columns, path_column, _PATH_CANDIDATES, "path", source),
+                         _pick(columns, patient_column, _PATIENT_CANDIDATES, "patient", source)]
+                return [c for c in picks if c is not None]
+            frame = _read_table(table, string_columns)
+        if frame.empty:
+            raise ValueError(f"{source}: the table has no rows")
+        columns = list(frame.columns)
+        id_col = _pick(columns, id_column, _ID_CANDIDATES, "id", source)
+        path_col = _pick(columns, path_column, _PATH_CANDIDATES, "path", source)
+        patient_col = _pick(columns, patient_column, _PATIENT_CANDIDATES, "patient", source)
+        if id_col is None and path_col is None:
+            raise KeyError(f"{source}: no id column ({'/'.join(_ID_CANDIDATES)}) or path column "
+                           f"({'/'.join(_PATH_CANDIDATES)}) found in {columns}; pass id_column= or path_column=")
+        if image_root is None and path_col is None and isinstance(table, pd.DataFrame):
+            raise ValueError("images are named by id: pass image_root= to say where to find them")
+        root = Path(image_root) if image_root is not None else base
+        if not root.is_dir():
+            raise FileNotFoundError(f"image folder not found: {root}")
+
+        resolved: list[Path | None]
+        if path_col is not None:
+            paths = frame[path_col]
+            if paths.isna().any():
+                rows = list(np.flatnonzero(paths.isna()))
+                raise ValueError(f"{source}: empty {path_col!r} in row(s) {_listing(rows)} (0-based)")
+            resolved = [p if p.is_absolute() else root / p for p in map(Path, paths.astype(str))]
+            if id_col is None:
+                id_col = "image_id" if "image_id" not in columns else "_image_id"
+                frame[id_col] = [_image_id(p) for p in paths.astype(str)]
+        frame[id_col] = cls._check_ids(frame[id_col], source, id_col)
+        if path_col is None:
+            path_col = "path" if "path" not in columns else "_path"
+            resolved = cls._find_by_id(frame[id_col], root, source, id_col)
+        if patient_col is not None:
+            frame[patient_col] = frame[patient_col].astype("string").astype(object)
+        frame[path_col] = [str(p) if p is not None else "" for p in resolved]
+
+        exists = np.array([p is not None and p.is_file() for p in resolved])
+        problems = [(i, p, "image file not found")
+                    for i, p, ok in zip(frame[id_col], frame[path_col], exists) if not ok]
+        if not exists.any():
+            example = problems[0][1] or f"{root}/{problems[0][0]}.<{'|'.join(s[1:] for s in IMAGE_SUFFIXES)}>"
+            raise FileNotFoundError(f"{source}: none of the {len(frame)} images were found (e.g. {example}); "
+                                    f"check image_root")
+        if problems:
+            warnings.warn(f"{source}: dropped {len(problems)} row(s) whose image file is missing: "
+                          f"{_listing([f'{i} ({p})' if p else i for i, p, _ in problems])}",
+                          CohortWarning, stacklevel=2)
+        return cls(frame[exists], id_column=id_col, path_column=path_col, patient_column=patient_col,
+                   problems=problems)
+
+    @staticmethod
+    def _check_ids(ids: pd.Series, source: str, column: str) -> pd.Series:
+        if ids.isna().any():
+            rows = list(np.flatnonzero(ids.isna()))
+            raise ValueError(f"{source}: empty {column!r} in row(s) {_listing(rows)} (0-based)")
+        ids = ids.astype(str).str.strip()
+        duplicated = ids[ids.duplicated(keep=False)]
+        if not duplicated.empty:
+            raise ValueError(f"{source}: duplicate {column!r} value(s): {_listing(list(dict.fromkeys(duplicated)))}")
+        return ids
+
+    @staticmethod
+    def _find_by_id(ids: pd.Series, root: Path, source: str, column: str) -> list[Path | None]:
+        index = _index_images(root)
+        found: list[Path | None] = []
+        ambiguous = []
+        for image_id in ids:
+            matches = index.get(image_id, [])
+            if len(matches) > 1:
+                ambiguous.append(f"{image_id} -> {', '.join(map(str, matches))}")
+            found.append(matches[0] if matches else None)
+        if ambiguous:
+            raise ValueError(f"{source}: several image files match {column!r} value(s): {_listing(ambiguous)}; "
+                             "use a path column instead")
+        return found
+
+    @classmethod
+    def from_folder(cls, root: str | os.PathLike, *, recursive: bool = True, progress: bool = True,
+                    workers: int = 1) -> Cohort:
+        """Cohort of all usable images under `root` (no attributes).
+
+        Ids are the paths relative to `root` without suffix (the file stem for a
+        flat folder).  Files are checked with :func:`scan_images`; unusable ones
+        are left out with a warning and listed in ``problems``.
+        """
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"image folder not found: {root}")
+        report = scan_images(root, recursive=recursive, progress=progress, workers=workers)
+        if not report.ok:
+            raise FileNotFoundError(f"no usable images under {root}:\n{report.summary()}")
+        ids = [_image_id(p.relative_to(root)) for p in report.ok]
+        duplicated = sorted(i for i, n in Counter(ids).items() if n > 1)
+        if duplicated:
+            raise ValueError(f"{root}: several files share the id(s) {_listing(duplicated)} "
+                             "(same name, different suffix)")
+        problems = [(_image_id(p.relative_to(root)), str(p), r) for p, r in report.bad]
+        if problems:
+            listed = [f"{p.relative_to(root).as_posix()}: {r}" for p, r in report.bad]
+            warnings.warn(f"{root}: left out {len(problems)} unusable file(s): {_listing(listed)}",
+                          CohortWarning, stacklevel=2)
+        table = pd.DataFrame({"image_id": ids, "path": [str(p) for p in report.ok]})
+        return cls(table, id_column="image_id", path_column="path", problems=problems)
+
+    # ---- access
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __repr__(self) -> str:
+        patients = self.table[self.patient_column].nunique() if self.patient_column else "?"
+        return f"Cohort({len(self)} images, {patients} patients, attributes={self.attributes})"
+
+    @property
+    def ids(self) -> list[str]:
+        return self.table[self.id_column].tolist()
+
+    @property
+    def paths(self) -> list[Path]:
+        return [Path(p) for p in self.table[self.path_column]]
+
+    @property
+    def attributes(self) -> list[str]:
+        """Columns other than the id, path and patient columns."""
+        reserved = {self.id_column, self.path_column, self.patient_column}
+        return [c for c in self.table.columns if c not in reserved]
+
+    def attribute(self, name: str) -> pd.Series:
+        """Attribute `name` as floats indexed by image id.
+
+        Numbers and censored lab values (``"<5"``, ``"-inf"``; see
+        :func:`parse_lab_column`) become their value (NaN when only "below/above
+        the detection limit" is known).  Columns with exactly two distinct text
+        values (case-insensitive; e.g. sex ``f``/``m``) become 0/1 in sorted order;
+        the mapping is stored in ``self.encodings[name]`` and ``series.attrs``.
+        Other text columns raise ``ValueError``.
+        """
+        if name not in self.attributes:
+            raise KeyError(f"no attribute {name!r}; attributes are {self.attributes}")
+        column = self.table[name]
+        try:
+            values = parse_lab_column(column)["value"]
+        except ValueError as parse_error:
+            text = column.astype("string").str.strip().str.lower()
+            levels = sorted(set(text.dropna()) - {""})
+            if len(levels) != 2:
+                raise ValueError(f"attribute {name!r} is neither numeric nor binary "
+                                 f"({len(levels)} distinct values: {_listing(levels)})") from parse_error
+            mapping = {level: code for code, level in enumerate(levels)}
+            self.encodings[name] = mapping
+            values = text.map(mapping).astype(float)
+            values.attrs["encoding"] = mapping
+        values.index = pd.Index(self.ids, name=self.id_column)
+        values.name = name
+        return values
+
+    def subset(self, rows: Sequence[int] | np.ndarray) -> Cohort:
+        """Cohort of the given row positions (or boolean mask)."""
+        table = self.table.iloc[np.asarray(rows)] if len(rows) else self.table.iloc[[]]
+        kept = set(table[self.id_column])
+        return Cohort(table, id_column=self.id_column, path_column=self.path_column,
+                      patient_column=self.patient_column, problems=[p for p in self.problems if p[0] in kept])
+
+    def patient_split(self, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> tuple[Cohort, ...]:
+        """Split into cohorts of about `fractions` of the images each, with every patient in exactly one.
+
+        Patients are shuffled with `seed` (independently of row order) and
+        assigned in turn to the split in which the middle of their images falls.
+        Without a patient column, or where it is empty, an image counts as its own
+        patient (warned: images of one patient may then leak across splits).
+        """
+        fractions = np.asarray(fractions, dtype=float)
+        if fractions.ndim != 1 or len(fractions) == 0 or (fractions < 0).any() or not np.isclose(fractions.sum(), 1):
+            raise ValueError(f"fractions must be non-negative and sum to 1, got {list(fractions)}")
+        ids = pd.Series(self.ids, dtype=object)
+        if self.patient_column is None:
+            warnings.warn("cohort has no patient column: splitting by image, so one patient's images "
+                          "may land in several splits", CohortWarning, stacklevel=2)
+            patients = ids
+        else:
+            patients = self.table[self.patient_column].astype(object)
+            unknown = patients.isna()
+            if unknown.any():
+                warnings.warn(f"{unknown.sum()} image(s) without {self.patient_column!r} are split as if "
+                              f"each were its own patient: {_listing(ids[unknown].tolist())}",
+                              CohortWarning, stacklevel=2)
+                patients = patients.where(~unknown, "\0image:" + ids)
+        counts = patients.value_counts().sort_index()
+        order = np.random.default_rng(seed).permutation(len(counts))
+        sizes = counts.to_numpy()[order]
+        middles = (np.cumsum(sizes) - sizes / 2) / sizes.sum()
+        split_of = np.searchsorted(np.cumsum(fractions), middles, side="right").clip(max=len(fractions) - 1)
+        assignment = dict(zip(counts.index[order], split_of))
+        labels = patients.map(assignment).to_numpy()
+        return tuple(self.subset(np.flatnonzero(labels == k)) for k in range(len(fractions)))
+
+    # ---- preprocessed images
+
+    def images(self, resolution: int, cache_dir: str | os.PathLike | None | bool = None, *,
+               dtype: str | np.dtype = "float16", progress: bool = True, workers: int = 1) -> np.ndarray:
+        """All images preprocessed (:func:`~seegaan_explore.data.images.preprocess`) as ``[N, R, R]`` in [-1, 1].
+
+        Each file is decoded once: results live in `cache_dir` (default
+        :func:`default_cache_dir`; ``False`` disables caching) as a read-only
+        memory-mapped ``.npy`` keyed by each file's path, size and mtime, the
+        resolution, dtype and ``PREPROCESS_VERSION``.  A later call decodes only
+        new or changed files.  Files that fail to decode are removed from this
+        cohort with a :class:`CohortWarning` and added to ``problems``, so row
+        ``i`` of the result is always row ``i`` of ``self.table``.  ``workers > 1``
+        decodes in that many spawned processes (scripts must then call this under
+        ``if __name__ == "__main__":``).
+        """
+        dtype = np.dtype(dtype)
+        paths = self.paths
+        if not paths:
+            return np.empty((0, resolution, resolution), dtype)
+        keys = [_file_key(p) or f"missing:{p}" for p in paths]
+        cache = None if cache_dir is False else _ImageCache(
+            default_cache_dir() if cache_dir in (None, True) else Path(cache_dir), resolution, dtype)
+        entry = cache.key(keys) if cache else None
+        hit = cache.get(entry) if cache else None
+        if hit is not None:
+            array, bad_keys = hit
+            bad = {i: bad_keys[k] for i, k in enumerate(keys) if k in bad_keys}
+        else:
+            array, bad = self._build(paths, keys, resolution, dtype, cache, entry, progress, workers)
+        if bad:
+            self._drop(bad)
+            if cache:  # the reduced cohort maps to the same array
+                cache.alias(cache.key([k for i, k in enumerate(keys) if i not in bad]), entry,
+                            [k for i, k in enumerate(keys) if i not in bad], [])
+        return array
+
+    def _build(self, paths: list[Path], keys: list[str], resolution: int, dtype: np.dtype,
+               cache: _ImageCache | None, entry: str | None, progress: bool,
+               workers: int) -> tuple[np.ndarray, dict[int, str]]:
+        known_rows, known_bad = cache.known() if cache else ({}, {})
+        shape = (len(paths), resolution, resolution)
+        out, tmp = cache.new_array(shape, dtype) if cache else (np.empty(shape, dtype), None)
+        try:
+            todo = [i for i, k in enumerate(keys) if k not in known_rows and k not in known_bad]
+            decoded = _imap(_preprocess_one, [(paths[i], resolution) for i in todo], workers=workers,
+                            progress=progress, desc=f"Decoding images ({resolution}px)")
+            sources: dict[str, np.ndarray] = {}
+            bad: dict[int, str] = {}
+            row = 0
+            for i, k in enumerate(keys):
+                if k.startswith("missing:"):
+                    bad[i] = "image file not found"
+                    continue
+                if k in known_bad:
+                    bad[i] = known_bad[k]
+                    continue
+                if k in known_rows:
+                    name, src_row = known_rows[k]
+                    if name not in sources:
+                        sources[name] = np.load(cache.dir / name, mmap_mode="r")
+                    out[row] = sources[name][src_row]
+                else:
+                    image, reason = next(decoded)
+                    if reason is not None:
+                        bad[i] = reason
+                        continue
+                    out[row] = image
+                row += 1
+            if cache:
+                out.flush()
+                del out, sources
+                good = [k for i, k in enumerate(keys) if i not in bad]
+                cache.commit(tmp, entry, good, [(keys[i], str(paths[i]), r) for i, r in bad.items()])
+                tmp = None
+                return cache.get(entry)[0], bad
+            return out[:row], bad
+        finally:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+
+    def _drop(self, bad: dict[int, str]) -> None:
+        rows = sorted(bad)
+        ids = self.table[self.id_column].iloc[rows].tolist()
+        paths = self.table[self.path_column].iloc[rows].tolist()
+        new = [(i, p, bad[r]) for i, p, r in zip(ids, paths, rows)]
+        warnings.warn(f"dropped {len(new)} unusable image(s) from the cohort: "
+                      f"{_listing([f'{p}: {r}' for _, p, r in new])}", CohortWarning, stacklevel=3)
+        self.problems.extend(new)
+        self.table = self.table.drop(index=self.table.index[rows]).reset_index(drop=True)
+
+
+class CohortDataset(torch.utils.data.Dataset):
+    """Training view of a cohort: item ``i`` is ``(float32 tensor [1, R, R] in [-1, 1], i)``.
+
+    Images come from :meth:`Cohort.images` (so the cohort may lose unusable rows
+    when this is created).  With a cache the array is memory-mapped and reopened
+    by file name in DataLoader workers instead of being pickled.
+    """
+
+    def __init__(self, cohort: Cohort, resolution: int, cache_dir: str | os.PathLike | None | bool = None, *,
+                 progress: bool = True, workers: int = 1):
+        self.cohort = cohort
+        self.resolution = resolution
+        array = cohort.images(resolution, cache_dir, progress=progress, workers=workers)
+        self._array: np.ndarray | None = array
+        self._file = getattr(array, "filename", None)
+        self._rows = len(array)
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        if self._array is None:
+            self._array = np.load(self._file, mmap_mode="r")[: self._rows]
+        image = torch.from_numpy(np.array(self._array[index], dtype=np.float32))
+        return image[None], index
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        if self._file is not None:
+            state["_array"] = None
+        return state

@@ -1,0 +1,382 @@
+"""Cohort tables, folder scanning, censored lab values, patient splits and the preprocessed-image cache."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+import seegaan_explore.data.cohort as cohort_module
+import seegaan_explore.data.images as images_module
+from seegaan_explore.data.cohort import (
+    Cohort,
+    CohortDataset,
+    CohortWarning,
+    ScanReport,
+    parse_lab_column,
+    parse_lab_value,
+    scan_images,
+)
+from seegaan_explore.data.images import load_preprocessed
+
+RNG = np.random.default_rng(99)
+
+
+def _png(path, rows=48, cols=40):
+    Image.fromarray(RNG.integers(0, 256, (rows, cols)).astype(np.uint8)).save(path, format="PNG")
+    return path
+
+
+@pytest.fixture
+def count_decodes(monkeypatch):
+    """Counts files actually decoded by Cohort.images (in-process, workers=1)."""
+    calls = []
+
+    def counting(path, resolution):
+        calls.append(path)
+        return load_preprocessed(path, resolution)
+
+    monkeypatch.setattr(images_module, "load_preprocessed", counting)
+    return calls
+
+
+# --------------------------------------------------------------------------- lab values
+
+@pytest.mark.parametrize("raw,value,censor", [
+    (5, 5.0, ""), (0.25, 0.25, ""), ("12.5", 12.5, ""), (" <5 ", 5.0, "<"), (">3000", 3000.0, ">"),
+    ("<=0.1", 0.1, "<"), (">= 2", 2.0, ">"), ("-inf", np.nan, "<"), ("inf", np.nan, ">"),
+    (float("-inf"), np.nan, "<"), (float("inf"), np.nan, ">"), ("", np.nan, ""), (None, np.nan, ""),
+    (float("nan"), np.nan, ""),
+])
+def test_parse_lab_value(raw, value, censor):
+    parsed_value, parsed_censor = parse_lab_value(raw)
+    assert parsed_censor == censor
+    np.testing.assert_equal(parsed_value, value)
+
+
+def test_parse_lab_column_matches_scalar_parser_and_rejects_garbage():
+    raw = pd.Series(["3.0", "-inf", "<5", None, ">300", "inf", "42"], name="crp")
+    parsed = parse_lab_column(raw)
+    assert list(parsed.columns) == ["value", "censor"] and parsed.index.equals(raw.index)
+    for (value, censor), expected in zip(map(parse_lab_value, raw), parsed.itertuples(index=False)):
+        np.testing.assert_equal((value, censor), (expected.value, expected.censor))
+    numeric = parse_lab_column(pd.Series([1.5, -np.inf, np.inf, np.nan]))
+    assert numeric["censor"].tolist() == ["", "<", ">", ""] and numeric["value"].notna().sum() == 1
+    with pytest.raises(ValueError, match="'crp'.*positive.*5 mg"):
+        parse_lab_column(pd.Series(["1", "positive", "5 mg", "positive"], name="crp"))
+
+
+# --------------------------------------------------------------------------- scanning
+
+def _good_files(folder, write_dicom):
+    folder.mkdir(exist_ok=True)
+    (folder / "sub").mkdir()
+    files = [_png(folder / "a.png"), _png(folder / "sub" / "b.png"),
+             write_dicom(folder / "c.dcm", RNG.integers(0, 4096, (40, 30)).astype(np.uint16), bits_stored=12),
+             write_dicom(folder / "sub" / "IM0001", RNG.integers(0, 256, (30, 30)).astype(np.uint8)),
+             write_dicom(folder / "1.2.840.99.7", RNG.integers(0, 256, (30, 30)).astype(np.uint8))]
+    np.save(folder / "d.npy", RNG.normal(size=(20, 20)))
+    Image.fromarray(RNG.integers(0, 256, (40, 40)).astype(np.uint8)).save(folder / "e.jpg")
+    return files + [folder / "d.npy", folder / "e.jpg"]
+
+
+def test_scan_reports_every_bad_file_and_keeps_good_ones(tmp_path, write_dicom, bad_image_files):
+    folder = tmp_path / "bad"  # the bad files live here; add good ones and non-images
+    good = _good_files(folder, write_dicom)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / ".DS_Store").write_bytes(b"\0" * 10)
+    report = scan_images(folder, progress=False)
+    assert isinstance(report, ScanReport)
+    assert sorted(report.ok) == sorted(good)
+    reasons = {path: reason for path, reason in report.bad}
+    assert set(reasons) == {path for path, _ in bad_image_files.values()}
+    for name, (path, words) in bad_image_files.items():
+        assert words in reasons[path].lower(), (name, reasons[path])
+    assert sorted(report.skipped) == sorted([folder / "notes.txt", folder / ".DS_Store"])
+
+    frame = report.to_frame()
+    assert len(frame) == len(good) + len(bad_image_files) + 2
+    assert frame.groupby("status").size().to_dict() == {"ok": len(good), "bad": len(bad_image_files), "skipped": 2}
+    assert (frame.loc[frame.status == "bad", "reason"] != "").all()
+    summary = report.summary()
+    assert f"{len(good)} usable" in summary and f"{len(bad_image_files)} unusable" in summary
+    assert str(report.bad[0][0]) in summary and report.bad[0][1] in summary
+    assert f"and {len(bad_image_files) - 10} more" in summary
+
+    flat = scan_images(folder, recursive=False, progress=False)
+    assert folder / "sub" / "b.png" not in flat.ok and folder / "a.png" in flat.ok
+
+
+def test_scan_of_explicit_files_and_full_decode(tmp_path, write_dicom):
+    constant = write_dicom(tmp_path / "constant.dcm", np.full((16, 16), 5, np.uint16))
+    good = _png(tmp_path / "x.txt")  # named explicitly, so checked whatever its suffix
+    report = scan_images([constant, good, tmp_path / "missing.png"], progress=False)
+    assert report.ok == [constant, good]
+    assert report.bad == [(tmp_path / "missing.png", "file not found")]
+    decoded = scan_images([constant, good], progress=False, decode=True)
+    assert decoded.ok == [good] and "constant" in decoded.bad[0][1]
+
+
+# --------------------------------------------------------------------------- building cohorts
+
+def test_from_folder_leaves_out_unusable_files_with_a_warning(tmp_path, write_dicom, bad_image_files):
+    folder = tmp_path / "bad"
+    good = _good_files(folder, write_dicom)
+    with pytest.warns(CohortWarning, match=f"left out {len(bad_image_files)} unusable file.*alpha.png: image has"):
+        cohort = Cohort.from_folder(folder, progress=False)
+    assert sorted(cohort.paths) == sorted(good)
+    assert {"a", "sub/b", "c", "sub/IM0001", "1.2.840.99.7", "d", "e"} == set(cohort.ids)
+    assert {p for _, p, _ in cohort.problems} == {str(p) for p, _ in bad_image_files.values()}
+
+
+@pytest.fixture
+def small_cohort_dir(tmp_path):
+    """Six PNGs for three patients, with a CSV whose ids look like numbers."""
+    folder = tmp_path / "cohort"
+    (folder / "img").mkdir(parents=True)
+    ids = ["007", "1e5", "0042", "x1", "x2", "x3"]
+    for i in ids:
+        _png(folder / "img" / f"{i}.png", rows=48 + len(i), cols=40)
+    pd.DataFrame({"image_id": ids, "patient_id": ["p1", "p1", "p2", "p2", "p3", "p3"],
+                  "sex": ["M", "m", "f", "F", "m", None], "crp": ["3", "-inf", "<5", "12", "", "inf"],
+                  "site": ["a", "b", "c", "a", "b", "c"]}).to_csv(folder / "table.csv", index=False)
+    return folder
+
+
+def test_from_table_by_id_keeps_string_ids_and_finds_images_recursively(small_cohort_dir):
+    cohort = Cohort.from_table(small_cohort_dir / "table.csv")
+    assert cohort.ids == ["007", "1e5", "0042", "x1", "x2", "x3"]
+    assert all(p.parent == small_cohort_dir / "img" and p.stem == i for p, i in zip(cohort.paths, cohort.ids))
+    assert cohort.id_column == "image_id" and cohort.patient_column == "patient_id"
+    assert cohort.attributes == ["sex", "crp", "site"]
+
+
+def test_from_table_by_path_column(small_cohort_dir):
+    table = pd.DataFrame({"file": ["img/007.png", "img/x1.png"], "age": [50, 60]})
+    cohort = Cohort.from_table(table, small_cohort_dir)
+    assert cohort.paths == [small_cohort_dir / "img/007.png", small_cohort_dir / "img/x1.png"]
+    assert cohort.ids == ["img/007", "img/x1"] and cohort.attributes == ["age"]
+
+
+def test_from_table_errors_name_the_problem(small_cohort_dir):
+    table = pd.read_csv(small_cohort_dir / "table.csv", dtype=str)
+    root = small_cohort_dir / "img"
+    with pytest.raises(KeyError, match="'nope'"):
+        Cohort.from_table(table, root, id_column="nope")
+    with pytest.raises(KeyError, match="no id column"):
+        Cohort.from_table(table.rename(columns={"image_id": "what"}), root)
+    with pytest.raises(ValueError, match="duplicate 'image_id'.*x1"):
+        Cohort.from_table(pd.concat([table, table.iloc[[3]]]), root)
+    with pytest.raises(ValueError, match="empty 'image_id'"):
+        Cohort.from_table(table.assign(image_id=table.image_id.where(table.index != 2)), root)
+    with pytest.raises(ValueError, match="image_root"):
+        Cohort.from_table(table)
+    with pytest.raises(FileNotFoundError, match="none of the 6 images"):
+        Cohort.from_table(table.assign(image_id="zz" + table.image_id), root)
+    shutil.copy(root / "x1.png", root / "x1.npy")
+    with pytest.raises(ValueError, match="several image files match.*x1"):
+        Cohort.from_table(table, root)
+
+
+def test_missing_images_are_dropped_with_a_warning(small_cohort_dir):
+    (small_cohort_dir / "img" / "x2.png").unlink()
+    with pytest.warns(CohortWarning, match="x2"):
+        cohort = Cohort.from_table(small_cohort_dir / "table.csv")
+    assert "x2" not in cohort.ids and len(cohort) == 5
+    assert [(i, r) for i, _, r in cohort.problems] == [("x2", "image file not found")]
+
+
+def test_attributes(small_cohort_dir):
+    cohort = Cohort.from_table(small_cohort_dir / "table.csv")
+    sex = cohort.attribute("sex")
+    assert cohort.encodings["sex"] == sex.attrs["encoding"] == {"f": 0, "m": 1}
+    np.testing.assert_array_equal(sex.to_numpy(), [1, 1, 0, 0, 1, np.nan])
+    assert list(sex.index) == cohort.ids
+    crp = cohort.attribute("crp")
+    np.testing.assert_array_equal(crp.to_numpy(), [3, np.nan, 5, 12, np.nan, np.nan])
+    with pytest.raises(KeyError, match="'weight'.*attributes are"):
+        cohort.attribute("weight")
+    with pytest.raises(ValueError, match="'site' is neither numeric nor binary"):
+        cohort.attribute("site")
+
+
+# --------------------------------------------------------------------------- patient split
+
+def test_patient_split_keeps_patients_together():
+    n = 400
+    patients = RNG.integers(0, 120, n).astype(str)
+    table = pd.DataFrame({"path": [f"/nonexistent/{i}.png" for i in range(n)], "patient_id": patients})
+    cohort = Cohort(table.assign(image_id=[str(i) for i in range(n)]), id_column="image_id", path_column="path",
+                    patient_column="patient_id")
+    splits = cohort.patient_split((0.7, 0.2, 0.1), seed=3)
+    sets = [set(s.table.patient_id) for s in splits]
+    assert all(not (a & b) for i, a in enumerate(sets) for b in sets[i + 1:])
+    assert sorted(sum((s.ids for s in splits), [])) == sorted(cohort.ids)
+    for split, fraction in zip(splits, (0.7, 0.2, 0.1)):
+        assert abs(len(split) / n - fraction) < 0.06
+    again = cohort.subset(np.arange(n)[::-1]).patient_split((0.7, 0.2, 0.1), seed=3)
+    assert [sorted(s.ids) for s in again] == [sorted(s.ids) for s in splits]  # row order does not matter
+    assert [sorted(s.ids) for s in cohort.patient_split((0.7, 0.2, 0.1), seed=4)] != [sorted(s.ids) for s in splits]
+    with pytest.raises(ValueError, match="sum to 1"):
+        cohort.patient_split((0.5, 0.2))
+    unknown = cohort.table.patient_id.isin(["5", "6"])
+    partly = Cohort(cohort.table.assign(patient_id=cohort.table.patient_id.where(~unknown)), id_column="image_id",
+                    path_column="path", patient_column="patient_id")
+    with pytest.warns(CohortWarning, match=f"{unknown.sum()} image.*without 'patient_id'"):
+        split = partly.patient_split()
+    assert sum(map(len, split)) == n
+    no_patients = Cohort(cohort.table.drop(columns="patient_id"), id_column="image_id", path_column="path")
+    with pytest.warns(CohortWarning, match="no patient column"):
+        assert sum(map(len, no_patients.patient_split())) == n
+
+
+# --------------------------------------------------------------------------- preprocessed cache
+
+def test_cache_reuses_decoded_images_and_redecodes_changed_files(small_cohort_dir, tmp_path, count_decodes):
+    cache = tmp_path / "cache"
+    table = small_cohort_dir / "table.csv"
+    first = Cohort.from_table(table).images(32, cache, progress=False)
+    assert isinstance(first, np.memmap) and first.shape == (6, 32, 32) and first.dtype == np.float16
+    assert len(count_decodes) == 6
+    expected = np.stack([load_preprocessed(p, 32) for p in Cohort.from_table(table).paths])
+    np.testing.assert_allclose(first, expected, atol=1e-3)  # float16 storage
+
+    count_decodes.clear()
+    np.testing.assert_array_equal(Cohort.from_table(table).images(32, cache, progress=False), first)
+    assert count_decodes == []
+
+    touched = small_cohort_dir / "img" / "0042.png"
+    os.utime(touched, ns=(time.time_ns(), touched.stat().st_mtime_ns + 10**9))
+    again = Cohort.from_table(table).images(32, cache, progress=False)
+    assert count_decodes == [touched]
+    np.testing.assert_array_equal(again, first)
+
+    count_decodes.clear()
+    changed = small_cohort_dir / "img" / "x1.png"
+    _png(changed, rows=52, cols=40)
+    third = Cohort.from_table(table).images(32, cache, progress=False)
+    assert count_decodes == [changed]
+    assert not np.array_equal(third[3], first[3])
+    np.testing.assert_array_equal(np.delete(third, 3, 0), np.delete(first, 3, 0))
+
+    count_decodes.clear()
+    Cohort.from_table(table).images(64, cache, progress=False)  # another resolution: separate entry
+    assert len(count_decodes) == 6
+
+
+def test_preprocess_version_invalidates_cache(small_cohort_dir, tmp_path, count_decodes, monkeypatch):
+    cohort = Cohort.from_table(small_cohort_dir / "table.csv")
+    cohort.images(16, tmp_path, progress=False)
+    monkeypatch.setattr(cohort_module, "PREPROCESS_VERSION", cohort_module.PREPROCESS_VERSION + 1)
+    cohort.images(16, tmp_path, progress=False)
+    assert len(count_decodes) == 12
+
+
+def test_undecodable_files_are_dropped_and_remembered(small_cohort_dir, tmp_path, count_decodes):
+    (small_cohort_dir / "img" / "x2.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 50)  # corrupt
+    cohort = Cohort.from_table(small_cohort_dir / "table.csv")
+    with pytest.warns(CohortWarning, match="x2.png"):
+        images = cohort.images(16, tmp_path, progress=False)
+    assert len(images) == len(cohort) == 5 and "x2" not in cohort.ids
+    assert [i for i, _, _ in cohort.problems] == ["x2"]
+    np.testing.assert_array_equal(cohort.images(16, tmp_path, progress=False), images)  # no new warning
+
+    count_decodes.clear()
+    fresh = Cohort.from_table(small_cohort_dir / "table.csv")
+    with pytest.warns(CohortWarning, match="x2.png"):
+        np.testing.assert_array_equal(fresh.images(16, tmp_path, progress=False), images)
+    assert count_decodes == [] and len(fresh) == 5
+
+    in_memory = Cohort.from_table(small_cohort_dir / "table.csv")
+    with pytest.warns(CohortWarning):
+        uncached = in_memory.images(16, cache_dir=False, progress=False, dtype="float32")
+    assert not isinstance(uncached, np.memmap) and uncached.dtype == np.float32
+    np.testing.assert_allclose(uncached, images, atol=1e-3)
+
+
+def test_default_cache_dir_follows_environment(small_cohort_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEEGAAN_CACHE", str(tmp_path / "env-cache"))
+    Cohort.from_table(small_cohort_dir / "table.csv").images(16, progress=False)
+    assert list((tmp_path / "env-cache").rglob("*.npy"))
+
+
+def test_parallel_decoding_matches_serial(small_cohort_dir):
+    cohort = Cohort.from_table(small_cohort_dir / "table.csv")
+    serial = cohort.images(24, cache_dir=False, progress=False)
+    parallel = cohort.images(24, cache_dir=False, progress=False, workers=2)
+    np.testing.assert_array_equal(parallel, serial)
+
+
+def test_cohort_dataset(small_cohort_dir, tmp_path):
+    cohort = Cohort.from_table(small_cohort_dir / "table.csv")
+    dataset = CohortDataset(cohort, 32, tmp_path, progress=False)
+    assert len(dataset) == len(cohort) == 6
+    image, index = dataset[4]
+    assert index == 4 and image.dtype == torch.float32 and image.shape == (1, 32, 32)
+    assert -1 <= image.min() and image.max() <= 1
+    np.testing.assert_allclose(image[0].numpy(), load_preprocessed(cohort.paths[4], 32), atol=1e-3)
+    state = pickle.dumps(dataset)
+    assert len(state) < len(dataset) * 32 * 32 * 2  # the memory map is reopened, not pickled
+    torch.testing.assert_close(pickle.loads(state)[4][0], image)
+    batch, indices = next(iter(torch.utils.data.DataLoader(dataset, batch_size=4)))
+    assert batch.shape == (4, 1, 32, 32) and indices.tolist() == [0, 1, 2, 3]
+
+
+# --------------------------------------------------------------------------- Hannover COVID CXR
+
+@pytest.fixture(scope="module")
+def hannover(hannover_dir):
+    return Cohort.from_table(hannover_dir / "data.csv", hannover_dir / "png"), pd.read_csv(
+        hannover_dir / "data.csv", dtype=str)
+
+
+def test_hannover_loads_all_images(hannover, hannover_dir):
+    cohort, raw = hannover
+    assert len(cohort) == len(raw) == len(list((hannover_dir / "png").glob("*.png"))) == 243
+    assert cohort.ids == raw["image_id"].tolist() and cohort.patient_column == "patient_id"
+    assert len(Cohort.from_table(hannover_dir / "data.csv")) == 243  # found under png/ by itself
+
+
+def test_hannover_patient_split(hannover):
+    cohort, raw = hannover
+    splits = cohort.patient_split()
+    patients = [set(s.table.patient_id) for s in splits]
+    assert not (patients[0] & patients[1] or patients[0] & patients[2] or patients[1] & patients[2])
+    assert sum(map(len, splits)) == len(cohort) and set().union(*patients) == set(raw.patient_id)
+
+
+def test_hannover_attributes(hannover):
+    cohort, raw = hannover
+    sex = cohort.attribute("sex")
+    assert cohort.encodings["sex"] == {"f": 0, "m": 1}
+    assert (sex == 1).sum() == (raw.sex == "m").sum() and (sex == 0).sum() == (raw.sex == "f").sum()
+    assert cohort.attribute("projection").attrs["encoding"] == {"ap": 0, "pa": 1}
+    for column in [c for c in raw.columns if c.endswith("_val")]:
+        values = cohort.attribute(column)
+        parsed = parse_lab_column(raw[column])
+        below = (raw[column] == "-inf").to_numpy()
+        assert values[below].isna().all() and (parsed["censor"][below] == "<").all()
+        finite = raw[column].notna().to_numpy() & ~below & (raw[column] != "inf").to_numpy()
+        np.testing.assert_allclose(values[finite], raw[column][finite].astype(float))
+    assert (raw["crp_val"] == "-inf").any()  # the data set does use -inf
+
+
+def test_hannover_cache_second_run_is_much_faster(hannover_dir, tmp_path):
+    cohort = Cohort.from_table(hannover_dir / "data.csv", hannover_dir / "png")
+    start = time.perf_counter()
+    first = cohort.images(128, tmp_path, progress=False)
+    cold = time.perf_counter() - start
+    start = time.perf_counter()
+    second = Cohort.from_table(hannover_dir / "data.csv", hannover_dir / "png").images(128, tmp_path,
+                                                                                       progress=False)
+    warm = time.perf_counter() - start
+    assert first.shape == (243, 128, 128)
+    np.testing.assert_array_equal(second, first)
+    assert warm < cold / 10, (cold, warm)
