@@ -160,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seegaan-explore", description=__doc__)
     parser.add_argument("--version", action="version", version=f"seegaan-explore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_info, _add_train, _add_bench):
+    from .data.phantoms import add_phantoms_parser
+
+    for add in (_add_info, add_phantoms_parser, _add_train, _add_bench):
         add(sub)
     return parser
 
