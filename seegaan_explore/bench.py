@@ -8,7 +8,6 @@ that a traversal actually gets.
 from __future__ import annotations
 
 import platform
-import statistics
 import time
 from collections.abc import Callable
 
@@ -25,20 +24,30 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(fn: Callable[[], object], device: torch.device, repeats: int) -> tuple[float, float]:
-    """(first call, median of ``repeats`` further calls) in seconds."""
+def _timed(fn: Callable[[], object], device: torch.device, repeats: int,
+           warmup_s: float = 1.0) -> tuple[float, float]:
+    """(first call, fastest of ``repeats`` calls after ``warmup_s`` of warm-up) in seconds.
+
+    Warm-up matters: this CPU runs bf16 convs several times faster after about half a second of
+    sustained load (the matrix units' power state). The fastest run, not the median: on a shared
+    or virtual machine slow runs measure the neighbours, and peak and decoder are measured the
+    same way so that their ratio means something.
+    """
     _sync(device)
     t0 = time.perf_counter()
     fn()
     _sync(device)
     first = time.perf_counter() - t0
+    while time.perf_counter() - t0 < warmup_s:
+        fn()
+    _sync(device)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         _sync(device)
         times.append(time.perf_counter() - t0)
-    return first, statistics.median(times)
+    return first, min(times)
 
 
 def _flops(fn: Callable[[], object]) -> int:
@@ -71,13 +80,14 @@ def time_decoder(model: SeeGaan, batch: int, repeats: int) -> dict:
     with torch.inference_mode(), autocast(device, dtype):
         flops_per_image = _flops(one_frame)
     first, batched = _timed(lambda: model.decode(w, noise=noise, batch_size=batch), device, repeats)
-    _, single = _timed(lambda: model.decode(w, noise=noise, batch_size=1), device, max(1, repeats // 2))
+    _, single = _timed(lambda: model.decode(w, noise=noise, batch_size=1), device, repeats)
     return {"flops_per_image": flops_per_image, "first_call_s": first, "batched_s": batched,
             "one_at_a_time_s": single}
 
 
 def run_benchmark(preset: str = "demo", device: str | None = None, precision: str = "auto", batch: int = 16,
-                  repeats: int = 5, traversal_256: bool = True, log: Callable[[str], None] = print) -> dict:
+                  repeats: int = 5, rounds: int = 3, traversal_256: bool = True,
+                  log: Callable[[str], None] = print) -> dict:
     dev = default_device(device)
     torch.manual_seed(0)
     model = SeeGaan(preset_config(preset), with_training_networks=False).to(dev)
@@ -87,10 +97,14 @@ def run_benchmark(preset: str = "demo", device: str | None = None, precision: st
     log(f"device {dev} ({name}), {torch.get_num_threads()} threads, {str(dtype).removeprefix('torch.')}, "
         f"preset {preset} at {model.config.resolution} px, batch {batch}")
 
-    peak = conv_peak_flops(dev, dtype, repeats)
+    # Peak and decoder alternate for a few rounds and the best of each counts, so that a slow
+    # spell of a shared machine cannot land on one side of the ratio only.
+    peak, dec = 0.0, None
+    for _ in range(rounds):
+        peak = max(peak, conv_peak_flops(dev, dtype, repeats))
+        d = time_decoder(model, batch, repeats)
+        dec = d if dec is None else {k: min(v, dec[k]) if k.endswith("_s") else v for k, v in d.items()}
     log(f"conv peak            {peak / 1e9:8.1f} GFLOP/s (3x3 conv, 16x256x64x64)")
-
-    dec = time_decoder(model, batch, repeats)
     best = min(dec["batched_s"], dec["one_at_a_time_s"])
     decoder_flops = dec["flops_per_image"] * batch / dec["batched_s"]
     log(f"decoder              {dec['flops_per_image'] / 1e9:8.2f} GFLOP/image; {batch} frames "
@@ -118,7 +132,7 @@ def run_benchmark(preset: str = "demo", device: str | None = None, precision: st
     if traversal_256:
         paper = SeeGaan(preset_config("paper"), with_training_networks=False).to(dev)
         paper.precision = precision
-        t = time_decoder(paper, 16, max(1, repeats // 2))
+        t = time_decoder(paper, 16, repeats)
         result["traversal_256_s"] = min(t["batched_s"], t["one_at_a_time_s"])
         result["traversal_256_first_call_s"] = t["first_call_s"]
         log(f"traversal 256 px     16 frames at the paper preset: {t['batched_s']:.3f} s batched, "

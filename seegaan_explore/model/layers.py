@@ -73,9 +73,9 @@ def upsampling_conv_weight(weight: torch.Tensor) -> torch.Tensor:
 
 
 def upsampling_conv2d(x: torch.Tensor, polyphase_weight: torch.Tensor) -> torch.Tensor:
-    """Bilinear 2x upsampling then a 3x3 conv with edge-replicating padding, in one conv."""
-    x = F.pad(x, (1, 1, 1, 1), mode="replicate")
-    return F.pixel_shuffle(F.conv2d(x, polyphase_weight), 2)
+    """Bilinear 2x upsampling then a 3x3 conv, in one conv. Outside the feature map counts as
+    zero, as in any zero-padded conv: exactly, upsample(pad(x, 1)), valid conv, crop 1 pixel."""
+    return F.pixel_shuffle(F.conv2d(x, polyphase_weight, padding=1), 2)
 
 
 class ModulatedConv2d(nn.Module):
@@ -108,7 +108,8 @@ class ModulatedConv2d(nn.Module):
             return self._cache[1]
         weight = self.weight * self.weight_gain
         conv_weight = upsampling_conv_weight(weight) if self.upsample else weight
-        result = (conv_weight.to(dtype), weight.float().square().sum(dim=(2, 3)))
+        conv_weight = conv_weight.to(dtype).contiguous(memory_format=torch.channels_last)
+        result = (conv_weight, weight.float().square().sum(dim=(2, 3)))
         self._cache = (key, result) if not torch.is_grad_enabled() else None
         return result
 

@@ -68,9 +68,9 @@ class StyleLayer(nn.Module):
         offset = noise.to(x.dtype) * self.noise_strength.to(x.dtype) + self.bias.to(x.dtype)[:, None, None]
         offset = offset.contiguous(memory_format=torch.channels_last)
         dcoefs = dcoefs.to(x.dtype)[:, :, None, None]
-        # In place when no gradient is needed: the conv output is a fresh tensor, and in-place ops
-        # keep its channels-last layout (addcmul would not).
-        x = x * dcoefs + offset if x.requires_grad else x.mul_(dcoefs).add_(offset)
+        # In place when no gradient is needed: the conv output is a fresh tensor, and writing into
+        # it keeps its channels-last layout and saves a pass over memory.
+        x = x * dcoefs + offset if x.requires_grad else torch.addcmul(offset, x, dcoefs, out=x)
         return F.leaky_relu_(x, LRELU_SLOPE)
 
 
