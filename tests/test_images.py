@@ -209,3 +209,16 @@ def test_preprocess_is_fast_on_a_full_size_radiograph():
 def test_load_preprocessed_is_read_then_preprocess(tmp_path, write_dicom):
     path = write_dicom(tmp_path / "a.dcm", _grey(90, 60))
     np.testing.assert_array_equal(load_preprocessed(path, 32), preprocess(read_image(path), 32))
+
+
+def test_jpeg_lossless_dicom_decodes_through_gdcm():
+    """JPEG Lossless (process 14) is the usual CR/DX transfer syntax; pydicom decodes it with the
+    BSD-licensed python-gdcm plugin (pylibjpeg-libjpeg would be GPL)."""
+    pydicom_data = pytest.importorskip("pydicom.data")
+    path = pydicom_data.get_testdata_file("JPEG-LL.dcm")
+    if path is None:
+        pytest.skip("JPEG-LL.dcm unavailable (pip install pydicom-data)")
+    image = read_image(path)
+    assert image.shape == (1024, 256)
+    assert image.std() > 0
+    assert preprocess(image, 64).shape == (64, 64)

@@ -93,6 +93,8 @@ class Trainer:
         self.group = group
         self.device = group.device
         self.dtype = compute_dtype(self.device, config.precision)
+        if self.dtype == torch.float16:  # fp16 would need loss scaling; GPUs without bf16 train in fp32
+            self.dtype = torch.float32
         self.perceptual = losses.make_perceptual(config.perceptual).to(self.device)
         self.val_images = None if val_images is None else self._to_tensor(np.asarray(val_images[:8]))
         opt = dict(lr=config.lr, betas=config.betas, eps=1e-8)
