@@ -3,11 +3,16 @@
 The decoder's efficiency is its achieved FLOP/s divided by that of one large dense convolution
 timed in the same run, dtype and memory layout: the fraction of this machine's conv throughput
 that a traversal actually gets.
+
+Peak and decoder are timed in alternation and the ratio is taken per pair. On a virtual or shared
+CPU the throughput of both drifts by 2-3x within seconds (bursts, then sustained-load clocks and
+neighbours); a ratio of two measurements taken at different moments would measure the drift.
 """
 
 from __future__ import annotations
 
 import platform
+import statistics
 import time
 from collections.abc import Callable
 
@@ -24,30 +29,12 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(fn: Callable[[], object], device: torch.device, repeats: int,
-           warmup_s: float = 1.0) -> tuple[float, float]:
-    """(first call, fastest of ``repeats`` calls after ``warmup_s`` of warm-up) in seconds.
-
-    Warm-up matters: this CPU runs bf16 convs several times faster after about half a second of
-    sustained load (the matrix units' power state). The fastest run, not the median: on a shared
-    or virtual machine slow runs measure the neighbours, and peak and decoder are measured the
-    same way so that their ratio means something.
-    """
+def _seconds(fn: Callable[[], object], device: torch.device) -> float:
     _sync(device)
     t0 = time.perf_counter()
     fn()
     _sync(device)
-    first = time.perf_counter() - t0
-    while time.perf_counter() - t0 < warmup_s:
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return first, min(times)
+    return time.perf_counter() - t0
 
 
 def _flops(fn: Callable[[], object]) -> int:
@@ -56,85 +43,112 @@ def _flops(fn: Callable[[], object]) -> int:
     return counter.get_total_flops()
 
 
-def conv_peak_flops(device: torch.device, dtype: torch.dtype, repeats: int) -> float:
-    """FLOP/s of one large 3x3 convolution (batch 16, 256 -> 256 channels, 64x64), channels-last."""
-    x = torch.randn(16, 256, 64, 64, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
-    w = torch.randn(256, 256, 3, 3, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        flops = _flops(lambda: F.conv2d(x, w, padding=1))
-        _, seconds = _timed(lambda: F.conv2d(x, w, padding=1), device, repeats)
-    return flops / seconds
+class ConvPeak:
+    """One large 3x3 convolution (batch 16, 256 -> 256 channels, 64x64), channels-last."""
+
+    def __init__(self, device: torch.device, dtype: torch.dtype):
+        fmt = torch.channels_last
+        self.x = torch.randn(16, 256, 64, 64, device=device, dtype=dtype).contiguous(memory_format=fmt)
+        self.w = torch.randn(256, 256, 3, 3, device=device, dtype=dtype).contiguous(memory_format=fmt)
+        self.device = device
+        with torch.inference_mode():
+            self.flops = _flops(self._run)
+
+    def _run(self) -> None:
+        F.conv2d(self.x, self.w, padding=1)
+
+    def flops_per_s(self, calls: int = 3) -> float:
+        """Best of a few back-to-back calls (each call is ~50 ms here)."""
+        with torch.inference_mode():
+            return self.flops / min(_seconds(self._run, self.device) for _ in range(calls))
 
 
-def time_decoder(model: SeeGaan, batch: int, repeats: int) -> dict:
-    """Decode one traversal of ``batch`` frames, as one batch and one frame at a time."""
+def decoder_flops_per_image(model: SeeGaan) -> int:
+    w = model.sample_w(1, seed=0)
+    noise = model.generator_ema.make_noise(0, device=model.device)
+    with torch.inference_mode(), autocast(model.device, compute_dtype(model.device, model.precision)):
+        return _flops(lambda: model.generator_ema(w, noise))
+
+
+def time_traversal(model: SeeGaan, frames: int, rounds: int, peak: ConvPeak | None = None) -> dict:
+    """Decode one traversal of ``frames`` frames, as one batch and one frame at a time.
+
+    With ``peak``, each batched decode is paired with a conv-peak measurement just before it.
+    Returns median times (s) and, with ``peak``, the median per-pair FLOP/s ratio.
+    """
     device = model.device
-    w = model.sample_w(batch, seed=0)
+    w = model.sample_w(frames, seed=0)
     noise = model.generator_ema.make_noise(0, device=device)
-    dtype = compute_dtype(device, model.precision)
+    flops = decoder_flops_per_image(model) * frames
 
-    def one_frame():
-        with torch.inference_mode(), autocast(device, dtype):
-            model.generator_ema(w[:1], noise)
+    def batched():
+        model.decode(w, noise=noise, batch_size=frames)
 
-    with torch.inference_mode(), autocast(device, dtype):
-        flops_per_image = _flops(one_frame)
-    first, batched = _timed(lambda: model.decode(w, noise=noise, batch_size=batch), device, repeats)
-    _, single = _timed(lambda: model.decode(w, noise=noise, batch_size=1), device, repeats)
-    return {"flops_per_image": flops_per_image, "first_call_s": first, "batched_s": batched,
-            "one_at_a_time_s": single}
+    def one_at_a_time():
+        model.decode(w, noise=noise, batch_size=1)
+
+    first = _seconds(batched, device)  # includes one-off kernel selection and weight preparation
+    batched_s, single_s, ratios, peaks = [], [], [], []
+    for _ in range(rounds):
+        if peak is not None:
+            peaks.append(peak.flops_per_s())
+        batched_s.append(_seconds(batched, device))
+        if peak is not None:
+            ratios.append(flops / batched_s[-1] / peaks[-1])
+        single_s.append(_seconds(one_at_a_time, device))
+    out = {"first_call_s": first, "batched_s": statistics.median(batched_s),
+           "one_at_a_time_s": statistics.median(single_s), "flops_per_image": flops / frames}
+    if peak is not None:
+        out["peak_fraction"] = statistics.median(ratios)
+        out["peak_flops_per_s"] = statistics.median(peaks)
+    return out
 
 
 def run_benchmark(preset: str = "demo", device: str | None = None, precision: str = "auto", batch: int = 16,
-                  repeats: int = 5, rounds: int = 3, traversal_256: bool = True,
-                  log: Callable[[str], None] = print) -> dict:
+                  rounds: int = 7, traversal_256: bool = True, log: Callable[[str], None] = print) -> dict:
     dev = default_device(device)
     torch.manual_seed(0)
     model = SeeGaan(preset_config(preset), with_training_networks=False).to(dev)
     model.precision = precision
     dtype = compute_dtype(dev, precision)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{platform.processor() or 'cpu'}"
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else (platform.processor() or "cpu")
     log(f"device {dev} ({name}), {torch.get_num_threads()} threads, {str(dtype).removeprefix('torch.')}, "
-        f"preset {preset} at {model.config.resolution} px, batch {batch}")
+        f"preset {preset} at {model.config.resolution} px, {batch} frames, median of {rounds} rounds")
 
-    # Peak and decoder alternate for a few rounds and the best of each counts, so that a slow
-    # spell of a shared machine cannot land on one side of the ratio only.
-    peak, dec = 0.0, None
-    for _ in range(rounds):
-        peak = max(peak, conv_peak_flops(dev, dtype, repeats))
-        d = time_decoder(model, batch, repeats)
-        dec = d if dec is None else {k: min(v, dec[k]) if k.endswith("_s") else v for k, v in d.items()}
-    log(f"conv peak            {peak / 1e9:8.1f} GFLOP/s (3x3 conv, 16x256x64x64)")
-    best = min(dec["batched_s"], dec["one_at_a_time_s"])
-    decoder_flops = dec["flops_per_image"] * batch / dec["batched_s"]
+    peak = ConvPeak(dev, dtype)
+    dec = time_traversal(model, batch, rounds, peak)
+    log(f"conv peak            {dec['peak_flops_per_s'] / 1e9:8.1f} GFLOP/s (3x3 conv, 16x256x64x64)")
     log(f"decoder              {dec['flops_per_image'] / 1e9:8.2f} GFLOP/image; {batch} frames "
         f"{dec['batched_s']:.3f} s batched, {dec['one_at_a_time_s']:.3f} s one at a time "
         f"(first call {dec['first_call_s']:.3f} s)")
-    log(f"decoder efficiency   {decoder_flops / 1e9:8.1f} GFLOP/s = {decoder_flops / peak:.0%} of conv peak")
+    log(f"decoder efficiency   {dec['peak_fraction']:8.0%} of conv peak (median of paired measurements)")
 
     x = torch.rand(batch, 1, model.config.resolution, model.config.resolution, device=dev) * 2 - 1
     with torch.inference_mode(), autocast(dev, dtype):
         encoder_flops = _flops(lambda: model.encoder_ema(x[:1]))
-    _, enc_s = _timed(lambda: model.encode(x, batch_size=batch), dev, repeats)
+    model.encode(x, batch_size=batch)
+    enc_s = statistics.median(_seconds(lambda: model.encode(x, batch_size=batch), dev) for _ in range(rounds))
     log(f"encoder              {encoder_flops / 1e9:8.2f} GFLOP/image; {batch / enc_s:.1f} images/s")
 
     result = {
         "device": str(dev), "device_name": name, "dtype": str(dtype).removeprefix("torch."), "preset": preset,
         "resolution": model.config.resolution, "batch": batch, "threads": torch.get_num_threads(),
-        "conv_peak_gflops": peak / 1e9,
+        "conv_peak_gflops": dec["peak_flops_per_s"] / 1e9,
         "decoder_gflop_per_image": dec["flops_per_image"] / 1e9,
-        "decoder_images_per_s": batch / best,
+        "decoder_images_per_s": batch / min(dec["batched_s"], dec["one_at_a_time_s"]),
         "decoder_batched_s": dec["batched_s"], "decoder_one_at_a_time_s": dec["one_at_a_time_s"],
-        "decoder_peak_fraction": decoder_flops / peak,
+        "decoder_peak_fraction": dec["peak_fraction"],
         "encoder_gflop_per_image": encoder_flops / 1e9,
         "encoder_images_per_s": batch / enc_s,
     }
     if traversal_256:
         paper = SeeGaan(preset_config("paper"), with_training_networks=False).to(dev)
         paper.precision = precision
-        t = time_decoder(paper, 16, repeats)
+        t = time_traversal(paper, 16, max(3, rounds // 2))
         result["traversal_256_s"] = min(t["batched_s"], t["one_at_a_time_s"])
         result["traversal_256_first_call_s"] = t["first_call_s"]
-        log(f"traversal 256 px     16 frames at the paper preset: {t['batched_s']:.3f} s batched, "
-            f"{t['one_at_a_time_s']:.3f} s one at a time (first call {t['first_call_s']:.3f} s)")
+        result["decoder_256_gflop_per_image"] = t["flops_per_image"] / 1e9
+        log(f"traversal 256 px     16 frames at the paper preset ({t['flops_per_image'] / 1e9:.1f} GFLOP/image): "
+            f"{t['batched_s']:.3f} s batched, {t['one_at_a_time_s']:.3f} s one at a time "
+            f"(first call {t['first_call_s']:.3f} s)")
     return result

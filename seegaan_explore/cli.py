@@ -140,8 +140,7 @@ def _add_bench(sub) -> None:
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--batch", type=int, default=16, help="frames decoded at once (one traversal)")
-    p.add_argument("--repeats", type=int, default=5, help="timed calls per measurement (the fastest counts)")
-    p.add_argument("--rounds", type=int, default=3, help="alternations of conv peak and decoder timing")
+    p.add_argument("--rounds", type=int, default=7, help="paired conv-peak/decoder measurements (median counts)")
     p.add_argument("--no-traversal-256", action="store_true", help="skip the paper-preset traversal timing")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     p.set_defaults(run=_run_bench)
@@ -151,7 +150,7 @@ def _run_bench(args) -> int:
     from .bench import run_benchmark
 
     result = run_benchmark(preset=args.preset, device=args.device, precision=args.precision, batch=args.batch,
-                           repeats=args.repeats, rounds=args.rounds, traversal_256=not args.no_traversal_256, log=print)
+                           rounds=args.rounds, traversal_256=not args.no_traversal_256, log=print)
     if args.json:
         print(json.dumps(result))
     return 0

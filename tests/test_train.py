@@ -124,3 +124,30 @@ def test_two_process_gloo_run_matches_one_process(tmp_path):
         torch.testing.assert_close(two[key], one[key], atol=2e-4, rtol=1e-3, msg=key)
     # The runs trained for real: weights moved away from their initial values.
     assert not torch.equal(one["generator.blocks.0.layers.0.conv.weight"], one["generator_ema.blocks.0.layers.0.conv.weight"])
+
+
+def test_vgg16_perceptual_term_loads_local_torchvision_layout_weights(tmp_path):
+    """The optional VGG16 term reads a local file in torchvision's layout; nothing is downloaded."""
+    from safetensors.torch import save_file
+
+    from seegaan_explore.train.losses import make_perceptual
+
+    torch.manual_seed(0)
+    layout = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
+    state, index, channels = {}, 0, 3
+    for item in layout:
+        if item != "M":
+            state[f"features.{index}.weight"] = torch.randn(item, channels, 3, 3) * (2 / (9 * channels)) ** 0.5
+            state[f"features.{index}.bias"] = torch.zeros(item)
+            channels, index = item, index + 2
+        else:
+            index += 1
+    state["classifier.0.weight"] = torch.zeros(1, 1)  # a full VGG16 file: the classifier is ignored
+    path = tmp_path / "vgg16.safetensors"
+    save_file(state, str(path))
+    loss = make_perceptual(f"vgg16:{path}")
+    x = torch.from_numpy(_smooth_images(2, size=64))[:, None]
+    assert loss(None, x, x).item() == pytest.approx(0.0, abs=1e-6)
+    assert loss(None, x, x.flip(-1)).item() > 0.01
+    with pytest.raises(FileNotFoundError, match="VGG16 weights not found"):
+        make_perceptual(f"vgg16:{tmp_path / 'missing.pt'}")

@@ -138,7 +138,9 @@ class ModulatedToImage(nn.Module):
         # Few output channels: modulate the tiny weight per sample instead of the big activation.
         weight = self.weight[:, :, 0, 0] * self.weight_gain * self.affine(w).float()[:, None, :]  # [B, O, I]
         b, c, h, w_ = x.shape
-        y = torch.bmm(weight.to(x.dtype), x.reshape(b, c, h * w_)).reshape(b, -1, h, w_)
+        # [B, H*W, C] is a free view of channels-last activations: no copy of the big tensor.
+        pixels = x.permute(0, 2, 3, 1).reshape(b, h * w_, c)
+        y = torch.bmm(pixels, weight.to(x.dtype).transpose(1, 2)).reshape(b, h, w_, -1).permute(0, 3, 1, 2)
         return y + self.bias.to(y.dtype)[:, None, None]
 
 
