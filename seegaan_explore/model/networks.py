@@ -21,7 +21,6 @@ from .layers import (
     EqualizedLinear,
     ModulatedConv2d,
     ModulatedToImage,
-    lrelu,
     upsample2x,
 )
 

@@ -79,17 +79,18 @@ class Trainer:
     """Trains ``model`` on ``images`` ([N, R, R] or [N, 1, R, R], values in [-1, 1], any array or
     memmap) and writes checkpoints, sample grids and a metrics log into ``run_dir``."""
 
-    def __init__(self, model: SeeGaan, images, run_dir: str | Path, config: TrainConfig = TrainConfig(), *,
-                 val_images=None, group: ProcessGroup = ProcessGroup()):
+    def __init__(self, model: SeeGaan, images, run_dir: str | Path, config: TrainConfig | None = None, *,
+                 val_images=None, group: ProcessGroup | None = None):
         if not model.has_training_networks:
             raise ValueError("the model has no training networks (an inference-only checkpoint)")
+        group = group or ProcessGroup()
         self.model = model.to(group.device)
         self.images = images
         self.num_images = len(images)
         if self.num_images == 0:
             raise ValueError("no training images")
         self.run_dir = Path(run_dir)
-        self.config = config
+        self.config = config = config or TrainConfig()
         self.group = group
         self.device = group.device
         self.dtype = compute_dtype(self.device, config.precision)
