@@ -41,6 +41,24 @@ def _run_info(args) -> int:
     return 0
 
 
+def _add_cohort_arguments(p) -> None:
+    p.add_argument("--data", required=True, type=Path, help="image folder, or CSV table with image ids/paths")
+    p.add_argument("--image-root", type=Path, help="folder the table's ids/paths are relative to")
+    p.add_argument("--id-column", help="image id column of the table")
+    p.add_argument("--path-column", help="image path column of the table")
+    p.add_argument("--patient-column", help="patient id column (held-out split by patient)")
+    p.add_argument("--cache-dir", type=Path, help="preprocessed-image cache (default ~/.cache/seegaan-explore)")
+
+
+def _load_cohort(args, progress: bool):
+    from .data.cohort import Cohort
+
+    if args.data.is_dir():
+        return Cohort.from_folder(args.data, progress=progress)
+    return Cohort.from_table(args.data, args.image_root, id_column=args.id_column,
+                             path_column=args.path_column, patient_column=args.patient_column)
+
+
 def _add_train(sub) -> None:
     from .train.loop import TrainConfig
 
@@ -49,11 +67,7 @@ def _add_train(sub) -> None:
                        description="Train on a folder of images or a CSV table of images. Re-running with "
                                    "the same --out resumes from the last checkpoint. Multi-process: "
                                    "torchrun --nproc-per-node N -m seegaan_explore train ...")
-    p.add_argument("--data", required=True, type=Path, help="image folder, or CSV table with image ids/paths")
-    p.add_argument("--image-root", type=Path, help="folder the table's ids/paths are relative to")
-    p.add_argument("--id-column", help="image id column of the table")
-    p.add_argument("--path-column", help="image path column of the table")
-    p.add_argument("--patient-column", help="patient id column (held-out split by patient)")
+    _add_cohort_arguments(p)
     p.add_argument("--out", required=True, type=Path, help="run folder: checkpoints, samples, metrics")
     p.add_argument("--preset", default="demo", help="architecture preset (default: demo)")
     p.add_argument("--resolution", type=int, help="override the preset's resolution")
@@ -75,7 +89,6 @@ def _add_train(sub) -> None:
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     p.add_argument("--sample-every", type=int, default=d.sample_every)
     p.add_argument("--val-fraction", type=float, default=0.05, help="held-out fraction of patients")
-    p.add_argument("--cache-dir", type=Path, help="preprocessed-image cache (default ~/.cache/seegaan-explore)")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=_run_train)
@@ -86,7 +99,6 @@ def _run_train(args) -> int:
 
     import torch
 
-    from .data.cohort import Cohort
     from .model import SeeGaan, load_model, preset_config
     from .train.distributed import init_from_environment
     from .train.loop import TrainConfig, Trainer
@@ -95,11 +107,7 @@ def _run_train(args) -> int:
         torch.set_num_threads(args.threads)
     group = init_from_environment(args.device)
     progress = not args.no_progress and group.is_main
-    if args.data.is_dir():
-        cohort = Cohort.from_folder(args.data, progress=progress)
-    else:
-        cohort = Cohort.from_table(args.data, args.image_root, id_column=args.id_column,
-                                   path_column=args.path_column, patient_column=args.patient_column)
+    cohort = _load_cohort(args, progress)
     if args.init:
         model = load_model(args.init, with_training_networks=True)
         config = model.config
@@ -134,6 +142,69 @@ def _run_train(args) -> int:
     return 0
 
 
+def _add_train_cnn(sub) -> None:
+    p = sub.add_parser("train-cnn", help="train a CNN that predicts one attribute from the image",
+                       description="Train the attribute CNN whose predictions and attributions are explored "
+                                   "(the paper's NT-proBNP CNN, or any column of any cohort). Prints held-out "
+                                   "metrics as JSON.")
+    _add_cohort_arguments(p)
+    p.add_argument("--attribute", required=True, help="table column to predict")
+    p.add_argument("--log", action="store_true", help="predict ln(attribute), e.g. for lab values")
+    p.add_argument("--task", default="auto", choices=["auto", "regression", "binary"],
+                   help="auto: binary for two-valued columns, else regression")
+    p.add_argument("--auc-threshold", type=float,
+                   help="also report the AUC for attribute > this value (native units, e.g. 125 pg/mL)")
+    p.add_argument("--out", required=True, type=Path, help="checkpoint file (.safetensors)")
+    p.add_argument("--resolution", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--val-fraction", type=float, default=0.15, help="held-out fraction of patients")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=_run_train_cnn)
+
+
+def _run_train_cnn(args) -> int:
+    import math
+
+    import numpy as np
+
+    from .model.cnn import CnnConfig, save_cnn
+    from .train.cnn import train_cnn
+
+    progress = not args.no_progress
+    cohort = _load_cohort(args, progress)
+    train, val = cohort.patient_split((1 - args.val_fraction, args.val_fraction), seed=args.seed)[:2]
+    splits = []
+    for part in (train, val):
+        images = part.images(args.resolution, args.cache_dir, progress=progress)
+        values = part.attribute(args.attribute).to_numpy(dtype=np.float64)
+        if args.log:
+            if np.any(values[~np.isnan(values)] <= 0):
+                raise SystemExit(f"--log: column {args.attribute!r} has values <= 0")
+            values = np.log(values)
+        keep = ~np.isnan(values)
+        if not keep.all():
+            print(f"{args.attribute}: {int((~keep).sum())} rows without a value left out", file=sys.stderr)
+        splits.append((np.asarray(images)[keep], values[keep]))
+    (train_x, train_y), (val_x, val_y) = splits
+    task = args.task
+    if task == "auto":
+        task = "binary" if set(np.unique(train_y)) <= {0.0, 1.0} else "regression"
+    threshold = args.auc_threshold
+    if threshold is not None and args.log:
+        threshold = math.log(threshold)
+    config = CnnConfig(resolution=args.resolution, task=task, attribute=args.attribute, log_transform=args.log)
+    model, metrics = train_cnn(train_x, train_y, val_x, val_y, config, epochs=args.epochs,
+                               batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
+                               auc_threshold=threshold, progress=progress)
+    save_cnn(args.out, model, metrics)
+    print(json.dumps({"attribute": args.attribute, "task": task, **metrics, "checkpoint": str(args.out)}))
+    return 0
+
+
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="measure decoder/encoder speed on this machine")
     p.add_argument("--preset", default="demo")
@@ -162,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from .data.phantoms import add_phantoms_parser
 
-    for add in (_add_info, add_phantoms_parser, _add_train, _add_bench):
+    for add in (_add_info, add_phantoms_parser, _add_train, _add_train_cnn, _add_bench):
         add(sub)
     return parser
 

@@ -1,0 +1,113 @@
+"""A small residual CNN that predicts one attribute from a radiograph: the model under explanation.
+
+Kept separate from the autoencoder: it is what Grad-CAM and the other attributions explain, and what a
+traversal is scored with. ``gradcam_layer`` names the module Grad-CAM should hook (the last stage).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from torch import nn
+
+from .. import __version__
+from .checkpoint import CheckpointError, atomic_save_tensors
+
+FORMAT = "seegaan-explore-cnn/1"
+TASKS = ("regression", "binary")
+
+
+@dataclass(frozen=True)
+class CnnConfig:
+    resolution: int = 128
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    task: str = "regression"
+    attribute: str = ""
+    log_transform: bool = False  # the target is ln(attribute)
+    target_mean: float = 0.0  # regression targets are standardised for training
+    target_std: float = 1.0
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+
+
+class _Block(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.skip = (nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                                   nn.BatchNorm2d(out_channels))
+                     if stride != 1 or in_channels != out_channels else nn.Identity())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(y)) + self.skip(x))
+
+
+class RadiographCNN(nn.Module):
+    """Stem (stride 2), one residual block per stage (stride 2 from the second), global pooling.
+
+    ``forward`` returns one logit (binary) or one standardised value (regression) per image;
+    ``predict`` returns the attribute's own scale: probability, or the value (log where trained so).
+    """
+
+    def __init__(self, config: CnnConfig):
+        super().__init__()
+        self.config = config
+        w = config.widths
+        self.stem = nn.Sequential(nn.Conv2d(1, w[0], 3, 2, 1, bias=False), nn.BatchNorm2d(w[0]), nn.ReLU())
+        self.stages = nn.Sequential(*[_Block(a, b, 1 if i == 0 else 2)
+                                      for i, (a, b) in enumerate(zip((w[0],) + w[:-1], w))])
+        self.head = nn.Linear(w[-1], 1)
+
+    @property
+    def gradcam_layer(self) -> nn.Module:
+        return self.stages[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stages(self.stem(x))
+        return self.head(x.mean(dim=(2, 3))).squeeze(1)
+
+    @torch.inference_mode()
+    def predict(self, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        self.eval()
+        device = next(self.parameters()).device
+        out = torch.cat([self(chunk.to(device)).float() for chunk in images.split(batch_size)])
+        if self.config.task == "binary":
+            return torch.sigmoid(out)
+        return out * self.config.target_std + self.config.target_mean
+
+
+def save_cnn(path: str | Path, model: RadiographCNN, metrics: dict | None = None) -> None:
+    metadata = {"format": FORMAT, "config": json.dumps(asdict(model.config)), "version": json.dumps(__version__),
+                "metrics": json.dumps(metrics or {})}
+    atomic_save_tensors(Path(path), model.state_dict(), metadata)
+
+
+def load_cnn(path: str | Path, device: str | torch.device | None = None) -> RadiographCNN:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such CNN checkpoint")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a seegaan-explore CNN checkpoint (format {meta.get('format')!r})")
+    values = json.loads(meta["config"])
+    values["widths"] = tuple(values["widths"])
+    model = RadiographCNN(CnnConfig(**values))
+    model.load_state_dict(tensors)
+    model.metrics = json.loads(meta.get("metrics", "{}"))
+    return model.to(device).eval() if device is not None else model.eval()

@@ -1,0 +1,76 @@
+"""The attribute CNN learns phantom factors, round-trips through its checkpoint, and reports bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from seegaan_explore.cli import main
+from seegaan_explore.data.phantoms import generate_cohort, write_cohort
+from seegaan_explore.model.checkpoint import CheckpointError
+from seegaan_explore.model.cnn import CnnConfig, load_cnn, save_cnn
+from seegaan_explore.train.cnn import train_cnn
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def phantoms():
+    images, table = generate_cohort(480, SIZE, seed=5)
+    return images, table
+
+
+def _split(images, values, n_train=400):
+    return images[:n_train], values[:n_train], images[n_train:], values[n_train:]
+
+
+def test_cnn_learns_the_view_from_the_image(phantoms):
+    images, table = phantoms
+    view = (table["view"] == "AP").to_numpy(dtype=np.float64)
+    config = CnnConfig(resolution=SIZE, widths=(16, 32, 64), task="binary", attribute="view")
+    model, metrics = train_cnn(*_split(images, view), config, epochs=4, progress=False)
+    assert metrics["auc"] > 0.9, metrics
+
+
+def test_cnn_regresses_the_cardiothoracic_ratio(phantoms, tmp_path):
+    images, table = phantoms
+    ctr = table["ctr_projected"].to_numpy(dtype=np.float64)
+    config = CnnConfig(resolution=SIZE, widths=(16, 32, 64), attribute="ctr_projected")
+    model, metrics = train_cnn(*_split(images, ctr), config, epochs=4, auc_threshold=0.5, progress=False)
+    assert metrics["pearson_r"] > 0.6, metrics
+    assert 0.3 < model.config.target_mean < 0.8  # predictions come back in the attribute's own units
+
+    path = tmp_path / "cnn.safetensors"
+    save_cnn(path, model, metrics)
+    loaded = load_cnn(path)
+    x = torch.from_numpy(images[400:])[:, None]
+    torch.testing.assert_close(loaded.predict(x), model.predict(x))
+    assert loaded.metrics["pearson_r"] == pytest.approx(metrics["pearson_r"])
+    assert isinstance(loaded.gradcam_layer, torch.nn.Module)
+
+
+def test_foreign_file_is_not_a_cnn(tmp_path):
+    path = tmp_path / "x.safetensors"
+    save_file({"w": torch.zeros(1)}, str(path))
+    with pytest.raises(CheckpointError, match="not a seegaan-explore CNN checkpoint"):
+        load_cnn(path)
+
+
+def test_train_cnn_command(tmp_path, capsys):
+    write_cohort(tmp_path / "c", n=120, size=SIZE, seed=1, progress=False, workers=1)
+    common = ["train-cnn", "--data", str(tmp_path / "c" / "phantoms.csv"), "--resolution", str(SIZE),
+              "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--epochs", "1"]
+    with pytest.raises(KeyError, match="no attribute 'bnp'"):
+        main(common + ["--attribute", "bnp", "--out", str(tmp_path / "x.safetensors")])
+    out = tmp_path / "cnn.safetensors"
+    assert main(common + ["--attribute", "nt_probnp_pg_ml", "--log", "--auc-threshold", "125",
+                          "--out", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["task"] == "regression" and result["n_train"] + result["n_val"] == 120
+    model = load_cnn(out)
+    assert model.config.log_transform and model.config.attribute == "nt_probnp_pg_ml"
+    assert 3 < model.config.target_mean < 9  # ln(pg/mL)
