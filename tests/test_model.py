@@ -181,3 +181,14 @@ def test_interrupted_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
         save_model(path, model, ema_only=True)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    """Temporary files are owner-only; the finished checkpoint must not stay that way."""
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    path = tmp_path / "m.safetensors"
+    save_model(path, SeeGaan(preset_config("tiny"), with_training_networks=False), ema_only=True)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ..fileio import atomic_write
 from .phantom_anatomy import AP_HEART_MAGNIFICATION, MASK_NAMES, RenderInputs, render_arrays
 
 __all__ = [
@@ -437,17 +437,8 @@ def generate_cohort(n: int, size: int = 128, seed: int = 0, start: int = 0, nois
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_write(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..device import autocast, compute_dtype
+from ..fileio import atomic_write
 from ..model.checkpoint import load_training_checkpoint, save_model, save_training_checkpoint
 from ..model.seegaan import SeeGaan
 from . import losses
@@ -305,6 +305,5 @@ class Trainer:
         if not self.group.is_main or not path.exists():
             return
         kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        os.replace(tmp, path)
+        with atomic_write(path) as tmp:
+            tmp.write_text("".join(line + "\n" for line in kept))
