@@ -16,6 +16,7 @@ import statistics
 import time
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
@@ -104,6 +105,19 @@ def time_traversal(model: SeeGaan, frames: int, rounds: int, peak: ConvPeak | No
     return out
 
 
+def time_direction(n: int, w_dim: int = 512, confounders: int = 2, rounds: int = 3) -> float:
+    """Seconds for the default direction (mean shift with confounders) on n random latents."""
+    from .explore.directions import fit_direction
+
+    rng = np.random.default_rng(0)
+    latents = rng.standard_normal((n, w_dim), dtype=np.float32)
+    values, covariates = rng.standard_normal(n), rng.standard_normal((n, confounders))
+    names = tuple(f"c{i}" for i in range(confounders))
+    fit_direction("mean_shift", latents, values, covariates, confounder_names=names)
+    return min(_seconds(lambda: fit_direction("mean_shift", latents, values, covariates, confounder_names=names),
+                        torch.device("cpu")) for _ in range(rounds))
+
+
 def run_benchmark(preset: str = "demo", device: str | None = None, precision: str = "auto", batch: int = 16,
                   rounds: int = 7, traversal_256: bool = True, log: Callable[[str], None] = print) -> dict:
     dev = default_device(device)
@@ -141,6 +155,10 @@ def run_benchmark(preset: str = "demo", device: str | None = None, precision: st
         "encoder_gflop_per_image": encoder_flops / 1e9,
         "encoder_images_per_s": batch / enc_s,
     }
+    result["direction_26664_s"] = time_direction(26_664)
+    result["direction_1m_s"] = time_direction(1_000_000)
+    log(f"direction            mean shift with 2 confounders, 512-d: {result['direction_26664_s'] * 1e3:.0f} ms "
+        f"on 26,664 latents, {result['direction_1m_s']:.2f} s on 1M")
     if traversal_256:
         paper = SeeGaan(preset_config("paper"), with_training_networks=False).to(dev)
         paper.precision = precision

@@ -1,0 +1,90 @@
+"""Direction estimators on latents whose generative structure is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seegaan_explore.explore.directions import ESTIMATORS, cosine_matrix, fit_direction
+
+D = 64
+
+
+def _latents(n=4000, seed=0):
+    """w = a * A + age * B + anisotropic noise, with a confounded by age (corr about 0.6)."""
+    rng = np.random.default_rng(seed)
+    age = rng.normal(size=n)
+    a = 0.6 * age + 0.8 * rng.normal(size=n)
+    basis = np.linalg.qr(rng.normal(size=(D, D)))[0]
+    effect_a, effect_age = basis[:, 0] * 0.5, basis[:, 1] * 0.4
+    noise_sd = np.geomspace(3.0, 0.05, D)  # a few loud latent dimensions, many quiet ones
+    noise = (rng.normal(size=(n, D)) * noise_sd) @ basis.T
+    w = (a[:, None] * effect_a + age[:, None] * effect_age + noise).astype(np.float32)
+    return w, a, age, effect_a, effect_age
+
+
+def _cos(u, v):
+    return float(u @ v / np.linalg.norm(u) / np.linalg.norm(v))
+
+
+def test_mean_shift_recovers_the_generative_effect_when_conditioned():
+    w, a, age, effect_a, effect_age = _latents()
+    conditioned = fit_direction("mean_shift", w, a, age[:, None], attribute="a", confounder_names=("age",))
+    assert _cos(conditioned.vector, effect_a) > 0.95
+    np.testing.assert_allclose(np.linalg.norm(conditioned.vector), np.linalg.norm(effect_a), rtol=0.15)
+    # Unconditioned, the direction also carries the confounder's effect (leakage into age).
+    marginal = fit_direction("mean_shift", w, a, attribute="a")
+    assert abs(_cos(marginal.vector, effect_age)) > 3 * abs(_cos(conditioned.vector, effect_age))
+    assert 0.5 < conditioned.diagnostics["unique_variance_of_attribute"] < 0.8
+
+
+def test_binned_means_points_along_the_marginal_mean_shift():
+    w, a, *_ = _latents()
+    binned = fit_direction("binned_means", w, a, attribute="a")
+    marginal = fit_direction("mean_shift", w, a, attribute="a")
+    assert _cos(binned.vector, marginal.vector) > 0.95
+    assert binned.diagnostics["bin_means"].shape == (5, D)
+
+
+def test_offsets_in_native_units_and_in_sd():
+    w, a, *_ = _latents()
+    d = fit_direction("mean_shift", w, a, attribute="a")
+    offsets = d.offsets([0, 1, 2])
+    np.testing.assert_allclose(offsets[2], 2 * d.vector, rtol=1e-6)
+    np.testing.assert_allclose(d.offsets([1], in_sd=True)[0], d.vector * a.std(), rtol=1e-5)
+
+
+def test_cosine_matrix_shows_entanglement():
+    w, a, age, *_ = _latents()
+    da = fit_direction("mean_shift", w, a, attribute="a")
+    dage = fit_direction("mean_shift", w, age, attribute="age")
+    m = cosine_matrix([da, dage])
+    np.testing.assert_allclose(np.diag(m), 1.0, rtol=1e-6)
+    assert m[0, 1] == pytest.approx(m[1, 0]) and m[0, 1] > 0.2  # confounded: the two directions overlap
+
+
+@pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
+def test_clear_errors_for_unusable_columns(estimator):
+    w, a, *_ = _latents(n=100)
+    values = np.full(100, np.nan)
+    values[:5] = 1.0
+    with pytest.raises(ValueError, match="nt_probnp: only 5 rows have a value"):
+        fit_direction(estimator, w, values, attribute="nt_probnp")
+    with pytest.raises(ValueError, match="sex: the column is constant"):
+        fit_direction(estimator, w, np.ones(100), attribute="sex")
+    with pytest.raises(ValueError, match="do not match"):
+        fit_direction(estimator, w[:50], a, attribute="a")
+
+
+def test_unknown_estimator_names_the_choices():
+    w, a, *_ = _latents(n=50)
+    with pytest.raises(ValueError, match="choose one of .*mean_shift"):
+        fit_direction("svm_boundary", w, a)
+
+
+def test_rows_without_a_value_are_left_out():
+    w, a, *_ = _latents()
+    holes = a.copy()
+    holes[::3] = np.nan
+    d = fit_direction("mean_shift", w, holes, attribute="a")
+    assert d.diagnostics["n"] == len(a) - len(a[::3])
