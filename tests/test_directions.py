@@ -11,12 +11,15 @@ D = 64
 
 
 def _latents(n=4000, seed=0):
-    """w = a * A + age * B + anisotropic noise, with a confounded by age (corr about 0.6)."""
+    """w = a * A + age * B + anisotropic noise, with a confounded by age (corr about 0.6).
+
+    A lies half along the loudest latent dimension and half along the quietest, so a predictive
+    model of a leans on the quiet half while the generative effect is the whole of A."""
     rng = np.random.default_rng(seed)
     age = rng.normal(size=n)
     a = 0.6 * age + 0.8 * rng.normal(size=n)
     basis = np.linalg.qr(rng.normal(size=(D, D)))[0]
-    effect_a, effect_age = basis[:, 0] * 0.5, basis[:, 1] * 0.4
+    effect_a, effect_age = (basis[:, 0] + basis[:, -1]) * 0.5 / np.sqrt(2), basis[:, 1] * 0.4
     noise_sd = np.geomspace(3.0, 0.05, D)  # a few loud latent dimensions, many quiet ones
     noise = (rng.normal(size=(n, D)) * noise_sd) @ basis.T
     w = (a[:, None] * effect_a + age[:, None] * effect_age + noise).astype(np.float32)
@@ -88,3 +91,39 @@ def test_rows_without_a_value_are_left_out():
     holes[::3] = np.nan
     d = fit_direction("mean_shift", w, holes, attribute="a")
     assert d.diagnostics["n"] == len(a) - len(a[::3])
+
+
+def test_predictive_weights_know_the_attribute_but_point_elsewhere():
+    """Ridge of a on w predicts it well, yet its weights chase the quiet latent dimensions: the
+    backward model is not the direction along which the attribute changes w."""
+    w, a, age, effect_a, _ = _latents()
+    ridge = fit_direction("ridge", w, a, attribute="a")
+    generative = fit_direction("mean_shift", w, a, age[:, None], attribute="a", confounder_names=("age",))
+    assert ridge.kind == "predictive" and generative.kind == "generative"
+    assert ridge.diagnostics["cv_r2"] > 0.5
+    assert _cos(ridge.vector, effect_a) < _cos(generative.vector, effect_a) - 0.2
+    # Its vector moves the ridge model's prediction by one unit per step.
+    from sklearn.linear_model import Ridge
+
+    model = Ridge(alpha=1.0).fit(w.astype(np.float64), a)
+    step = model.predict((w[:1] + ridge.vector).astype(np.float64)) - model.predict(w[:1].astype(np.float64))
+    assert step[0] == pytest.approx(1.0, rel=1e-3)
+
+
+def test_binary_diagnostics_report_cross_validated_auc():
+    w, a, *_ = _latents(n=1500)
+    high = (a > 0).astype(float)
+    for name in ("logistic", "svm"):
+        d = fit_direction(name, w, high, attribute="high_a")
+        assert d.diagnostics["cv_roc_auc"] > 0.8
+    with pytest.raises(ValueError, match="needs a binary 0/1 column"):
+        fit_direction("svm", w, a, attribute="a")
+
+
+def test_principal_axis_is_signed_to_increase_with_the_attribute():
+    w, a, *_ = _latents()
+    d = fit_direction("pca", w, a, attribute="a")
+    projection = (w - w.mean(0)) @ d.unit_vector
+    assert np.corrcoef(projection, a)[0, 1] >= 0
+    noise_var = np.geomspace(3.0, 0.05, D) ** 2
+    assert d.diagnostics["explained_variance_ratio"] == pytest.approx(noise_var[0] / noise_var.sum(), rel=0.15)

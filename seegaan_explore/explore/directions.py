@@ -114,7 +114,91 @@ class BinnedMeans:
                          {"n": len(a), "bin_centres": centres.tolist(), "bin_means": means.astype(np.float32)})
 
 
-ESTIMATORS = {e.name: e for e in (MeanShift(), BinnedMeans())}
+class PrincipalAxis:
+    """Unsupervised: the k-th principal axis of w, signed to increase with the attribute. One SD
+    of the attribute maps to one SD along the axis; ``correlation`` says how related they are."""
+
+    name, kind = "pca", "generative"
+
+    def __init__(self, component: int = 0):
+        self.component = component
+
+    def fit(self, latents, values, confounders=None, *, attribute: str = "attribute",
+            confounder_names: tuple[str, ...] = ()) -> Direction:
+        if confounders is not None:
+            raise ValueError("principal axes are unsupervised; they cannot condition on confounders")
+        w, a, _ = _validated(latents, values, None, attribute)
+        centred = torch.as_tensor(w, dtype=torch.float32) - torch.as_tensor(w, dtype=torch.float32).mean(0)
+        _, singular, axes = torch.linalg.svd(centred, full_matrices=False)
+        axis = axes[self.component].double().numpy()
+        projection = centred.double().numpy() @ axis
+        correlation = float(np.corrcoef(projection, a)[0, 1])
+        sign = 1.0 if correlation >= 0 else -1.0
+        vector = sign * axis * projection.std() / a.std()
+        explained = (singular.square() / singular.square().sum())[self.component].item()
+        return Direction(attribute, self.name, self.kind, vector.astype(np.float32), float(a.std()), (),
+                         {"n": len(a), "component": self.component, "explained_variance_ratio": explained,
+                          "correlation": abs(correlation)})
+
+
+class _Predictive:
+    """A model of the attribute from w. Its vector is the smallest change of w that moves the
+    model's output by one unit (coef / |coef|^2): what w *knows*, not how the image changes."""
+
+    kind = "predictive"
+    binary = False
+
+    def _model(self):
+        raise NotImplementedError
+
+    def fit(self, latents, values, confounders=None, *, attribute: str = "attribute",
+            confounder_names: tuple[str, ...] = ()) -> Direction:
+        from sklearn.model_selection import cross_val_score
+
+        if confounders is not None:
+            raise ValueError(f"{self.name} is a diagnostic model of w alone; condition with mean_shift")
+        w, a, _ = _validated(latents, values, None, attribute)
+        if self.binary and set(np.unique(a)) != {0.0, 1.0}:
+            raise ValueError(f"{attribute}: {self.name} needs a binary 0/1 column")
+        w = np.asarray(w, dtype=np.float64)
+        scoring = "roc_auc" if self.binary else "r2"
+        score = cross_val_score(self._model(), w, a, cv=5, scoring=scoring)
+        coef = np.ravel(self._model().fit(w, a).coef_)
+        return Direction(attribute, self.name, self.kind, (coef / np.square(coef).sum()).astype(np.float32),
+                         float(a.std()), (), {"n": len(a), f"cv_{scoring}": float(score.mean())})
+
+
+class RidgeDiagnostic(_Predictive):
+    name = "ridge"
+
+    def _model(self):
+        from sklearn.linear_model import Ridge
+
+        return Ridge(alpha=1.0)
+
+
+class LogisticDiagnostic(_Predictive):
+    name, binary = "logistic", True
+
+    def _model(self):
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(max_iter=2000)
+
+
+class SvmBoundary(_Predictive):
+    """InterFaceGAN's linear SVM boundary normal."""
+
+    name, binary = "svm", True
+
+    def _model(self):
+        from sklearn.svm import LinearSVC
+
+        return LinearSVC(C=1.0)
+
+
+ESTIMATORS = {e.name: e for e in (MeanShift(), BinnedMeans(), PrincipalAxis(), RidgeDiagnostic(),
+                                  LogisticDiagnostic(), SvmBoundary())}
 
 
 def fit_direction(estimator: str, latents, values, confounders=None, **kwargs) -> Direction:
