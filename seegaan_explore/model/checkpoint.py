@@ -56,19 +56,24 @@ def save_training_checkpoint(path: str | Path, model: SeeGaan, optimizers: dict[
     atomic_save_tensors(Path(path), tensors, _metadata(model, "training", extra))
 
 
-def read_metadata(path: str | Path) -> dict:
-    """The JSON side of a checkpoint (config, version, training state), without loading weights."""
+def read_header(path: str | Path, expected_format: str = FORMAT, what: str = "checkpoint") -> dict:
+    """The decoded JSON metadata of a safetensors file of ``expected_format``, without its weights."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+        raise CheckpointError(f"{path}: no such {what} file")
     try:
         with safe_open(str(path), framework="pt") as f:
             raw = f.metadata() or {}
     except Exception as exc:  # safetensors raises several types for a damaged header
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
-    if raw.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a seegaan-explore checkpoint (format {raw.get('format')!r})")
+    if raw.get("format") != expected_format:
+        raise CheckpointError(f"{path}: not a seegaan-explore {what} (format {raw.get('format')!r})")
     return {k: json.loads(v) for k, v in raw.items() if k != "format"}
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The JSON side of an autoencoder checkpoint (config, version, training state)."""
+    return read_header(path)
 
 
 def load_model(path: str | Path, device: str | torch.device | None = None, *,

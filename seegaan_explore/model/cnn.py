@@ -12,11 +12,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
+from safetensors.torch import load_file
 from torch import nn
 
 from .. import __version__
-from .checkpoint import CheckpointError, atomic_save_tensors
+from .checkpoint import atomic_save_tensors, read_header
 
 FORMAT = "seegaan-explore-cnn/1"
 TASKS = ("regression", "binary")
@@ -94,20 +94,9 @@ def save_cnn(path: str | Path, model: RadiographCNN, metrics: dict | None = None
 
 
 def load_cnn(path: str | Path, device: str | torch.device | None = None) -> RadiographCNN:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such CNN checkpoint")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a seegaan-explore CNN checkpoint (format {meta.get('format')!r})")
-    values = json.loads(meta["config"])
-    values["widths"] = tuple(values["widths"])
+    meta = read_header(path, FORMAT, "CNN checkpoint")
+    values = dict(meta["config"], widths=tuple(meta["config"]["widths"]))
     model = RadiographCNN(CnnConfig(**values))
-    model.load_state_dict(tensors)
-    model.metrics = json.loads(meta.get("metrics", "{}"))
+    model.load_state_dict(load_file(str(path)))
+    model.metrics = meta.get("metrics", {})
     return model.to(device).eval() if device is not None else model.eval()
