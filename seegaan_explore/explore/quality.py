@@ -1,0 +1,86 @@
+"""How far a traversal does what it was asked: scores computed from predictions on its frames.
+
+The predictions come from a model that is not the one under explanation (the phantom oracle, or
+a CNN), measured on the decoded frames. A traversal can look convincing and still fall short of the
+intended change, change other attributes along the way, or change the whole image; these scores
+say so in numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from .directions import Direction
+
+
+def _slope(x: np.ndarray, y: np.ndarray) -> float:
+    """Least-squares slope of y on x (NaN when x does not vary)."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    dx = x - x.mean()
+    denominator = float(dx @ dx)
+    return float(dx @ (y - y.mean()) / denominator) if denominator > 0 else math.nan
+
+
+def psnr_db(a: np.ndarray, b: np.ndarray, peak_to_peak: float = 2.0) -> float:
+    """PSNR of two images in [-1, 1] (peak-to-peak 2)."""
+    mse = float(np.mean(np.square(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+    return 10 * math.log10(peak_to_peak**2 / max(mse, 1e-12))
+
+
+def proximity(differences: np.ndarray, changed_fraction: float = 0.1) -> float:
+    """1 when all change stays in the most-changed ``changed_fraction`` of the pixels, lower as
+    change spreads: 1 - (mean |change| elsewhere) / (mean |change| there)."""
+    change = np.abs(np.asarray(differences, np.float64)).max(axis=0).ravel()
+    k = max(1, int(round(changed_fraction * change.size)))
+    order = np.argsort(change)
+    inside, outside = change[order[-k:]].mean(), change[order[:-k]].mean()
+    return float(1 - outside / inside) if inside > 0 else 1.0
+
+
+def assess(amounts, target_predictions, *, intended=None, others: dict | None = None,
+           differences: np.ndarray | None = None, reconstruction: np.ndarray | None = None,
+           original: np.ndarray | None = None) -> dict:
+    """Scores of one traversal.
+
+    ``amounts``: the step of each frame; ``target_predictions``: the measured target on each frame;
+    ``intended``: the intended target value per frame (default: ``amounts``, i.e. steps in the
+    target's units); ``others``: name -> measured value per frame of attributes that should stay.
+
+    Returns ``monotonicity`` (Spearman of step vs measured target), ``achieved_over_intended``
+    (slope of measured on intended change), ``calibrated_scale`` (multiply the steps by it to reach
+    the intended change), ``leakage`` (name -> change per unit of intended target change),
+    ``proximity`` and ``reconstruction_psnr_db`` when the images are given.
+    """
+    amounts = np.asarray(amounts, np.float64)
+    measured = np.asarray(target_predictions, np.float64)
+    intended = amounts if intended is None else np.asarray(intended, np.float64)
+    if not (len(amounts) == len(measured) == len(intended)):
+        raise ValueError(f"{len(amounts)} steps, {len(measured)} predictions and {len(intended)} intended "
+                         "values: one of each per frame is needed")
+    if len(amounts) < 3:
+        raise ValueError(f"a traversal of {len(amounts)} frames is too short to score (3 or more)")
+    achieved = _slope(intended, measured)
+    scores = {
+        "monotonicity": float(spearmanr(amounts, measured)[0]) if np.ptp(measured) > 0 else 0.0,
+        "achieved_over_intended": achieved,
+        "calibrated_scale": 1 / achieved if achieved and math.isfinite(achieved) and achieved > 0 else math.nan,
+        "leakage": {name: _slope(intended, values) for name, values in (others or {}).items()},
+    }
+    if differences is not None:
+        scores["proximity"] = proximity(differences)
+    if reconstruction is not None and original is not None:
+        scores["reconstruction_psnr_db"] = psnr_db(reconstruction, original)
+    return scores
+
+
+def calibrated(direction: Direction, achieved_over_intended: float) -> Direction:
+    """The direction rescaled so that one intended unit achieves one measured unit."""
+    if not (math.isfinite(achieved_over_intended) and achieved_over_intended > 0):
+        raise ValueError(f"cannot calibrate {direction.attribute!r}: achieved/intended is "
+                         f"{achieved_over_intended!r} (the traversal does not move the measured target up)")
+    diagnostics = dict(direction.diagnostics, calibration=achieved_over_intended)
+    return dataclasses.replace(direction, vector=direction.vector / achieved_over_intended, diagnostics=diagnostics)
