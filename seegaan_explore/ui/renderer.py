@@ -1,0 +1,567 @@
+"""One renderer: plain arguments in, one result dict out.
+
+The pattern of NVlabs' stylegan3 visualizer: widgets only write plain values (an attribute name, a
+range, a patient index) into an arguments dict; this renderer turns that dict into everything the
+screen shows, caching what is expensive. A bad request becomes a message in ``result["error"]``
+instead of an exception, so it never takes a kernel down. Nothing here imports a widget: notebooks,
+tests and the dashboard make the same call.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from ..data.cohort import parse_lab_column
+from ..data.images import preprocess
+from ..data.phantoms import to_uint8
+from ..explore import quality
+from ..explore.attribution import METHODS, agreement, attribute
+from ..explore.directions import ESTIMATORS, Direction, cosine_matrix, fit_direction
+from ..explore.traversal import traverse
+from ..model.seegaan import SeeGaan
+
+CNN_PREDICTION = "cnn_prediction"
+UNITS = ("sd", "value")  # steps in standard deviations of the attribute, or target values in its own units
+MAX_FRAMES = 64
+RESERVED = {"index", "seed", "row", "path", "file", "filename"}  # numbers that are bookkeeping, not attributes
+DEFAULTS = {"attribute": None, "estimator": "mean_shift", "confounders": (), "log": False, "units": "sd",
+            "start": -2.0, "stop": 2.0, "n_frames": 9, "patient": 0, "method": "gradcam", "frame": -1,
+            "noise_seed": 0}
+
+
+class Cancelled(Exception):
+    """A newer request superseded this one (raised between stages, never shown)."""
+
+
+class _Lru(OrderedDict):
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def put(self, key, value):
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+        return value
+
+    def hit(self, key):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        return None
+
+
+def _column(series: pd.Series) -> tuple[np.ndarray, dict | None] | None:
+    """A table column as floats (numbers, censored lab values, or two text levels as 0/1), or None."""
+    try:
+        return parse_lab_column(series)["value"].to_numpy(np.float64), None
+    except ValueError:
+        text = series.astype("string").str.strip().str.lower()
+        levels = sorted(set(text.dropna()) - {""})
+        if len(levels) != 2:
+            return None
+        mapping = {level: code for code, level in enumerate(levels)}
+        return pd.to_numeric(text.map(mapping)).astype(float).to_numpy(), mapping
+
+
+def _detect_attributes(table: pd.DataFrame) -> dict[str, tuple[np.ndarray, dict | None]]:
+    out = {}
+    for name in table.columns:
+        if str(name).lower() in RESERVED or str(name).lower().endswith("_id"):
+            continue
+        parsed = _column(table[name])
+        if parsed is None:
+            continue
+        finite = parsed[0][np.isfinite(parsed[0])]
+        if len(finite) >= 2 and np.ptp(finite) > 0:
+            out[str(name)] = parsed
+    return out
+
+
+def _traversal_key(a: dict) -> tuple:
+    return tuple(a[k] for k in ("attribute", "estimator", "confounders", "log", "patient", "units", "start", "stop",
+                                "n_frames", "noise_seed"))
+
+
+class Renderer:
+    """Turns plain arguments into a result dict; see :data:`DEFAULTS` for the arguments.
+
+    ``latents`` [N, w_dim] are the cohort's encodings, row ``i`` belonging to ``table`` row ``i``;
+    ``images`` [N, R, R] in [-1, 1] (optional) are the originals, for thumbnails and attributions;
+    ``cnn`` a module predicting one value per image (``predict`` used when it has one); ``oracle``
+    an object whose ``predict(images [B, 1, R, R] tensor)`` returns a DataFrame, one column per
+    factor, used to measure what the frames show. ``attributes`` restricts the table columns
+    offered (default: every numeric or two-valued column that is not bookkeeping).
+    """
+
+    def __init__(self, model: SeeGaan, latents, table: pd.DataFrame, *, cnn: torch.nn.Module | None = None,
+                 oracle=None, images=None, attributes: list[str] | None = None, cache_size: int = 32):
+        latents = latents.detach().cpu().numpy() if torch.is_tensor(latents) else np.asarray(latents)
+        if latents.ndim != 2 or latents.shape[1] != model.config.w_dim:
+            raise ValueError(f"latents of shape {latents.shape} do not fit the model (w_dim {model.config.w_dim})")
+        if len(table) != len(latents):
+            raise ValueError(f"the table has {len(table)} rows but there are {len(latents)} latents")
+        r = model.config.resolution
+        if images is not None and tuple(np.shape(images)) != (len(latents), r, r):
+            raise ValueError(f"images of shape {tuple(np.shape(images))} do not match {len(latents)} latents "
+                             f"at the model's {r} px")
+        self.model, self.cnn, self.oracle, self.images = model, cnn, oracle, images
+        self.latents = latents.astype(np.float32)
+        self.table = table.reset_index(drop=True)
+        self.resolution = r
+        columns = _detect_attributes(self.table)
+        if attributes is not None:
+            unknown = [a for a in attributes if a not in columns]
+            if unknown:
+                raise ValueError(f"attribute(s) {unknown} are not numeric or two-valued columns of the table; "
+                                 f"usable columns: {sorted(columns)}")
+            columns = {a: columns[a] for a in attributes}
+        self._columns = {name: values for name, (values, _) in columns.items()}
+        self.encodings = {name: mapping for name, (_, mapping) in columns.items() if mapping}
+        self.attributes = list(self._columns) + ([CNN_PREDICTION] if cnn is not None else [])
+        if not self.attributes:
+            raise ValueError(f"the table has no numeric or two-valued column to explore: {list(table.columns)}")
+        self._uploads: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._lock = threading.RLock()  # the UI thread (thumbnails, uploads) and the render thread share caches
+        self._directions = _Lru(64)
+        self._traversals = _Lru(cache_size)
+        self._attributions = _Lru(4 * cache_size)
+        self._cohort_predictions: np.ndarray | None = None
+        self._embedding = None
+
+    # ------------------------------------------------------------------ cohort-level values
+
+    @property
+    def default_attribute(self) -> str:
+        trained_on = getattr(getattr(self.cnn, "config", None), "attribute", None)
+        return trained_on if trained_on in self.attributes else self.attributes[0]
+
+    def label(self, name: str) -> str:
+        """How an attribute is called on screen."""
+        if name == CNN_PREDICTION:
+            config = getattr(self.cnn, "config", None)
+            target = getattr(config, "attribute", "") or "its target"
+            return f"CNN prediction of {'ln ' if getattr(config, 'log_transform', False) else ''}{target}"
+        if name in self.encodings:
+            return f"{name} ({', '.join(f'{k}={v}' for k, v in self.encodings[name].items())})"
+        return name
+
+    def values(self, name: str) -> np.ndarray:
+        """The attribute for every cohort row in its own units (NaN where unknown)."""
+        if name == CNN_PREDICTION and self.cnn is not None:
+            return self.cohort_predictions()
+        if name not in self._columns:
+            raise ValueError(f"unknown attribute {name!r}; choose one of {', '.join(self.attributes)}")
+        return self._columns[name]
+
+    def cohort_predictions(self) -> np.ndarray:
+        """The CNN on every cohort image (on the reconstructions where no images were given); computed once."""
+        with self._lock:
+            if self._cohort_predictions is None:
+                if self.cnn is None:
+                    raise ValueError("no CNN was given, so there is no cnn_prediction")
+                chunks = []
+                for start in range(0, len(self.latents), 64):
+                    if self.images is not None:
+                        batch = torch.as_tensor(np.asarray(self.images[start:start + 64], np.float32))[:, None]
+                    else:
+                        batch = self.model.decode(torch.from_numpy(self.latents[start:start + 64])).cpu()
+                    chunks.append(self._cnn_predict(batch))
+                self._cohort_predictions = np.concatenate(chunks)
+            return self._cohort_predictions
+
+    def embedding(self) -> tuple[np.ndarray, np.ndarray]:
+        """The latents on their first two principal axes [N, 2], and the variance share of each axis."""
+        with self._lock:
+            if self._embedding is None:
+                centred = torch.from_numpy(self.latents) - torch.from_numpy(self.latents).mean(0)
+                _, singular, axes = torch.linalg.svd(centred, full_matrices=False)
+                share = (singular.square() / singular.square().sum())[:2].numpy()
+                self._embedding = ((centred @ axes[:2].T).numpy(), share)
+            return self._embedding
+
+    def patient_label(self, patient) -> str:
+        if isinstance(patient, str):
+            return patient.removeprefix("upload:") + " (uploaded)"
+        for column in ("image_id", "patient_id", "id"):
+            if column in self.table.columns:
+                return f"{self.table[column].iloc[patient]} (#{patient})"
+        return f"#{patient}"
+
+    def thumbnail(self, patient) -> np.ndarray:
+        """The patient's image as uint8 [R, R]: the original where known, else its reconstruction."""
+        patient = self._patient(patient)
+        original = self._original(patient)
+        if original is not None:
+            return to_uint8(original)
+        with self._lock:
+            return to_uint8(self.model.decode(torch.from_numpy(self.latents[patient:patient + 1]))[0, 0].cpu().numpy())
+
+    def add_image(self, image: np.ndarray, name: str) -> str:
+        """Encode a user's radiograph (as :func:`~seegaan_explore.data.images.read_image` returns it);
+        returns the patient key (``"upload:<name>"``) to put in ``args["patient"]``."""
+        prepared = preprocess(image, self.resolution)
+        with self._lock:
+            w = self.model.encode(torch.from_numpy(prepared)[None, None])[0].cpu().numpy()
+            key = f"upload:{name}"
+            self._uploads[key] = (w, prepared)
+        return key
+
+    # ------------------------------------------------------------------ helpers
+
+    def _patient(self, patient) -> int | str:
+        if isinstance(patient, str) and patient in self._uploads:
+            return patient
+        if isinstance(patient, (int, np.integer)) and not isinstance(patient, bool) and 0 <= patient < len(self.latents):
+            return int(patient)
+        raise ValueError(f"patient {patient!r} is neither a row of the cohort (0..{len(self.latents) - 1}) "
+                         f"nor an uploaded image ({', '.join(self._uploads) or 'none uploaded'})")
+
+    def _w(self, patient) -> np.ndarray:
+        return self._uploads[patient][0] if isinstance(patient, str) else self.latents[patient]
+
+    def _original(self, patient) -> np.ndarray | None:
+        if isinstance(patient, str):
+            return self._uploads[patient][1]
+        return None if self.images is None else np.asarray(self.images[patient], np.float32)
+
+    def _at_cnn_resolution(self, x: torch.Tensor) -> torch.Tensor:
+        size = getattr(getattr(self.cnn, "config", None), "resolution", x.shape[-1])
+        if x.shape[-1] == size:
+            return x
+        return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=size < x.shape[-1])
+
+    def _cnn_predict(self, images: torch.Tensor) -> np.ndarray:
+        """CNN output on images [B, 1, R, R] in the CNN's own scale (e.g. ln NT-proBNP)."""
+        x = self._at_cnn_resolution(images.float())
+        if hasattr(self.cnn, "predict"):
+            return self.cnn.predict(x).cpu().numpy().astype(np.float64)
+        with torch.no_grad():
+            self.cnn.eval()
+            return self.cnn(x).reshape(len(x)).cpu().numpy().astype(np.float64)
+
+    @staticmethod
+    def _scale(values: np.ndarray, log: bool, name: str) -> np.ndarray:
+        """Values on the scale directions are fitted in: ln where ``log``."""
+        values = np.asarray(values, np.float64)
+        if not log:
+            return values
+        finite = values[np.isfinite(values)]
+        if finite.size and finite.min() <= 0:
+            raise ValueError(f"{name}: a log scale needs positive values, but the smallest is {finite.min():g}")
+        return np.log(values)
+
+    def _native(self, scaled: np.ndarray, log: bool) -> np.ndarray:
+        return np.exp(scaled) if log else np.asarray(scaled, np.float64)
+
+    def _normalise(self, args: dict) -> dict:
+        unknown = set(args) - set(DEFAULTS)
+        if unknown:
+            raise ValueError(f"unknown argument(s) {sorted(unknown)}; the arguments are {sorted(DEFAULTS)}")
+        a = {**DEFAULTS, **args}
+        a["attribute"] = a["attribute"] or self.default_attribute
+        if a["attribute"] not in self.attributes:
+            raise ValueError(f"unknown attribute {a['attribute']!r}; choose one of {', '.join(self.attributes)}")
+        if a["estimator"] not in ESTIMATORS:
+            raise ValueError(f"unknown estimator {a['estimator']!r}; choose one of {', '.join(ESTIMATORS)}")
+        a["confounders"] = tuple(a["confounders"] or ())
+        for c in a["confounders"]:
+            if c not in self.attributes or c == a["attribute"]:
+                raise ValueError(f"confounder {c!r} must be another attribute: one of "
+                                 f"{', '.join(x for x in self.attributes if x != a['attribute'])}")
+        if a["units"] not in UNITS:
+            raise ValueError(f"units must be one of {UNITS}, got {a['units']!r}")
+        a["start"], a["stop"], a["log"] = float(a["start"]), float(a["stop"]), bool(a["log"])
+        if not (math.isfinite(a["start"]) and math.isfinite(a["stop"])) or a["start"] == a["stop"]:
+            raise ValueError(f"the range {a['start']:g} to {a['stop']:g} is empty or not finite")
+        if not 2 <= int(a["n_frames"]) <= MAX_FRAMES:
+            raise ValueError(f"n_frames must be between 2 and {MAX_FRAMES}, got {a['n_frames']!r}")
+        a["n_frames"] = int(a["n_frames"])
+        a["patient"] = self._patient(a["patient"])
+        if a["method"] is not None and a["method"] not in METHODS:
+            raise ValueError(f"unknown attribution method {a['method']!r}; choose one of {', '.join(METHODS)} or None")
+        frame = int(a["frame"])
+        if not -a["n_frames"] <= frame < a["n_frames"]:
+            raise ValueError(f"frame {frame} is outside the {a['n_frames']} frames")
+        a["frame"] = frame % a["n_frames"]
+        return a
+
+    # ------------------------------------------------------------------ cached stages
+
+    def direction(self, attribute: str, estimator: str = "mean_shift", confounders: tuple[str, ...] = (),
+                  log: bool = False) -> Direction:
+        """The attribute's direction in w (cached): per unit of the attribute, or of its logarithm."""
+        key = (attribute, estimator, tuple(confounders), bool(log))
+        with self._lock:
+            cached = self._directions.hit(key)
+            if cached is not None:
+                return cached
+            values = self._scale(self.values(attribute), log, attribute)
+            covariates = np.column_stack([self.values(c) for c in confounders]) if confounders else None
+            return self._directions.put(key, fit_direction(estimator, self.latents, values, covariates,
+                                                           attribute=attribute, confounder_names=tuple(confounders)))
+
+    def cosines(self, direction: Direction) -> dict[str, float]:
+        """Cosine of the direction with every other attribute's mean-shift direction: how entangled they are."""
+        others = {}
+        for name in self.attributes:
+            if name == direction.attribute:
+                continue
+            try:
+                others[name] = self.direction(name)
+            except ValueError:  # e.g. too few values: no direction to compare with
+                continue
+        if not others:
+            return {}
+        row = cosine_matrix([direction, *others.values()])[0, 1:]
+        return dict(zip(others, map(float, row)))
+
+    def _patient_value(self, patient, attribute: str, log: bool) -> tuple[float, str]:
+        """The patient's attribute on the fitted scale, and where it comes from."""
+        if isinstance(patient, int):
+            value = self.values(attribute)[patient]
+            if np.isfinite(value):
+                return float(self._scale(np.array([value]), log, attribute)[0]), \
+                    "the CNN" if attribute == CNN_PREDICTION else "the table"
+        elif attribute == CNN_PREDICTION:
+            value = self._cnn_predict(torch.from_numpy(self._original(patient))[None, None])
+            return float(self._scale(value, log, attribute)[0]), "the CNN"
+        return self._estimate(patient, attribute, log), "estimated from the latent (no recorded value)"
+
+    def _estimate(self, patient, attribute: str, log: bool) -> float:
+        """A ridge regression of the attribute on w, for patients without a recorded value."""
+        from sklearn.linear_model import Ridge
+
+        key = ("ridge", attribute, log)
+        model = self._directions.hit(key)
+        if model is None:
+            values = self._scale(self.values(attribute), log, attribute)
+            keep = np.isfinite(values)
+            model = self._directions.put(key, Ridge(alpha=1.0).fit(self.latents[keep], values[keep]))
+        return float(model.predict(self._w(patient)[None].astype(np.float64))[0])
+
+    def _traversal(self, a: dict, direction: Direction, check: Callable[[str], None]) -> dict:
+        key = _traversal_key(a)
+        cached = self._traversals.hit(key)
+        if cached is not None:
+            return cached
+        log = a["log"]
+        patient_scaled, source = self._patient_value(a["patient"], a["attribute"], log)
+        if a["units"] == "sd":
+            amounts = np.linspace(a["start"], a["stop"], a["n_frames"])
+            targets = patient_scaled + amounts * direction.scale
+        else:
+            targets = np.linspace(*self._scale(np.array([a["start"], a["stop"]]), log, a["attribute"]), a["n_frames"])
+            amounts = targets - patient_scaled
+        check("decoding the frames")
+        t = traverse(self.model, self._w(a["patient"]), direction, amounts, in_sd=a["units"] == "sd",
+                     noise_seed=a["noise_seed"])
+        check("predicting on the frames")
+        original = self._original(a["patient"])
+        entry = {"key": key, "traversal": t, "targets_scaled": targets, "patient_scaled": patient_scaled,
+                 "patient_value_source": source, "original": original,
+                 "cnn_predictions": None, "cnn_original": None, "cnn_reconstruction": None, "oracle_predictions": None}
+        if self.cnn is not None:
+            stack = [t.reconstruction[None], t.frames] + ([original[None]] if original is not None else [])
+            predicted = self._cnn_predict(torch.from_numpy(np.concatenate(stack).astype(np.float32))[:, None])
+            entry["cnn_reconstruction"], entry["cnn_predictions"] = float(predicted[0]), predicted[1:1 + len(t.frames)]
+            entry["cnn_original"] = float(predicted[-1]) if original is not None else None
+        if self.oracle is not None:
+            table = self.oracle.predict(torch.from_numpy(t.frames)[:, None])
+            if len(table) != len(t.frames):
+                raise ValueError(f"the oracle returned {len(table)} rows for {len(t.frames)} frames")
+            entry["oracle_predictions"] = table.reset_index(drop=True)
+        entry["quality"] = self._quality(a, entry)
+        return self._traversals.put(key, entry)
+
+    def _measured_target(self, a: dict, entry: dict) -> tuple[np.ndarray | None, str]:
+        """The target as measured on each frame, on the fitted scale, and by what; None when nothing measures it."""
+        name, log = a["attribute"], a["log"]
+        oracle = entry["oracle_predictions"]
+        config = getattr(self.cnn, "config", None)
+        if oracle is not None and name in oracle.columns:
+            measured, by = oracle[name].to_numpy(np.float64), "the oracle"
+        elif entry["cnn_predictions"] is not None and name == CNN_PREDICTION:
+            measured, by = entry["cnn_predictions"], "the CNN"
+        elif entry["cnn_predictions"] is not None and getattr(config, "attribute", None) == name:
+            predicted = entry["cnn_predictions"]
+            measured, by = (np.exp(predicted) if config.log_transform else predicted), "the CNN"
+        else:
+            return None, f"nothing measures {name} on an image (no oracle column or CNN for it)"
+        if log and np.any(measured <= 0):
+            return None, f"{by} measured values <= 0 on some frames, which a log scale cannot show"
+        return self._scale(measured, log, name), by
+
+    def _quality(self, a: dict, entry: dict) -> dict:
+        """Scores from :mod:`seegaan_explore.explore.quality`, with what measured the target."""
+        t, original = entry["traversal"], entry["original"]
+        measured, by = self._measured_target(a, entry)
+        if measured is not None and len(t.amounts) >= 3:
+            oracle = entry["oracle_predictions"]
+            others = {c: oracle[c].to_numpy(np.float64) for c in oracle.columns
+                      if c != a["attribute"] and pd.api.types.is_numeric_dtype(oracle[c])} if oracle is not None else {}
+            scores = quality.assess(t.amounts, measured, intended=entry["targets_scaled"], others=others,
+                                    differences=t.differences, reconstruction=t.reconstruction, original=original)
+            return {**scores, "measured_by": by, "measured": measured}
+        scores = {"proximity": quality.proximity(t.differences), "measured_by": None,
+                  "not_measured": by if measured is None else "3 or more frames are needed to score a traversal"}
+        if original is not None:
+            scores["reconstruction_psnr_db"] = quality.psnr_db(t.reconstruction, original)
+        return scores
+
+    def _attribution(self, key: Hashable, image: np.ndarray, method: str) -> np.ndarray:
+        cached = self._attributions.hit((key, method))
+        if cached is not None:
+            return cached
+        x = self._at_cnn_resolution(torch.from_numpy(np.asarray(image, np.float32))[None, None])
+        maps = torch.from_numpy(attribute(self.cnn, x, method))[:, None]
+        if maps.shape[-1] != self.resolution:
+            maps = F.interpolate(maps, size=(self.resolution,) * 2, mode="area" if maps.shape[-1] > self.resolution
+                                 else "bilinear")
+        return self._attributions.put((key, method), maps[0, 0].numpy())
+
+    # ------------------------------------------------------------------ the one call
+
+    def render(self, args: dict, *, cancelled: Callable[[], bool] | None = None,
+               progress: Callable[[str], None] | None = None) -> dict:
+        """Everything the screen shows for ``args`` (see :data:`DEFAULTS`), or ``{"error": message}``.
+
+        ``cancelled()`` is polled between stages: when it turns true the result is
+        ``{"cancelled": True}`` (a newer request wins). ``progress(stage)`` names each stage as it starts.
+        """
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        clock = [started]
+        stage = ["checking the arguments"]
+
+        def check(next_stage: str) -> None:
+            now = time.perf_counter()
+            timings[stage[0]] = now - clock[0]
+            clock[0], stage[0] = now, next_stage
+            if cancelled is not None and cancelled():
+                raise Cancelled
+            if progress is not None:
+                progress(next_stage)
+
+        try:
+            with self._lock:
+                result = self._render(args, check)
+        except Cancelled:
+            return {"args": args, "cancelled": True, "error": None, "timings": timings}
+        except (ValueError, KeyError) as e:
+            return {"args": args, "cancelled": False, "error": f"{stage[0]}: {e}", "timings": timings}
+        except Exception as e:  # noqa: BLE001 -- a bug or a resource problem: report it, keep the kernel alive
+            return {"args": args, "cancelled": False, "error": f"{stage[0]}: {type(e).__name__}: {e}",
+                    "traceback": traceback.format_exc(), "timings": timings}
+        check("done")
+        timings["total"] = time.perf_counter() - started
+        return {**result, "timings": timings}
+
+    def _render(self, args: dict, check: Callable[[str], None]) -> dict:
+        a = self._normalise(args)
+        check("fitting the direction")
+        direction = self.direction(a["attribute"], a["estimator"], a["confounders"], a["log"])
+        cached_traversal = _traversal_key(a) in self._traversals
+        check("comparing with the other attributes")
+        cosines = self.cosines(direction)
+        check("building the traversal")
+        entry = self._traversal(a, direction, check)
+        t, log = entry["traversal"], a["log"]
+        original = entry["original"]
+        limit = float(max(np.percentile(t.summary_map, 99.5), 1e-3))
+        result = {
+            "args": a, "error": None, "cancelled": False,
+            "attribute": a["attribute"], "label": self.label(a["attribute"]), "log": log,
+            "direction": direction, "diagnostics": direction.diagnostics, "cosines": cosines,
+            "patient": a["patient"], "patient_label": self.patient_label(a["patient"]),
+            "patient_value": float(self._native(entry["patient_scaled"], log)),
+            "patient_value_source": entry["patient_value_source"],
+            "traversal": t, "amounts": t.amounts, "in_sd": t.in_sd, "targets": self._native(entry["targets_scaled"], log),
+            "frames": to_uint8(t.frames), "differences": t.differences.astype(np.float32),
+            "difference_limit": limit, "summary_map": t.summary_map.astype(np.float32),
+            "reconstruction": to_uint8(t.reconstruction), "original": None if original is None else to_uint8(original),
+            "cnn_label": self.label(CNN_PREDICTION) if self.cnn is not None else None,
+            "cnn_predictions": entry["cnn_predictions"], "cnn_original": entry["cnn_original"],
+            "cnn_reconstruction": entry["cnn_reconstruction"], "oracle_predictions": entry["oracle_predictions"],
+            "quality": entry["quality"], "frame": a["frame"], "method": a["method"],
+            "attribution_original": None, "attribution_frame": None, "agreement": None,
+            "cached": {"traversal": cached_traversal},
+        }
+        if self.cnn is not None and a["method"] is not None:
+            check("attributing the original")
+            image = original if original is not None else t.reconstruction
+            result["attribution_original"] = self._attribution(("original", a["patient"]), image, a["method"])
+            check("attributing the frame")
+            result["attribution_frame"] = self._attribution(("frame", entry["key"], a["frame"]), t.frames[a["frame"]],
+                                                            a["method"])
+            result["agreement"] = agreement(t.summary_map, result["attribution_original"])
+        return result
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.2f}"
+
+
+def plain_words(result: dict) -> list[str]:
+    """The direction's diagnostics and the traversal's quality, as sentences a clinician reads."""
+    if result.get("error") or result.get("cancelled"):
+        return []
+    name, d, q = result["attribute"], result["diagnostics"], result["quality"]
+    direction = result["direction"]
+    lines = [(f"Patient {result['patient_label']}: {result['label']} {result['patient_value']:.3g} "
+              f"(from {result['patient_value_source']}).")]
+    if direction.kind == "predictive":
+        lines.append(f"The {direction.estimator} direction is diagnostic: it shows what the latent code knows "
+                     f"about {name}, and need not change the image the way {name} does.")
+    if "unique_variance_of_attribute" in d and direction.confounders:
+        lines.append(f"{d['unique_variance_of_attribute']:.0%} of the variation in {name} is not explained by "
+                     f"{', '.join(direction.confounders)}; the direction uses that part only.")
+    for key, what in (("cv_r2", "R²"), ("cv_roc_auc", "AUC")):
+        if key in d:
+            lines.append(f"The latent code predicts {name} with a cross-validated {what} of {d[key]:.2f}.")
+    if "correlation" in d:
+        lines.append(f"This principal axis explains {d['explained_variance_ratio']:.0%} of the latent variance and "
+                     f"correlates {d['correlation']:.2f} with {name}.")
+    lines.append(f"Fitted on {d.get('n', '?')} images.")
+    strongest = sorted(result["cosines"].items(), key=lambda kv: -abs(kv[1]))[:3]
+    if strongest:
+        lines.append("Most entangled with: " + ", ".join(f"{k} (cosine {_signed(v)})" for k, v in strongest)
+                     + ". Near ±1 means moving along this direction also moves that attribute.")
+    if q.get("measured_by"):
+        mono = q["monotonicity"]
+        lines.append(f"Measured by {q['measured_by']}, {name} "
+                     + ("rises steadily" if mono > 0.9 else "rises, unevenly," if mono > 0.5 else "does not rise")
+                     + f" across the frames (rank correlation {mono:.2f}).")
+        achieved = q["achieved_over_intended"]
+        if math.isfinite(achieved):
+            lines.append(f"The frames reach {achieved:.0%} of the intended change in {name}.")
+        leaks = sorted(q["leakage"].items(), key=lambda kv: -abs(kv[1]))[:3]
+        if leaks:
+            lines.append("Other attributes change along the way (per unit of intended change): "
+                         + ", ".join(f"{k} {_signed(v)}" for k, v in leaks) + ".")
+    elif q.get("not_measured"):
+        lines.append(f"Not scored: {q['not_measured']}.")
+    if "proximity" in q:
+        lines.append(f"Proximity {q['proximity']:.2f}: "
+                     + ("the change is concentrated in a small region." if q["proximity"] > 0.7
+                        else "the change spreads over much of the image."))
+    if "reconstruction_psnr_db" in q:
+        lines.append(f"The reconstruction matches the original image at {q['reconstruction_psnr_db']:.1f} dB PSNR "
+                     "(higher is more faithful; frames start from the reconstruction).")
+    if result["agreement"] is not None:
+        g = result["agreement"]
+        lines.append(f"Where the traversal changes the image and where the CNN looks ({result['method']}) "
+                     f"agree with rank correlation {g['spearman']:.2f}; {g['top_overlap']:.0%} of their top 5% "
+                     "pixels coincide.")
+    return lines

@@ -1,0 +1,219 @@
+"""The renderer turns plain arguments into what the screen shows, caches it, and reports errors as text."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from ui_cohort import brightness, small_setup
+
+from seegaan_explore.data.images import read_image
+from seegaan_explore.data.phantoms import render, sample_individual, to_uint8
+from seegaan_explore.explore import quality
+from seegaan_explore.explore.directions import fit_direction
+from seegaan_explore.explore.traversal import traverse
+from seegaan_explore.ui import renderer as renderer_module
+from seegaan_explore.ui.renderer import CNN_PREDICTION, Renderer, plain_words
+
+
+@pytest.fixture(scope="module")
+def setup():
+    return small_setup()
+
+
+@pytest.fixture
+def renderer(setup):
+    model, latents, table, cnn, oracle, images = setup
+    return Renderer(model, latents, table, cnn=cnn, oracle=oracle, images=images)
+
+
+def _cnn_on(cnn, images):
+    x = torch.from_numpy(np.asarray(images, np.float32))[:, None]
+    return cnn.predict(F.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False)).numpy()
+
+
+def test_attributes_are_the_numeric_and_two_valued_columns_plus_the_cnn(renderer, setup):
+    cnn, images = setup[3], setup[5]
+    assert {"age", "sex", "view", "device", "nt_probnp_pg_ml", "brightness", CNN_PREDICTION} <= set(renderer.attributes)
+    assert not {"image_id", "patient_id", "seed", "index"} & set(renderer.attributes)
+    assert renderer.encodings["sex"] == {"f": 0, "m": 1}
+    assert set(np.unique(renderer.values("sex"))) == {0.0, 1.0}
+    np.testing.assert_allclose(renderer.values(CNN_PREDICTION), _cnn_on(cnn, images), rtol=1e-5, atol=1e-6)
+    assert renderer.default_attribute == "nt_probnp_pg_ml"  # what the CNN was trained on
+
+
+def test_result_holds_frames_predictions_attributions_and_scores(renderer, setup):
+    model, latents, table, cnn = setup[:4]
+    result = renderer.render({"attribute": "age", "start": -1.5, "stop": 1.5, "n_frames": 5, "patient": 3})
+    assert result["error"] is None, result["error"]
+    direction = fit_direction("mean_shift", latents, table["age"].to_numpy(float), attribute="age")
+    np.testing.assert_allclose(result["direction"].vector, direction.vector, rtol=1e-5)
+    expected = traverse(model, latents[3], direction, np.linspace(-1.5, 1.5, 5), in_sd=True)
+    assert result["frames"].dtype == np.uint8 and result["frames"].shape == (5, 32, 32)
+    assert np.abs(result["frames"].astype(int) - to_uint8(expected.frames)).max() <= 1
+    np.testing.assert_allclose(result["targets"], table["age"][3] + np.linspace(-1.5, 1.5, 5) * direction.scale)
+    assert result["patient_value"] == pytest.approx(table["age"][3])
+    np.testing.assert_allclose(result["cnn_predictions"], _cnn_on(cnn, expected.frames), rtol=1e-4, atol=1e-5)
+    assert set(result["cosines"]) == set(renderer.attributes) - {"age"}
+    assert all(-1 <= c <= 1 for c in result["cosines"].values())
+    assert result["attribution_original"].shape == result["attribution_frame"].shape == (32, 32)
+    assert result["frame"] == 4  # -1: the last frame
+    assert set(result["agreement"]) == {"spearman", "top_overlap"}
+    assert result["quality"]["proximity"] == pytest.approx(quality.proximity(expected.differences), abs=1e-4)
+    assert result["quality"]["reconstruction_psnr_db"] > 0
+    assert "nothing measures age" in result["quality"]["not_measured"]
+    assert result["timings"]["total"] >= result["timings"]["decoding the frames"] > 0
+
+
+def test_target_values_on_a_log_scale(renderer, setup):
+    table = setup[2]
+    value = table["nt_probnp_pg_ml"][0]
+    result = renderer.render({"attribute": "nt_probnp_pg_ml", "log": True, "units": "value", "start": 50,
+                              "stop": 5000, "n_frames": 3, "method": None})
+    assert result["error"] is None, result["error"]
+    np.testing.assert_allclose(result["targets"], [50, 500, 5000], rtol=1e-9)
+    np.testing.assert_allclose(result["amounts"], np.log([50, 500, 5000]) - np.log(value), rtol=1e-9)
+    assert result["direction"].scale == pytest.approx(np.log(table["nt_probnp_pg_ml"]).std(ddof=0))
+    # the CNN was trained on ln NT-proBNP, so it measures the target: scored on the same (log) scale
+    assert result["quality"]["measured_by"] == "the CNN"
+    np.testing.assert_allclose(result["quality"]["measured"], result["cnn_predictions"])
+    assert result["attribution_original"] is None and result["agreement"] is None
+
+
+def test_the_oracle_measures_the_target_and_what_leaks(renderer, setup):
+    model, latents = setup[:2]
+    result = renderer.render({"attribute": "brightness", "n_frames": 4, "method": None})
+    assert result["error"] is None, result["error"]
+    t = traverse(model, latents[0], result["direction"], np.linspace(-2, 2, 4), in_sd=True)
+    measured = brightness(t.frames)
+    np.testing.assert_allclose(result["oracle_predictions"]["brightness"], measured["brightness"], atol=1e-5)
+    q = result["quality"]
+    assert q["measured_by"] == "the oracle"
+    expected = quality.assess(t.amounts, measured["brightness"], intended=result["targets"],
+                              others={"upper_brightness": measured["upper_brightness"]})
+    assert q["monotonicity"] == pytest.approx(expected["monotonicity"])
+    assert q["achieved_over_intended"] == pytest.approx(expected["achieved_over_intended"], rel=1e-3, abs=1e-6)
+    assert set(q["leakage"]) == {"upper_brightness"}
+
+
+def test_changing_only_the_frame_reuses_the_traversal_and_attributes_one_image(renderer, monkeypatch):
+    calls = []
+    real = renderer_module.attribute
+    monkeypatch.setattr(renderer_module, "attribute", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    first = renderer.render({"attribute": "bmi", "frame": 2})
+    assert first["error"] is None and not first["cached"]["traversal"] and len(calls) == 2
+    second = renderer.render({"attribute": "bmi", "frame": 6})
+    assert second["cached"]["traversal"] and len(calls) == 3  # the new frame only
+    assert second["traversal"] is first["traversal"]
+    assert second["attribution_original"] is first["attribution_original"]
+    assert not np.array_equal(second["attribution_frame"], first["attribution_frame"])
+    assert "decoding the frames" not in second["timings"]
+    renderer.render({"attribute": "bmi", "frame": 6})
+    assert len(calls) == 3
+    renderer.render({"attribute": "bmi", "frame": 6, "method": "saliency"})
+    assert calls[-2:] == ["saliency", "saliency"]
+
+
+@pytest.mark.parametrize("args, words", [
+    ({"attribute": "heart_size"}, "unknown attribute 'heart_size'"),
+    ({"attribute": "age", "confounders": ("sex",), "estimator": "pca"}, "cannot condition on confounders"),
+    ({"attribute": "age", "frame": 9}, "frame 9 is outside the 9 frames"),
+    ({"attribute": "age", "n_frames": 1}, "n_frames must be between 2 and 64, got 1"),
+    ({"attribute": "age", "patient": 99}, "patient 99 is neither a row of the cohort (0..23)"),
+    ({"attribute": "age", "confounders": ("age",)}, "confounder 'age' must be another attribute"),
+    ({"attribute": "age", "start": 1, "stop": 1}, "the range 1 to 1 is empty"),
+    ({"attribute": "age", "method": "lime"}, "unknown attribution method 'lime'"),
+    ({"attribute": "age", "colour": "red"}, "unknown argument(s) ['colour']"),
+    ({"attribute": "sex", "estimator": "logistic", "log": True}, "log scale needs positive values, but the smallest is 0"),
+    ({"attribute": "age", "units": "value", "log": True, "start": -1, "stop": 80}, "smallest is -1"),
+])
+def test_errors_are_messages_naming_the_value(renderer, args, words):
+    result = renderer.render(args)
+    assert words in result["error"]
+    assert not result["cancelled"]
+
+
+def test_an_unexpected_failure_is_reported_with_its_traceback(setup):
+    model, latents, table, _, _, images = setup
+
+    class BrokenOracle:
+        def predict(self, images):
+            raise RuntimeError("oracle weights missing")
+
+    result = Renderer(model, latents, table, oracle=BrokenOracle(), images=images).render({"attribute": "age"})
+    assert result["error"] == "predicting on the frames: RuntimeError: oracle weights missing"
+    assert "oracle weights missing" in result["traceback"]
+
+
+def test_a_newer_request_cancels_between_stages(renderer):
+    polls = []
+    result = renderer.render({"attribute": "ctr", "n_frames": 5}, cancelled=lambda: polls.append(1) or len(polls) > 3)
+    assert result["cancelled"] and result["error"] is None and "frames" not in result
+    stages = []
+    done = renderer.render({"attribute": "ctr", "n_frames": 5}, progress=stages.append)
+    assert done["error"] is None
+    assert stages[:3] == ["fitting the direction", "comparing with the other attributes", "building the traversal"]
+    assert stages[-1] == "done"
+
+
+def test_an_uploaded_image_is_encoded_and_its_value_estimated(renderer, setup, tmp_path):
+    model = setup[0]
+    phantom = render(sample_individual(seed=5, index=3), 64)
+    Image.fromarray(to_uint8(phantom.image)).save(tmp_path / "mine.png")
+    key = renderer.add_image(read_image(tmp_path / "mine.png"), "mine.png")
+    assert key == "upload:mine.png"
+    result = renderer.render({"attribute": "age", "patient": key, "n_frames": 3})
+    assert result["error"] is None, result["error"]
+    assert result["patient_value_source"].startswith("estimated from the latent")
+    assert result["original"].shape == (32, 32)
+    w = model.encode(torch.from_numpy(renderer._original(key))[None, None])[0].numpy()
+    np.testing.assert_allclose(result["traversal"].latents[1] - w, 0, atol=1e-5)  # the middle frame: no step
+    by_cnn = renderer.render({"attribute": CNN_PREDICTION, "patient": key, "n_frames": 3, "method": None})
+    assert by_cnn["patient_value_source"] == "the CNN"
+    assert by_cnn["patient_value"] == pytest.approx(by_cnn["cnn_original"], rel=1e-5)
+
+
+def test_without_cnn_oracle_or_images(setup):
+    model, latents, table = setup[:3]
+    r = Renderer(model, latents, table)
+    assert CNN_PREDICTION not in r.attributes
+    result = r.render({"attribute": "age"})
+    assert result["error"] is None
+    assert result["cnn_predictions"] is None and result["attribution_frame"] is None and result["original"] is None
+    assert "reconstruction_psnr_db" not in result["quality"] and "proximity" in result["quality"]
+    # no images: the thumbnail is the patient's reconstruction
+    assert np.abs(r.thumbnail(0).astype(int) - result["reconstruction"]).max() <= 1
+
+
+def test_constructor_names_what_does_not_fit(setup):
+    model, latents, table, _, _, images = setup
+    with pytest.raises(ValueError, match="the table has 23 rows but there are 24 latents"):
+        Renderer(model, latents, table.iloc[:23])
+    with pytest.raises(ValueError, match=r"latents of shape \(24, 7\)"):
+        Renderer(model, latents[:, :7], table)
+    with pytest.raises(ValueError, match=r"images of shape \(24, 16, 16\)"):
+        Renderer(model, latents, table, images=images[:, :16, :16])
+    with pytest.raises(ValueError, match=r"attribute\(s\) \['image_id'\]"):
+        Renderer(model, latents, table, attributes=["age", "image_id"])
+
+
+def test_plain_words_explain_the_direction_and_the_scores(renderer):
+    words = plain_words(renderer.render({"attribute": "brightness", "confounders": ("age",)}))
+    text = " ".join(words)
+    assert "not explained by age" in text
+    assert "Measured by the oracle, brightness" in text
+    assert "Most entangled with" in text
+    assert "rank correlation" in text
+    predictive = " ".join(plain_words(renderer.render({"attribute": "age", "estimator": "ridge", "method": None})))
+    assert "diagnostic" in predictive and "cross-validated R²" in predictive
+    assert plain_words({"error": "bad"}) == []
+
+
+def test_embedding_is_the_latents_on_their_principal_axes(renderer, setup):
+    latents = setup[1]
+    xy, share = renderer.embedding()
+    assert xy.shape == (len(latents), 2) and share[0] >= share[1] > 0
+    centred = latents - latents.mean(0)
+    assert np.var(xy[:, 0]) == pytest.approx(np.linalg.svd(centred, compute_uv=False)[0] ** 2 / len(latents), rel=1e-3)
