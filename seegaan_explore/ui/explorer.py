@@ -1,0 +1,534 @@
+"""The Explorer: widgets that write plain arguments, one renderer that answers them.
+
+Controls only build an arguments dict (see :data:`~seegaan_explore.ui.renderer.DEFAULTS`); a worker
+thread hands the newest dict to :class:`~seegaan_explore.ui.renderer.Renderer` and shows the result,
+so the kernel stays responsive and a newer request supersedes an older one. The traversal player
+is a plotly figure with frames that the browser plays by itself (smooth, no kernel round trip per
+frame); the only FigureWidget is the cohort scatter, which needs clicks and hovers.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import ipywidgets as widgets
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from PIL import Image
+from plotly.subplots import make_subplots
+
+from ..data.images import ImageReadError, read_image
+from ..explore import export
+from ..explore.attribution import METHODS
+from ..explore.directions import ESTIMATORS
+from .renderer import CNN_PREDICTION, MAX_FRAMES, Renderer, plain_words
+
+PROGRESS_AFTER_S = 0.5  # show the progress indicator only for work a user would notice
+FRAME_MS = 80  # client-side playback: 12.5 frames per second
+EXPORTS = ("GIF", "MP4", "PNG", "HTML")
+LINK_LIMIT = 20_000_000  # bytes: larger exports are only saved on the server, not offered as a download link
+UPLOAD_SUFFIXES = ".dcm,.dicom,.png,.jpg,.jpeg,.npy"
+
+
+def png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def data_uri(image: np.ndarray) -> str:
+    return "data:image/png;base64," + base64.b64encode(png(image)).decode()
+
+
+def _signed_unit(image: np.ndarray) -> np.ndarray:
+    """uint8 grey back to [-1, 1], as the export helpers take it."""
+    return image.astype(np.float32) / 127.5 - 1
+
+
+def _format(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def player_figure(result: dict) -> go.Figure:
+    """The traversal as one figure with frames: radiograph, change from the reconstruction, and the
+    prediction curve with the current frame marked, played and scrubbed in the browser."""
+    frames, targets = result["frames"], result["targets"]
+    limit = result["difference_limit"]
+    if result["cnn_predictions"] is not None:
+        curve, curve_title = result["cnn_predictions"], result["cnn_label"]
+    elif result["quality"].get("measured_by"):
+        curve = result["quality"]["measured"]
+        curve_title = f"{result['attribute']} measured by {result['quality']['measured_by']}"
+    else:
+        curve, curve_title = result["targets"], f"intended {result['attribute']}"
+    names = [f"{result['attribute']} {_format(v)}" + (f" ({a:+.2g} SD)" if result["in_sd"] else "")
+             for v, a in zip(targets, result["amounts"])]
+    figure = make_subplots(rows=1, cols=3, column_widths=[0.34, 0.34, 0.32], horizontal_spacing=0.06,
+                           subplot_titles=("Synthetic radiograph", f"Change from the reconstruction (±{limit:.2g})",
+                                           curve_title))
+
+    def images(k: int) -> list:
+        return [go.Image(source=data_uri(frames[k]), hoverinfo="skip"),
+                go.Image(source=data_uri(export.diverging_rgb(result["differences"][k], limit)), hoverinfo="skip")]
+
+    def marker(k: int) -> go.Scatter:
+        return go.Scatter(x=[targets[k]], y=[curve[k]], mode="markers", marker={"size": 13, "color": "#d62728"},
+                          name="this frame", hovertemplate="%{y:.3g}<extra>this frame</extra>")
+
+    first, second = images(0)
+    figure.add_trace(first, 1, 1)
+    figure.add_trace(second, 1, 2)
+    figure.add_trace(go.Scatter(x=targets, y=curve, mode="lines+markers", name="over the traversal",
+                                line={"color": "#1f77b4"}, hovertemplate="%{x:.3g}: %{y:.3g}<extra></extra>"), 1, 3)
+    figure.add_trace(marker(0), 1, 3)
+    figure.frames = [go.Frame(name=str(k), data=[*images(k), marker(k)], traces=[0, 1, 3])
+                     for k in range(len(frames))]
+    step_args = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
+    figure.update_layout(
+        height=360, margin={"l": 10, "r": 10, "t": 40, "b": 10}, showlegend=False,
+        updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "y": -0.08, "xanchor": "left",
+                      "yanchor": "top", "pad": {"t": 0, "r": 10},
+                      "buttons": [
+                          {"label": "▶ Play", "method": "animate",
+                           "args": [None, {"frame": {"duration": FRAME_MS, "redraw": True}, "fromcurrent": True,
+                                           "transition": {"duration": 0}, "mode": "immediate"}]},
+                          {"label": "❚❚ Pause", "method": "animate", "args": [[None], step_args]}]}],
+        sliders=[{"active": 0, "x": 0.16, "len": 0.84, "y": -0.05, "yanchor": "top",
+                  "currentvalue": {"prefix": "Frame: "}, "pad": {"t": 0},
+                  "steps": [{"label": name, "method": "animate", "args": [[str(k)], step_args]}
+                            for k, name in enumerate(names)]}],
+    )
+    figure.update_xaxes(visible=False, row=1, col=1).update_yaxes(visible=False, row=1, col=1)
+    figure.update_xaxes(visible=False, row=1, col=2).update_yaxes(visible=False, row=1, col=2)
+    figure.update_xaxes(title_text=result["label"] + (" (log scale)" if result["log"] else ""),
+                        type="log" if result["log"] else "linear", row=1, col=3)
+    return figure
+
+
+def _mime_output(figure: go.Figure) -> dict:
+    """A display_data output the plotly mime renderer draws (frames included), without plotly.js from a CDN."""
+    spec = json.loads(figure.to_json())
+    spec["config"] = {"displaylogo": False, "responsive": True}
+    return {"output_type": "display_data", "metadata": {},
+            "data": {"application/vnd.plotly.v1+json": spec, "text/plain": "traversal player"}}
+
+
+class Explorer(widgets.VBox):
+    """The clinician's dashboard over :class:`~seegaan_explore.ui.renderer.Renderer` (built from the
+    arguments, which it takes as they are, or passed ready as ``renderer``).
+
+    ``threaded=False`` renders in the calling thread (for scripts); the default renders in a worker
+    thread, and :meth:`wait` blocks until the newest request is shown.
+    """
+
+    def __init__(self, model=None, latents=None, table: pd.DataFrame | None = None, cnn=None, oracle=None,
+                 images=None, *, renderer: Renderer | None = None, threaded: bool = True,
+                 export_dir: str | Path | None = None):
+        if renderer is None and (model is None or latents is None or table is None):
+            raise ValueError("an Explorer needs a model, latents and a table (or a ready renderer=...)")
+        self.renderer = renderer or Renderer(model, latents, table, cnn=cnn, oracle=oracle, images=images)
+        r = self.renderer
+        self.result: dict | None = None  # the result on screen
+        self._quiet = False  # set while the Explorer itself moves controls, so that no request follows
+        self._threaded = threaded
+        self._condition = threading.Condition()
+        self._token = 0  # of the newest request
+        self._pending: tuple[int, dict] | None = None
+        self._shown_token = 0
+        self._busy = False
+        self._closed = False
+        self._worker: threading.Thread | None = None
+        self._stage = ""
+        self._started = 0.0
+        self._export_dir = Path(export_dir) if export_dir else Path(tempfile.mkdtemp(prefix="seegaan-export-"))
+        self._player_key = None
+        self._coloured_by = None
+
+        style = {"description_width": "110px"}
+        wide = widgets.Layout(width="300px")
+        self.attribute = widgets.Dropdown(options=[(r.label(a), a) for a in r.attributes], value=r.default_attribute,
+                                          description="Attribute", style=style, layout=wide)
+        self.estimator = widgets.Dropdown(
+            options=[(f"{e.name.replace('_', ' ')} ({e.kind})", e.name) for e in ESTIMATORS.values()],
+            value="mean_shift", description="Direction", style=style, layout=wide)
+        self.confounders = widgets.SelectMultiple(options=[], description="Hold fixed", rows=4, style=style,
+                                                  layout=wide)
+        self.log_scale = widgets.Checkbox(value=False, description="log scale", indent=False)
+        self.units = widgets.ToggleButtons(options=[("in SD", "sd"), ("in values", "value")], value="sd",
+                                           style={"button_width": "90px"})
+        self.start = widgets.FloatText(value=-2.0, description="From", style=style, layout=wide)
+        self.stop = widgets.FloatText(value=2.0, description="To", style=style, layout=wide)
+        self.n_frames = widgets.IntSlider(value=9, min=3, max=MAX_FRAMES // 2, description="Frames", style=style,
+                                          layout=wide, continuous_update=False)
+        self.patient = widgets.BoundedIntText(value=0, min=0, max=len(r.latents) - 1, description="Patient #",
+                                              style=style, layout=wide)
+        self.uploaded = widgets.Dropdown(options=[("a cohort patient (by #)", None)], value=None,
+                                         description="Image", style=style, layout=wide)
+        self.patient_info = widgets.HTML()
+
+        self.view = widgets.ToggleButtons(options=[("latent map", "pca")]
+                                          + ([("attribute vs CNN", "cnn")] if r.cnn is not None else []),
+                                          value="pca", style={"button_width": "130px"})
+        xy = self._scatter_xy("pca")
+        self.scatter = go.FigureWidget(
+            data=[go.Scatter(x=xy[0], y=xy[1], mode="markers", customdata=np.arange(len(r.latents)),
+                             marker={"size": 7, "colorscale": "Viridis", "showscale": True,
+                                     "colorbar": {"thickness": 12}},
+                             hovertemplate="#%{customdata}<extra></extra>", name="cohort"),
+                  go.Scatter(x=[xy[0][0]], y=[xy[1][0]], mode="markers", hoverinfo="skip", name="selected",
+                             marker={"size": 16, "color": "rgba(0,0,0,0)", "line": {"width": 3, "color": "#d62728"}})],
+            layout={"height": 340, "width": 460, "margin": {"l": 40, "r": 10, "t": 30, "b": 40}, "showlegend": False,
+                    "title": {"text": "Cohort: click a patient", "font": {"size": 13}}, "dragmode": "pan"})
+        self.scatter.data[0].on_click(self._on_click)
+        self.scatter.data[0].on_hover(self._on_hover)
+        self.thumbnail = widgets.Image(format="png", width=150, height=150)
+        self.thumbnail_caption = widgets.HTML()
+
+        self.player = widgets.Output(layout=widgets.Layout(min_height="370px", width="100%"))
+        self.frame = widgets.IntSlider(value=8, min=0, max=8, description="Frame", style=style, layout=wide,
+                                       continuous_update=False)
+        self.method = widgets.Dropdown(options=[(m.replace("_", " "), m) for m in METHODS] + [("none", None)],
+                                       value="gradcam" if r.cnn is not None else None, description="Attribution",
+                                       style=style, layout=wide, disabled=r.cnn is None)
+        self.attribution_original = widgets.Image(format="png", width=200, height=200)
+        self.attribution_frame = widgets.Image(format="png", width=200, height=200)
+        self.attribution_caption = widgets.HTML()
+        self.words = widgets.HTML(layout=widgets.Layout(width="100%"))
+
+        self.export_buttons = [widgets.Button(description=name, icon="download", layout=widgets.Layout(width="90px"))
+                               for name in EXPORTS]
+        for button in self.export_buttons:
+            button.on_click(self._on_export)
+        self.export_link = widgets.HTML()
+        self.upload = widgets.FileUpload(accept=UPLOAD_SUFFIXES, multiple=False, description="Upload image")
+        self.path = widgets.Text(placeholder="or a file path on the server (DICOM, PNG, JPEG, NPY)",
+                                 layout=widgets.Layout(width="360px"))
+        self.load = widgets.Button(description="Encode", icon="upload")
+        self.upload.observe(self._on_upload, names="value")
+        self.load.on_click(self._on_load_path)
+
+        self.status = widgets.HTML()
+        self.progress = widgets.HTML(layout=widgets.Layout(visibility="hidden"))
+
+        controls = widgets.VBox([self.attribute, self.estimator, self.confounders,
+                                 widgets.HBox([self.units, self.log_scale]), self.start, self.stop, self.n_frames,
+                                 self.uploaded, self.patient, self.patient_info],
+                                layout=widgets.Layout(width="320px"))
+        cohort = widgets.VBox([self.view, widgets.HBox([self.scatter, widgets.VBox([self.thumbnail,
+                                                                                    self.thumbnail_caption])])])
+        attribution = widgets.VBox([widgets.HBox([self.method, self.frame]),
+                                    widgets.HBox([widgets.VBox([widgets.HTML("<b>Original</b>"),
+                                                                self.attribution_original]),
+                                                  widgets.VBox([widgets.HTML("<b>This frame</b>"),
+                                                                self.attribution_frame])]),
+                                    self.attribution_caption], layout=widgets.Layout(width="460px"))
+        super().__init__([
+            widgets.HTML("<h3 style='margin:4px 0'>SEE-GAAN explorer: what changes in a radiograph as an attribute "
+                         "changes, and where a CNN looks</h3>"),
+            widgets.HBox([self.status, self.progress]),
+            widgets.HBox([controls, cohort]),
+            self.player,
+            widgets.HBox([attribution, widgets.VBox([widgets.HTML("<b>What this shows</b>"), self.words],
+                                                    layout=widgets.Layout(width="100%"))]),
+            widgets.HBox([widgets.HTML("<b>Export</b>&nbsp;"), *self.export_buttons, self.export_link]),
+            widgets.HBox([self.upload, self.path, self.load]),
+        ])
+        self.add_class("seegaan-explorer")
+
+        self._sync_confounders()
+        for control in (self.attribute, self.estimator, self.confounders, self.log_scale, self.units, self.start,
+                        self.stop, self.n_frames, self.patient, self.uploaded, self.frame, self.method):
+            control.observe(self._on_control, names="value")
+        self.view.observe(self._on_view, names="value")
+        self.request()
+
+    # ------------------------------------------------------------------ arguments and requests
+
+    def args(self) -> dict:
+        """The plain arguments the controls describe now."""
+        return {"attribute": self.attribute.value, "estimator": self.estimator.value,
+                "confounders": tuple(self.confounders.value), "log": self.log_scale.value, "units": self.units.value,
+                "start": self.start.value, "stop": self.stop.value, "n_frames": self.n_frames.value,
+                "patient": self.uploaded.value if self.uploaded.value is not None else self.patient.value,
+                "method": self.method.value, "frame": min(self.frame.value, self.n_frames.value - 1)}
+
+    def request(self) -> None:
+        """Render the current arguments; a request still waiting or running is superseded."""
+        args = self.args()
+        with self._condition:
+            self._token += 1
+            token = self._token
+            self._pending = (token, args)
+            self._condition.notify_all()
+        if not self._threaded:
+            self._work_once()
+        elif self._worker is None:
+            self._worker = threading.Thread(target=self._work, name="seegaan-explorer-render", daemon=True)
+            self._worker.start()
+
+    def wait(self, timeout: float = 120.0) -> dict | None:
+        """Block until the newest request has been shown (or dropped as superseded); returns the result."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while self._pending is not None or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"the explorer did not finish rendering within {timeout} s")
+                self._condition.wait(left)
+        return self.result
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+        super().close()
+
+    def _work(self) -> None:
+        while True:
+            with self._condition:
+                while self._pending is None and not self._closed:
+                    self._condition.wait()
+                if self._closed:
+                    return
+            self._work_once()
+
+    def _work_once(self) -> None:
+        with self._condition:
+            if self._pending is None:
+                return
+            token, args = self._pending
+            self._pending, self._busy = None, True
+        timer = threading.Timer(PROGRESS_AFTER_S, self._show_progress)
+        self._started, self._stage = time.perf_counter(), "starting"
+        timer.start()
+        try:
+            result = self.renderer.render(args, cancelled=lambda: self._token != token, progress=self._on_stage)
+            if not result.get("cancelled") and token == self._token:
+                self._show(result)
+        except Exception as e:  # noqa: BLE001 -- showing a result failed: say so, keep the worker alive
+            self._set_status(f"Could not show the result: {type(e).__name__}: {e}", error=True)
+        finally:
+            timer.cancel()
+            self.progress.layout.visibility = "hidden"
+            with self._condition:
+                self._busy = False
+                self._condition.notify_all()
+
+    def _on_stage(self, stage: str) -> None:
+        self._stage = stage
+        if self.progress.layout.visibility == "visible":
+            self._show_progress()
+
+    def _show_progress(self) -> None:
+        elapsed = time.perf_counter() - self._started
+        self.progress.value = (f"<span class='seegaan-busy'>&#8987; Working: {html.escape(self._stage)} "
+                               f"({elapsed:.1f} s)</span>")
+        self.progress.layout.visibility = "visible"
+
+    def _set_status(self, message: str, error: bool = False) -> None:
+        colour = "#b00020" if error else "#2e7d32"
+        self.status.value = f"<span class='seegaan-status' style='color:{colour}'>{html.escape(message)}</span>"
+
+    # ------------------------------------------------------------------ control handlers
+
+    def _on_control(self, change) -> None:
+        if self._quiet:
+            return
+        if change["owner"] is self.attribute:
+            self._sync_confounders()
+        owner = change["owner"]
+        if owner is self.units or (self.units.value == "value" and owner in (self.attribute, self.log_scale)):
+            self._quiet = True
+            self.start.value, self.stop.value = self._default_range()
+            self._quiet = False
+        if change["owner"] is self.n_frames:
+            self._quiet = True
+            self.frame.max = self.n_frames.value - 1
+            self.frame.value = self.n_frames.value - 1
+            self._quiet = False
+        if change["owner"] is self.patient:
+            self._quiet = True
+            self.uploaded.value = None
+            self._quiet = False
+        self.request()
+
+    def _default_range(self) -> tuple[float, float]:
+        if self.units.value == "sd":
+            return -2.0, 2.0
+        values = self.renderer.values(self.attribute.value)
+        finite = values[np.isfinite(values)]
+        if self.log_scale.value and finite.size and finite.min() > 0:
+            return tuple(float(f"{v:.3g}") for v in np.exp(np.percentile(np.log(finite), [5, 95])))
+        return tuple(float(f"{v:.3g}") for v in np.percentile(finite, [5, 95]))
+
+    def _sync_confounders(self) -> None:
+        """Offer every attribute but the chosen one; keep what is still valid."""
+        keep = [c for c in self.confounders.value if c != self.attribute.value]
+        self._quiet = True
+        self.confounders.options = [(self.renderer.label(a), a) for a in self.renderer.attributes
+                                    if a != self.attribute.value]
+        self.confounders.value = tuple(keep)
+        self._quiet = False
+
+    def _on_click(self, trace, points, state) -> None:
+        if points.point_inds:
+            self._quiet = True
+            self.uploaded.value = None
+            self._quiet = False
+            self.patient.value = int(points.point_inds[0])  # observers request the render
+
+    def _on_hover(self, trace, points, state) -> None:
+        if not points.point_inds:
+            return
+        index = int(points.point_inds[0])
+        try:
+            self.thumbnail.value = png(self.renderer.thumbnail(index))
+            value = self.renderer.values(self.attribute.value)[index]
+            self.thumbnail_caption.value = (f"{html.escape(self.renderer.patient_label(index))}<br>"
+                                            f"{html.escape(self.attribute.value)}: {_format(value)}")
+        except ValueError as e:
+            self._set_status(str(e), error=True)
+
+    def _scatter_xy(self, view: str) -> tuple[np.ndarray, np.ndarray]:
+        if view == "cnn":
+            return self.renderer.values(self.attribute.value), self.renderer.values(CNN_PREDICTION)
+        return tuple(self.renderer.embedding()[0].T)
+
+    def _on_view(self, change) -> None:
+        self._update_scatter(force=True)
+
+    def _update_scatter(self, force: bool = False) -> None:
+        attribute = self.attribute.value
+        if not force and attribute == self._coloured_by:
+            return
+        x, y = self._scatter_xy(self.view.value)
+        values = self.renderer.values(attribute)
+        share = self.renderer.embedding()[1]
+        titles = ((f"latent axis 1 ({share[0]:.0%} of variance)", f"latent axis 2 ({share[1]:.0%})")
+                  if self.view.value == "pca"
+                  else (self.renderer.label(attribute), self.renderer.label(CNN_PREDICTION)))
+        with self.scatter.batch_update():
+            self.scatter.data[0].x, self.scatter.data[0].y = x, y
+            self.scatter.data[0].marker.color = values  # NaN (unknown) is drawn without a colour
+            self.scatter.data[0].marker.colorbar.title = {"text": attribute, "side": "right"}
+            self.scatter.data[0].hovertemplate = f"#%{{customdata}}<br>{attribute} %{{marker.color:.3g}}<extra></extra>"
+            self.scatter.layout.xaxis.title, self.scatter.layout.yaxis.title = titles
+        self._coloured_by = attribute
+        self._mark_patient()
+
+    def _mark_patient(self) -> None:
+        patient = self.result["patient"] if self.result else self.patient.value
+        if isinstance(patient, str):  # an uploaded image is not on the cohort map
+            self.scatter.data[1].visible = False
+            return
+        x, y = self.scatter.data[0].x, self.scatter.data[0].y
+        with self.scatter.batch_update():
+            self.scatter.data[1].visible = True
+            self.scatter.data[1].x, self.scatter.data[1].y = [x[patient]], [y[patient]]
+
+    def _add_upload(self, image: np.ndarray, name: str) -> None:
+        key = self.renderer.add_image(image, name)
+        self._quiet = True
+        self.uploaded.options = [*[o for o in self.uploaded.options if o[1] != key], (name, key)]
+        self._quiet = False
+        self.uploaded.value = key  # observers request the render
+        self._set_status(f"Encoded {name}.")
+
+    def _on_upload(self, change) -> None:
+        for item in change["new"]:
+            name = item["name"]
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / Path(name).name
+                path.write_bytes(bytes(item["content"]))
+                self._encode_file(path, name)
+
+    def _on_load_path(self, _button) -> None:
+        path = Path(self.path.value.strip()).expanduser()
+        self._encode_file(path, path.name)
+
+    def _encode_file(self, path: Path, name: str) -> None:
+        try:
+            if not path.is_file():
+                raise FileNotFoundError(f"no such file: {path}")
+            self._add_upload(read_image(path), name)
+        except (ImageReadError, FileNotFoundError, ValueError) as e:
+            self._set_status(f"Could not use {name}: {e}", error=True)
+
+    def _on_export(self, button) -> None:
+        result = self.result
+        if result is None:
+            self._set_status("Nothing to export yet: no traversal on screen.", error=True)
+            return
+        a, t = result["args"], result["traversal"]
+        stem = f"{a['attribute']}_{str(a['patient']).replace(':', '_')}_{a['units']}_{a['start']:g}_{a['stop']:g}"
+        path = self._export_dir / f"{stem}.{button.description.lower()}"
+        predictions = result["cnn_predictions"]
+        try:
+            if button.description == "GIF":
+                export.save_gif(t, path)
+            elif button.description == "MP4":
+                export.save_mp4(t, path)
+            elif button.description == "PNG":
+                export.save_panel(t, path, predictions=predictions)
+            else:
+                export.save_html_report(t, path, predictions=predictions,
+                                        prediction_label=result["cnn_label"] or "prediction",
+                                        title=f"{result['label']}: {result['patient_label']}")
+        except (ImportError, OSError, ValueError, RuntimeError) as e:
+            self._set_status(f"Export to {path} failed: {e}", error=True)
+            return
+        link = ""
+        if path.stat().st_size <= LINK_LIMIT:
+            encoded = base64.b64encode(path.read_bytes()).decode()
+            link = (f"<a download='{html.escape(path.name)}' href='data:application/octet-stream;base64,{encoded}'>"
+                    f"download {html.escape(path.name)}</a> ")
+        self.export_link.value = f"{link}<small>(saved on the server at {html.escape(str(path))})</small>"
+        self._set_status(f"Exported {path.name}.")
+
+    # ------------------------------------------------------------------ showing a result
+
+    def _show(self, result: dict) -> None:
+        if result.get("error"):
+            self._set_status(result["error"], error=True)
+            return
+        previous, self.result = self.result, result
+        a = result["args"]
+        key = result["traversal"]
+        if key is not self._player_key:
+            self.player.outputs = (_mime_output(player_figure(result)),)
+            self._player_key = key
+        self._update_scatter(force=previous is None)
+        self._mark_patient()
+        value = result["patient_value"]
+        self.patient_info.value = (f"<small>{html.escape(result['patient_label'])}: {html.escape(result['attribute'])} "
+                                   f"{_format(value)} ({html.escape(result['patient_value_source'])})</small>")
+        k = a["frame"]
+        if result["attribution_original"] is not None:
+            original = result["original"] if result["original"] is not None else result["reconstruction"]
+            self.attribution_original.value = png(export.heat_overlay(_signed_unit(original),
+                                                                      result["attribution_original"]))
+            self.attribution_frame.value = png(export.heat_overlay(_signed_unit(result["frames"][k]),
+                                                                   result["attribution_frame"]))
+            g = result["agreement"]
+            self.attribution_caption.value = (
+                f"<small>{html.escape(a['method'].replace('_', ' '))} on the original and on frame {k} "
+                f"({html.escape(result['attribute'])} {_format(result['targets'][k])}); bright = where the CNN looks. "
+                f"Agreement with where the traversal changes the image: rank correlation "
+                f"<b class='seegaan-agreement'>{g['spearman']:.2f}</b>, top-5% overlap {g['top_overlap']:.0%}.</small>")
+        else:
+            self.attribution_original.value = png(result["original"] if result["original"] is not None
+                                                  else result["reconstruction"])
+            self.attribution_frame.value = png(result["frames"][k])
+            self.attribution_caption.value = "<small>No attribution (no CNN, or none chosen).</small>"
+        self.words.value = "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in plain_words(result)) + "</ul>"
+        timings = result["timings"]
+        self._set_status(f"Ready: {result['label']}, {len(result['frames'])} frames "
+                         f"({timings['total']:.2f} s{', traversal cached' if result['cached']['traversal'] else ''}).")

@@ -1,0 +1,230 @@
+"""The Explorer driven as a user would, in Python: set widget values, send the scatter's click and
+hover messages, and check the results the worker shows and the figures it sends."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import io
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+from ui_cohort import small_setup
+
+from seegaan_explore.data.phantoms import render, sample_individual, to_uint8
+from seegaan_explore.ui.explorer import PROGRESS_AFTER_S, Explorer
+from seegaan_explore.ui.renderer import Renderer
+
+PLOTLY = "application/vnd.plotly.v1+json"
+
+
+@pytest.fixture(scope="module")
+def setup():
+    return small_setup()
+
+
+@pytest.fixture
+def explorer(setup, tmp_path):
+    model, latents, table, cnn, oracle, images = setup
+    e = Explorer(model, latents, table, cnn=cnn, oracle=oracle, images=images, export_dir=tmp_path)
+    e.wait()
+    yield e
+    e.close()
+
+
+def _player(e: Explorer) -> dict:
+    (output,) = e.player.outputs
+    return output["data"][PLOTLY]
+
+
+def _pointer(e: Explorer, event: str, index: int) -> None:
+    """The message plotly.js sends when a point of the cohort scatter is clicked or hovered."""
+    e.scatter._js2py_pointsCallback = {"event_type": event, "points": {
+        "xs": [e.scatter.data[0].x[index]], "ys": [e.scatter.data[0].y[index]], "point_indexes": [index],
+        "trace_indexes": [0]}}
+
+
+def _array(value) -> np.ndarray:
+    """An array from plotly's JSON, which sends numbers as base64 typed arrays."""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value)
+
+
+def _decoded(png_bytes: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png_bytes)))
+
+
+def test_first_view_shows_the_cnn_target_with_a_playable_traversal(explorer, setup):
+    r = explorer.result
+    assert r["error"] is None and r["attribute"] == "nt_probnp_pg_ml"
+    player = _player(explorer)
+    assert len(player["frames"]) == 9
+    assert [b["label"] for b in player["layout"]["updatemenus"][0]["buttons"]] == ["▶ Play", "❚❚ Pause"]
+    assert len(player["layout"]["sliders"][0]["steps"]) == 9
+    sources = [f["data"][0]["source"] for f in player["frames"]]
+    assert len(set(sources)) > 1  # the frames differ
+    np.testing.assert_allclose(_array(player["data"][2]["y"]), r["cnn_predictions"])  # the prediction curve
+    assert "Ready" in explorer.status.value
+    np.testing.assert_allclose(explorer.scatter.data[0].marker.color,
+                               explorer.renderer.values("nt_probnp_pg_ml"))
+    assert explorer.scatter.data[0].marker.colorbar.title.text == "nt_probnp_pg_ml"
+    assert "nt_probnp_pg_ml" not in explorer.confounders.options[0]
+
+
+def test_picking_an_attribute_recolours_the_cohort_and_replaces_the_player(explorer):
+    before = _player(explorer)
+    explorer.attribute.value = "ctr"
+    r = explorer.wait()
+    assert r["attribute"] == "ctr"
+    after = _player(explorer)
+    assert after["frames"][-1]["data"][0]["source"] != before["frames"][-1]["data"][0]["source"]
+    np.testing.assert_allclose(explorer.scatter.data[0].marker.color, explorer.renderer.values("ctr"))
+    assert "ctr" not in [value for _, value in explorer.confounders.options]
+    assert "ctr" in explorer.words.value
+
+
+def test_clicking_a_point_selects_that_patient(explorer):
+    _pointer(explorer, "plotly_click", 6)
+    r = explorer.wait()
+    assert explorer.patient.value == 6 and r["patient"] == 6
+    assert explorer.scatter.data[1].x == (explorer.scatter.data[0].x[6],)
+    assert "phantom_s0_000006" in explorer.patient_info.value
+
+
+def test_hovering_shows_the_patients_thumbnail(explorer, setup):
+    images = setup[5]
+    _pointer(explorer, "plotly_hover", 11)
+    np.testing.assert_array_equal(_decoded(explorer.thumbnail.value), to_uint8(images[11]))
+    assert "phantom_s0_000011" in explorer.thumbnail_caption.value
+
+
+def test_the_frame_scrubber_reattributes_without_resending_the_player(explorer):
+    player = explorer.player.outputs
+    shown = explorer.attribution_frame.value
+    explorer.frame.value = 2
+    r = explorer.wait()
+    assert r["frame"] == 2 and r["cached"]["traversal"]
+    assert explorer.player.outputs is player
+    assert explorer.attribution_frame.value != shown
+    assert "frame 2" in explorer.attribution_caption.value
+    explorer.method.value = "saliency"
+    assert explorer.wait()["method"] == "saliency"
+    assert "saliency" in explorer.attribution_caption.value
+
+
+def test_frame_count_and_units_rebuild_the_range(explorer):
+    explorer.n_frames.value = 5
+    r = explorer.wait()
+    assert len(r["frames"]) == 5 and explorer.frame.max == 4 and r["frame"] == 4
+    assert len(_player(explorer)["frames"]) == 5
+    explorer.units.value = "value"
+    r = explorer.wait()
+    values = explorer.renderer.values("nt_probnp_pg_ml")
+    assert (explorer.start.value, explorer.stop.value) == tuple(float(f"{v:.3g}") for v in np.percentile(values, [5, 95]))
+    np.testing.assert_allclose(r["targets"][[0, -1]], [explorer.start.value, explorer.stop.value])
+    explorer.log_scale.value = True
+    r = explorer.wait()
+    np.testing.assert_allclose(r["targets"], np.geomspace(explorer.start.value, explorer.stop.value, 5))
+    assert _player(explorer)["layout"]["xaxis3"]["type"] == "log"
+
+
+def test_an_error_is_shown_and_the_last_good_view_stays(explorer):
+    good = explorer.result
+    explorer.attribute.value = "sex"
+    explorer.wait()
+    explorer.log_scale.value = True
+    explorer.wait()
+    assert explorer.result["attribute"] == "sex" and not explorer.result["log"]  # the last good view stays
+    assert "log scale needs positive values, but the smallest is 0" in explorer.status.value
+    assert "#b00020" in explorer.status.value
+    explorer.log_scale.value = False
+    assert explorer.wait()["error"] is None and "Ready" in explorer.status.value
+    assert good is not explorer.result
+
+
+def test_the_latest_request_wins(setup, tmp_path):
+    model, latents, table, cnn, _, images = setup
+    renderer = Renderer(model, latents, table, cnn=cnn, images=images)
+    started, release, seen, cancelled = threading.Event(), threading.Event(), [], []
+    real = renderer.render
+
+    def held(args, **kwargs):
+        seen.append(args["attribute"])
+        if len(seen) == 2:
+            started.set()
+            release.wait(30)  # the user keeps clicking while this one renders
+        result = real(args, **kwargs)
+        cancelled.append(result["cancelled"])
+        return result
+
+    renderer.render = held
+    e = Explorer(renderer=renderer, export_dir=tmp_path)
+    e.wait()
+    e.attribute.value = "age"
+    assert started.wait(30)
+    for name in ("bmi", "ctr", "severity"):
+        e.attribute.value = name
+    release.set()
+    r = e.wait()
+    assert seen == ["nt_probnp_pg_ml", "age", "severity"]  # bmi and ctr were superseded before they started
+    assert cancelled == [False, True, False]  # age stopped at its next stage
+    assert r["attribute"] == "severity" and e.result is r
+    e.close()
+
+
+def test_slow_work_shows_progress_then_hides_it(setup, tmp_path):
+    model, latents, table, cnn, _, images = setup
+    renderer = Renderer(model, latents, table, cnn=cnn, images=images)
+    real = renderer.render
+
+    def slow(args, **kwargs):
+        time.sleep(PROGRESS_AFTER_S + 0.6)
+        return real(args, **kwargs)
+
+    renderer.render = slow
+    e = Explorer(renderer=renderer, export_dir=tmp_path)
+    time.sleep(PROGRESS_AFTER_S + 0.3)
+    assert e.progress.layout.visibility == "visible" and "Working" in e.progress.value
+    e.wait()
+    assert e.progress.layout.visibility == "hidden"
+    e.close()
+
+
+def test_an_uploaded_image_is_encoded_and_explored(explorer, tmp_path):
+    phantom = render(sample_individual(seed=9, index=1), 64)
+    buffer = io.BytesIO()
+    Image.fromarray(to_uint8(phantom.image)).save(buffer, format="PNG")
+    explorer.upload.value = ({"name": "mine.png", "type": "image/png", "size": len(buffer.getvalue()),
+                              "content": memoryview(buffer.getvalue()),
+                              "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
+    r = explorer.wait()
+    assert r["patient"] == "upload:mine.png" and explorer.uploaded.value == "upload:mine.png"
+    assert "estimated from the latent" in explorer.patient_info.value
+    assert explorer.scatter.data[1].visible is False  # not a cohort point
+    _pointer(explorer, "plotly_click", 2)  # back to a cohort patient
+    assert explorer.wait()["patient"] == 2 and explorer.uploaded.value is None
+
+
+def test_a_bad_path_is_named_in_the_status(explorer, tmp_path):
+    explorer.path.value = str(tmp_path / "missing.dcm")
+    explorer.load.click()
+    assert f"no such file: {tmp_path / 'missing.dcm'}" in explorer.status.value
+    (tmp_path / "notes.png").write_text("not an image")
+    explorer.path.value = str(tmp_path / "notes.png")
+    explorer.load.click()
+    assert "Could not use notes.png" in explorer.status.value and "not a recognised image" in explorer.status.value
+
+
+@pytest.mark.parametrize("kind, magic", [("GIF", b"GIF8"), ("MP4", b"ftyp"), ("PNG", b"\x89PNG"),
+                                          ("HTML", b"<html")])
+def test_export_buttons_write_the_traversal_and_offer_a_download(explorer, tmp_path, kind, magic):
+    button = next(b for b in explorer.export_buttons if b.description == kind)
+    button.click()
+    (path,) = tmp_path.glob(f"*.{kind.lower()}")
+    assert path.name.startswith("nt_probnp_pg_ml_0_sd_-2_2")
+    assert magic in path.read_bytes()[:200]
+    assert f"download {path.name}" in explorer.export_link.value and "Exported" in explorer.status.value
