@@ -126,7 +126,8 @@ def test_changing_only_the_frame_reuses_the_traversal_and_attributes_one_image(r
     ({"attribute": "age", "start": 1, "stop": 1}, "the range 1 to 1 is empty"),
     ({"attribute": "age", "method": "lime"}, "unknown attribution method 'lime'"),
     ({"attribute": "age", "colour": "red"}, "unknown argument(s) ['colour']"),
-    ({"attribute": "sex", "estimator": "logistic", "log": True}, "log scale needs positive values, but the smallest is 0"),
+    ({"attribute": "sex", "estimator": "logistic", "log": True}, 
+     "log scale needs positive values, but the smallest is 0"),
     ({"attribute": "age", "units": "value", "log": True, "start": -1, "stop": 80}, "smallest is -1"),
 ])
 def test_errors_are_messages_naming_the_value(renderer, args, words):

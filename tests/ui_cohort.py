@@ -17,7 +17,8 @@ N = 24
 def brightness(images: np.ndarray) -> dict[str, np.ndarray]:
     """Mean intensity of the whole image and of its upper half: measurable on any radiograph."""
     images = np.asarray(images, np.float64)
-    return {"brightness": images.mean(axis=(-2, -1)), "upper_brightness": images[..., : images.shape[-2] // 2, :].mean(axis=(-2, -1))}
+    upper = images[..., : images.shape[-2] // 2, :]
+    return {"brightness": images.mean(axis=(-2, -1)), "upper_brightness": upper.mean(axis=(-2, -1))}
 
 
 class BrightnessOracle:
@@ -36,5 +37,6 @@ def small_setup(n: int = N):
     model.precision = "fp32"
     latents = model.encode(torch.from_numpy(images)[:, None]).numpy()
     # at 64 px, so that the renderer's resizing to and from the CNN's resolution is exercised
-    cnn = RadiographCNN(CnnConfig(resolution=64, widths=(8, 16), attribute="nt_probnp_pg_ml", log_transform=True)).eval()
+    config = CnnConfig(resolution=64, widths=(8, 16), attribute="nt_probnp_pg_ml", log_transform=True)
+    cnn = RadiographCNN(config).eval()
     return model, latents, table, cnn, BrightnessOracle(), images

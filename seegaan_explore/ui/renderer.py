@@ -223,7 +223,8 @@ class Renderer:
     def _patient(self, patient) -> int | str:
         if isinstance(patient, str) and patient in self._uploads:
             return patient
-        if isinstance(patient, (int, np.integer)) and not isinstance(patient, bool) and 0 <= patient < len(self.latents):
+        is_row = isinstance(patient, (int, np.integer)) and not isinstance(patient, bool)
+        if is_row and 0 <= patient < len(self.latents):
             return int(patient)
         raise ValueError(f"patient {patient!r} is neither a row of the cohort (0..{len(self.latents) - 1}) "
                          f"nor an uploaded image ({', '.join(self._uploads) or 'none uploaded'})")
@@ -487,7 +488,8 @@ class Renderer:
             "patient": a["patient"], "patient_label": self.patient_label(a["patient"]),
             "patient_value": float(self._native(entry["patient_scaled"], log)),
             "patient_value_source": entry["patient_value_source"],
-            "traversal": t, "amounts": t.amounts, "in_sd": t.in_sd, "targets": self._native(entry["targets_scaled"], log),
+            "traversal": t, "amounts": t.amounts, "in_sd": t.in_sd,
+            "targets": self._native(entry["targets_scaled"], log),
             "frames": to_uint8(t.frames), "differences": t.differences.astype(np.float32),
             "difference_limit": limit, "summary_map": t.summary_map.astype(np.float32),
             "reconstruction": to_uint8(t.reconstruction), "original": None if original is None else to_uint8(original),
