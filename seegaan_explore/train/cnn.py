@@ -34,40 +34,31 @@ def evaluate_predictions(task: str, predicted: np.ndarray, target: np.ndarray,
     return out
 
 
-def train_cnn(train_images, train_targets, val_images, val_targets, config: CnnConfig, *, epochs: int = 8,
-              batch_size: int = 32, lr: float = 2e-3, seed: int = 0, device: str | None = None,
-              precision: str = "auto", auc_threshold: float | None = None,
-              progress: bool = True) -> tuple[RadiographCNN, dict]:
-    """Images [N, R, R] in [-1, 1]; targets [N] (0/1 for binary). Returns the model and held-out metrics."""
-    dev = default_device(device)
-    dtype = compute_dtype(dev, precision)
-    if dtype == torch.float16:
+def fit(model: torch.nn.Module, images, targets: torch.Tensor, loss_fn, *, epochs: int, batch_size: int, lr: float,
+        seed: int, device: str | None, precision: str, desc: str, progress: bool = True) -> torch.nn.Module:
+    """Supervised training of an image model on ``images`` [N, R, R] (any array or memmap) with
+    AdamW, a one-cycle schedule and light augmentation; shared by the attribute CNN and the oracle."""
+    device = default_device(device)
+    dtype = compute_dtype(device, precision)
+    if dtype == torch.float16:  # would need loss scaling; GPUs without bf16 train in fp32
         dtype = torch.float32
-    train_targets = np.asarray(train_targets, dtype=np.float64)
-    if config.task == "regression":
-        config = dataclasses.replace(config, target_mean=float(train_targets.mean()),
-                                     target_std=float(train_targets.std() or 1.0))
-    torch.manual_seed(seed)
-    model = RadiographCNN(config).to(dev).to(memory_format=torch.channels_last)
-    y = torch.tensor((train_targets - config.target_mean) / config.target_std, dtype=torch.float32)
-    steps_per_epoch = math.ceil(len(train_images) / batch_size)
+    model.to(device).to(memory_format=torch.channels_last)
+    steps_per_epoch = math.ceil(len(images) / batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
     augment = Augmentation(probability=0.5, brightness=0.1)
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
-    loss_fn = F.binary_cross_entropy_with_logits if config.task == "binary" else F.mse_loss
-    bar = tqdm(total=epochs * steps_per_epoch, desc=f"train CNN on {config.attribute or 'target'}",
-               unit="step", disable=not progress)
+    bar = tqdm(total=epochs * steps_per_epoch, desc=desc, unit="step", disable=not progress)
     for _ in range(epochs):
         model.train()
-        order = rng.permutation(len(train_images))
+        order = rng.permutation(len(images))
         for start in range(0, len(order), batch_size):
             idx = np.sort(order[start:start + batch_size])
-            x = torch.from_numpy(np.asarray(train_images[idx], dtype=np.float32))[:, None]
-            x = Augmentation.apply(x, augment.draw(len(idx), gen)).to(dev).contiguous(memory_format=torch.channels_last)
-            with autocast(dev, dtype):
-                loss = loss_fn(model(x).float(), y[idx].to(dev))
+            x = torch.from_numpy(np.asarray(images[idx], dtype=np.float32))[:, None]
+            x = Augmentation.apply(x, augment.draw(len(idx), gen)).to(device).contiguous(memory_format=torch.channels_last)
+            with autocast(device, dtype):
+                loss = loss_fn(model(x).float(), targets[idx].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -75,6 +66,24 @@ def train_cnn(train_images, train_targets, val_images, val_targets, config: CnnC
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
+    return model.eval()
+
+
+def train_cnn(train_images, train_targets, val_images, val_targets, config: CnnConfig, *, epochs: int = 8,
+              batch_size: int = 32, lr: float = 2e-3, seed: int = 0, device: str | None = None,
+              precision: str = "auto", auc_threshold: float | None = None,
+              progress: bool = True) -> tuple[RadiographCNN, dict]:
+    """Images [N, R, R] in [-1, 1]; targets [N] (0/1 for binary). Returns the model and held-out metrics."""
+    train_targets = np.asarray(train_targets, dtype=np.float64)
+    if config.task == "regression":
+        config = dataclasses.replace(config, target_mean=float(train_targets.mean()),
+                                     target_std=float(train_targets.std() or 1.0))
+    torch.manual_seed(seed)
+    model = RadiographCNN(config)
+    y = torch.tensor((train_targets - config.target_mean) / config.target_std, dtype=torch.float32)
+    loss_fn = F.binary_cross_entropy_with_logits if config.task == "binary" else F.mse_loss
+    fit(model, train_images, y, loss_fn, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
+        precision=precision, desc=f"train CNN on {config.attribute or 'target'}", progress=progress)
     val_x = torch.from_numpy(np.asarray(val_images, dtype=np.float32))[:, None]
     predicted = model.predict(val_x).cpu().numpy().astype(np.float64)
     metrics = evaluate_predictions(config.task, predicted, np.asarray(val_targets, dtype=np.float64), auc_threshold)
