@@ -227,13 +227,379 @@ def _run_bench(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- exploration commands
+
+def _user_errors(run):
+    """Bad input (an unknown id, column or file) ends the command with its message, not a traceback."""
+    import functools
+
+    @functools.wraps(run)
+    def wrapped(args) -> int:
+        from .model import CheckpointError
+
+        try:
+            return run(args)
+        except (ValueError, KeyError, FileNotFoundError, CheckpointError) as exc:
+            raise SystemExit(f"seegaan-explore {args.command}: {exc.args[0] if exc.args else exc}") from exc
+    return wrapped
+
+
+def _add_autoencoder_arguments(p) -> None:
+    p.add_argument("--checkpoint", required=True, type=Path, help="autoencoder checkpoint (.safetensors)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--batch-size", type=int, default=64, help="images encoded at once")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto: bf16 where the device runs it fast, else fp32")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _add_optional_cohort_arguments(p, needed_for: str) -> None:
+    g = p.add_argument_group("cohort", f"needed for {needed_for}")
+    g.add_argument("--data", type=Path, help="image folder, or CSV table with image ids/paths")
+    g.add_argument("--image-root", type=Path, help="folder the table's ids/paths are relative to")
+    g.add_argument("--id-column", help="image id column of the table")
+    g.add_argument("--path-column", help="image path column of the table")
+    g.add_argument("--patient-column", help="patient id column")
+    g.add_argument("--cache-dir", type=Path, help="preprocessed images and latent store "
+                                                  "(default ~/.cache/seegaan-explore)")
+
+
+def _add_direction_fit_arguments(p) -> None:
+    from .explore.directions import ESTIMATORS
+
+    p.add_argument("--estimator", default="mean_shift", choices=list(ESTIMATORS),
+                   help="mean_shift (default), binned_means and pca move the image; ridge, logistic and svm "
+                        "are predictive diagnostics")
+    p.add_argument("--confounders", nargs="+", default=[], metavar="COLUMN",
+                   help="columns held fixed (mean_shift only), e.g. age sex")
+    p.add_argument("--log", action="store_true", help="fit on ln(attribute), e.g. for lab values")
+
+
+def _safe_name(text: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "image"
+
+
+def _autoencoder(args):
+    from .device import default_device
+    from .model import load_model
+
+    model = load_model(args.checkpoint, default_device(args.device), with_training_networks=False)
+    model.precision = args.precision
+    return model
+
+
+def _encoded_cohort(args, model, progress: bool):
+    from .explore.latents import encode_cohort
+
+    if args.data is None:
+        raise ValueError("--data is needed: the cohort to take ids and attributes from")
+    cohort = _load_cohort(args, progress)
+    return cohort, encode_cohort(model, cohort, args.cache_dir, batch_size=args.batch_size, progress=progress)
+
+
+def _fit_direction(cohort, latents, attribute: str, args):
+    """Fit ``args.estimator`` for ``attribute`` (ln of it with ``--log``) on the cohort's latents."""
+    import numpy as np
+
+    from .explore.directions import fit_direction
+
+    values = cohort.attribute(attribute).reindex(latents.ids).to_numpy(dtype=np.float64)
+    name = attribute
+    if args.log:
+        if np.any(values[~np.isnan(values)] <= 0):
+            raise ValueError(f"--log: column {attribute!r} has values <= 0")
+        values, name = np.log(values), f"ln({attribute})"
+    confounders = None
+    if args.confounders:
+        if attribute in args.confounders:
+            raise ValueError(f"{attribute!r} is both the attribute and a confounder")
+        confounders = np.column_stack([cohort.attribute(c).reindex(latents.ids).to_numpy(dtype=np.float64)
+                                       for c in args.confounders])
+    return fit_direction(args.estimator, latents.latents, values, confounders, attribute=name,
+                         confounder_names=tuple(args.confounders))
+
+
+def _add_encode(sub) -> None:
+    p = sub.add_parser("encode", help="encode a cohort into the latent store",
+                       description="Encode every image of a cohort with the checkpoint's EMA encoder into the "
+                                   "latent store (under --cache-dir). Unchanged images are never encoded twice; "
+                                   "changed ones are. Multi-process: torchrun --nproc-per-node N -m "
+                                   "seegaan_explore encode ...")
+    _add_cohort_arguments(p)
+    _add_autoencoder_arguments(p)
+    p.set_defaults(run=_user_errors(_run_encode))
+
+
+def _run_encode(args) -> int:
+    from .explore.latents import encode_cohort
+    from .model import load_model
+    from .train.distributed import init_from_environment
+
+    group = init_from_environment(args.device)
+    progress = not args.no_progress and group.is_main
+    model = load_model(args.checkpoint, group.device, with_training_networks=False)
+    model.precision = args.precision
+    cohort = _load_cohort(args, progress)
+    latents = encode_cohort(model, cohort, args.cache_dir, batch_size=args.batch_size, progress=progress)
+    if group.is_main:
+        for image_id, path, reason in latents.skipped:
+            print(f"skipped {image_id} ({path}): {reason}", file=sys.stderr)
+        print(f"{len(latents)} latents ({latents.encoded} encoded now, {len(latents) - latents.encoded} from the "
+              f"store, {len(latents.skipped)} images skipped) in {latents.path}", file=sys.stderr)
+        print(json.dumps({"images": len(latents), "encoded": latents.encoded, "skipped": len(latents.skipped),
+                          "w_dim": int(latents.latents.shape[1]), "store": str(latents.path)}))
+    return 0
+
+
+def _add_direction(sub) -> None:
+    p = sub.add_parser("direction", help="fit attribute directions in latent space",
+                       description="Encode the cohort (from the latent store when unchanged), fit one direction "
+                                   "per attribute and write each as <out>/<attribute>[.ln].<estimator>.safetensors "
+                                   "(vector, units and diagnostics). Prints one JSON line per direction.")
+    _add_cohort_arguments(p)
+    _add_autoencoder_arguments(p)
+    p.add_argument("--attribute", required=True, nargs="+", help="table column(s)")
+    _add_direction_fit_arguments(p)
+    p.add_argument("--out", required=True, type=Path, help="folder for the direction files")
+    p.set_defaults(run=_user_errors(_run_direction))
+
+
+def _run_direction(args) -> int:
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from .explore.export import save_direction
+
+    progress = not args.no_progress
+    model = _autoencoder(args)
+    cohort, latents = _encoded_cohort(args, model, progress)
+    for attribute in tqdm(args.attribute, desc="Directions", unit="attribute",
+                          disable=not progress or len(args.attribute) < 2):
+        direction = _fit_direction(cohort, latents, attribute, args)
+        path = args.out / f"{_safe_name(attribute)}{'.ln' if args.log else ''}.{args.estimator}.safetensors"
+        save_direction(direction, path)
+        scalars = {k: v for k, v in direction.diagnostics.items() if isinstance(v, (int, float, str))}
+        print(json.dumps({"attribute": direction.attribute, "estimator": direction.estimator,
+                          "kind": direction.kind, "sd": direction.scale,
+                          "norm": float(np.linalg.norm(direction.vector)), **scalars, "file": str(path)}))
+    return 0
+
+
+FORMATS = ("gif", "mp4", "png", "html", "npz")
+
+
+def _write_traversal(traversal, stem: Path, formats, fps: float, predictions=None, attributions=None,
+                     prediction_label: str = "prediction") -> list[Path]:
+    from .explore import export
+
+    written = []
+    for fmt in formats:
+        path = stem.with_name(f"{stem.name}.{fmt}")
+        if fmt == "gif":
+            export.save_gif(traversal, path, fps=fps)
+        elif fmt == "mp4":
+            export.save_mp4(traversal, path, fps=fps)
+        elif fmt == "png":
+            export.save_panel(traversal, path, attributions=attributions, predictions=predictions)
+        elif fmt == "html":
+            export.save_html_report(traversal, path, predictions, prediction_label=prediction_label)
+        else:
+            export.save_traversal(traversal, path, predictions)
+        written.append(path)
+    return written
+
+
+def _add_traverse(sub) -> None:
+    p = sub.add_parser("traverse", help="move patients along a direction and write the frames",
+                       description="Decode each patient's latent stepped along a direction (noise shared by "
+                                   "every frame) and write <out>/<patient>.<attribute>.<format>. Steps are in "
+                                   "attribute units (ln units with --log), or SDs with --sd.")
+    _add_autoencoder_arguments(p)
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--id", nargs="+", help="image id(s) of the cohort (needs --data)")
+    who.add_argument("--image", nargs="+", type=Path, help="image file(s) (DICOM/PNG/JPEG/NPY)")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--direction", type=Path,
+                     help="a direction file (.safetensors), or the original's average latents (.npy, k x w_dim)")
+    how.add_argument("--attribute", help="fit the direction of this column now (needs --data)")
+    _add_direction_fit_arguments(p)
+    p.add_argument("--bin-values", nargs="+", type=float,
+                   help="attribute value of each average-latents bin (default 0..k-1: one unit per bin)")
+    steps = p.add_mutually_exclusive_group(required=True)
+    steps.add_argument("--amounts", nargs="+", type=float, help="steps, e.g. -2 -1 0 1 2")
+    steps.add_argument("--range", nargs=2, type=float, metavar=("FROM", "TO"), help="evenly spaced steps")
+    p.add_argument("--frames", type=int, default=9, help="number of steps with --range (default 9)")
+    p.add_argument("--sd", action="store_true", help="steps in SDs of the attribute")
+    p.add_argument("--noise-seed", type=int, default=0)
+    p.add_argument("--cnn", type=Path, help="attribute CNN checkpoint: its prediction for every frame")
+    p.add_argument("--attribution", help="with --cnn: add this attribution method's maps to the PNG panel")
+    p.add_argument("--format", nargs="+", default=["gif", "png", "npz"], choices=FORMATS,
+                   help="output formats (default gif png npz; npz can be re-exported with `export`)")
+    p.add_argument("--fps", type=float, default=8)
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    _add_optional_cohort_arguments(p, "--id and --attribute")
+    p.set_defaults(run=_user_errors(_run_traverse))
+
+
+def _run_traverse(args) -> int:
+    import math
+
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+
+    from .data.images import load_preprocessed
+    from .explore.export import load_direction
+    from .explore.traversal import traverse
+
+    progress = not args.no_progress
+    if args.range is not None and args.frames < 2:
+        raise ValueError(f"--frames must be at least 2, got {args.frames}")
+    amounts = np.array(args.amounts) if args.amounts else np.linspace(*args.range, args.frames)
+    model = _autoencoder(args)
+    cnn, label = _explainer(args, model.config.resolution)
+    direction = load_direction(args.direction, bin_values=args.bin_values) if args.direction else None
+    if direction is not None and args.sd and not math.isfinite(direction.scale):
+        raise ValueError(f"{args.direction}: the direction does not record the attribute's SD; give steps in "
+                         "attribute units (without --sd)")
+    if args.id or args.attribute:
+        cohort, latents = _encoded_cohort(args, model, progress)
+        if direction is None:
+            direction = _fit_direction(cohort, latents, args.attribute, args)
+    subjects = args.id or args.image
+    for subject in tqdm(subjects, desc="Traversals", unit="patient", disable=not progress or len(subjects) < 2):
+        if args.id:
+            w0, name = latents.latent(subject), subject
+        else:
+            image = torch.from_numpy(load_preprocessed(subject, model.config.resolution))[None, None]
+            w0, name = model.encode(image)[0].cpu().numpy(), subject.stem
+        t = traverse(model, w0, direction, amounts, in_sd=args.sd, noise_seed=args.noise_seed)
+        predictions = attributions = None
+        if cnn is not None:
+            frames = torch.from_numpy(t.frames)[:, None]
+            predictions = cnn.predict(frames).cpu().numpy()
+            if args.attribution:
+                from .explore.attribution import attribute
+
+                attributions = attribute(cnn, frames, args.attribution)
+        stem = args.out / f"{_safe_name(name)}.{_safe_name(direction.attribute)}"
+        written = _write_traversal(t, stem, args.format, args.fps, predictions, attributions, label)
+        print(json.dumps({"subject": str(subject), "attribute": direction.attribute, "amounts": amounts.tolist(),
+                          "in_sd": args.sd, **({"predictions": predictions.tolist()} if cnn is not None else {}),
+                          "files": [str(p) for p in written]}))
+    return 0
+
+
+def _explainer(args, resolution: int):
+    """The ``--cnn`` model (checked against the autoencoder's resolution) and its prediction label."""
+    if args.cnn is None:
+        if args.attribution:
+            raise ValueError("--attribution needs --cnn")
+        return None, "prediction"
+    from .device import default_device
+    from .explore.attribution import METHODS
+    from .model.cnn import load_cnn
+
+    if args.attribution and args.attribution not in METHODS:
+        raise ValueError(f"unknown attribution method {args.attribution!r}; choose one of {', '.join(METHODS)}")
+    cnn = load_cnn(args.cnn, default_device(args.device))
+    if cnn.config.resolution != resolution:
+        raise ValueError(f"{args.cnn}: the CNN takes {cnn.config.resolution} px images, the autoencoder "
+                         f"makes {resolution} px frames")
+    c = cnn.config
+    if c.task == "binary":
+        return cnn, f"CNN: P({c.attribute})"
+    return cnn, f"CNN: {'ln ' if c.log_transform else ''}{c.attribute}"
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="write saved traversals (.npz from `traverse`) as GIF/MP4/PNG/HTML")
+    p.add_argument("traversal", nargs="+", type=Path, help="traversal file(s) (.npz)")
+    p.add_argument("--format", nargs="+", default=["gif", "png", "html"], choices=FORMATS[:-1],
+                   help="output formats (default gif png html)")
+    p.add_argument("--fps", type=float, default=8)
+    p.add_argument("--out", type=Path, help="output folder (default: beside each input)")
+    p.set_defaults(run=_user_errors(_run_export))
+
+
+def _run_export(args) -> int:
+    from .explore.export import load_traversal
+
+    for source in args.traversal:
+        traversal, predictions = load_traversal(source)
+        stem = (args.out or source.parent) / source.stem
+        written = _write_traversal(traversal, stem, args.format, args.fps, predictions)
+        print(json.dumps({"traversal": str(source), "files": [str(p) for p in written]}))
+    return 0
+
+
+def _add_attribute(sub) -> None:
+    from .explore.attribution import METHODS
+
+    p = sub.add_parser("attribute", help="attribution maps of the attribute CNN for images",
+                       description="Write <out>/<image>.<method>.png (the image beside the map over it) and "
+                                   ".npy (the map at the CNN's resolution) per image; prints the CNN's prediction.")
+    p.add_argument("--cnn", required=True, type=Path, help="attribute CNN checkpoint (from train-cnn)")
+    p.add_argument("--method", default="gradcam", choices=list(METHODS))
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--id", nargs="+", help="image id(s) of the cohort (needs --data)")
+    who.add_argument("--image", nargs="+", type=Path, help="image file(s)")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--no-progress", action="store_true")
+    _add_optional_cohort_arguments(p, "--id")
+    p.set_defaults(run=_user_errors(_run_attribute))
+
+
+def _run_attribute(args) -> int:
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+
+    from .data.images import load_preprocessed
+    from .device import default_device
+    from .explore.attribution import attribute
+    from .explore.export import save_attribution_png
+    from .fileio import atomic_write
+    from .model.cnn import load_cnn
+
+    progress = not args.no_progress
+    cnn = load_cnn(args.cnn, default_device(args.device))
+    resolution = cnn.config.resolution
+    if args.id:
+        if args.data is None:
+            raise ValueError("--id needs --data: the cohort the ids belong to")
+        cohort = _load_cohort(args, progress)
+        images = cohort.images(resolution, args.cache_dir, progress=progress)
+        rows = {image_id: k for k, image_id in enumerate(cohort.ids)}
+        unknown = [i for i in args.id if i not in rows]
+        if unknown:
+            raise KeyError(f"{args.data}: no usable image with id {', '.join(map(repr, unknown))}")
+        subjects = [(i, np.asarray(images[rows[i]], np.float32)) for i in args.id]
+    else:
+        subjects = [(p.stem, load_preprocessed(p, resolution)) for p in args.image]
+    for name, image in tqdm(subjects, desc="Attributions", unit="image", disable=not progress or len(subjects) < 2):
+        x = torch.from_numpy(image)[None, None]
+        attribution_map = attribute(cnn, x, args.method)[0]
+        stem = args.out / f"{_safe_name(name)}.{args.method}"
+        save_attribution_png(image, attribution_map, stem.with_name(stem.name + ".png"))
+        with atomic_write(stem.with_name(stem.name + ".npy")) as tmp, open(tmp, "wb") as f:
+            np.save(f, attribution_map.astype(np.float32))
+        print(json.dumps({"image": name, "method": args.method, "prediction": float(cnn.predict(x)[0]),
+                          "png": str(stem) + ".png", "npy": str(stem) + ".npy"}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seegaan-explore", description=__doc__)
     parser.add_argument("--version", action="version", version=f"seegaan-explore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from .data.phantoms import add_phantoms_parser
 
-    for add in (_add_info, add_phantoms_parser, _add_train, _add_train_cnn, _add_bench):
+    for add in (_add_info, add_phantoms_parser, _add_train, _add_train_cnn, _add_bench, _add_encode,
+                _add_direction, _add_traverse, _add_export, _add_attribute):
         add(sub)
     return parser
 

@@ -212,3 +212,35 @@ def cosine_matrix(directions: list[Direction]) -> np.ndarray:
     """Cosine similarity between directions: entanglement between attributes, at a glance."""
     units = np.stack([d.unit_vector for d in directions]).astype(np.float64)
     return units @ units.T
+
+
+def direction_from_average_latents(array, attribute: str, bin_values=None, *,
+                                   scale: float = float("nan")) -> Direction:
+    """A direction from the original SEE-GAAN code's "average latents" file: ``k`` mean latents
+    ``[k, w_dim]`` of ascending attribute bins. The vector is the last bin minus the first per unit
+    of the attribute's range between them.
+
+    ``bin_values``: the attribute value of each bin; default ``0..k-1``, so one unit is one bin and
+    amounts ``0..k-1`` give the original's frames ``G(w + h_k - h_0)``. ``scale``: the attribute's
+    SD, which the file does not record (NaN: steps in SDs are undefined).
+    """
+    array = np.asarray(array, dtype=np.float64)
+    if array.ndim != 2 or len(array) < 2:
+        raise ValueError(f"{attribute}: average latents must be [bins >= 2, w_dim], got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{attribute}: average latents contain NaN or infinite values")
+    values = np.arange(len(array), dtype=np.float64) if bin_values is None else np.asarray(bin_values, np.float64)
+    if values.shape != (len(array),):
+        raise ValueError(f"{attribute}: {len(array)} average latents but {values.size} bin values")
+    span = values[-1] - values[0]
+    if not np.isfinite(span) or span == 0:
+        raise ValueError(f"{attribute}: the first and last bin values ({values[0]:g}, {values[-1]:g}) "
+                         "define no range")
+    vector = (array[-1] - array[0]) / span
+    steps = np.diff(array, axis=0)
+    norms = np.linalg.norm(steps, axis=1)
+    # how far the bins lie on one evenly spaced line, as the original's do
+    cosines = steps @ vector / np.maximum(norms * np.linalg.norm(vector), 1e-12)
+    return Direction(attribute, "average_latents", "generative", vector.astype(np.float32), float(scale), (),
+                     {"n_bins": len(array), "bin_values": values.tolist(), "step_norms": norms.tolist(),
+                      "min_step_cosine": float(cosines.min())})

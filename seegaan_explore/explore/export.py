@@ -1,0 +1,319 @@
+"""Files a scientist keeps or shares: traversals as GIF, MP4, a PNG panel or a self-contained HTML
+report; attribution overlays; and direction and traversal archives that the CLI reads back.
+
+Everything is written through :func:`~seegaan_explore.fileio.atomic_write`, so an interrupted
+export never leaves a truncated file under the final name. Images in [-1, 1] map linearly to
+0..255 grey; difference maps use a blue-white-red scale at a fixed +-``difference_range`` (0.5,
+as the original SEE-GAAN figures), so panels of different patients compare at a glance.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from ..fileio import atomic_write
+from ..model.checkpoint import atomic_save_tensors, read_header
+from .directions import Direction, direction_from_average_latents
+from .traversal import Traversal
+
+__all__ = [
+    "GAP", "LABEL_HEIGHT", "TITLE_HEIGHT", "diverging_rgb", "heat_overlay", "load_direction", "load_traversal",
+    "save_attribution_png", "save_direction", "save_gif", "save_html_report", "save_mp4", "save_panel",
+    "save_traversal", "to_uint8",
+]
+
+DIRECTION_FORMAT = "seegaan-explore-direction/1"
+GAP = 4  # pixels between panel tiles
+TITLE_HEIGHT = 20
+LABEL_HEIGHT = 32  # two lines under each column: the step, and the prediction when given
+# RdBu reversed: blue for darker than the reconstruction, red for brighter
+_DIVERGING = np.array([(5, 48, 97), (67, 147, 195), (247, 247, 247), (214, 96, 77), (103, 0, 31)], np.float64)
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """[-1, 1] -> 0..255 grey, rounded."""
+    return np.round((np.clip(np.asarray(images, np.float32), -1, 1) + 1) * 127.5).astype(np.uint8)
+
+
+def diverging_rgb(maps: np.ndarray, limit: float = 0.5) -> np.ndarray:
+    """Signed maps -> RGB uint8 (..., 3): -limit blue, 0 white, +limit red; beyond the limit clipped."""
+    if not limit > 0:
+        raise ValueError(f"difference range must be positive, got {limit}")
+    t = np.clip(np.asarray(maps, np.float64) / limit, -1, 1)
+    anchors = np.linspace(-1, 1, len(_DIVERGING))
+    return np.stack([np.round(np.interp(t, anchors, _DIVERGING[:, c])) for c in range(3)], -1).astype(np.uint8)
+
+
+def heat_overlay(image: np.ndarray, attribution: np.ndarray, opacity: float = 0.6) -> np.ndarray:
+    """Grey image [R, R] in [-1, 1] with |attribution| (scaled to its maximum) blended over it in a
+    black-red-yellow heat scale; RGB uint8. Magnitude only: signed methods show where, not which way."""
+    image, attribution = np.asarray(image), np.asarray(attribution, np.float64)
+    if image.shape != attribution.shape:
+        raise ValueError(f"attribution map {attribution.shape} does not match the image {image.shape}")
+    magnitude = np.abs(attribution)
+    a = magnitude / magnitude.max() if magnitude.max() > 0 else magnitude
+    heat = np.stack([np.clip(3 * a, 0, 1), np.clip(3 * a - 1, 0, 1), np.clip(3 * a - 2, 0, 1)], -1) * 255
+    grey = to_uint8(image).astype(np.float64)[..., None]
+    alpha = opacity * a[..., None]
+    return np.round(grey * (1 - alpha) + heat * alpha).astype(np.uint8)
+
+
+def _step_labels(traversal: Traversal) -> list[str]:
+    unit = " SD" if traversal.in_sd else ""
+    return [f"{a:+.3g}{unit}" for a in traversal.amounts]
+
+
+def _write_frames(path: Path, frames: np.ndarray, **options) -> None:
+    import imageio.v3 as iio
+
+    path = Path(path)
+    with atomic_write(path, suffix=path.suffix) as tmp:  # imageio picks the format by suffix
+        iio.imwrite(tmp, frames, **options)
+
+
+def save_gif(traversal: Traversal, path: str | Path, fps: float = 8) -> None:
+    """The traversal's frames as a looping grey GIF (lossless: 256 grey levels).
+
+    GIF stores delays in hundredths of a second, and Pillow merges identical consecutive frames."""
+    _write_frames(Path(path), to_uint8(traversal.frames), extension=".gif", duration=1000 / fps, loop=0)
+
+
+def save_mp4(traversal: Traversal, path: str | Path, fps: float = 8, quality: int = 10) -> None:
+    """The frames as H.264 MP4 (yuv420p, playable everywhere; lossy, within a few grey levels at
+    ``quality=10``). Needs the ``imageio-ffmpeg`` package, which ships its own ffmpeg."""
+    try:
+        import imageio_ffmpeg  # noqa: F401
+    except ImportError as exc:
+        raise ImportError("MP4 export needs the imageio-ffmpeg package: pip install imageio-ffmpeg") from exc
+    _write_frames(Path(path), to_uint8(traversal.frames), extension=".mp4", fps=fps, quality=quality,
+                  macro_block_size=1)
+
+
+def _tile(rgb: np.ndarray, size: int) -> Image.Image:
+    image = Image.fromarray(rgb)
+    if image.size[0] == size:
+        return image
+    return image.resize((size, size), Image.Resampling.NEAREST if size > image.size[0] else Image.Resampling.BOX)
+
+
+def save_panel(traversal: Traversal, path: str | Path, attributions: np.ndarray | None = None,
+               predictions=None, *, tile: int | None = None, difference_range: float = 0.5) -> None:
+    """A PNG: one column per step; rows: frames, difference maps (frame minus reconstruction), and
+    when given the attribution of each frame over it. Under each column its step and, when given,
+    the prediction for the frame.
+
+    ``tile``: pixels per image (default the image size, at least 128; enlarged by pixel repetition).
+    Size: ``K * (tile + GAP) + GAP`` wide, ``TITLE_HEIGHT + rows * (tile + GAP) + GAP + LABEL_HEIGHT`` high.
+    """
+    frames = traversal.frames
+    k, size = len(frames), frames.shape[-1]
+    tile = tile or max(size, 128)
+    rows = [np.repeat(to_uint8(frames)[..., None], 3, -1), diverging_rgb(traversal.differences, difference_range)]
+    if attributions is not None:
+        attributions = np.asarray(attributions)
+        if attributions.shape != frames.shape:
+            raise ValueError(f"attributions {attributions.shape} must match the frames {frames.shape}")
+        rows.append(np.stack([heat_overlay(f, a) for f, a in zip(frames, attributions)]))
+    predictions = _checked_predictions(predictions, k)
+    width = k * (tile + GAP) + GAP
+    height = TITLE_HEIGHT + len(rows) * (tile + GAP) + GAP + LABEL_HEIGHT
+    panel = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(panel)
+    font = ImageFont.load_default(size=12)
+    d = traversal.direction
+    draw.text((GAP, 4), f"{d.attribute} ({d.estimator}); differences at +-{difference_range:g}",
+              fill="black", font=font)
+    for r, images in enumerate(rows):
+        top = TITLE_HEIGHT + GAP + r * (tile + GAP)
+        for c, rgb in enumerate(images):
+            panel.paste(_tile(rgb, tile), (GAP + c * (tile + GAP), top))
+    labels_top = TITLE_HEIGHT + len(rows) * (tile + GAP) + GAP
+    for c, label in enumerate(_step_labels(traversal)):
+        left = GAP + c * (tile + GAP)
+        draw.text((left, labels_top), label, fill="black", font=font)
+        if predictions is not None:
+            draw.text((left, labels_top + 15), f"pred {predictions[c]:.3g}", fill="black", font=font)
+    with atomic_write(Path(path)) as tmp:
+        panel.save(tmp, format="PNG")
+
+
+def save_attribution_png(image: np.ndarray, attribution: np.ndarray, path: str | Path, *,
+                         tile: int | None = None) -> None:
+    """The image beside its attribution overlay, one PNG ``2 * tile + 3 * GAP`` wide."""
+    size = np.shape(image)[-1]
+    tile = tile or max(size, 128)
+    panel = Image.new("RGB", (2 * tile + 3 * GAP, tile + 2 * GAP), "white")
+    panel.paste(_tile(np.repeat(to_uint8(image)[..., None], 3, -1), tile), (GAP, GAP))
+    panel.paste(_tile(heat_overlay(image, attribution), tile), (2 * GAP + tile, GAP))
+    with atomic_write(Path(path)) as tmp:
+        panel.save(tmp, format="PNG")
+
+
+def _checked_predictions(predictions, k: int) -> np.ndarray | None:
+    if predictions is None:
+        return None
+    predictions = np.asarray(predictions, np.float64).ravel()
+    if len(predictions) != k:
+        raise ValueError(f"{len(predictions)} predictions for {k} frames")
+    return predictions
+
+
+def _png_uri(image: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(to_uint8(image)).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def save_html_report(traversal: Traversal, path: str | Path, predictions=None, *, title: str | None = None,
+                     prediction_label: str = "prediction", difference_range: float = 0.5) -> None:
+    """One HTML file that opens offline (plotly.js embedded, no network): the frames and their
+    difference maps animated by a slider and a play button, and the prediction curve with the
+    current step marked when ``predictions`` are given."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    predictions = _checked_predictions(predictions, len(traversal.frames))
+    labels = _step_labels(traversal)
+    d = traversal.direction
+    unit = "SD" if traversal.in_sd else f"{d.attribute} units"
+    titles = ["frame", "difference from the reconstruction"] + ([prediction_label] if predictions is not None else [])
+    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=0.08)
+    differences = traversal.differences.astype(np.float32)
+
+    def step_traces(k: int) -> list:
+        traces = [go.Image(source=_png_uri(traversal.frames[k]), hoverinfo="skip"),
+                  go.Heatmap(z=differences[k], zmin=-difference_range, zmax=difference_range, zmid=0,
+                             colorscale="RdBu_r",
+                             colorbar={"title": "change", "x": 0.64 if predictions is not None else 1.0})]
+        if predictions is not None:
+            traces.append(go.Scatter(x=[traversal.amounts[k]], y=[predictions[k]], mode="markers",
+                                     marker={"size": 12, "color": "crimson"}, name="this frame"))
+        return traces
+
+    for col, trace in enumerate(step_traces(0), start=1):
+        fig.add_trace(trace, row=1, col=col)
+    if predictions is not None:
+        fig.add_trace(go.Scatter(x=traversal.amounts, y=predictions, mode="lines+markers", name=prediction_label,
+                                 line={"color": "grey"}), row=1, col=3)
+        fig.update_xaxes(title_text=f"step ({unit})", row=1, col=3)
+    fig.update_yaxes(autorange="reversed", scaleanchor="x2", row=1, col=2)
+    for col in (1, 2):
+        fig.update_xaxes(showticklabels=False, showgrid=False, row=1, col=col)
+        fig.update_yaxes(showticklabels=False, showgrid=False, row=1, col=col)
+    traced = list(range(len(titles)))
+    fig.frames = [go.Frame(data=step_traces(k), traces=traced, name=str(k)) for k in range(len(labels))]
+    show = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}}
+    play = {"frame": {"duration": 150, "redraw": True}, "fromcurrent": True, "transition": {"duration": 0}}
+    fig.update_layout(
+        title=title or f"{d.attribute}: traversal along the {d.estimator} direction ({unit})",
+        height=460, width=420 * len(titles) + 80, showlegend=False,
+        updatemenus=[{"type": "buttons", "x": 0, "y": -0.12, "xanchor": "left", "direction": "left", "buttons": [
+            {"label": "play", "method": "animate", "args": [None, play]},
+            {"label": "pause", "method": "animate", "args": [[None], show]},
+        ]}],
+        sliders=[{"active": 0, "x": 0.12, "y": -0.08, "len": 0.85, "currentvalue": {"prefix": "step "},
+                  "steps": [{"label": label, "method": "animate", "args": [[str(k)], show]}
+                            for k, label in enumerate(labels)]}],
+    )
+    html = fig.to_html(include_plotlyjs=True, full_html=True, include_mathjax=False, auto_play=False,
+                       config={"displaylogo": False})
+    with atomic_write(Path(path)) as tmp:
+        tmp.write_text(html, encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- archives the CLI reads
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in value]
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _direction_fields(direction: Direction) -> dict:
+    return {"attribute": direction.attribute, "estimator": direction.estimator, "kind": direction.kind,
+            "scale": direction.scale, "confounders": list(direction.confounders),
+            "diagnostics": _jsonable(direction.diagnostics)}
+
+
+def _direction_from(fields: dict, vector: np.ndarray) -> Direction:
+    return Direction(fields["attribute"], fields["estimator"], fields["kind"], np.asarray(vector, np.float32),
+                     float(fields["scale"]), tuple(fields["confounders"]), fields["diagnostics"])
+
+
+def save_direction(direction: Direction, path: str | Path) -> None:
+    """A direction as one safetensors file: the vector, and its estimator, units (``scale``, the
+    attribute's SD), confounders and diagnostics as JSON metadata."""
+    atomic_save_tensors(Path(path), {"vector": torch.from_numpy(np.asarray(direction.vector, np.float32))},
+                        {"format": DIRECTION_FORMAT, "direction": json.dumps(_direction_fields(direction))})
+
+
+def load_direction(path: str | Path, attribute: str | None = None, bin_values=None) -> Direction:
+    """A direction saved by :func:`save_direction` (``.safetensors``), or the original SEE-GAAN's
+    average latents (``.npy``, ``[k, w_dim]``; see
+    :func:`~seegaan_explore.explore.directions.direction_from_average_latents`; ``attribute``
+    defaults to the file name)."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such average-latents file")
+        try:
+            array = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise ValueError(f"{path}: not a numeric .npy array ({exc})") from exc
+        try:
+            return direction_from_average_latents(array, attribute or path.stem, bin_values)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from exc
+    fields = read_header(path, DIRECTION_FORMAT, "direction file")["direction"]
+    return _direction_from(fields, load_file(str(path))["vector"].numpy())
+
+
+_TRAVERSAL_KEYS = ("amounts", "in_sd", "latents", "reconstruction", "frames", "differences", "direction_vector",
+                   "direction")
+
+
+def save_traversal(traversal: Traversal, path: str | Path, predictions=None) -> None:
+    """A traversal (and the per-frame predictions, if any) as one ``.npz`` that
+    :func:`load_traversal` and the ``export`` command read back without pickle."""
+    arrays = {"amounts": traversal.amounts, "in_sd": np.array(traversal.in_sd), "latents": traversal.latents,
+              "reconstruction": traversal.reconstruction, "frames": traversal.frames,
+              "differences": traversal.differences, "direction_vector": traversal.direction.vector,
+              "direction": np.array(json.dumps(_direction_fields(traversal.direction)))}
+    predictions = _checked_predictions(predictions, len(traversal.frames))
+    if predictions is not None:
+        arrays["predictions"] = predictions
+    with atomic_write(Path(path)) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+def load_traversal(path: str | Path) -> tuple[Traversal, np.ndarray | None]:
+    """(traversal, predictions or None) from a file written by :func:`save_traversal`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such traversal file")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a saved traversal ({exc})") from exc
+    if not hasattr(archive, "files"):
+        raise ValueError(f"{path}: not a saved traversal (a single array, not an .npz archive)")
+    with archive:
+        data = {k: archive[k] for k in archive.files}
+    missing = [k for k in _TRAVERSAL_KEYS if k not in data]
+    if missing:
+        raise ValueError(f"{path}: not a saved traversal (missing {', '.join(missing)})")
+    direction = _direction_from(json.loads(str(data["direction"])), data["direction_vector"])
+    traversal = Traversal(data["amounts"], bool(data["in_sd"]), data["latents"], data["reconstruction"],
+                          data["frames"], data["differences"], direction)
+    return traversal, data.get("predictions")

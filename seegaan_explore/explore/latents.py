@@ -1,0 +1,364 @@
+"""The latent store: every image of a cohort encoded once per model, kept on disk, reused by content.
+
+``encode_cohort(model, cohort)`` returns a :class:`Latents` (ids, a memory-mapped ``[N, w_dim]``
+array, the clinical table aligned to it). Rows live under
+``<cache>/latents/<model digest>/``: the digest hashes the EMA encoder's weights, so a retrained
+model never reuses stale rows, and each row is keyed by a hash of its preprocessed pixels, so a
+changed image is the only one encoded again. A second run over unchanged files reads no image and
+runs no encoder at all: the list of files (path, size, mtime) maps straight to its array.
+
+Every file is written to a temporary name and renamed into place, the index (``.json``) last, so
+an interrupted run leaves either the previous store or the new one, never half a one.
+Under ``torchrun`` (``torch.distributed`` initialised) every process decodes and encodes a share
+of the rows and process 0 assembles and writes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from ..data.cohort import Cohort, CohortWarning, _file_key, default_cache_dir
+from ..fileio import atomic_write
+from ..model.seegaan import SeeGaan
+
+__all__ = ["Latents", "encode_cohort", "model_digest", "store_dir"]
+
+_COPY_ROWS = 65536  # rows copied from an earlier array at a time: bounds memory at 1M x 512
+_DIGEST = 16  # bytes of a row's content hash
+_FILE_KEY = 20  # bytes of a file key (sha1 of path, size, mtime)
+
+
+def model_digest(model: SeeGaan) -> str:
+    """Hash of the EMA encoder's weights and the input resolution: what a latent depends on.
+
+    The compute precision is left out on purpose: latents encoded in bf16 on a GPU are reused by an
+    fp32 session on a CPU (they differ by bf16 rounding) rather than re-encoding a whole cohort."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"resolution={model.config.resolution}".encode())
+    for name, tensor in sorted(model.encoder_ema.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def store_dir(model: SeeGaan, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where ``model``'s latents live: ``<cache_dir or default_cache_dir()>/latents/<digest>``."""
+    root = default_cache_dir() if cache_dir is None else Path(cache_dir)
+    return root / "latents" / model_digest(model)
+
+
+@dataclass(frozen=True, eq=False)
+class Latents:
+    """Row ``i`` of ``latents`` is the image ``ids[i]``, whose clinical row is ``table.iloc[i]``.
+
+    ``encoded``: rows this call ran the encoder on (0 when everything came from the store).
+    ``skipped``: ``(id, path, reason)`` of cohort images that have no latent (missing, unreadable).
+    """
+
+    ids: list[str]
+    latents: np.ndarray  # [N, w_dim] float32, memory-mapped copy-on-write
+    table: pd.DataFrame
+    id_column: str
+    path: Path
+    encoded: int = 0
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def row(self, image_id: str) -> int:
+        try:
+            return self._rows[str(image_id)]
+        except KeyError:
+            raise KeyError(f"no latent for image id {image_id!r} in {self.path}") from None
+
+    def latent(self, image_id: str) -> np.ndarray:
+        """The ``[w_dim]`` latent of one image, by id."""
+        return np.array(self.latents[self.row(image_id)])
+
+    @property
+    def _rows(self) -> dict[str, int]:
+        if "_row_index" not in self.__dict__:
+            object.__setattr__(self, "_row_index", {i: k for k, i in enumerate(self.ids)})
+        return self.__dict__["_row_index"]
+
+    def join(self, table: pd.DataFrame, on: str | None = None) -> pd.DataFrame:
+        """``table``'s rows in latent order (indexed by id; NaN where it lacks an id).
+
+        ``on``: the table's id column (default: the cohort's id column name)."""
+        on = on or self.id_column
+        if on not in table.columns:
+            raise KeyError(f"table has no id column {on!r}; columns are {list(table.columns)}")
+        keys = table[on].astype(str)
+        duplicated = keys[keys.duplicated()].unique().tolist()
+        if duplicated:
+            raise ValueError(f"table column {on!r} has duplicate ids: {duplicated[:10]}")
+        if len(self.ids) and not keys.isin(self.ids).any():
+            raise ValueError(f"none of the table's {on!r} values match the latents' ids "
+                             f"(e.g. {keys.iloc[0]!r} vs {self.ids[0]!r})")
+        joined = table.drop(columns=on).set_axis(pd.Index(keys, name=self.id_column)).reindex(self.ids)
+        joined.index.name = self.id_column
+        return joined
+
+    def frame(self) -> pd.DataFrame:
+        """The cohort's table with one column per latent dimension (``w0``, ``w1``, ...), by id."""
+        own = self.join(self.table)
+        dims = pd.DataFrame(np.asarray(self.latents), index=own.index,
+                            columns=[f"w{k}" for k in range(self.latents.shape[1])])
+        return pd.concat([own, dims], axis=1)
+
+
+# --------------------------------------------------------------------------- on-disk store
+
+def _hash_list(keys: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]
+
+
+def _as_bytes(rows: np.ndarray) -> list[bytes]:
+    width = rows.shape[1]
+    flat = np.ascontiguousarray(rows).tobytes()
+    return [flat[k:k + width] for k in range(0, len(flat), width)]
+
+
+class _Store:
+    """``<entry>.npy`` latents, ``<entry>.digests.npy`` row content hashes, ``<entry>.files.npy``
+    row file keys, ``<entry>.json`` the index written last; ``files/<hash>.json`` maps a list of
+    files to its entry. Damaged or partial entries are ignored, so the folder may be deleted at
+    any time."""
+
+    def __init__(self, directory: Path):
+        self.dir = directory
+
+    def open(self, entry: str, rows: int) -> np.ndarray | None:
+        try:
+            meta = json.loads((self.dir / f"{entry}.json").read_text())
+            # copy-on-write: torch and numpy may write to it (in memory only); the store never changes
+            array = np.load(self.dir / meta["array"], mmap_mode="c")
+        except (OSError, ValueError, KeyError):
+            return None
+        return array if array.ndim == 2 and len(array) == rows == meta["rows"] else None
+
+    def by_files(self, file_keys: list[str]) -> tuple[str, np.ndarray] | None:
+        try:
+            entry = json.loads((self.dir / "files" / f"{_hash_list(file_keys)}.json").read_text())["entry"]
+        except (OSError, ValueError, KeyError):
+            return None
+        array = self.open(entry, len(file_keys))
+        return None if array is None else (entry, array)
+
+    def known(self) -> tuple[dict[bytes, bytes], dict[bytes, tuple[str, int]]]:
+        """File key -> content hash, and content hash -> (array file, row), over complete entries."""
+        by_file, by_content = {}, {}
+        for meta_path in sorted(self.dir.glob("*.json")):
+            try:
+                meta = json.loads(meta_path.read_text())
+                digests = np.load(self.dir / meta["digests"])
+                files = np.load(self.dir / meta["files"])
+            except (OSError, ValueError, KeyError):
+                continue
+            if not (self.dir / meta["array"]).is_file() or len(digests) != meta["rows"]:
+                continue
+            digest_bytes = _as_bytes(digests)
+            by_file.update(zip(_as_bytes(files), digest_bytes))
+            by_content.update((d, (meta["array"], k)) for k, d in enumerate(digest_bytes))
+        return by_file, by_content
+
+    def commit(self, entry: str, fill, shape: tuple[int, int], digests: np.ndarray, files: np.ndarray,
+               file_keys: list[str]) -> np.ndarray:
+        """Write entry ``entry`` (``fill(out)`` writes its rows into a new memmap) and its file alias."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with atomic_write(self.dir / f"{entry}.npy") as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+            fill(out)
+            out.flush()
+            del out
+        for name, array in (("digests", digests), ("files", files)):
+            with atomic_write(self.dir / f"{entry}.{name}.npy") as tmp, open(tmp, "wb") as f:
+                np.save(f, array)
+        meta = {"rows": shape[0], "w_dim": shape[1], "array": f"{entry}.npy",
+                "digests": f"{entry}.digests.npy", "files": f"{entry}.files.npy"}
+        with atomic_write(self.dir / f"{entry}.json") as tmp:
+            tmp.write_text(json.dumps(meta))
+        self.alias(file_keys, entry)
+        return self.open(entry, shape[0])
+
+    def alias(self, file_keys: list[str], entry: str) -> None:
+        with atomic_write(self.dir / "files" / f"{_hash_list(file_keys)}.json") as tmp:
+            tmp.write_text(json.dumps({"entry": entry}))
+
+
+# --------------------------------------------------------------------------- encoding
+
+def _distributed() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _broadcast(value, rank: int, world: int):
+    if world == 1:
+        return value
+    box = [value if rank == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _file_keys(cohort: Cohort) -> list[str]:
+    return [_file_key(p) or f"missing:{p}" for p in cohort.paths]
+
+
+def encode_cohort(model: SeeGaan, cohort: Cohort, cache_dir: str | os.PathLike | None = None, *,
+                  batch_size: int = 64, progress: bool = True) -> Latents:
+    """Latents of every usable image of ``cohort`` under ``model``'s EMA encoder, from the store
+    where possible.
+
+    ``cache_dir`` holds both the preprocessed images and the latent store (default
+    :func:`~seegaan_explore.data.cohort.default_cache_dir`). Unreadable images are dropped from
+    ``cohort`` (as :meth:`Cohort.images` does) and listed in ``skipped``. Encoding runs on the
+    model's device. Under ``torch.distributed`` every process must call this with the same cohort;
+    each returns the same result.
+    """
+    if len(cohort) == 0:
+        raise ValueError("the cohort has no images to encode")
+    rank, world = _distributed()
+    root = default_cache_dir() if cache_dir is None else Path(cache_dir)
+    store = _Store(store_dir(model, root))
+    found = store.by_files(_file_keys(cohort))
+    if _broadcast(found is not None, rank, world):  # nothing changed: read no image, run no encoder
+        return _result(cohort, found[1] if found else store.by_files(_file_keys(cohort))[1], 0)
+
+    resolution = model.config.resolution
+    with warnings.catch_warnings():
+        if rank:  # process 0 reports unusable files; the others would repeat it
+            warnings.simplefilter("ignore", CohortWarning)
+        if world > 1:  # decode in parallel: each process fills the image cache with its share
+            cohort.subset(np.arange(rank, len(cohort), world)).images(resolution, root, progress=False)
+            dist.barrier()
+        plan = None
+        if rank == 0:
+            images = cohort.images(resolution, root, progress=progress)
+            plan = _plan(store, images, _checked_file_keys(cohort))
+        entry, todo = _broadcast(None if plan is None else plan[:2], rank, world)
+        if rank:  # the full cohort is in the image cache now
+            images = cohort.images(resolution, root, progress=False)
+    keys = _checked_file_keys(cohort)
+
+    if todo is None:  # every image is in the store already, under another list of files
+        if rank == 0:
+            store.alias(keys, entry)
+    else:
+        new = _encode_rows(model, images, todo, batch_size, progress and rank == 0, rank, world)
+        if rank == 0:
+            digests, sources = plan[2:]
+            _check_finite(new, todo, cohort)
+            files = np.frombuffer(b"".join(bytes.fromhex(k) for k in keys), np.uint8).reshape(-1, _FILE_KEY)
+            store.commit(entry, lambda out: _fill(out, store.dir, sources, todo, new),
+                         (len(keys), model.config.w_dim), digests, files, keys)
+    if world > 1:
+        dist.barrier()
+    array = store.open(entry, len(keys))
+    if array is None:
+        raise OSError(f"{store.dir}: latent store entry {entry} could not be read back")
+    return _result(cohort, array, 0 if todo is None else len(todo))
+
+
+def _checked_file_keys(cohort: Cohort) -> list[str]:
+    """File keys of a cohort whose unusable images were dropped; every file must still be there."""
+    if len(cohort) == 0:
+        listed = "; ".join(f"{p}: {r}" for _, p, r in cohort.problems[:5])
+        raise ValueError(f"none of the cohort's images could be read ({listed})")
+    keys = _file_keys(cohort)
+    missing = [p for k, p in zip(keys, cohort.paths) if k.startswith("missing:")]
+    if missing:
+        raise FileNotFoundError(f"image file disappeared while encoding: {missing[0]}")
+    return keys
+
+
+def _plan(store: _Store, images: np.ndarray, keys: list[str]):
+    """(entry name, rows to encode or None, content hashes [N, 16], where each reused row comes from)."""
+    by_file, by_content = store.known()
+    digests = []
+    for k, key in enumerate(keys):
+        digest = by_file.get(bytes.fromhex(key))
+        if digest is None:  # a new or changed file: hash its pixels
+            digest = hashlib.blake2b(np.ascontiguousarray(images[k]).tobytes(), digest_size=_DIGEST).digest()
+        digests.append(digest)
+    entry = _hash_list([d.hex() for d in digests])
+    digest_array = np.frombuffer(b"".join(digests), np.uint8).reshape(-1, _DIGEST)
+    if store.open(entry, len(keys)) is not None:
+        return entry, None, digest_array, {}
+    sources = {k: by_content[d] for k, d in enumerate(digests) if d in by_content}
+    todo = [k for k in range(len(keys)) if k not in sources]
+    return entry, todo, digest_array, sources
+
+
+def _encode_rows(model: SeeGaan, images: np.ndarray, rows: list[int], batch_size: int, progress: bool,
+                 rank: int, world: int) -> np.ndarray | None:
+    """Encode ``images[rows]``; with several processes each takes every ``world``-th batch and
+    process 0 gathers them (the others return None)."""
+    w_dim = model.config.w_dim
+    out = np.empty((len(rows), w_dim), np.float32) if rank == 0 else None
+    comm_device = model.device if world > 1 and dist.get_backend() == "nccl" else torch.device("cpu")
+    step = batch_size * world
+    with tqdm(total=len(rows), desc="Encoding", unit="img", disable=not progress, dynamic_ncols=True) as bar:
+        for start in range(0, len(rows), step):
+            mine = rows[start + rank * batch_size: start + (rank + 1) * batch_size]
+            if mine:
+                x = torch.from_numpy(np.asarray(images[mine], dtype=np.float32))[:, None]
+                w = model.encode(x, batch_size=batch_size).float()
+            else:
+                w = torch.empty(0, w_dim)
+            if world == 1:
+                out[start:start + len(mine)] = w.cpu().numpy()
+            else:
+                padded = torch.zeros(batch_size, w_dim, device=comm_device)
+                padded[:len(mine)] = w.to(comm_device)
+                gathered = [torch.empty_like(padded) for _ in range(world)]
+                dist.all_gather(gathered, padded)
+                if rank == 0:
+                    for r, part in enumerate(gathered):
+                        lo = start + r * batch_size
+                        n = len(rows[lo:lo + batch_size])
+                        out[lo:lo + n] = part[:n].cpu().numpy()
+            bar.update(min(step, len(rows) - start))
+    return out
+
+
+def _check_finite(latents: np.ndarray, rows: list[int], cohort: Cohort) -> None:
+    bad = [rows[k] for k in np.flatnonzero(~np.isfinite(latents).all(axis=1))]
+    if bad:
+        named = [f"{cohort.ids[k]} ({cohort.paths[k]})" for k in bad[:5]]
+        raise ValueError(f"the encoder returned NaN or infinite latents for {len(bad)} image(s): "
+                         f"{'; '.join(named)}; is the checkpoint damaged?")
+
+
+def _fill(out: np.ndarray, directory: Path, sources: dict[int, tuple[str, int]], todo: list[int],
+          new: np.ndarray) -> None:
+    out[todo] = new
+    by_array: dict[str, list[tuple[int, int]]] = {}
+    for dst, (name, src) in sources.items():
+        by_array.setdefault(name, []).append((dst, src))
+    for name, pairs in by_array.items():
+        source = np.load(directory / name, mmap_mode="r")
+        pairs = np.array(pairs)
+        for lo in range(0, len(pairs), _COPY_ROWS):
+            chunk = pairs[lo:lo + _COPY_ROWS]
+            out[chunk[:, 0]] = source[chunk[:, 1]]
+
+
+def _result(cohort: Cohort, array: np.ndarray, encoded: int) -> Latents:
+    return Latents(ids=cohort.ids, latents=array, table=cohort.table, id_column=cohort.id_column,
+                   path=Path(array.filename), encoded=encoded, skipped=list(cohort.problems))

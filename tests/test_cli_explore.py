@@ -1,0 +1,228 @@
+"""The exploration commands (encode, direction, traverse, export, attribute) on a tiny model and phantoms."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from seegaan_explore.cli import main
+from seegaan_explore.data.cohort import Cohort
+from seegaan_explore.data.images import load_preprocessed
+from seegaan_explore.explore.attribution import attribute
+from seegaan_explore.explore.directions import fit_direction
+from seegaan_explore.explore.export import load_direction, load_traversal, to_uint8
+from seegaan_explore.explore.latents import encode_cohort
+from seegaan_explore.explore.traversal import traverse
+from seegaan_explore.model import SeeGaan, load_model, preset_config, save_model
+from seegaan_explore.model.cnn import CnnConfig, RadiographCNN, load_cnn, save_cnn
+
+N = 12
+FP32 = ["--precision", "fp32", "--device", "cpu", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    assert main(["phantoms", "--n", str(N), "--size", "32", "--out", str(root / "phantoms"), "--workers", "1",
+                 "--no-progress"]) == 0
+    torch.manual_seed(0)
+    save_model(root / "tiny.safetensors", SeeGaan(preset_config("tiny")), ema_only=True)
+    torch.manual_seed(1)
+    save_cnn(root / "cnn.safetensors", RadiographCNN(CnnConfig(resolution=32, widths=(8, 16), attribute="severity")))
+    save_cnn(root / "cnn64.safetensors", RadiographCNN(CnnConfig(resolution=64, widths=(8, 16))))
+    return root
+
+
+def _cohort_args(root, cache=None):
+    return ["--data", str(root / "phantoms" / "phantoms.csv"), "--cache-dir", str(cache or root / "cache")]
+
+
+def _model(root):
+    model = load_model(root / "tiny.safetensors")
+    model.precision = "fp32"
+    return model
+
+
+def _latents(root):
+    return encode_cohort(_model(root), Cohort.from_table(root / "phantoms" / "phantoms.csv"), root / "cache",
+                         progress=False)
+
+
+def _json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize("command", ["encode", "direction", "traverse", "export", "attribute"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert f"usage: seegaan-explore {command}" in capsys.readouterr().out
+
+
+def test_encode_reports_the_store_and_reuses_it(setup, capsys):
+    args = ["encode", "--checkpoint", str(setup / "tiny.safetensors"), *_cohort_args(setup), *FP32]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    first = _json_lines(captured.out)[0]
+    assert (first["images"], first["encoded"], first["skipped"], first["w_dim"]) == (N, N, 0, 64)
+    assert f"{N} latents ({N} encoded now, 0 from the store" in captured.err
+    assert main(args) == 0
+    second = _json_lines(capsys.readouterr().out)[0]
+    assert second["encoded"] == 0 and second["store"] == first["store"]
+    np.testing.assert_allclose(np.load(first["store"]), _latents(setup).latents)
+
+
+def test_encode_names_skipped_files(setup, tmp_path, capsys):
+    shutil.copytree(setup / "phantoms", tmp_path / "phantoms")
+    broken = tmp_path / "phantoms" / "phantom_s0_000003.png"
+    broken.write_bytes(b"not an image at all")
+    with pytest.warns(UserWarning, match="phantom_s0_000003"):
+        main(["encode", "--checkpoint", str(setup / "tiny.safetensors"), *_cohort_args(tmp_path), *FP32])
+    captured = capsys.readouterr()
+    assert f"skipped phantom_s0_000003 ({broken}): not a recognised image" in captured.err
+    printed = _json_lines(captured.out)[0]
+    assert (printed["images"], printed["skipped"]) == (N - 1, 1)
+
+
+def test_direction_files_hold_what_the_python_api_fits(setup, tmp_path, capsys):
+    out = tmp_path / "directions"
+    assert main(["direction", "--checkpoint", str(setup / "tiny.safetensors"), *_cohort_args(setup), *FP32,
+                 "--attribute", "severity", "age", "--confounders", "bmi", "--out", str(out)]) == 0
+    printed = _json_lines(capsys.readouterr().out)
+    assert [p["attribute"] for p in printed] == ["severity", "age"]
+    latents = _latents(setup)
+    table = latents.frame()
+    for line, name in zip(printed, ("severity", "age")):
+        assert line["file"] == str(out / f"{name}.mean_shift.safetensors")
+        saved = load_direction(line["file"])
+        expected = fit_direction("mean_shift", latents.latents, table[name].to_numpy(float),
+                                 table[["bmi"]].to_numpy(float), attribute=name, confounder_names=("bmi",))
+        np.testing.assert_allclose(saved.vector, expected.vector, rtol=1e-4, atol=1e-6)
+        assert saved.confounders == ("bmi",) and saved.scale == pytest.approx(expected.scale)
+        assert line["n"] == N and line["sd"] == pytest.approx(expected.scale)
+
+    assert main(["direction", "--checkpoint", str(setup / "tiny.safetensors"), *_cohort_args(setup), *FP32,
+                 "--attribute", "nt_probnp_pg_ml", "--log", "--estimator", "ridge", "--out", str(out)]) == 0
+    logged = _json_lines(capsys.readouterr().out)[0]
+    assert logged["attribute"] == "ln(nt_probnp_pg_ml)" and logged["kind"] == "predictive"
+    assert logged["file"].endswith("nt_probnp_pg_ml.ln.ridge.safetensors")
+    base = ["direction", "--checkpoint", str(setup / "tiny.safetensors"), *_cohort_args(setup), *FP32,
+            "--out", str(out), "--attribute"]
+    with pytest.raises(SystemExit, match="--log: column 'edema_grade' has values <= 0"):
+        main([*base, "edema_grade", "--log"])
+    with pytest.raises(SystemExit, match="no attribute 'nope'"):
+        main([*base, "nope"])
+
+
+def test_traverse_writes_every_format_from_the_stored_latent(setup, tmp_path, capsys):
+    direction_file = tmp_path / "severity.safetensors"
+    main(["direction", "--checkpoint", str(setup / "tiny.safetensors"), *_cohort_args(setup), *FP32,
+          "--attribute", "severity", "--out", str(tmp_path)])
+    shutil.move(tmp_path / "severity.mean_shift.safetensors", direction_file)
+    capsys.readouterr()
+    patient = "phantom_s0_000007"
+    out = tmp_path / "out"
+    assert main(["traverse", "--checkpoint", str(setup / "tiny.safetensors"), *FP32, "--id", patient,
+                 "--direction", str(direction_file), "--range", "-1", "1", "--frames", "3", "--sd",
+                 "--format", "gif", "mp4", "png", "html", "npz", "--cnn", str(setup / "cnn.safetensors"),
+                 "--attribution", "saliency", "--out", str(out), *_cohort_args(setup)]) == 0
+    printed = _json_lines(capsys.readouterr().out)[0]
+    stem = out / f"{patient}.severity"
+    assert printed["files"] == [str(stem) + f".{ext}" for ext in ("gif", "mp4", "png", "html", "npz")]
+    model, direction = _model(setup), load_direction(direction_file)
+    expected = traverse(model, _latents(setup).latent(patient), direction, [-1.0, 0.0, 1.0], in_sd=True)
+    saved, predictions = load_traversal(str(stem) + ".npz")
+    np.testing.assert_allclose(saved.frames, expected.frames, atol=1e-5)
+    assert saved.in_sd and saved.amounts.tolist() == [-1.0, 0.0, 1.0]
+    cnn = load_cnn(setup / "cnn.safetensors")
+    np.testing.assert_allclose(predictions, cnn.predict(torch.from_numpy(saved.frames)[:, None]).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(printed["predictions"], predictions, rtol=1e-6)
+    assert iio.imread(str(stem) + ".gif", index=None).shape[0] == 3
+    assert iio.imread(str(stem) + ".mp4", index=None).shape[0] == 3
+    assert Image.open(str(stem) + ".png").size[1] > 3 * 128  # frames, differences and attributions
+    assert "CNN: severity" in (stem.parent / f"{stem.name}.html").read_text(encoding="utf-8")
+
+
+def test_traverse_an_image_file_along_a_direction_fitted_on_the_spot(setup, tmp_path, capsys):
+    image = setup / "phantoms" / "phantom_s0_000002.png"
+    assert main(["traverse", "--checkpoint", str(setup / "tiny.safetensors"), *FP32, "--image", str(image),
+                 "--attribute", "age", "--amounts", "0", "10", "--format", "npz", "--out", str(tmp_path),
+                 *_cohort_args(setup)]) == 0
+    saved, predictions = load_traversal(tmp_path / "phantom_s0_000002.age.npz")
+    assert predictions is None
+    model = _model(setup)
+    latents = _latents(setup)
+    direction = fit_direction("mean_shift", latents.latents, latents.frame()["age"].to_numpy(float), attribute="age")
+    w0 = model.encode(torch.from_numpy(load_preprocessed(image, 32))[None, None])[0]
+    np.testing.assert_allclose(saved.latents[1] - w0.numpy(), 10 * direction.vector, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(saved.frames, traverse(model, w0, direction, [0, 10]).frames, atol=1e-5)
+
+
+def test_traverse_reads_the_original_average_latents(setup, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    average = (rng.normal(size=64) + np.arange(5)[:, None] * rng.normal(size=64) * 0.1).astype(np.float32)
+    np.save(tmp_path / "HeartFailure_average_latents.npy", average)
+    image = setup / "phantoms" / "phantom_s0_000001.png"
+    args = ["traverse", "--checkpoint", str(setup / "tiny.safetensors"), *FP32, "--image", str(image),
+            "--direction", str(tmp_path / "HeartFailure_average_latents.npy"), "--format", "npz",
+            "--out", str(tmp_path)]
+    assert main([*args, "--amounts", "0", "1", "2", "3", "4"]) == 0
+    saved, _ = load_traversal(tmp_path / "phantom_s0_000001.HeartFailure_average_latents.npz")
+    np.testing.assert_allclose(saved.latents - saved.latents[0], average - average[0], atol=1e-5)  # G(w + h_k - h_0)
+    with pytest.raises(SystemExit, match="does not record the attribute's SD"):
+        main([*args, "--amounts", "1", "--sd"])
+
+
+def test_traverse_errors_name_the_problem(setup, tmp_path):
+    base = ["traverse", "--checkpoint", str(setup / "tiny.safetensors"), *FP32, "--attribute", "age",
+            "--amounts", "1", "--out", str(tmp_path)]
+    with pytest.raises(SystemExit, match="no latent for image id 'nobody'"):
+        main([*base, "--id", "nobody", *_cohort_args(setup)])
+    with pytest.raises(SystemExit, match="--data is needed"):
+        main([*base, "--id", "phantom_s0_000001"])
+    with pytest.raises(SystemExit, match="cnn64.safetensors: the CNN takes 64 px images, the autoencoder makes 32"):
+        main([*base, "--id", "phantom_s0_000001", "--cnn", str(setup / "cnn64.safetensors"), *_cohort_args(setup)])
+    with pytest.raises(SystemExit, match="missing.png"):
+        main([*base, "--image", str(tmp_path / "missing.png"), *_cohort_args(setup)])
+
+
+def test_export_writes_a_saved_traversal_in_other_formats(setup, tmp_path, capsys):
+    image = setup / "phantoms" / "phantom_s0_000004.png"
+    main(["traverse", "--checkpoint", str(setup / "tiny.safetensors"), *FP32, "--image", str(image),
+          "--attribute", "severity", "--range", "-1", "1", "--frames", "4", "--sd", "--format", "npz",
+          "--out", str(tmp_path), *_cohort_args(setup)])
+    capsys.readouterr()
+    saved = tmp_path / "phantom_s0_000004.severity.npz"
+    assert main(["export", str(saved), "--format", "gif", "png", "html", "--out", str(tmp_path / "x")]) == 0
+    printed = _json_lines(capsys.readouterr().out)[0]
+    assert printed["files"] == [str(tmp_path / "x" / f"phantom_s0_000004.severity.{e}") for e in ("gif", "png", "html")]
+    traversal, _ = load_traversal(saved)
+    gif = iio.imread(printed["files"][0], index=None)[..., 0]
+    np.testing.assert_array_equal(gif, to_uint8(traversal.frames))
+    with pytest.raises(SystemExit, match="nothing.npz: no such traversal file"):
+        main(["export", str(tmp_path / "nothing.npz")])
+
+
+def test_attribute_writes_overlay_and_map_per_image(setup, tmp_path, capsys):
+    ids = ["phantom_s0_000000", "phantom_s0_000005"]
+    assert main(["attribute", "--cnn", str(setup / "cnn.safetensors"), "--method", "saliency", "--id", *ids,
+                 "--out", str(tmp_path), "--device", "cpu", "--no-progress", *_cohort_args(setup)]) == 0
+    printed = _json_lines(capsys.readouterr().out)
+    cnn = load_cnn(setup / "cnn.safetensors")
+    cohort = Cohort.from_table(setup / "phantoms" / "phantoms.csv")
+    images = np.asarray(cohort.images(32, setup / "cache", progress=False), np.float32)
+    for line, image_id in zip(printed, ids):
+        x = torch.from_numpy(images[cohort.ids.index(image_id)])[None, None]
+        np.testing.assert_allclose(np.load(line["npy"]), attribute(cnn, x, "saliency")[0], rtol=1e-5, atol=1e-7)
+        assert line["prediction"] == pytest.approx(float(cnn.predict(x)[0]), rel=1e-5)
+        assert Image.open(line["png"]).size == (2 * 128 + 3 * 4, 128 + 2 * 4)
+    with pytest.raises(SystemExit, match="no usable image with id 'nobody'"):
+        main(["attribute", "--cnn", str(setup / "cnn.safetensors"), "--id", "nobody", "--out", str(tmp_path),
+              "--no-progress", *_cohort_args(setup)])

@@ -1,0 +1,184 @@
+"""Exported traversals read back as written: GIF/MP4 frames, PNG panel layout, offline HTML, archives."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from seegaan_explore.explore.directions import Direction, direction_from_average_latents
+from seegaan_explore.explore.export import (
+    GAP,
+    LABEL_HEIGHT,
+    TITLE_HEIGHT,
+    diverging_rgb,
+    load_direction,
+    load_traversal,
+    save_direction,
+    save_gif,
+    save_html_report,
+    save_mp4,
+    save_panel,
+    save_traversal,
+    to_uint8,
+)
+from seegaan_explore.explore.traversal import traverse
+from seegaan_explore.model import CheckpointError, SeeGaan, preset_config
+
+K = 5
+
+
+@pytest.fixture(scope="module")
+def traversal():
+    torch.manual_seed(0)
+    model = SeeGaan(preset_config("tiny"), with_training_networks=False)
+    model.precision = "fp32"
+    vector = np.random.default_rng(0).normal(size=model.config.w_dim).astype(np.float32) * 0.5
+    direction = Direction("severity", "mean_shift", "generative", vector, 0.2,
+                          diagnostics={"n": 12, "bin_means": np.ones((2, 3), np.float32)})
+    return traverse(model, model.sample_w(1, seed=3), direction, np.linspace(-2, 2, K), in_sd=True)
+
+
+def _grey(frames: np.ndarray) -> np.ndarray:
+    """Frames read back by imageio as RGB: grey frames have three equal channels."""
+    assert frames.ndim == 4 and frames.shape[-1] == 3
+    return frames[..., 0]
+
+
+def test_gif_holds_every_frame_losslessly(traversal, tmp_path):
+    path = tmp_path / "t.gif"
+    save_gif(traversal, path, fps=5)
+    frames = _grey(iio.imread(path, index=None))
+    assert frames.shape == (K, 32, 32)
+    np.testing.assert_array_equal(frames, to_uint8(traversal.frames))
+    assert iio.immeta(path)["duration"] == 200
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_mp4_holds_every_frame_within_a_few_grey_levels(traversal, tmp_path):
+    path = tmp_path / "t.mp4"
+    save_mp4(traversal, path, fps=8)
+    frames = _grey(iio.imread(path, index=None)).astype(np.float64)
+    assert frames.shape == (K, 32, 32)
+    error = np.abs(frames - to_uint8(traversal.frames))
+    assert error.mean() < 2.0 and error.max() < 32
+    assert iio.immeta(path)["fps"] == 8
+
+
+def test_panel_rows_are_frames_differences_and_attributions(traversal, tmp_path):
+    path = tmp_path / "panel.png"
+    save_panel(traversal, path, tile=64)
+    panel = np.asarray(Image.open(path).convert("RGB"))
+    assert panel.shape == (TITLE_HEIGHT + 2 * (64 + GAP) + GAP + LABEL_HEIGHT, K * (64 + GAP) + GAP, 3)
+    top = TITLE_HEIGHT + GAP
+    for k in range(K):  # frames, enlarged by pixel repetition
+        left = GAP + k * (64 + GAP)
+        cell = panel[top:top + 64, left:left + 64]
+        expected = np.kron(to_uint8(traversal.frames[k]), np.ones((2, 2), np.uint8))
+        np.testing.assert_array_equal(cell[..., 0], expected)
+        np.testing.assert_array_equal(cell[..., 0], cell[..., 2])
+    middle = K // 2  # amount 0: the difference map is zero, i.e. white
+    diff = panel[top + 64 + GAP:top + 128 + GAP, GAP + middle * (64 + GAP):GAP + middle * (64 + GAP) + 64]
+    np.testing.assert_array_equal(diff, np.broadcast_to([247, 247, 247], diff.shape))
+    last = panel[top + 64 + GAP:top + 128 + GAP, GAP + (K - 1) * (64 + GAP):GAP + (K - 1) * (64 + GAP) + 64]
+    np.testing.assert_array_equal(last[::2, ::2], diverging_rgb(traversal.differences[-1]))
+
+    attributions = np.abs(traversal.differences)
+    save_panel(traversal, path, attributions=attributions, predictions=np.linspace(0, 1, K), tile=64)
+    with_maps = np.asarray(Image.open(path).convert("RGB"))
+    assert with_maps.shape[0] == panel.shape[0] + 64 + GAP
+    overlay = with_maps[top + 2 * (64 + GAP):top + 2 * (64 + GAP) + 64, GAP:GAP + 64].astype(int)
+    assert (overlay[..., 0] - overlay[..., 2]).max() > 50  # the heat scale is red where the map is high
+    with pytest.raises(ValueError, match="3 predictions for 5 frames"):
+        save_panel(traversal, path, predictions=[1, 2, 3])
+    with pytest.raises(ValueError, match="must match the frames"):
+        save_panel(traversal, path, attributions=attributions[:2])
+
+
+def test_diverging_scale_is_blue_white_red_and_clipped():
+    rgb = diverging_rgb(np.array([-1.0, -0.5, 0.0, 0.5, 2.0]), limit=0.5)
+    np.testing.assert_array_equal(rgb[2], [247, 247, 247])
+    assert rgb[1, 2] > rgb[1, 0] and rgb[3, 0] > rgb[3, 2]
+    np.testing.assert_array_equal(rgb[0], rgb[1])  # clipped at -limit
+    np.testing.assert_array_equal(rgb[3], rgb[4])
+
+
+def test_html_report_is_self_contained_and_animates_every_frame(traversal, tmp_path):
+    path = tmp_path / "report.html"
+    save_html_report(traversal, path, predictions=np.linspace(0.1, 0.9, K), prediction_label="CNN: severity")
+    html = path.read_text(encoding="utf-8")
+    assert not re.findall(r"<(?:script|link|img)[^>]*(?:src|href)\s*=", html, flags=re.IGNORECASE)  # nothing fetched
+    assert re.search(r"plotly\.js v\d+\.\d+\.\d+", html)  # the bundle itself is embedded
+    assert len(html) > 3_000_000
+    unescaped = html.replace("\\u002f", "/")
+    pngs = [np.asarray(Image.open(io.BytesIO(base64.b64decode(uri))))
+            for uri in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", unescaped)]
+    frames = [png for png in pngs if png.shape == (32, 32)]  # the bundle holds a 1x1 one of its own
+    assert len(frames) == K + 1  # the first frame on screen, then one per animation frame
+    expected = to_uint8(traversal.frames)
+    for shown, frame in zip(frames, [expected[0], *expected]):
+        np.testing.assert_array_equal(shown, frame)
+    assert "Plotly.addFrames" in html and "CNN: severity" in html
+    assert unescaped.count('"method":"animate"') == K + 2  # one slider step per frame, play and pause
+
+
+def test_traversal_archive_round_trips(traversal, tmp_path):
+    path = tmp_path / "t.npz"
+    save_traversal(traversal, path, predictions=np.arange(K) / 10)
+    back, predictions = load_traversal(path)
+    for name in ("amounts", "latents", "reconstruction", "frames", "differences"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(traversal, name))
+    assert back.in_sd is True and back.direction.attribute == "severity" and back.direction.scale == 0.2
+    np.testing.assert_array_equal(back.direction.vector, traversal.direction.vector)
+    assert back.direction.diagnostics["bin_means"] == [[1.0] * 3] * 2
+    np.testing.assert_allclose(predictions, np.arange(K) / 10)
+    np.save(tmp_path / "plain.npy", np.zeros(3))
+    with pytest.raises(ValueError, match="plain.npy: not a saved traversal"):
+        load_traversal(tmp_path / "plain.npy")
+    np.savez(tmp_path / "other.npz", frames=np.zeros(3))
+    with pytest.raises(ValueError, match="other.npz: not a saved traversal .missing amounts"):
+        load_traversal(tmp_path / "other.npz")
+
+
+def test_direction_file_round_trips_and_rejects_other_files(traversal, tmp_path):
+    path = tmp_path / "severity.safetensors"
+    save_direction(traversal.direction, path)
+    back = load_direction(path)
+    np.testing.assert_array_equal(back.vector, traversal.direction.vector)
+    assert (back.attribute, back.estimator, back.kind, back.scale) == ("severity", "mean_shift", "generative", 0.2)
+    from safetensors.torch import save_file
+
+    save_file({"vector": torch.zeros(3)}, str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(CheckpointError, match="foreign.safetensors: not a seegaan-explore direction file"):
+        load_direction(tmp_path / "foreign.safetensors")
+
+
+def test_average_latents_of_the_original_become_a_direction(tmp_path):
+    rng = np.random.default_rng(1)
+    base, step = rng.normal(size=16), rng.normal(size=16) * 0.05
+    values = np.array([100.0, 200.0, 300.0, 400.0, 500.0])
+    average = base + (values[:, None] - 100) * step / 100  # collinear, evenly spaced, as the original's
+    d = direction_from_average_latents(average, "nt_probnp", values)
+    np.testing.assert_allclose(d.vector, step / 100, rtol=1e-5)
+    assert d.estimator == "average_latents" and d.diagnostics["min_step_cosine"] == pytest.approx(1.0)
+    assert np.isnan(d.scale)
+    # default bins 0..k-1: amounts 0..k-1 step to h_k - h_0, the original's frames
+    per_bin = direction_from_average_latents(average, "nt_probnp")
+    np.testing.assert_allclose(per_bin.offsets(np.arange(5)), average - average[0], atol=1e-6)
+
+    np.save(tmp_path / "HeartFailure_average_latents.npy", average.astype(np.float32))
+    loaded = load_direction(tmp_path / "HeartFailure_average_latents.npy", bin_values=values)
+    assert loaded.attribute == "HeartFailure_average_latents"
+    np.testing.assert_allclose(loaded.vector, step / 100, rtol=1e-4)
+    with pytest.raises(ValueError, match="5 average latents but 3 bin values"):
+        load_direction(tmp_path / "HeartFailure_average_latents.npy", bin_values=[1, 2, 3])
+    with pytest.raises(ValueError, match=r"must be \[bins >= 2, w_dim\], got shape \(16,\)"):
+        direction_from_average_latents(average[0], "x")
+    with pytest.raises(ValueError, match="define no range"):
+        direction_from_average_latents(average, "x", [1, 2, 3, 4, 1])
