@@ -225,3 +225,13 @@ def test_two_processes_encode_their_shares_and_rank_0_assembles(model, phantom_d
     two = np.load(printed[0]["store"])
     one = encode_cohort(model, _cohort(phantom_dir), tmp_path / "one", batch_size=5, progress=False)
     np.testing.assert_allclose(two, one.latents, atol=1e-5)
+
+
+def test_a_damaged_encoder_is_named_and_stores_nothing(model, phantom_dir, tmp_path):
+    damaged = copy.deepcopy(model)
+    with torch.no_grad():
+        next(damaged.encoder_ema.parameters()).fill_(float("nan"))
+    with pytest.raises(ValueError, match=r"NaN or infinite latents for 12 image\(s\): phantom_s0_000000 \("):
+        encode_cohort(damaged, _cohort(phantom_dir), tmp_path / "cache", progress=False)
+    folder = store_dir(damaged, tmp_path / "cache")
+    assert not folder.exists() or not any(folder.rglob("*")), sorted(folder.rglob("*"))

@@ -114,7 +114,8 @@ class Latents:
         return joined
 
     def frame(self) -> pd.DataFrame:
-        """The cohort's table with one column per latent dimension (``w0``, ``w1``, ...), by id."""
+        """The cohort's table with one column per latent dimension (``w0``, ``w1``, ...), by id: a
+        copy in memory (2 GB at 1M x 512), for tools that want one tidy table."""
         own = self.join(self.table)
         dims = pd.DataFrame(np.asarray(self.latents), index=own.index,
                             columns=[f"w{k}" for k in range(self.latents.shape[1])])
@@ -260,13 +261,17 @@ def encode_cohort(model: SeeGaan, cohort: Cohort, cache_dir: str | os.PathLike |
         if rank == 0:
             store.alias(keys, entry)
     else:
-        new = _encode_rows(model, images, todo, batch_size, progress and rank == 0, rank, world)
         if rank == 0:
             digests, sources = plan[2:]
-            _check_finite(new, todo, cohort)
             files = np.frombuffer(b"".join(bytes.fromhex(k) for k in keys), np.uint8).reshape(-1, _FILE_KEY)
-            store.commit(entry, lambda out: _fill(out, store.dir, sources, todo, new),
-                         (len(keys), model.config.w_dim), digests, files, keys)
+
+            def fill(out: np.ndarray) -> None:
+                _copy_rows(out, store.dir, sources)
+                _check_finite(_encode_rows(model, images, todo, batch_size, progress, rank, world, out), cohort)
+
+            store.commit(entry, fill, (len(keys), model.config.w_dim), digests, files, keys)
+        else:
+            _encode_rows(model, images, todo, batch_size, False, rank, world, None)
     if world > 1:
         dist.barrier()
     array = store.open(entry, len(keys))
@@ -306,13 +311,14 @@ def _plan(store: _Store, images: np.ndarray, keys: list[str]):
 
 
 def _encode_rows(model: SeeGaan, images: np.ndarray, rows: list[int], batch_size: int, progress: bool,
-                 rank: int, world: int) -> np.ndarray | None:
-    """Encode ``images[rows]``; with several processes each takes every ``world``-th batch and
-    process 0 gathers them (the others return None)."""
+                 rank: int, world: int, out: np.ndarray | None) -> list[int]:
+    """Encode ``images[rows]`` into ``out[rows]`` (process 0's memory-mapped store array); with
+    several processes each takes every ``world``-th batch and process 0 gathers them. Returns the
+    rows whose latent is not finite."""
     w_dim = model.config.w_dim
-    out = np.empty((len(rows), w_dim), np.float32) if rank == 0 else None
     comm_device = model.device if world > 1 and dist.get_backend() == "nccl" else torch.device("cpu")
     step = batch_size * world
+    not_finite = []
     with tqdm(total=len(rows), desc="Encoding", unit="img", disable=not progress, dynamic_ncols=True) as bar:
         for start in range(0, len(rows), step):
             mine = rows[start + rank * batch_size: start + (rank + 1) * batch_size]
@@ -322,32 +328,32 @@ def _encode_rows(model: SeeGaan, images: np.ndarray, rows: list[int], batch_size
             else:
                 w = torch.empty(0, w_dim)
             if world == 1:
-                out[start:start + len(mine)] = w.cpu().numpy()
+                parts = [(mine, w)]
             else:
                 padded = torch.zeros(batch_size, w_dim, device=comm_device)
                 padded[:len(mine)] = w.to(comm_device)
                 gathered = [torch.empty_like(padded) for _ in range(world)]
                 dist.all_gather(gathered, padded)
-                if rank == 0:
-                    for r, part in enumerate(gathered):
-                        lo = start + r * batch_size
-                        n = len(rows[lo:lo + batch_size])
-                        out[lo:lo + n] = part[:n].cpu().numpy()
+                parts = [(rows[start + r * batch_size: start + (r + 1) * batch_size], part)
+                         for r, part in enumerate(gathered)]
+            if out is not None:
+                for part_rows, part in parts:
+                    values = part[:len(part_rows)].cpu().numpy()
+                    out[part_rows] = values
+                    not_finite += [r for r, ok in zip(part_rows, np.isfinite(values).all(axis=1)) if not ok]
             bar.update(min(step, len(rows) - start))
-    return out
+    return not_finite
 
 
-def _check_finite(latents: np.ndarray, rows: list[int], cohort: Cohort) -> None:
-    bad = [rows[k] for k in np.flatnonzero(~np.isfinite(latents).all(axis=1))]
-    if bad:
-        named = [f"{cohort.ids[k]} ({cohort.paths[k]})" for k in bad[:5]]
-        raise ValueError(f"the encoder returned NaN or infinite latents for {len(bad)} image(s): "
+def _check_finite(rows: list[int], cohort: Cohort) -> None:
+    if rows:
+        named = [f"{cohort.ids[k]} ({cohort.paths[k]})" for k in rows[:5]]
+        raise ValueError(f"the encoder returned NaN or infinite latents for {len(rows)} image(s): "
                          f"{'; '.join(named)}; is the checkpoint damaged?")
 
 
-def _fill(out: np.ndarray, directory: Path, sources: dict[int, tuple[str, int]], todo: list[int],
-          new: np.ndarray) -> None:
-    out[todo] = new
+def _copy_rows(out: np.ndarray, directory: Path, sources: dict[int, tuple[str, int]]) -> None:
+    """Rows already in the store: ``out[dst] = <array>[src]`` for ``sources[dst] = (array, src)``."""
     by_array: dict[str, list[tuple[int, int]]] = {}
     for dst, (name, src) in sources.items():
         by_array.setdefault(name, []).append((dst, src))
