@@ -597,9 +597,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"seegaan-explore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from .data.phantoms import add_phantoms_parser
+    from .ui.serve import add_demo_parser
 
     for add in (_add_info, add_phantoms_parser, _add_train, _add_train_cnn, _add_bench, _add_encode,
-                _add_direction, _add_traverse, _add_export, _add_attribute):
+                _add_direction, _add_traverse, _add_export, _add_attribute, add_demo_parser):
         add(sub)
     return parser
 

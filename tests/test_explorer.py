@@ -60,7 +60,7 @@ def _decoded(png_bytes: bytes) -> np.ndarray:
 
 def test_first_view_shows_the_cnn_target_with_a_playable_traversal(explorer, setup):
     r = explorer.result
-    assert r["error"] is None and r["attribute"] == "nt_probnp_pg_ml"
+    assert r["error"] is None and r["attribute"] == "nt_probnp_pg_ml" and r["log"]
     player = _player(explorer)
     assert len(player["frames"]) == 9
     assert [b["label"] for b in player["layout"]["updatemenus"][0]["buttons"]] == ["▶ Play", "❚❚ Pause"]
@@ -69,7 +69,9 @@ def test_first_view_shows_the_cnn_target_with_a_playable_traversal(explorer, set
     assert len(set(sources)) > 1  # the frames differ
     np.testing.assert_allclose(_array(player["data"][2]["y"]), r["cnn_predictions"])  # the prediction curve
     assert "Ready" in explorer.status.value
-    np.testing.assert_allclose(explorer.scatter.data[0].marker.color,
+    np.testing.assert_allclose(explorer.scatter.data[0].marker.color, explorer.renderer.values("nt_probnp_pg_ml"))
+    # the synced state a browser connecting later starts from holds the colours too
+    np.testing.assert_allclose(explorer.scatter._widget_data[0]["marker"]["color"],
                                explorer.renderer.values("nt_probnp_pg_ml"))
     assert explorer.scatter.data[0].marker.colorbar.title.text == "nt_probnp_pg_ml"
     assert "nt_probnp_pg_ml" not in explorer.confounders.options[0]
@@ -124,16 +126,21 @@ def test_frame_count_and_units_rebuild_the_range(explorer):
     explorer.units.value = "value"
     r = explorer.wait()
     values = explorer.renderer.values("nt_probnp_pg_ml")
-    assert (explorer.start.value, explorer.stop.value) == tuple(float(f"{v:.3g}") for v in np.percentile(values, [5, 95]))
-    np.testing.assert_allclose(r["targets"][[0, -1]], [explorer.start.value, explorer.stop.value])
-    explorer.log_scale.value = True
-    r = explorer.wait()
-    np.testing.assert_allclose(r["targets"], np.geomspace(explorer.start.value, explorer.stop.value, 5))
+    assert explorer.log_scale.value  # the CNN learned NT-proBNP on a log scale: so does the first view
+    expected = tuple(float(f"{v:.3g}") for v in np.exp(np.percentile(np.log(values), [5, 95])))
+    assert (explorer.start.value, explorer.stop.value) == expected
+    np.testing.assert_allclose(r["targets"], np.geomspace(*expected, 5))
     assert _player(explorer)["layout"]["xaxis3"]["type"] == "log"
+    explorer.log_scale.value = False
+    r = explorer.wait()
+    expected = tuple(float(f"{v:.3g}") for v in np.percentile(values, [5, 95]))
+    assert (explorer.start.value, explorer.stop.value) == expected
+    np.testing.assert_allclose(r["targets"], np.linspace(*expected, 5))
 
 
 def test_an_error_is_shown_and_the_last_good_view_stays(explorer):
     good = explorer.result
+    explorer.log_scale.value = False
     explorer.attribute.value = "sex"
     explorer.wait()
     explorer.log_scale.value = True
@@ -179,6 +186,7 @@ def test_the_latest_request_wins(setup, tmp_path):
 def test_slow_work_shows_progress_then_hides_it(setup, tmp_path):
     model, latents, table, cnn, _, images = setup
     renderer = Renderer(model, latents, table, cnn=cnn, images=images)
+    e = Explorer(renderer=renderer, export_dir=tmp_path)
     real = renderer.render
 
     def slow(args, **kwargs):
@@ -186,11 +194,11 @@ def test_slow_work_shows_progress_then_hides_it(setup, tmp_path):
         return real(args, **kwargs)
 
     renderer.render = slow
-    e = Explorer(renderer=renderer, export_dir=tmp_path)
+    e.attribute.value = "age"
     time.sleep(PROGRESS_AFTER_S + 0.3)
     assert e.progress.layout.visibility == "visible" and "Working" in e.progress.value
     e.wait()
-    assert e.progress.layout.visibility == "hidden"
+    assert e.progress.layout.visibility == "hidden" and e.result["attribute"] == "age"
     e.close()
 
 
@@ -206,7 +214,7 @@ def test_an_uploaded_image_is_encoded_and_explored(explorer, tmp_path):
     assert "estimated from the latent" in explorer.patient_info.value
     assert explorer.scatter.data[1].visible is False  # not a cohort point
     _pointer(explorer, "plotly_click", 2)  # back to a cohort patient
-    assert explorer.wait()["patient"] == 2 and explorer.uploaded.value is None
+    assert explorer.wait()["patient"] == 2 and explorer.uploaded.value == ""
 
 
 def test_a_bad_path_is_named_in_the_status(explorer, tmp_path):

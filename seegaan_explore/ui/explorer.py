@@ -10,6 +10,7 @@ frame); the only FigureWidget is the cohort scatter, which needs clicks and hove
 from __future__ import annotations
 
 import base64
+import copy
 import html
 import io
 import json
@@ -69,8 +70,7 @@ def player_figure(result: dict) -> go.Figure:
         curve_title = f"{result['attribute']} measured by {result['quality']['measured_by']}"
     else:
         curve, curve_title = result["targets"], f"intended {result['attribute']}"
-    names = [f"{result['attribute']} {_format(v)}" + (f" ({a:+.2g} SD)" if result["in_sd"] else "")
-             for v, a in zip(targets, result["amounts"])]
+    names = [_format(v) + (f" ({a:+.2g} SD)" if result["in_sd"] else "") for v, a in zip(targets, result["amounts"])]
     figure = make_subplots(rows=1, cols=3, column_widths=[0.34, 0.34, 0.32], horizontal_spacing=0.06,
                            subplot_titles=("Synthetic radiograph", f"Change from the reconstruction (±{limit:.2g})",
                                            curve_title))
@@ -102,7 +102,7 @@ def player_figure(result: dict) -> go.Figure:
                                            "transition": {"duration": 0}, "mode": "immediate"}]},
                           {"label": "❚❚ Pause", "method": "animate", "args": [[None], step_args]}]}],
         sliders=[{"active": 0, "x": 0.16, "len": 0.84, "y": -0.05, "yanchor": "top",
-                  "currentvalue": {"prefix": "Frame: "}, "pad": {"t": 0},
+                  "currentvalue": {"prefix": f"{result['attribute']}: "}, "pad": {"t": 0},
                   "steps": [{"label": name, "method": "animate", "args": [[str(k)], step_args]}
                             for k, name in enumerate(names)]}],
     )
@@ -116,7 +116,7 @@ def player_figure(result: dict) -> go.Figure:
 def _mime_output(figure: go.Figure) -> dict:
     """A display_data output the plotly mime renderer draws (frames included), without plotly.js from a CDN."""
     spec = json.loads(figure.to_json())
-    spec["config"] = {"displaylogo": False, "responsive": True}
+    spec["config"] = {"displaylogo": False}  # not "responsive": inside an output area it collapses to 0 px
     return {"output_type": "display_data", "metadata": {},
             "data": {"application/vnd.plotly.v1+json": spec, "text/plain": "traversal player"}}
 
@@ -161,16 +161,20 @@ class Explorer(widgets.VBox):
             value="mean_shift", description="Direction", style=style, layout=wide)
         self.confounders = widgets.SelectMultiple(options=[], description="Hold fixed", rows=4, style=style,
                                                   layout=wide)
-        self.log_scale = widgets.Checkbox(value=False, description="log scale", indent=False)
+        # a lab value the CNN learned on a log scale starts on that scale
+        self.log_scale = widgets.Checkbox(value=r.default_attribute == getattr(getattr(r.cnn, "config", None),
+                                                                                "attribute", None)
+                                          and bool(getattr(r.cnn.config, "log_transform", False)),
+                                          description="log scale", indent=False)
         self.units = widgets.ToggleButtons(options=[("in SD", "sd"), ("in values", "value")], value="sd",
-                                           style={"button_width": "90px"})
+                                           style={"button_width": "75px"})
         self.start = widgets.FloatText(value=-2.0, description="From", style=style, layout=wide)
         self.stop = widgets.FloatText(value=2.0, description="To", style=style, layout=wide)
         self.n_frames = widgets.IntSlider(value=9, min=3, max=MAX_FRAMES // 2, description="Frames", style=style,
                                           layout=wide, continuous_update=False)
         self.patient = widgets.BoundedIntText(value=0, min=0, max=len(r.latents) - 1, description="Patient #",
                                               style=style, layout=wide)
-        self.uploaded = widgets.Dropdown(options=[("a cohort patient (by #)", None)], value=None,
+        self.uploaded = widgets.Dropdown(options=[("a cohort patient (by #)", "")], value="",
                                          description="Image", style=style, layout=wide)
         self.patient_info = widgets.HTML()
 
@@ -189,7 +193,7 @@ class Explorer(widgets.VBox):
                     "title": {"text": "Cohort: click a patient", "font": {"size": 13}}, "dragmode": "pan"})
         self.scatter.data[0].on_click(self._on_click)
         self.scatter.data[0].on_hover(self._on_hover)
-        self.thumbnail = widgets.Image(format="png", width=150, height=150)
+        self.thumbnail = widgets.Image(value=png(r.thumbnail(0)), format="png", width=150, height=150)
         self.thumbnail_caption = widgets.HTML()
 
         self.player = widgets.Output(layout=widgets.Layout(min_height="370px", width="100%"))
@@ -224,7 +228,7 @@ class Explorer(widgets.VBox):
                                 layout=widgets.Layout(width="320px"))
         cohort = widgets.VBox([self.view, widgets.HBox([self.scatter, widgets.VBox([self.thumbnail,
                                                                                     self.thumbnail_caption])])])
-        attribution = widgets.VBox([widgets.HBox([self.method, self.frame]),
+        attribution = widgets.VBox([self.method, self.frame,
                                     widgets.HBox([widgets.VBox([widgets.HTML("<b>Original</b>"),
                                                                 self.attribution_original]),
                                                   widgets.VBox([widgets.HTML("<b>This frame</b>"),
@@ -242,13 +246,19 @@ class Explorer(widgets.VBox):
             widgets.HBox([self.upload, self.path, self.load]),
         ])
         self.add_class("seegaan-explorer")
+        for name in ("attribute", "estimator", "units", "n_frames", "patient", "scatter", "thumbnail", "player",
+                     "frame", "method", "attribution_original", "attribution_frame", "attribution_caption", "words",
+                     "status", "progress"):
+            getattr(self, name).add_class("seegaan-" + name.replace("_", "-"))  # stable hooks for browser tests
 
         self._sync_confounders()
         for control in (self.attribute, self.estimator, self.confounders, self.log_scale, self.units, self.start,
                         self.stop, self.n_frames, self.patient, self.uploaded, self.frame, self.method):
             control.observe(self._on_control, names="value")
         self.view.observe(self._on_view, names="value")
-        self.request()
+        # The first view is rendered before the widget is displayed: a FigureWidget only ships the state it
+        # has when displayed, and Voila (preheated) displays it before any browser is connected.
+        self.request(sync=True)
 
     # ------------------------------------------------------------------ arguments and requests
 
@@ -257,18 +267,19 @@ class Explorer(widgets.VBox):
         return {"attribute": self.attribute.value, "estimator": self.estimator.value,
                 "confounders": tuple(self.confounders.value), "log": self.log_scale.value, "units": self.units.value,
                 "start": self.start.value, "stop": self.stop.value, "n_frames": self.n_frames.value,
-                "patient": self.uploaded.value if self.uploaded.value is not None else self.patient.value,
+                "patient": self.uploaded.value or self.patient.value,
                 "method": self.method.value, "frame": min(self.frame.value, self.n_frames.value - 1)}
 
-    def request(self) -> None:
-        """Render the current arguments; a request still waiting or running is superseded."""
+    def request(self, sync: bool = False) -> None:
+        """Render the current arguments; a request still waiting or running is superseded.
+        ``sync`` renders in the calling thread."""
         args = self.args()
         with self._condition:
             self._token += 1
             token = self._token
             self._pending = (token, args)
             self._condition.notify_all()
-        if not self._threaded:
+        if sync or not self._threaded:
             self._work_once()
         elif self._worker is None:
             self._worker = threading.Thread(target=self._work, name="seegaan-explorer-render", daemon=True)
@@ -356,7 +367,7 @@ class Explorer(widgets.VBox):
             self._quiet = False
         if change["owner"] is self.patient:
             self._quiet = True
-            self.uploaded.value = None
+            self.uploaded.value = ""
             self._quiet = False
         self.request()
 
@@ -381,7 +392,7 @@ class Explorer(widgets.VBox):
     def _on_click(self, trace, points, state) -> None:
         if points.point_inds:
             self._quiet = True
-            self.uploaded.value = None
+            self.uploaded.value = ""
             self._quiet = False
             self.patient.value = int(points.point_inds[0])  # observers request the render
 
@@ -417,7 +428,7 @@ class Explorer(widgets.VBox):
                   else (self.renderer.label(attribute), self.renderer.label(CNN_PREDICTION)))
         with self.scatter.batch_update():
             self.scatter.data[0].x, self.scatter.data[0].y = x, y
-            self.scatter.data[0].marker.color = values  # NaN (unknown) is drawn without a colour
+            self.scatter.data[0].marker.color = [float(v) if np.isfinite(v) else "lightgrey" for v in values]
             self.scatter.data[0].marker.colorbar.title = {"text": attribute, "side": "right"}
             self.scatter.data[0].hovertemplate = f"#%{{customdata}}<br>{attribute} %{{marker.color:.3g}}<extra></extra>"
             self.scatter.layout.xaxis.title, self.scatter.layout.yaxis.title = titles
@@ -428,11 +439,19 @@ class Explorer(widgets.VBox):
         patient = self.result["patient"] if self.result else self.patient.value
         if isinstance(patient, str):  # an uploaded image is not on the cohort map
             self.scatter.data[1].visible = False
+            self._refresh_scatter_state()
             return
         x, y = self.scatter.data[0].x, self.scatter.data[0].y
         with self.scatter.batch_update():
             self.scatter.data[1].visible = True
             self.scatter.data[1].x, self.scatter.data[1].y = [x[patient]], [y[patient]]
+        self._refresh_scatter_state()
+
+    def _refresh_scatter_state(self) -> None:
+        """Copy the figure into the widget's synced state. Edits reach a connected browser as messages,
+        but a view created later (a page reload, a Voila visitor) starts from this state."""
+        self.scatter._widget_data = copy.deepcopy(self.scatter._data)
+        self.scatter._widget_layout = copy.deepcopy(self.scatter._layout_obj._props)
 
     def _add_upload(self, image: np.ndarray, name: str) -> None:
         key = self.renderer.add_image(image, name)

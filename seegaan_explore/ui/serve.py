@@ -1,0 +1,97 @@
+"""``seegaan-explore demo``: the clinician dashboard (``dashboard.ipynb``) served by Voila.
+
+The notebook ships inside the package (``seegaan_explore/ui/dashboard.ipynb``; ``notebooks/dashboard.ipynb``
+is a link to it), so an installed package finds it. One kernel is started ahead of the first visitor
+(preheated), idle kernels are shut down (each holds the model, a few hundred MB), and a token is
+required whenever the server listens on anything but the loopback interface.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import secrets
+import shutil
+import sys
+from importlib import resources
+from pathlib import Path
+
+DEFAULT_PORT = 8866
+IDLE_MINUTES = 15  # a kernel nobody has used this long is shut down
+CULL_INTERVAL_S = 60
+EXECUTION_TIMEOUT_S = 600  # loading the demo and the first render must finish within this
+
+
+def dashboard_notebook() -> Path:
+    """The dashboard notebook inside the installed package."""
+    path = Path(str(resources.files("seegaan_explore.ui") / "dashboard.ipynb"))
+    if not path.is_file():
+        raise FileNotFoundError(f"the dashboard notebook is missing from the installation: {path}")
+    return path
+
+
+def is_loopback(ip: str) -> bool:
+    if ip == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError as e:
+        raise ValueError(f"--ip {ip!r} is not an IP address (use e.g. 127.0.0.1 or 0.0.0.0)") from e
+
+
+def voila_command(notebook: Path, *, ip: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None,
+                  open_browser: bool = True, idle_minutes: float = IDLE_MINUTES,
+                  timeout_s: int = EXECUTION_TIMEOUT_S) -> list[str]:
+    """The Voila command line for ``notebook``; refuses a non-loopback address without a token."""
+    if not is_loopback(ip) and not token:
+        raise ValueError(f"serving on {ip} lets other machines connect: a token is required")
+    voila = shutil.which("voila", path=str(Path(sys.executable).parent)) or shutil.which("voila")
+    if voila is None:
+        raise FileNotFoundError("the voila command is not installed (pip install voila)")
+    command = [voila, str(notebook), f"--port={port}", f"--Voila.ip={ip}",
+               "--preheat_kernel=True", "--pool_size=1",
+               f"--MappingKernelManager.cull_idle_timeout={int(idle_minutes * 60)}",
+               f"--MappingKernelManager.cull_interval={CULL_INTERVAL_S}",
+               f"--NotebookClient.timeout={int(timeout_s)}",
+               f"--Voila.open_browser={open_browser}"]
+    if token:
+        command.append(f"--Voila.token={token}")
+    return command
+
+
+def url(ip: str, port: int, token: str | None) -> str:
+    host = "127.0.0.1" if ip in ("0.0.0.0", "::") else (f"[{ip}]" if ":" in ip else ip)
+    return f"http://{host}:{port}/" + (f"?token={token}" if token else "")
+
+
+def add_demo_parser(subparsers) -> None:
+    p = subparsers.add_parser("demo", help="serve the clinician dashboard (Voila) on this machine",
+                              description="Serve the explorer dashboard with Voila. Listens on 127.0.0.1 unless "
+                                          "--ip says otherwise; on any other address a token is required (one is "
+                                          "generated when --token is not given).")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    p.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--token", help="access token (required off loopback; generated when missing)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.add_argument("--idle-minutes", type=float, default=IDLE_MINUTES,
+                   help=f"shut down a viewer's kernel after this long unused (default {IDLE_MINUTES})")
+    p.add_argument("--timeout", type=int, default=EXECUTION_TIMEOUT_S,
+                   help=f"seconds the dashboard may take to start (default {EXECUTION_TIMEOUT_S})")
+    p.add_argument("--notebook", type=Path, help="serve this notebook instead of the bundled dashboard")
+    p.set_defaults(run=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    try:
+        notebook = args.notebook or dashboard_notebook()
+        if not Path(notebook).is_file():
+            raise FileNotFoundError(f"no notebook at {notebook}")
+        token = args.token or (None if is_loopback(args.ip) else secrets.token_urlsafe(24))
+        command = voila_command(Path(notebook), ip=args.ip, port=args.port, token=token,
+                                open_browser=not args.no_browser, idle_minutes=args.idle_minutes,
+                                timeout_s=args.timeout)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"seegaan-explore demo: {e}") from e
+    print(f"Dashboard: {url(args.ip, args.port, token)}  (Ctrl-C stops it)", flush=True)
+    os.execv(command[0], command)  # Voila replaces this process: no idle Python (with torch loaded) beside it

@@ -1,0 +1,99 @@
+"""`seegaan-explore demo` finds the bundled dashboard and serves it with Voila, with a token off loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from seegaan_explore.cli import build_parser
+from seegaan_explore.ui.serve import dashboard_notebook, voila_command
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_notebook_in_notebooks_is_the_one_the_package_ships():
+    assert (ROOT / "notebooks" / "dashboard.ipynb").samefile(dashboard_notebook())
+    notebook = json.loads(dashboard_notebook().read_text())
+    code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    assert all(not c["outputs"] and c["execution_count"] is None for c in code)  # committed without outputs
+    assert "from seegaan_explore.demo import load_demo" in "".join(code[0]["source"])
+
+
+def test_voila_command_preheats_culls_and_times_out(tmp_path):
+    command = voila_command(tmp_path / "x.ipynb", port=9001, idle_minutes=2, timeout_s=30, open_browser=False)
+    assert Path(command[0]).name == "voila" and command[1] == str(tmp_path / "x.ipynb")
+    for flag in ("--port=9001", "--Voila.ip=127.0.0.1", "--preheat_kernel=True", "--pool_size=1",
+                 "--MappingKernelManager.cull_idle_timeout=120", "--MappingKernelManager.cull_interval=60",
+                 "--NotebookClient.timeout=30", "--Voila.open_browser=False"):
+        assert flag in command
+    assert not any(c.startswith("--Voila.token") for c in command)
+
+
+def test_any_address_but_loopback_needs_a_token(tmp_path):
+    with pytest.raises(ValueError, match="serving on 0.0.0.0 lets other machines connect: a token is required"):
+        voila_command(tmp_path / "x.ipynb", ip="0.0.0.0")
+    assert "--Voila.token=s3cret" in voila_command(tmp_path / "x.ipynb", ip="0.0.0.0", token="s3cret")
+    with pytest.raises(ValueError, match="--ip 'my-laptop' is not an IP address"):
+        voila_command(tmp_path / "x.ipynb", ip="my-laptop")
+    args = build_parser().parse_args(["demo", "--no-browser", "--port", "9002"])
+    assert (args.ip, args.port, args.no_browser, args.token) == ("127.0.0.1", 9002, True, None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _get(url: str) -> tuple[int, str]:
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    try:
+        with urllib.request.build_opener(NoRedirect).open(url, timeout=120) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, ""
+
+
+@pytest.mark.slow
+def test_off_loopback_the_generated_token_is_printed_and_required(tmp_path):
+    notebook = tmp_path / "hello.ipynb"
+    notebook.write_text(json.dumps({"cells": [{"cell_type": "code", "execution_count": None, "id": "a",
+                                               "metadata": {}, "outputs": [], "source": "print('hello voila')"}],
+                                    "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "seegaan_explore", "demo", "--ip", "0.0.0.0", "--port", str(port),
+                                "--no-browser", "--notebook", str(notebook)], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        line = process.stdout.readline()
+        token = re.search(r"\?token=(\S+)", line).group(1)
+        assert line.startswith(f"Dashboard: http://127.0.0.1:{port}/?token=")
+        deadline = time.monotonic() + 120
+        while not _listening(port):
+            assert time.monotonic() < deadline and process.poll() is None, "voila did not start"
+            time.sleep(0.3)
+        assert _get(f"http://127.0.0.1:{port}/")[0] in (302, 403)
+        assert _get(f"http://127.0.0.1:{port}/?token=wrong")[0] in (302, 403)
+        status, body = _get(f"http://127.0.0.1:{port}/?token={token}")
+        assert status == 200 and "hello voila" in body
+    finally:
+        process.terminate()
+        process.wait(30)
