@@ -13,6 +13,7 @@ from seegaan_explore.cli import main
 from seegaan_explore.data.phantoms import generate_cohort, write_cohort
 from seegaan_explore.model.checkpoint import CheckpointError
 from seegaan_explore.model.cnn import CnnConfig, load_cnn, save_cnn
+from seegaan_explore.model.oracle import factor_targets, load_oracle
 from seegaan_explore.train.cnn import train_cnn
 
 SIZE = 64
@@ -74,3 +75,24 @@ def test_train_cnn_command(tmp_path, capsys):
     model = load_cnn(out)
     assert model.config.log_transform and model.config.attribute == "nt_probnp_pg_ml"
     assert 3 < model.config.target_mean < 9  # ln(pg/mL)
+
+
+def test_oracle_reads_every_factor_and_round_trips(tmp_path, capsys):
+    write_cohort(tmp_path / "c", n=360, size=SIZE, seed=3, progress=False, workers=1)
+    out = tmp_path / "oracle.safetensors"
+    assert main(["train-oracle", "--data", str(tmp_path / "c" / "phantoms.csv"), "--resolution", str(SIZE),
+                 "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--epochs", "4", "--out", str(out)]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["view"]["auc"] > 0.85, metrics["view"]       # the AP label and magnification
+    assert metrics["severity"]["pearson_r"] > 0.5, metrics["severity"]
+    oracle = load_oracle(out)
+    assert oracle.config.factors[:3] == ("severity", "log_nt_probnp", "age")
+    table = generate_cohort(4, SIZE, seed=9)[1]
+    x = torch.from_numpy(generate_cohort(4, SIZE, seed=9)[0])[:, None]
+    predicted = oracle.predict(x)
+    assert list(predicted.columns) == list(oracle.config.factors) and len(predicted) == 4
+    assert predicted["view"].between(0, 1).all()                  # binary factors as probabilities
+    assert 20 < predicted["age"].mean() < 95                       # regression factors in their own units
+    assert set(table.columns) >= set(oracle.config.factors)
+    with pytest.raises(ValueError, match="no column 'severity'"):
+        factor_targets(table.drop(columns=["severity"]), oracle.config.factors)

@@ -53,6 +53,14 @@ class _Block(nn.Module):
         return F.relu(self.bn2(self.conv2(y)) + self.skip(x))
 
 
+def backbone(widths: tuple[int, ...]) -> tuple[nn.Module, nn.Sequential]:
+    """Stem (stride 2) and one residual block per width (stride 2 from the second)."""
+    stem = nn.Sequential(nn.Conv2d(1, widths[0], 3, 2, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU())
+    stages = nn.Sequential(*[_Block(a, b, 1 if i == 0 else 2)
+                             for i, (a, b) in enumerate(zip((widths[0],) + widths[:-1], widths))])
+    return stem, stages
+
+
 class RadiographCNN(nn.Module):
     """Stem (stride 2), one residual block per stage (stride 2 from the second), global pooling.
 
@@ -63,11 +71,8 @@ class RadiographCNN(nn.Module):
     def __init__(self, config: CnnConfig):
         super().__init__()
         self.config = config
-        w = config.widths
-        self.stem = nn.Sequential(nn.Conv2d(1, w[0], 3, 2, 1, bias=False), nn.BatchNorm2d(w[0]), nn.ReLU())
-        self.stages = nn.Sequential(*[_Block(a, b, 1 if i == 0 else 2)
-                                      for i, (a, b) in enumerate(zip((w[0],) + w[:-1], w))])
-        self.head = nn.Linear(w[-1], 1)
+        self.stem, self.stages = backbone(config.widths)
+        self.head = nn.Linear(config.widths[-1], 1)
 
     @property
     def gradcam_layer(self) -> nn.Module:
