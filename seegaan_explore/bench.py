@@ -118,6 +118,36 @@ def time_direction(n: int, w_dim: int = 512, confounders: int = 2, rounds: int =
                         torch.device("cpu")) for _ in range(rounds))
 
 
+def time_interactive(model: SeeGaan, rounds: int = 5, n_latents: int = 400, frames: int = 9) -> dict:
+    """The dashboard's path from "attribute picked" to all frames, their CNN and oracle predictions
+    and one Grad-CAM ready, through the same renderer the widgets call. Every round picks an
+    attribute not seen before, so nothing comes from the renderer's caches. Random weights: the
+    time does not depend on what the networks learned."""
+    import pandas as pd
+
+    from .model.cnn import CnnConfig, RadiographCNN
+    from .model.oracle import FACTORS, Oracle, OracleConfig
+    from .ui.renderer import Renderer
+
+    rng = np.random.default_rng(0)
+    r = model.config.resolution
+    latents = rng.standard_normal((n_latents, model.config.w_dim)).astype(np.float32)
+    table = pd.DataFrame({f"attribute_{k}": rng.standard_normal(n_latents) for k in range(rounds + 1)})
+    cnn = RadiographCNN(CnnConfig(resolution=r)).eval()
+    oracle = Oracle(OracleConfig(resolution=r, means=(0.0,) * len(FACTORS), stds=(1.0,) * len(FACTORS))).eval()
+    renderer = Renderer(model, latents, table, cnn=cnn, oracle=oracle)
+    totals, stages = [], []
+    for k in range(rounds + 1):  # the first round warms up
+        result = renderer.render({"attribute": f"attribute_{k}", "n_frames": frames, "method": "gradcam", "patient": k})
+        if result.get("error"):
+            raise RuntimeError(f"interactive benchmark: {result['error']}")
+        if k:
+            totals.append(result["timings"]["total"])
+            stages.append(result["timings"])
+    breakdown = {name: statistics.median(t.get(name, 0.0) for t in stages) for name in stages[0] if name != "total"}
+    return {"interactive_s": statistics.median(totals), "breakdown": breakdown}
+
+
 def run_benchmark(preset: str = "demo", device: str | None = None, precision: str = "auto", batch: int = 16,
                   rounds: int = 7, traversal_256: bool = True, log: Callable[[str], None] = print) -> dict:
     dev = default_device(device)
@@ -155,6 +185,11 @@ def run_benchmark(preset: str = "demo", device: str | None = None, precision: st
         "encoder_gflop_per_image": encoder_flops / 1e9,
         "encoder_images_per_s": batch / enc_s,
     }
+    interactive = time_interactive(model, rounds=max(3, rounds // 2))
+    result["interactive_s"] = interactive["interactive_s"]
+    log(f"interactive          attribute picked -> {model.config.resolution} px frames, predictions and a "
+        f"Grad-CAM: {interactive['interactive_s']:.2f} s (median); "
+        + ", ".join(f"{name} {sec * 1e3:.0f} ms" for name, sec in interactive["breakdown"].items()))
     result["direction_26664_s"] = time_direction(26_664)
     result["direction_1m_s"] = time_direction(1_000_000)
     log(f"direction            mean shift with 2 confounders, 512-d: {result['direction_26664_s'] * 1e3:.0f} ms "

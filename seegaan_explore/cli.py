@@ -240,6 +240,46 @@ def _run_train_oracle(args) -> int:
     return 0
 
 
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="score traversals against the phantoms' true counterfactuals",
+                       description="On held-out phantoms: reconstruction PSNR against the noise-free render, and "
+                                   "per attribute (NT-proBNP unconditioned and conditioned on age and view, "
+                                   "severity, age, sex, view) the oracle's Spearman along the traversal, "
+                                   "achieved/intended change, leakage into the other factors and the correlation "
+                                   "of the difference map with the true counterfactual's. Defaults to the bundled "
+                                   "demo models.")
+    p.add_argument("--checkpoint", type=Path, help="autoencoder checkpoint (default: the bundled demo model)")
+    p.add_argument("--oracle", type=Path, help="oracle checkpoint (default: the bundled oracle)")
+    p.add_argument("--fit", type=int, default=1000, help="held-out phantoms the directions are fitted on")
+    p.add_argument("--patients", type=int, default=16, help="held-out patients traversed per attribute")
+    p.add_argument("--frames", type=int, default=7)
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--json", action="store_true", help="end with one JSON line")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=_run_evaluate)
+
+
+def _run_evaluate(args) -> int:
+    from .demo import FILES, WEIGHTS_DIR
+    from .evaluate import evaluate
+    from .model.checkpoint import load_model
+    from .model.oracle import load_oracle
+
+    model = load_model(args.checkpoint or WEIGHTS_DIR / FILES["autoencoder"], device=args.device).eval()
+    oracle = load_oracle(args.oracle or WEIGHTS_DIR / FILES["oracle"], device=args.device)
+    result = evaluate(model, oracle, n_fit=args.fit, n_patients=args.patients, frames=args.frames,
+                      progress=not args.no_progress)
+    print(f"reconstruction PSNR {result['reconstruction_psnr_db']:.1f} dB (vs noise-free renders)")
+    print(f"{'attribute':<20} {'spearman':>8} {'achieved':>8} {'diffmap r':>9}  largest leakage")
+    for name, s in result["attributes"].items():
+        worst = max(s["leakage"].items(), key=lambda kv: abs(kv[1]))
+        print(f"{name:<20} {s['spearman']:8.2f} {s['achieved_over_intended']:8.2f} {s['diffmap_r']:9.2f}  "
+              f"{worst[0]} {worst[1]:+.3f}")
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="measure decoder/encoder speed on this machine")
     p.add_argument("--preset", default="demo")
@@ -634,7 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .data.phantoms import add_phantoms_parser
     from .ui.serve import add_demo_parser
 
-    for add in (_add_info, add_phantoms_parser, _add_train, _add_train_cnn, _add_train_oracle, _add_bench, _add_encode,
+    for add in (_add_info, add_phantoms_parser, _add_train, _add_train_cnn, _add_train_oracle, _add_evaluate, _add_bench, _add_encode,
                 _add_direction, _add_traverse, _add_export, _add_attribute, add_demo_parser):
         add(sub)
     return parser

@@ -121,6 +121,10 @@ ANATOMY_UNIFORM = (
     "u_label_side",
 )
 
+#: the generator's version: bump it whenever the SCM or the renderer changes what an (seed, id)
+#: looks like, so that weights trained on phantoms name the phantoms they were trained on
+SCM_VERSION = "phantoms-1"
+
 #: columns of the clinical table, in order
 FACTOR_COLUMNS = (
     "age",

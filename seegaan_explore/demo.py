@@ -1,0 +1,115 @@
+"""The built-in default: the bundled demo models and a held-out phantom cohort, offline.
+
+The weights in ``seegaan_explore/weights`` were trained on phantoms of seed 0 (see
+``manifest.json`` there for the commands, steps, wall time and held-out metrics). The demo cohort is
+drawn from seed 1, individuals none of the models saw, written once into the cache folder and
+encoded once into the latent store; later calls read both back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .data.cohort import Cohort, default_cache_dir
+from .data.phantoms import SCM_VERSION, write_cohort
+from .explore.latents import encode_cohort
+from .fileio import atomic_write
+from .model.checkpoint import load_model
+from .model.cnn import RadiographCNN, load_cnn
+from .model.oracle import Oracle, load_oracle
+from .model.seegaan import SeeGaan
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+FILES = {"autoencoder": "demo-seegaan.safetensors", "cnn": "demo-cnn-ntprobnp.safetensors",
+         "oracle": "demo-oracle.safetensors"}
+DEMO_SEED = 1  # the models were trained on seed 0
+DEMO_SIZE = 400
+
+
+def manifest(weights_dir: str | os.PathLike = WEIGHTS_DIR) -> dict:
+    """How the bundled weights were made: commands, steps, wall time, metrics, phantom version."""
+    path = Path(weights_dir) / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the demo weights' manifest is missing (a broken installation?)")
+    return json.loads(path.read_text())
+
+
+@dataclass
+class Demo:
+    model: SeeGaan
+    cnn: RadiographCNN
+    oracle: Oracle
+    cohort: Cohort
+    latents: np.ndarray  # [N, w_dim], rows aligned with ``table``
+    table: pd.DataFrame
+    images: np.ndarray  # [N, R, R] in [-1, 1]
+
+    def explorer_kwargs(self) -> dict:
+        """The arguments of :class:`seegaan_explore.ui.explorer.Explorer` (and of its renderer)."""
+        return dict(model=self.model, latents=self.latents, table=self.table, cnn=self.cnn,
+                    oracle=self.oracle, images=self.images)
+
+
+def demo_cohort(n: int = DEMO_SIZE, size: int = 128, cache_dir: str | os.PathLike | None = None,
+                progress: bool = False) -> Cohort:
+    """The held-out phantom cohort, written on first use (a few seconds) and reused after."""
+    root = (default_cache_dir() if cache_dir is None else Path(cache_dir)) / "demo-cohort"
+    folder = root / f"{SCM_VERSION}-seed{DEMO_SEED}-n{n}-{size}px"
+    table = folder / "phantoms.csv"
+    if not table.is_file():  # the table is written last, so its presence means a complete cohort
+        write_cohort(folder, n=n, size=size, seed=DEMO_SEED, progress=progress)
+    return Cohort.from_table(table, patient_column="patient_id")
+
+
+def load_demo(cache_dir: str | os.PathLike | None = None, *, n: int = DEMO_SIZE, device: str | None = None,
+              weights_dir: str | os.PathLike = WEIGHTS_DIR, progress: bool = False) -> Demo:
+    """The bundled autoencoder, CNN and oracle with the demo cohort encoded: what the dashboard shows."""
+    weights_dir = Path(weights_dir)
+    model = load_model(weights_dir / FILES["autoencoder"], device=device).eval()
+    cnn = load_cnn(weights_dir / FILES["cnn"], device=device)
+    oracle = load_oracle(weights_dir / FILES["oracle"], device=device)
+    cohort = demo_cohort(n, model.config.resolution, cache_dir, progress)
+    latents = encode_cohort(model, cohort, cache_dir, progress=progress)
+    table = latents.join(cohort.table).reset_index()
+    images = np.asarray(cohort.images(model.config.resolution, cache_dir, progress=progress))
+    return Demo(model, cnn, oracle, cohort, np.asarray(latents.latents), table, images)
+
+
+def write_bundle(autoencoder: str | os.PathLike, cnn: str | os.PathLike, oracle: str | os.PathLike,
+                 out_dir: str | os.PathLike = WEIGHTS_DIR, notes: dict | None = None) -> dict:
+    """Copy trained checkpoints into the package as half-precision inference weights (half the
+    size, no measurable change at 8-bit display) and write the manifest; returns it."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = load_model(autoencoder, with_training_networks=False)
+    sources = {"autoencoder": Path(autoencoder), "cnn": Path(cnn), "oracle": Path(oracle)}
+    entries = {}
+    for name, source in sources.items():
+        if name == "autoencoder":
+            state = model.state_dict()
+        else:
+            state = load_file(str(source))
+        with safe_open(str(source), framework="pt") as f:
+            metadata = f.metadata()
+        if name == "autoencoder":
+            metadata = dict(metadata, kind=json.dumps("inference"))
+        half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+        target = out_dir / FILES[name]
+        with atomic_write(target) as tmp:
+            save_file({k: v.contiguous() for k, v in half.items()}, str(tmp), metadata=metadata)
+        entries[name] = {"file": FILES[name], "bytes": target.stat().st_size,
+                         "metadata": {k: json.loads(v) for k, v in metadata.items() if k != "format"}}
+    info = {"phantoms": SCM_VERSION, "trained_on_seed": 0, "demo_seed": DEMO_SEED, "files": entries,
+            **(notes or {})}
+    with atomic_write(out_dir / "manifest.json") as tmp:
+        Path(tmp).write_text(json.dumps(info, indent=2) + "\n")
+    return info

@@ -1,0 +1,132 @@
+"""Score an autoencoder's traversals against the phantoms' true counterfactuals.
+
+On held-out phantoms, per attribute: fit the mean-shift direction (the same code the explorer uses),
+traverse held-out patients, measure every factor on the frames with the oracle, and compare the
+traversal's difference map with the difference between two noise-free re-renders of the same
+individual under the matching intervention. Scores come from :func:`explore.quality.assess`, the
+function every traversal in the explorer is scored with.
+
+The intervention that matches an attribute:
+
+* ``severity`` and ``age``: do(factor = value -/+ h); the factor's descendants follow, as they do
+  in the data the direction was fitted on.
+* ``sex`` and ``view`` (binary): do(factor = 0) and do(factor = 1).
+* ``nt_probnp``: NT-proBNP causes nothing in the image; its visible counterpart is severity, which
+  raises log NT-proBNP by 5.0 per unit (docs/phantoms.md), so do(severity = s -/+ h / 5.0). Conditioned
+  on age and view, the view is held at the patient's own.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .data.phantoms import generate_cohort, render_noise_free, sample_individual
+from .explore.directions import fit_direction
+from .explore.quality import assess, psnr_db
+from .explore.traversal import traverse
+from .model.oracle import Oracle, factor_targets
+from .model.seegaan import SeeGaan
+
+FIT_SEED, PATIENT_SEED = 2, 3  # neither the models' training seed (0) nor the demo cohort's (1)
+SEVERITY_PER_LOG_NT_PROBNP = 1 / 5.0  # the SCM's coefficient, inverted
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One evaluated attribute: the oracle factor it targets, its confounders, its intervention."""
+
+    name: str
+    factor: str
+    confounders: tuple[str, ...] = ()
+
+    @property
+    def binary(self) -> bool:
+        return self.factor in ("sex", "view")
+
+    def interventions(self, row: pd.Series, half_step: float) -> tuple[dict, dict]:
+        """(do at the low end, do at the high end) for a patient whose table row is ``row``."""
+        if self.binary:
+            values = {"sex": ("F", "M"), "view": ("PA", "AP")}[self.factor]
+            return {self.factor: values[0]}, {self.factor: values[1]}
+        if self.factor == "log_nt_probnp":
+            delta, factor, centre, bounds = half_step * SEVERITY_PER_LOG_NT_PROBNP, "severity", row["severity"], (0, 1)
+        else:
+            delta, factor, centre = half_step, self.factor, row[self.factor]
+            bounds = {"severity": (0.0, 1.0), "age": (18.0, 95.0)}[self.factor]
+        low, high = (float(np.clip(centre + s * delta, *bounds)) for s in (-1, 1))
+        held = {"view": row["view"]} if "view" in self.confounders else {}
+        return {factor: low, **held}, {factor: high, **held}
+
+
+SPECS = (
+    Spec("nt_probnp", "log_nt_probnp"),
+    Spec("nt_probnp|age,view", "log_nt_probnp", ("age", "view")),
+    Spec("severity", "severity"),
+    Spec("age", "age"),
+    Spec("sex", "sex"),
+    Spec("view", "view"),
+)
+
+
+def _encode(model: SeeGaan, images: np.ndarray) -> np.ndarray:
+    return model.encode(torch.from_numpy(images)[:, None]).cpu().numpy()
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel() - a.mean(), b.ravel() - b.mean()
+    denominator = math.sqrt(float(a @ a) * float(b @ b))
+    return float(a @ b / denominator) if denominator > 0 else 0.0
+
+
+def evaluate(model: SeeGaan, oracle: Oracle, *, n_fit: int = 1000, n_patients: int = 16, frames: int = 7,
+             specs: tuple[Spec, ...] = SPECS, progress: bool = True) -> dict:
+    """Reconstruction PSNR and per-attribute traversal scores (see the module docstring)."""
+    size = model.config.resolution
+    fit_images, fit_table = generate_cohort(n_fit, size, seed=FIT_SEED, progress=progress)
+    latents = _encode(model, fit_images)
+    fit_factors = factor_targets(fit_table, oracle.config.factors)
+
+    patients = [sample_individual(PATIENT_SEED, i) for i in range(n_patients)]
+    images, table = generate_cohort(n_patients, size, seed=PATIENT_SEED)
+    clean = np.stack([render_noise_free(p, size).image for p in patients])
+    w0 = _encode(model, images)
+    reconstructions = model.decode(torch.from_numpy(w0), noise=0)[:, 0].cpu().numpy()
+    results = {"reconstruction_psnr_db": float(np.mean([psnr_db(r, c) for r, c in zip(reconstructions, clean)])),
+               "n_fit": n_fit, "n_patients": n_patients, "frames": frames, "attributes": {}}
+
+    for spec in tqdm(specs, desc="evaluate", unit="attribute", disable=not progress):
+        confounders = fit_factors[list(spec.confounders)].to_numpy() if spec.confounders else None
+        direction = fit_direction("mean_shift", latents, fit_factors[spec.factor].to_numpy(), confounders,
+                                  attribute=spec.name, confounder_names=spec.confounders)
+        half = 0.5 if spec.binary else direction.scale
+        amounts = np.linspace(-half, half, frames)
+        per_patient = []
+        for k, patient in enumerate(patients):
+            t = traverse(model, w0[k], direction, amounts)
+            measured = oracle.predict(torch.from_numpy(t.frames)[:, None])
+            others = {c: measured[c].to_numpy() for c in measured.columns if c != spec.factor}
+            scores = assess(amounts, measured[spec.factor].to_numpy(), others=others)
+            low, high = spec.interventions(table.iloc[k], half)
+            truth = render_noise_free(patient, size, do=high).image - render_noise_free(patient, size, do=low).image
+            scores["diffmap_r"] = _pearson(t.frames[-1] - t.frames[0], truth)
+            per_patient.append(scores)
+        results["attributes"][spec.name] = {
+            "spearman": float(np.mean([s["monotonicity"] for s in per_patient])),
+            "achieved_over_intended": float(np.mean([s["achieved_over_intended"] for s in per_patient])),
+            "diffmap_r": float(np.mean([s["diffmap_r"] for s in per_patient])),
+            "leakage": {name: float(np.mean([s["leakage"][name] for s in per_patient]))
+                        for name in per_patient[0]["leakage"]},
+        }
+    scored = results["attributes"]
+    if {"nt_probnp", "nt_probnp|age,view"} <= set(scored):
+        # what conditioning bought: the conditioned direction's leakage as a share of the unconditioned one's
+        results["conditioned_leakage_ratio"] = {
+            f: abs(scored["nt_probnp|age,view"]["leakage"][f]) / max(abs(scored["nt_probnp"]["leakage"][f]), 1e-12)
+            for f in ("age", "view")}
+    return results

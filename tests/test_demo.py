@@ -1,0 +1,97 @@
+"""The demo bundle (half-precision weights + manifest), the demo cohort, and the evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from seegaan_explore.cli import main
+from seegaan_explore.demo import FILES, WEIGHTS_DIR, load_demo, manifest, write_bundle
+from seegaan_explore.evaluate import SPECS, Spec, evaluate
+from seegaan_explore.model.checkpoint import save_model
+from seegaan_explore.model.cnn import CnnConfig, RadiographCNN, save_cnn
+from seegaan_explore.model.config import preset_config
+from seegaan_explore.model.oracle import FACTORS, Oracle, OracleConfig, save_oracle
+from seegaan_explore.model.seegaan import SeeGaan
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bundle")
+    torch.manual_seed(0)
+    model = SeeGaan(preset_config("tiny"))
+    save_model(root / "model.safetensors", model, ema_only=True, extra={"step": 7})
+    save_cnn(root / "cnn.safetensors", RadiographCNN(CnnConfig(resolution=32, widths=(8, 16))), {"pearson_r": 0.5})
+    k = len(FACTORS)
+    oracle = Oracle(OracleConfig(resolution=32, widths=(8, 16), means=(0.5,) * k, stds=(2.0,) * k))
+    save_oracle(root / "oracle.safetensors", oracle)
+    info = write_bundle(root / "model.safetensors", root / "cnn.safetensors", root / "oracle.safetensors",
+                        root / "weights", notes={"command": "seegaan-explore train ..."})
+    return root, model, info
+
+
+def test_bundle_is_half_precision_and_loads_back(tiny_bundle, tmp_path):
+    root, model, info = tiny_bundle
+    assert info == manifest(root / "weights")
+    assert info["command"] == "seegaan-explore train ..." and info["phantoms"].startswith("phantoms-")
+    assert info["files"]["autoencoder"]["metadata"]["step"] == 7
+    assert info["files"]["cnn"]["metadata"]["metrics"]["pearson_r"] == 0.5
+    full = (root / "model.safetensors").stat().st_size
+    assert info["files"]["autoencoder"]["bytes"] < 0.6 * full  # fp16 halves the weights
+
+    demo = load_demo(tmp_path, n=12, weights_dir=root / "weights")
+    assert demo.latents.shape == (12, model.config.w_dim) and demo.images.shape == (12, 32, 32)
+    assert demo.table["image_id"].tolist() == demo.cohort.ids  # rows of the table = rows of the latents
+    w = model.encode(torch.tensor(demo.images[:4])[:, None]).numpy()
+    np.testing.assert_allclose(demo.latents[:4], w, atol=0.05)  # fp16 storage: small rounding only
+    kwargs = demo.explorer_kwargs()
+    assert set(kwargs) == {"model", "latents", "table", "cnn", "oracle", "images"}
+
+    again = load_demo(tmp_path, n=12, weights_dir=root / "weights")  # cohort and latents from the cache
+    np.testing.assert_array_equal(again.latents, demo.latents)
+
+
+def test_missing_manifest_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="manifest.json"):
+        manifest(tmp_path)
+
+
+def test_interventions_match_each_attribute():
+    row = pd.Series({"severity": 0.3, "age": 60.0, "view": "PA"})
+    specs = {s.name: s for s in SPECS}
+    low, high = specs["nt_probnp"].interventions(row, 1.0)  # 1 ln unit of NT-proBNP = 0.2 of severity
+    assert low == {"severity": pytest.approx(0.1)} and high == {"severity": pytest.approx(0.5)}
+    low, high = specs["nt_probnp|age,view"].interventions(row, 1.0)
+    assert low["view"] == high["view"] == "PA"  # conditioning holds the view
+    assert specs["view"].interventions(row, 0.5) == ({"view": "PA"}, {"view": "AP"})
+    low, high = Spec("age", "age").interventions(row, 50.0)
+    assert (low["age"], high["age"]) == (18.0, 95.0)  # clipped to the SCM's range
+
+
+def test_evaluate_scores_against_counterfactuals(tiny_bundle):
+    _, model, _ = tiny_bundle
+    k = len(FACTORS)
+    torch.manual_seed(1)
+    oracle = Oracle(OracleConfig(resolution=32, widths=(8, 16), means=(0.0,) * k, stds=(1.0,) * k)).eval()
+    result = evaluate(model, oracle, n_fit=40, n_patients=2, frames=5, specs=SPECS[:2] + SPECS[-1:], progress=False)
+    assert 0 < result["reconstruction_psnr_db"] < 40
+    assert set(result["attributes"]) == {"nt_probnp", "nt_probnp|age,view", "view"}
+    factor = {s.name: s.factor for s in SPECS}
+    for name, scores in result["attributes"].items():
+        assert -1 <= scores["spearman"] <= 1 and -1 <= scores["diffmap_r"] <= 1
+        assert set(scores["leakage"]) == set(oracle.config.factors) - {factor[name]}
+    assert set(result["conditioned_leakage_ratio"]) == {"age", "view"}
+
+
+@pytest.mark.skipif(not (WEIGHTS_DIR / FILES["autoencoder"]).is_file(), reason="no bundled demo weights")
+def test_bundled_weights_reconstruct_and_traverse(capsys):
+    assert main(["evaluate", "--fit", "300", "--patients", "4", "--frames", "5", "--json", "--no-progress"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    recorded = manifest()["evaluation"]
+    # the bundled model does what its manifest says, within the noise of a smaller sample
+    assert result["reconstruction_psnr_db"] > recorded["reconstruction_psnr_db"] - 1.0
+    assert result["attributes"]["severity"]["diffmap_r"] > 0.5
