@@ -52,8 +52,8 @@ class Demo:
 
     def explorer_kwargs(self) -> dict:
         """The arguments of :class:`seegaan_explore.ui.explorer.Explorer` (and of its renderer)."""
-        return dict(model=self.model, latents=self.latents, table=self.table, cnn=self.cnn,
-                    oracle=self.oracle, images=self.images)
+        return {"model": self.model, "latents": self.latents, "table": self.table, "cnn": self.cnn,
+                "oracle": self.oracle, "images": self.images}
 
 
 def demo_cohort(n: int = DEMO_SIZE, size: int = 128, cache_dir: str | os.PathLike | None = None,
