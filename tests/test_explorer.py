@@ -97,6 +97,19 @@ def test_clicking_a_point_selects_that_patient(explorer):
     assert "phantom_s0_000006" in explorer.patient_info.value
 
 
+def test_the_cohort_map_switches_to_attribute_against_the_cnn(explorer):
+    explorer.view.value = "cnn"
+    explorer.wait()
+    r = explorer.renderer
+    np.testing.assert_allclose(explorer.scatter.data[0].x, r.values("nt_probnp_pg_ml"))
+    np.testing.assert_allclose(explorer.scatter.data[0].y, r.values("cnn_prediction"))
+    assert explorer.scatter.layout.yaxis.title.text == "CNN prediction of ln nt_probnp_pg_ml"
+    assert explorer.scatter.data[1].x == (r.values("nt_probnp_pg_ml")[0],)  # the selected patient moved along
+    explorer.view.value = "pca"
+    explorer.wait()
+    np.testing.assert_allclose(explorer.scatter.data[0].x, r.embedding()[0][:, 0])
+
+
 def test_hovering_shows_the_patients_thumbnail(explorer, setup):
     images = setup[5]
     _pointer(explorer, "plotly_hover", 11)
@@ -140,9 +153,9 @@ def test_frame_count_and_units_rebuild_the_range(explorer):
 
 def test_an_error_is_shown_and_the_last_good_view_stays(explorer):
     good = explorer.result
-    explorer.log_scale.value = False
     explorer.attribute.value = "sex"
     explorer.wait()
+    assert not explorer.log_scale.value  # a log scale is the CNN's NT-proBNP's default only
     explorer.log_scale.value = True
     explorer.wait()
     assert explorer.result["attribute"] == "sex" and not explorer.result["log"]  # the last good view stays

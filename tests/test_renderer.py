@@ -56,7 +56,9 @@ def test_result_holds_frames_predictions_attributions_and_scores(renderer, setup
     np.testing.assert_allclose(result["targets"], table["age"][3] + np.linspace(-1.5, 1.5, 5) * direction.scale)
     assert result["patient_value"] == pytest.approx(table["age"][3])
     np.testing.assert_allclose(result["cnn_predictions"], _cnn_on(cnn, expected.frames), rtol=1e-4, atol=1e-5)
-    assert set(result["cosines"]) == set(renderer.attributes) - {"age"}
+    assert set(result["cosines"]) == set(renderer.attributes) - {"age", CNN_PREDICTION}  # not computed yet
+    renderer.cohort_predictions()
+    assert CNN_PREDICTION in renderer.render({"attribute": "age", "n_frames": 5, "method": None})["cosines"]
     assert all(-1 <= c <= 1 for c in result["cosines"].values())
     assert result["attribution_original"].shape == result["attribution_frame"].shape == (32, 32)
     assert result["frame"] == 4  # -1: the last frame

@@ -150,6 +150,7 @@ class Explorer(widgets.VBox):
         self._started = 0.0
         self._export_dir = Path(export_dir) if export_dir else Path(tempfile.mkdtemp(prefix="seegaan-export-"))
         self._player_key = None
+        self._scatter_thread: threading.Thread | None = None
         self._coloured_by = None
 
         style = {"description_width": "110px"}
@@ -161,13 +162,10 @@ class Explorer(widgets.VBox):
             value="mean_shift", description="Direction", style=style, layout=wide)
         self.confounders = widgets.SelectMultiple(options=[], description="Hold fixed", rows=4, style=style,
                                                   layout=wide)
-        # a lab value the CNN learned on a log scale starts on that scale
-        self.log_scale = widgets.Checkbox(value=r.default_attribute == getattr(getattr(r.cnn, "config", None),
-                                                                                "attribute", None)
-                                          and bool(getattr(r.cnn.config, "log_transform", False)),
-                                          description="log scale", indent=False)
-        self.units = widgets.ToggleButtons(options=[("in SD", "sd"), ("in values", "value")], value="sd",
-                                           style={"button_width": "75px"})
+        self.log_scale = widgets.Checkbox(value=self._log_by_default(r.default_attribute), description="log scale",
+                                          indent=False)
+        self.units = widgets.ToggleButtons(options=[("SD", "sd"), ("values", "value")], value="sd",
+                                           description="Steps in", style={**style, "button_width": "70px"})
         self.start = widgets.FloatText(value=-2.0, description="From", style=style, layout=wide)
         self.stop = widgets.FloatText(value=2.0, description="To", style=style, layout=wide)
         self.n_frames = widgets.IntSlider(value=9, min=3, max=MAX_FRAMES // 2, description="Frames", style=style,
@@ -223,7 +221,8 @@ class Explorer(widgets.VBox):
         self.progress = widgets.HTML(layout=widgets.Layout(visibility="hidden"))
 
         controls = widgets.VBox([self.attribute, self.estimator, self.confounders,
-                                 widgets.HBox([self.units, self.log_scale]), self.start, self.stop, self.n_frames,
+                                 self.units, widgets.HBox([widgets.Label(layout=widgets.Layout(width="115px")),
+                                                           self.log_scale]), self.start, self.stop, self.n_frames,
                                  self.uploaded, self.patient, self.patient_info],
                                 layout=widgets.Layout(width="320px"))
         cohort = widgets.VBox([self.view, widgets.HBox([self.scatter, widgets.VBox([self.thumbnail,
@@ -246,7 +245,8 @@ class Explorer(widgets.VBox):
             widgets.HBox([self.upload, self.path, self.load]),
         ])
         self.add_class("seegaan-explorer")
-        for name in ("attribute", "estimator", "units", "n_frames", "patient", "scatter", "thumbnail", "player",
+        for name in ("attribute", "estimator", "units", "n_frames", "patient", "patient_info", "scatter", "thumbnail",
+                     "thumbnail_caption", "player",
                      "frame", "method", "attribution_original", "attribution_frame", "attribution_caption", "words",
                      "status", "progress"):
             getattr(self, name).add_class("seegaan-" + name.replace("_", "-"))  # stable hooks for browser tests
@@ -286,7 +286,7 @@ class Explorer(widgets.VBox):
             self._worker.start()
 
     def wait(self, timeout: float = 120.0) -> dict | None:
-        """Block until the newest request has been shown (or dropped as superseded); returns the result."""
+        """Block until the newest request (and a redrawn cohort map) has been shown; returns the result."""
         deadline = time.monotonic() + timeout
         with self._condition:
             while self._pending is not None or self._busy:
@@ -294,6 +294,8 @@ class Explorer(widgets.VBox):
                 if left <= 0:
                     raise TimeoutError(f"the explorer did not finish rendering within {timeout} s")
                 self._condition.wait(left)
+        if self._scatter_thread is not None:
+            self._scatter_thread.join(max(0.0, deadline - time.monotonic()))
         return self.result
 
     def close(self) -> None:
@@ -355,6 +357,9 @@ class Explorer(widgets.VBox):
             return
         if change["owner"] is self.attribute:
             self._sync_confounders()
+            self._quiet = True
+            self.log_scale.value = self._log_by_default(self.attribute.value)
+            self._quiet = False
         owner = change["owner"]
         if owner is self.units or (self.units.value == "value" and owner in (self.attribute, self.log_scale)):
             self._quiet = True
@@ -370,6 +375,11 @@ class Explorer(widgets.VBox):
             self.uploaded.value = ""
             self._quiet = False
         self.request()
+
+    def _log_by_default(self, attribute: str) -> bool:
+        """A lab value the CNN learned on a log scale starts on that scale; everything else on its own."""
+        config = getattr(self.renderer.cnn, "config", None)
+        return attribute == getattr(config, "attribute", None) and bool(getattr(config, "log_transform", False))
 
     def _default_range(self) -> tuple[float, float]:
         if self.units.value == "sd":
@@ -414,7 +424,15 @@ class Explorer(widgets.VBox):
         return tuple(self.renderer.embedding()[0].T)
 
     def _on_view(self, change) -> None:
-        self._update_scatter(force=True)
+        """In a thread: the CNN view may first run the CNN over the whole cohort (seconds)."""
+        def update() -> None:
+            try:
+                self._update_scatter(force=True)
+            except Exception as e:  # noqa: BLE001 -- a thread's error would vanish: show it
+                self._set_status(f"Could not draw the cohort: {type(e).__name__}: {e}", error=True)
+
+        self._scatter_thread = threading.Thread(target=update, name="seegaan-explorer-scatter", daemon=True)
+        self._scatter_thread.start()
 
     def _update_scatter(self, force: bool = False) -> None:
         attribute = self.attribute.value

@@ -237,15 +237,16 @@ class Renderer:
             return self._uploads[patient][1]
         return None if self.images is None else np.asarray(self.images[patient], np.float32)
 
-    def _at_cnn_resolution(self, x: torch.Tensor) -> torch.Tensor:
-        size = getattr(getattr(self.cnn, "config", None), "resolution", x.shape[-1])
+    def _at_resolution_of(self, network, x: torch.Tensor) -> torch.Tensor:
+        """Images resized to what ``network`` (the CNN, the oracle) was trained on, where it says."""
+        size = getattr(getattr(network, "config", None), "resolution", x.shape[-1])
         if x.shape[-1] == size:
             return x
         return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=size < x.shape[-1])
 
     def _cnn_predict(self, images: torch.Tensor) -> np.ndarray:
         """CNN output on images [B, 1, R, R] in the CNN's own scale (e.g. ln NT-proBNP)."""
-        x = self._at_cnn_resolution(images.float())
+        x = self._at_resolution_of(self.cnn, images.float())
         if hasattr(self.cnn, "predict"):
             return self.cnn.predict(x).cpu().numpy().astype(np.float64)
         with torch.no_grad():
@@ -314,10 +315,13 @@ class Renderer:
                                                            attribute=attribute, confounder_names=tuple(confounders)))
 
     def cosines(self, direction: Direction) -> dict[str, float]:
-        """Cosine of the direction with every other attribute's mean-shift direction: how entangled they are."""
+        """Cosine of the direction with every other attribute's mean-shift direction: how entangled they are.
+
+        The CNN's prediction joins once it has been computed over the cohort (a CNN pass over every
+        image, seconds on a CPU), so that the first view does not wait for it."""
         others = {}
         for name in self.attributes:
-            if name == direction.attribute:
+            if name == direction.attribute or (name == CNN_PREDICTION and self._cohort_predictions is None):
                 continue
             try:
                 others[name] = self.direction(name)
@@ -379,7 +383,7 @@ class Renderer:
             entry["cnn_reconstruction"], entry["cnn_predictions"] = float(predicted[0]), predicted[1:1 + len(t.frames)]
             entry["cnn_original"] = float(predicted[-1]) if original is not None else None
         if self.oracle is not None:
-            table = self.oracle.predict(torch.from_numpy(t.frames)[:, None])
+            table = self.oracle.predict(self._at_resolution_of(self.oracle, torch.from_numpy(t.frames)[:, None]))
             if len(table) != len(t.frames):
                 raise ValueError(f"the oracle returned {len(table)} rows for {len(t.frames)} frames")
             entry["oracle_predictions"] = table.reset_index(drop=True)
@@ -425,7 +429,7 @@ class Renderer:
         cached = self._attributions.hit((key, method))
         if cached is not None:
             return cached
-        x = self._at_cnn_resolution(torch.from_numpy(np.asarray(image, np.float32))[None, None])
+        x = self._at_resolution_of(self.cnn, torch.from_numpy(np.asarray(image, np.float32))[None, None])
         maps = torch.from_numpy(attribute(self.cnn, x, method))[:, None]
         if maps.shape[-1] != self.resolution:
             maps = F.interpolate(maps, size=(self.resolution,) * 2, mode="area" if maps.shape[-1] > self.resolution

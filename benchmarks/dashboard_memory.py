@@ -1,0 +1,186 @@
+"""Memory and latency of the dashboard with several concurrent viewers.
+
+Starts ``seegaan-explore demo`` (the bundled dashboard, or ``--notebook``), waits until the
+preheated kernel is idle, opens ``--viewers`` pages at once in headless chromium, and reports
+per-kernel memory (RSS, USS, PSS) once every kernel is idle, each page's time to a playable
+traversal, and on one page the time from picking another attribute to the new traversal and from
+pressing play to the second frame. Each Voila page holds its own kernel until it is culled.
+
+    python benchmarks/dashboard_memory.py [--viewers 4] [--notebook NB] [--json]
+
+Needs /usr/bin/chromium (apt-get install chromium). Without the bundled demo
+(``seegaan_explore.demo``) and without ``--notebook``, it serves an untrained tiny model on 64
+phantoms: the memory floor of a kernel (Python, torch, widgets), not of the demo model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+from playwright.async_api import async_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+LOCAL = ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:", "about:")
+FALLBACK = """import torch
+from seegaan_explore.data.phantoms import generate_cohort
+from seegaan_explore.model import SeeGaan, preset_config
+from seegaan_explore.model.cnn import CnnConfig, RadiographCNN
+from seegaan_explore.ui.explorer import Explorer
+
+torch.manual_seed(0)
+images, table = generate_cohort(64, size=64, seed=0)
+model = SeeGaan(preset_config("tiny", 64), with_training_networks=False)
+latents = model.encode(torch.from_numpy(images)[:, None])
+cnn = RadiographCNN(CnnConfig(resolution=64, widths=(16, 32, 64), attribute="nt_probnp_pg_ml", log_transform=True))
+Explorer(model, latents, table, cnn=cnn.eval(), images=images)"""
+
+
+def _fallback_notebook(folder: Path) -> Path:
+    path = folder / "tiny_dashboard.ipynb"
+    path.write_text(json.dumps({
+        "cells": [{"cell_type": "code", "execution_count": None, "id": "dashboard", "metadata": {}, "outputs": [],
+                   "source": FALLBACK}],
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+        "nbformat": 4, "nbformat_minor": 5}))
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _kernels(server: psutil.Process) -> list[psutil.Process]:
+    return [p for p in server.children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
+
+
+def _wait_idle(server: psutil.Process, expected: int, timeout: float = 600) -> None:
+    """Until ``expected`` kernels exist and none used more than 3 % CPU over two seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kernels = _kernels(server)
+        if len(kernels) >= expected:
+            for k in kernels:
+                k.cpu_percent(None)
+            time.sleep(2)
+            if all(k.cpu_percent(None) < 3 for k in kernels if k.is_running()):
+                return
+        else:
+            time.sleep(0.5)
+    raise TimeoutError(f"kernels did not settle within {timeout} s")
+
+
+def _memory(process: psutil.Process) -> dict:
+    info = process.memory_full_info()
+    return {"pid": process.pid, "rss_mb": info.rss / 2**20, "uss_mb": info.uss / 2**20,
+            "pss_mb": getattr(info, "pss", float("nan")) / 2**20}
+
+
+PLAYER = """() => { const p = document.querySelector('.seegaan-player');
+  const i = p && p.querySelector('image'); const c = p && p.querySelector('.scatterlayer path.js-line');
+  return {image: i ? i.getAttribute('href') : null, curve: c ? c.getAttribute('d') : null}; }"""
+
+
+async def _open(context, url: str) -> tuple:
+    page = await context.new_page()
+    started = time.perf_counter()
+    await page.goto(url, timeout=600_000)
+    await page.wait_for_selector(".seegaan-player .main-svg", timeout=600_000)
+    return page, time.perf_counter() - started
+
+
+async def _interact(page, attribute: str) -> dict:
+    before = await page.evaluate(PLAYER)
+    started = time.perf_counter()
+    await page.select_option(".seegaan-attribute select", label=attribute)
+    await page.wait_for_function(f"(b) => ({PLAYER})().curve !== b", arg=before["curve"], timeout=120_000)
+    changed = time.perf_counter() - started
+    first = (await page.evaluate(PLAYER))["image"]
+    box = await page.locator(".seegaan-player .updatemenu-button", has_text="Play").bounding_box()
+    started = time.perf_counter()
+    await page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    await page.wait_for_function(f"(f) => ({PLAYER})().image !== f", arg=first, timeout=30_000)
+    return {"attribute_change_to_new_player_s": changed, "play_to_second_frame_s": time.perf_counter() - started}
+
+
+async def _viewers(url: str, n: int, attribute: str) -> dict:
+    blocked: list[str] = []
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        context = await browser.new_context(viewport={"width": 1400, "height": 1300})
+
+        async def route(r):
+            if r.request.url.startswith(LOCAL):
+                await r.continue_()
+            else:
+                blocked.append(r.request.url)
+                await r.abort()
+
+        await context.route("**/*", route)
+        opened = await asyncio.gather(*[_open(context, url) for _ in range(n)])
+        timing = await _interact(opened[0][0], attribute)
+        await browser.close()
+        return {"page_ready_s": [t for _, t in opened], **timing, "blocked": sorted(set(blocked))}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--viewers", type=int, default=4)
+    parser.add_argument("--notebook", type=Path, help="default: the bundled dashboard (needs seegaan_explore.demo)")
+    parser.add_argument("--attribute", default="age", help="the attribute picked on the first page")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="seegaan-bench-"))
+    notebook, what = args.notebook, "the given notebook"
+    if notebook is None:
+        try:
+            import seegaan_explore.demo  # noqa: F401
+            what = "the bundled dashboard"
+        except ImportError:
+            notebook, what = _fallback_notebook(folder), "an untrained tiny model on 64 phantoms (no demo bundle)"
+    port = _free_port()
+    command = [sys.executable, "-m", "seegaan_explore", "demo", "--no-browser", "--port", str(port)]
+    command += ["--notebook", str(notebook)] if notebook else []
+    with open(folder / "voila.log", "w") as log:
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        voila = psutil.Process(server.pid)
+        _wait_idle(voila, 1)
+        preheated = [_memory(k) for k in _kernels(voila)]
+        result = asyncio.run(_viewers(f"http://127.0.0.1:{port}/", args.viewers, args.attribute))
+        _wait_idle(voila, args.viewers)
+        kernels = [_memory(k) for k in _kernels(voila)]
+        out = {"served": what, "viewers": args.viewers, "preheated_kernel": preheated,
+               "kernels": kernels, "voila_server": _memory(voila),
+               **result}
+    finally:
+        server.terminate()
+        server.wait(60)
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"{what}; {args.viewers} viewers at once")
+    print("page ready (s): " + ", ".join(f"{t:.1f}" for t in out["page_ready_s"]))
+    print(f"attribute change to new player: {out['attribute_change_to_new_player_s']:.2f} s; "
+          f"play to second frame: {out['play_to_second_frame_s']:.2f} s")
+    print(f"{len(kernels)} kernels ({args.viewers} viewers + 1 preheated for the next):")
+    for k in kernels:
+        print(f"  pid {k['pid']}: RSS {k['rss_mb']:.0f} MB, USS {k['uss_mb']:.0f} MB, PSS {k['pss_mb']:.0f} MB")
+    print(f"voila server: RSS {out['voila_server']['rss_mb']:.0f} MB; requests blocked: {out['blocked']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

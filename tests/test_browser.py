@@ -1,0 +1,205 @@
+"""The dashboard in a real browser (Debian's chromium driven by Playwright), served by
+``seegaan-explore demo`` through Voila and, as a widget, in JupyterLab: pick an attribute, click a
+patient, press play, and check that frames, prediction curve and attribution panel respond, with
+no request leaving the machine but Voila's Font Awesome CSS.
+
+Skipped where /usr/bin/chromium or playwright is missing (``apt-get install chromium``; never
+``playwright install``). The served notebook builds the tiny setup of ``ui_cohort.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")]
+sync_api = pytest.importorskip("playwright.sync_api")
+
+TESTS = Path(__file__).resolve().parent
+LOCAL = ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:", "about:")
+VOILA_ALLOWED = {"https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@%5E5/css/all.min.css",
+                 "https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@%5E5/css/v4-shims.min.css"}
+START_S = 180  # kernel start, building the cohort and the first render, on a loaded 2-core machine
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextmanager
+def _server(command: list[str], port: int, log: Path):
+    """Run a server until the test ends; its output goes to ``log`` (shown when it fails to start)."""
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ,
+                                                                                       "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + START_S
+        while not _listening(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start: {' '.join(command)}\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(60)
+
+
+@pytest.fixture(scope="module")
+def notebook(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("served")
+    source = ("import sys\n"
+              f"sys.path.insert(0, {str(TESTS)!r})\n"
+              "from ui_cohort import small_setup\n"
+              "from seegaan_explore.ui.explorer import Explorer\n\n"
+              "model, latents, table, cnn, oracle, images = small_setup(40)\n"
+              "Explorer(model, latents, table, cnn=cnn, oracle=oracle, images=images)")
+    path = folder / "tiny_dashboard.ipynb"
+    path.write_text(json.dumps({
+        "cells": [{"cell_type": "code", "execution_count": None, "id": "dashboard", "metadata": {}, "outputs": [],
+                   "source": source}],
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+        "nbformat": 4, "nbformat_minor": 5}))
+    return path
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """A headless chromium whose non-local requests are blocked and recorded."""
+    blocked: list[str] = []
+
+    def route(r):
+        if r.request.url.startswith(LOCAL):
+            r.continue_()
+        else:
+            blocked.append(r.request.url)
+            r.abort()
+
+    with sync_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            tmp_path / "profile", executable_path=str(CHROMIUM), headless=True, viewport={"width": 1400, "height": 1300},
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        context.route("**/*", route)
+        page = context.pages[0] if context.pages else context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        yield page, blocked, errors
+        context.close()
+
+
+PLAYER = """() => {
+    const player = document.querySelector('.seegaan-player');
+    const image = player && player.querySelector('image');
+    const curve = player && player.querySelector('.scatterlayer path.js-line');
+    return {image: image ? (image.getAttribute('href') || image.getAttribute('xlink:href')) : null,
+            curve: curve ? curve.getAttribute('d') : null};
+}"""
+
+
+def _click_centre(page, locator) -> None:
+    """Move there first: plotly fires click events for the point under a hover."""
+    box = locator.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.click(x, y)
+
+
+def _exercise(page, screenshots: Path, label: str) -> dict:
+    """Pick an attribute, click a patient, play; returns the timings measured on the way."""
+    timings = {}
+    page.wait_for_selector(".seegaan-player .main-svg", timeout=START_S * 1000)
+    page.wait_for_function("() => document.querySelector('.seegaan-status').textContent.includes('Ready')")
+    first = page.evaluate(PLAYER)
+    assert first["image"].startswith("data:image/png;base64,") and first["curve"]
+
+    started = time.perf_counter()
+    page.select_option(".seegaan-attribute select", label="ctr")
+    page.wait_for_function(f"(before) => ({PLAYER})().curve !== before", arg=first["curve"], timeout=60_000)
+    timings["attribute_change_to_new_player_s"] = time.perf_counter() - started
+    assert "ctr" in page.inner_text(".seegaan-status")
+    second = page.evaluate(PLAYER)
+
+    points = page.locator(".seegaan-scatter .scatterlayer .trace").first.locator("path.point")
+    box = points.nth(7).bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_function("() => document.querySelector('.seegaan-thumbnail-caption').textContent.includes('(#7)')",
+                           timeout=30_000)  # hovering shows that patient's thumbnail
+    _click_centre(page, points.nth(5))
+    page.wait_for_function("() => document.querySelector('.seegaan-patient input').value === '5'", timeout=60_000)
+    page.wait_for_function(f"(before) => ({PLAYER})().curve !== before", arg=second["curve"], timeout=60_000)
+    assert "(#5)" in page.inner_text(".seegaan-patient-info")
+
+    shown = {page.evaluate(PLAYER)["image"]}
+    started = time.perf_counter()
+    _click_centre(page, page.locator(".seegaan-player .updatemenu-button", has_text="Play"))
+    while time.perf_counter() - started < 3 and len(shown) < 4:
+        shown.add(page.evaluate(PLAYER)["image"])
+        if len(shown) == 2 and "play_to_second_frame_s" not in timings:
+            timings["play_to_second_frame_s"] = time.perf_counter() - started
+        page.wait_for_timeout(20)
+    assert len(shown) >= 4, "pressing play did not step through the frames"
+
+    for hook in (".seegaan-attribution-original", ".seegaan-attribution-frame"):
+        assert page.eval_on_selector(hook, "img => img.naturalWidth") == 32
+    assert "rank correlation" in page.inner_text(".seegaan-attribution-caption")
+    page.screenshot(path=str(screenshots / f"{label}.png"), full_page=True)
+    return timings
+
+
+def test_demo_command_serves_a_dashboard_that_plays(notebook, browser, tmp_path):
+    page, blocked, errors = browser
+    port = _free_port()
+    command = [sys.executable, "-m", "seegaan_explore", "demo", "--no-browser", "--port", str(port),
+               "--notebook", str(notebook)]
+    with _server(command, port, tmp_path / "voila.log"):
+        started = time.perf_counter()
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_selector(".seegaan-player .main-svg", timeout=START_S * 1000)
+        ready = time.perf_counter() - started
+        timings = _exercise(page, tmp_path, "voila")
+    print(json.dumps({"voila_first_page_ready_s": round(ready, 2), **{k: round(v, 3) for k, v in timings.items()}}))
+    assert set(blocked) <= VOILA_ALLOWED, f"requests left the machine: {sorted(set(blocked) - VOILA_ALLOWED)}"
+    assert not errors, errors
+
+
+def test_the_widget_works_in_jupyterlab(notebook, browser, tmp_path):
+    page, blocked, errors = browser
+    port = _free_port()
+    command = [sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser", f"--port={port}",
+               "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=", "--ServerApp.password=",
+               "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={notebook.parent}",
+               f"--LabApp.user_settings_dir={tmp_path / 'settings'}",
+               f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"]
+    with _server(command, port, tmp_path / "lab.log"):
+        page.goto(f"http://127.0.0.1:{port}/lab/tree/{notebook.name}")
+        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                               " && window.jupyterapp.shell.currentWidget.sessionContext"
+                               " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+                               " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+                               " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status"
+                               " === 'idle'", timeout=START_S * 1000)
+        started = time.perf_counter()
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.wait_for_selector(".seegaan-player .main-svg", timeout=START_S * 1000)
+        ready = time.perf_counter() - started
+        timings = _exercise(page, tmp_path, "jupyterlab")
+    print(json.dumps({"lab_run_to_ready_s": round(ready, 2), **{k: round(v, 3) for k, v in timings.items()}}))
+    assert not blocked, f"requests left the machine: {blocked}"
+    assert not errors, errors
