@@ -148,6 +148,31 @@ def time_interactive(model: SeeGaan, rounds: int = 5, n_latents: int = 400, fram
     return {"interactive_s": statistics.median(totals), "breakdown": breakdown}
 
 
+def time_integrated_gradients(resolution: int = 128, rounds: int = 5, n_steps: int = 50) -> dict:
+    """Integrated gradients (50 steps) on one image through :func:`explore.attribution.attribute`
+    against Captum's own call with the same arguments, interleaved so that drift hits both alike."""
+    from captum.attr import IntegratedGradients
+
+    from .explore.attribution import BACKGROUND, attribute
+    from .model.cnn import CnnConfig, RadiographCNN
+
+    torch.manual_seed(0)
+    cnn = RadiographCNN(CnnConfig(resolution=resolution)).eval()
+    x = torch.rand(1, 1, resolution, resolution) * 2 - 1
+
+    def captum_call():
+        IntegratedGradients(cnn).attribute(x.clone().requires_grad_(True), baselines=torch.full_like(x, BACKGROUND),
+                                           n_steps=n_steps, internal_batch_size=16)
+
+    def ours():
+        attribute(cnn, x, "integrated_gradients", n_steps=n_steps)
+
+    ours(), captum_call()
+    pairs = [(_seconds(ours, torch.device("cpu")), _seconds(captum_call, torch.device("cpu"))) for _ in range(rounds)]
+    return {"ig_s": statistics.median(a for a, _ in pairs), "captum_ig_s": statistics.median(b for _, b in pairs),
+            "ig_overhead": statistics.median(a / b for a, b in pairs) - 1}
+
+
 def run_benchmark(preset: str = "demo", device: str | None = None, precision: str = "auto", batch: int = 16,
                   rounds: int = 7, traversal_256: bool = True, log: Callable[[str], None] = print) -> dict:
     dev = default_device(device)
@@ -190,6 +215,10 @@ def run_benchmark(preset: str = "demo", device: str | None = None, precision: st
     log(f"interactive          attribute picked -> {model.config.resolution} px frames, predictions and a "
         f"Grad-CAM: {interactive['interactive_s']:.2f} s (median); "
         + ", ".join(f"{name} {sec * 1e3:.0f} ms" for name, sec in interactive["breakdown"].items()))
+    ig = time_integrated_gradients(model.config.resolution, rounds=max(3, rounds // 2))
+    result.update(ig)
+    log(f"integrated gradients 50 steps, one {model.config.resolution} px image: {ig['ig_s']:.2f} s "
+        f"(Captum's own call {ig['captum_ig_s']:.2f} s, overhead {ig['ig_overhead']:+.1%})")
     result["direction_26664_s"] = time_direction(26_664)
     result["direction_1m_s"] = time_direction(1_000_000)
     log(f"direction            mean shift with 2 confounders, 512-d: {result['direction_26664_s'] * 1e3:.0f} ms "
