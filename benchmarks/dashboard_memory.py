@@ -88,7 +88,8 @@ def _memory(process: psutil.Process) -> dict:
 
 PLAYER = """() => { const p = document.querySelector('.seegaan-player');
   const i = p && p.querySelector('image'); const c = p && p.querySelector('.scatterlayer path.js-line');
-  return {image: i ? i.getAttribute('href') : null, curve: c ? c.getAttribute('d') : null}; }"""
+  return {image: i ? i.getAttribute('href') : null, curve: c ? c.getAttribute('d') : null,
+          text: p ? p.textContent : ''}; }"""
 
 
 async def _open(context, url: str) -> tuple:
@@ -100,10 +101,10 @@ async def _open(context, url: str) -> tuple:
 
 
 async def _interact(page, attribute: str) -> dict:
-    before = await page.evaluate(PLAYER)
     started = time.perf_counter()
     await page.select_option(".seegaan-attribute select", label=attribute)
-    await page.wait_for_function(f"(b) => ({PLAYER})().curve !== b", arg=before["curve"], timeout=120_000)
+    # the new figure's slider names the attribute (a redraw on resize alone would change the curve's path)
+    await page.wait_for_function(f"(a) => ({PLAYER})().text.includes(a + ': ')", arg=attribute, timeout=120_000)
     changed = time.perf_counter() - started
     first = (await page.evaluate(PLAYER))["image"]
     box = await page.locator(".seegaan-player .updatemenu-button", has_text="Play").bounding_box()

@@ -4,13 +4,15 @@ patient, press play, and check that frames, prediction curve and attribution pan
 no request leaving the machine but Voila's Font Awesome CSS.
 
 Skipped where /usr/bin/chromium or playwright is missing (``apt-get install chromium``; never
-``playwright install``). The served notebook builds the tiny setup of ``ui_cohort.py``.
+``playwright install``). Served: a notebook with the tiny setup of ``ui_cohort.py``, and the bundled
+dashboard where the demo weights are installed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -29,6 +31,9 @@ TESTS = Path(__file__).resolve().parent
 LOCAL = ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:", "about:")
 VOILA_ALLOWED = {"https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@%5E5/css/all.min.css",
                  "https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@%5E5/css/v4-shims.min.css"}
+# anywidget rejects a promise when a widget's module takes over 2 s to initialise; plotly's 5 MB bundle
+# can, on a loaded machine. The FigureWidget still renders and works (which the tests check).
+ANYWIDGET_SLOW_START = "[anywidget] Failed to initialize model."
 START_S = 180  # kernel start, building the cohort and the first render, on a loaded 2-core machine
 
 
@@ -99,7 +104,7 @@ def browser(tmp_path):
         context.route("**/*", route)
         page = context.pages[0] if context.pages else context.new_page()
         errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("pageerror", lambda e: errors.append(str(e)) if str(e) != ANYWIDGET_SLOW_START else None)
         yield page, blocked, errors
         context.close()
 
@@ -109,7 +114,7 @@ PLAYER = """() => {
     const image = player && player.querySelector('image');
     const curve = player && player.querySelector('.scatterlayer path.js-line');
     return {image: image ? (image.getAttribute('href') || image.getAttribute('xlink:href')) : null,
-            curve: curve ? curve.getAttribute('d') : null};
+            curve: curve ? curve.getAttribute('d') : null, text: player ? player.textContent : ''};
 }"""
 
 
@@ -131,52 +136,77 @@ def _exercise(page, screenshots: Path, label: str) -> dict:
 
     started = time.perf_counter()
     page.select_option(".seegaan-attribute select", label="ctr")
-    page.wait_for_function(f"(before) => ({PLAYER})().curve !== before", arg=first["curve"], timeout=60_000)
+    # a new figure: its slider names the attribute (a redraw on resize alone also changes the curve's path)
+    page.wait_for_function(f"() => ({PLAYER})().text.includes('ctr: ')", timeout=60_000)
     timings["attribute_change_to_new_player_s"] = time.perf_counter() - started
-    assert "ctr" in page.inner_text(".seegaan-status")
+    page.wait_for_function("() => document.querySelector('.seegaan-status').textContent.includes('Ready: ctr')")
+    page.wait_for_function("() => document.querySelector('.seegaan-scatter .cbtitle').textContent === 'ctr'",
+                           timeout=10_000)  # the cohort map is coloured by the new attribute
     second = page.evaluate(PLAYER)
+    assert second["curve"] != first["curve"]
 
+    # hover a point: its thumbnail shows (in a dense cohort the nearest of overlapping points answers)
     points = page.locator(".seegaan-scatter .scatterlayer .trace").first.locator("path.point")
-    box = points.nth(7).bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.wait_for_function("() => document.querySelector('.seegaan-thumbnail-caption').textContent.includes('(#7)')",
-                           timeout=30_000)  # hovering shows that patient's thumbnail
-    _click_centre(page, points.nth(5))
-    page.wait_for_function("() => document.querySelector('.seegaan-patient input').value === '5'", timeout=60_000)
-    page.wait_for_function(f"(before) => ({PLAYER})().curve !== before", arg=second["curve"], timeout=60_000)
-    assert "(#5)" in page.inner_text(".seegaan-patient-info")
+    box = points.nth(5).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.wait_for_function("() => /\\(#\\d+\\)/.test(document.querySelector('.seegaan-thumbnail-caption').textContent)",
+                           timeout=30_000)
+    hovered = re.search(r"\(#(\d+)\)", page.inner_text(".seegaan-thumbnail-caption")).group(1)
+    assert hovered != "0"  # patient 0 is selected already
+    page.mouse.click(x, y)  # selects the hovered patient
+    page.wait_for_function("(k) => document.querySelector('.seegaan-patient input').value === k", arg=hovered,
+                           timeout=60_000)
+    page.wait_for_function(f"(before) => ({PLAYER})().text !== before", arg=second["text"], timeout=60_000)
+    page.wait_for_function("(k) => document.querySelector('.seegaan-patient-info').textContent.includes(`(#${k})`)",
+                           arg=hovered)
 
-    shown = {page.evaluate(PLAYER)["image"]}
+    # playing steps the slider (its label names each frame's value) and swaps the frame images
+    state = page.evaluate(PLAYER)
+    labels, images = {state["text"]}, {state["image"]}
     started = time.perf_counter()
     _click_centre(page, page.locator(".seegaan-player .updatemenu-button", has_text="Play"))
-    while time.perf_counter() - started < 3 and len(shown) < 4:
-        shown.add(page.evaluate(PLAYER)["image"])
-        if len(shown) == 2 and "play_to_second_frame_s" not in timings:
+    while time.perf_counter() - started < 5 and (len(labels) < 4 or len(images) < 2):
+        state = page.evaluate(PLAYER)
+        labels.add(state["text"])
+        images.add(state["image"])
+        if len(labels) == 2 and "play_to_second_frame_s" not in timings:
             timings["play_to_second_frame_s"] = time.perf_counter() - started
         page.wait_for_timeout(20)
-    assert len(shown) >= 4, "pressing play did not step through the frames"
+    assert len(labels) >= 4 and len(images) >= 2, "pressing play did not step through the frames"
 
-    for hook in (".seegaan-attribution-original", ".seegaan-attribution-frame"):
-        assert page.eval_on_selector(hook, "img => img.naturalWidth") == 32
+    widths = [page.eval_on_selector(hook, "img => img.naturalWidth")
+              for hook in (".seegaan-attribution-original", ".seegaan-attribution-frame")]
+    assert widths[0] == widths[1] > 0
     assert "rank correlation" in page.inner_text(".seegaan-attribution-caption")
     page.screenshot(path=str(screenshots / f"{label}.png"), full_page=True)
     return timings
 
 
-def test_demo_command_serves_a_dashboard_that_plays(notebook, browser, tmp_path):
+def _demo_bundle_present() -> bool:
+    from seegaan_explore import demo
+
+    return all((demo.WEIGHTS_DIR / name).is_file() for name in demo.FILES.values())
+
+
+@pytest.mark.parametrize("served", ["tiny notebook", "bundled dashboard"])
+def test_demo_command_serves_a_dashboard_that_plays(served, notebook, browser, tmp_path):
+    if served == "bundled dashboard" and not _demo_bundle_present():
+        pytest.skip("the demo weights are not in seegaan_explore/weights")
     page, blocked, errors = browser
     port = _free_port()
-    command = [sys.executable, "-m", "seegaan_explore", "demo", "--no-browser", "--port", str(port),
-               "--notebook", str(notebook)]
+    command = [sys.executable, "-m", "seegaan_explore", "demo", "--no-browser", "--port", str(port)]
+    command += ["--notebook", str(notebook)] if served == "tiny notebook" else []
     with _server(command, port, tmp_path / "voila.log"):
         started = time.perf_counter()
-        page.goto(f"http://127.0.0.1:{port}/")
+        page.goto(f"http://127.0.0.1:{port}/", timeout=START_S * 1000)
         page.wait_for_selector(".seegaan-player .main-svg", timeout=START_S * 1000)
         ready = time.perf_counter() - started
         timings = _exercise(page, tmp_path, "voila")
-    print(json.dumps({"voila_first_page_ready_s": round(ready, 2), **{k: round(v, 3) for k, v in timings.items()}}))
+        assert not errors, errors  # (before the server stops: a closing connection may raise in the page)
+    print(json.dumps({"served": served, "voila_first_page_ready_s": round(ready, 2),
+                      **{k: round(v, 3) for k, v in timings.items()}}))
     assert set(blocked) <= VOILA_ALLOWED, f"requests left the machine: {sorted(set(blocked) - VOILA_ALLOWED)}"
-    assert not errors, errors
 
 
 def test_the_widget_works_in_jupyterlab(notebook, browser, tmp_path):
@@ -200,6 +230,6 @@ def test_the_widget_works_in_jupyterlab(notebook, browser, tmp_path):
         page.wait_for_selector(".seegaan-player .main-svg", timeout=START_S * 1000)
         ready = time.perf_counter() - started
         timings = _exercise(page, tmp_path, "jupyterlab")
+        assert not errors, errors
     print(json.dumps({"lab_run_to_ready_s": round(ready, 2), **{k: round(v, 3) for k, v in timings.items()}}))
     assert not blocked, f"requests left the machine: {blocked}"
-    assert not errors, errors
