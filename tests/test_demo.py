@@ -94,4 +94,4 @@ def test_bundled_weights_reconstruct_and_traverse(capsys):
     recorded = manifest()["evaluation"]
     # the bundled model does what its manifest says, within the noise of a smaller sample
     assert result["reconstruction_psnr_db"] > recorded["reconstruction_psnr_db"] - 1.0
-    assert result["attributes"]["severity"]["diffmap_r"] > 0.5
+    assert result["attributes"]["severity"]["diffmap_r"] > recorded["attributes"]["severity"]["diffmap_r"] - 0.15
