@@ -375,13 +375,36 @@ def _encoded_cohort(args, model, progress: bool):
     return cohort, encode_cohort(model, cohort, args.cache_dir, batch_size=args.batch_size, progress=progress)
 
 
+CNN_PREDICTION = "cnn_prediction"
+
+
+def _cnn_predictions(cohort, args):
+    """The CNN's prediction for every image of the cohort, by image id: the paper's way of making
+    what a CNN has learned an attribute like any other."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from .model.cnn import load_cnn
+
+    if not getattr(args, "cnn", None):
+        raise ValueError(f"the attribute {CNN_PREDICTION!r} needs --cnn CHECKPOINT")
+    cnn = load_cnn(args.cnn, device=args.device)
+    images = cohort.images(cnn.config.resolution, args.cache_dir, progress=not args.no_progress)
+    predicted = cnn.predict(torch.from_numpy(np.asarray(images, dtype=np.float32))[:, None]).cpu().numpy()
+    return pd.Series(predicted.astype(np.float64), index=cohort.ids)
+
+
 def _fit_direction(cohort, latents, attribute: str, args):
     """Fit ``args.estimator`` for ``attribute`` (ln of it with ``--log``) on the cohort's latents."""
     import numpy as np
 
     from .explore.directions import fit_direction
 
-    values = cohort.attribute(attribute).reindex(latents.ids).to_numpy(dtype=np.float64)
+    if attribute == CNN_PREDICTION:
+        values = _cnn_predictions(cohort, args).reindex(latents.ids).to_numpy(dtype=np.float64)
+    else:
+        values = cohort.attribute(attribute).reindex(latents.ids).to_numpy(dtype=np.float64)
     name = attribute
     if args.log:
         if np.any(values[~np.isnan(values)] <= 0):
@@ -436,7 +459,9 @@ def _add_direction(sub) -> None:
                                    "(vector, units and diagnostics). Prints one JSON line per direction.")
     _add_cohort_arguments(p)
     _add_autoencoder_arguments(p)
-    p.add_argument("--attribute", required=True, nargs="+", help="table column(s)")
+    p.add_argument("--attribute", required=True, nargs="+",
+                   help=f"table column(s), or {CNN_PREDICTION} (with --cnn) for what the CNN predicts")
+    p.add_argument("--cnn", type=Path, help="CNN checkpoint whose prediction is the attribute cnn_prediction")
     _add_direction_fit_arguments(p)
     p.add_argument("--out", required=True, type=Path, help="folder for the direction files")
     p.set_defaults(run=_user_errors(_run_direction))

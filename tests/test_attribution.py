@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from seegaan_explore.explore.attribution import METHODS, agreement, attribute, mass_inside
+from seegaan_explore.explore.attribution import METHODS, agreement, attribute, gradcam_layer, mass_inside
 from seegaan_explore.model.cnn import CnnConfig, RadiographCNN
 
 R = 32
@@ -72,10 +72,18 @@ def test_gradcam_on_the_project_cnn_is_upsampled_and_nonnegative(images):
     assert cnn.training  # the caller's mode is restored
 
 
-def test_gradcam_needs_a_layer_when_the_model_names_none(images):
-    plain = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Flatten(), nn.LazyLinear(1))
-    with pytest.raises(ValueError, match="Grad-CAM needs a layer"):
-        attribute(plain, images, "gradcam")
+def test_gradcam_finds_the_last_conv_of_any_module(images):
+    torch.manual_seed(0)
+    first, last = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 2, 3, padding=1)
+    plain = nn.Sequential(first, nn.ReLU(), last, nn.Flatten(), nn.LazyLinear(1))
+    plain(images)  # materialise the lazy layer
+    assert gradcam_layer(plain) is last
+    found = attribute(plain, images, "gradcam")
+    named = attribute(plain, images, "gradcam", layer=last)
+    np.testing.assert_allclose(found, named)
+    assert not np.allclose(found, attribute(plain, images, "gradcam", layer=first))
+    with pytest.raises(ValueError, match="has none: pass layer="):
+        attribute(nn.Sequential(nn.Flatten(), nn.LazyLinear(1)), images, "gradcam")
     with pytest.raises(ValueError, match="choose one of"):
         attribute(plain, images, "lime")
     assert set(METHODS) == {"gradcam", "integrated_gradients", "saliency", "occlusion", "gradient_shap"}

@@ -226,3 +226,20 @@ def test_attribute_writes_overlay_and_map_per_image(setup, tmp_path, capsys):
     with pytest.raises(SystemExit, match="no usable image with id 'nobody'"):
         main(["attribute", "--cnn", str(setup / "cnn.safetensors"), "--id", "nobody", "--out", str(tmp_path),
               "--no-progress", *_cohort_args(setup)])
+
+
+def test_direction_of_the_cnn_prediction(setup, tmp_path, capsys):
+    root = setup
+    args = ["direction", *_cohort_args(root), "--checkpoint", str(root / "tiny.safetensors"), *FP32,
+            "--attribute", "cnn_prediction", "--out", str(tmp_path)]
+    with pytest.raises(SystemExit, match="needs --cnn"):
+        main(args)
+    assert main([*args, "--cnn", str(root / "cnn.safetensors")]) == 0
+    saved = load_direction(tmp_path / "cnn_prediction.mean_shift.safetensors")
+    # the same as regressing the latents on the CNN's own predictions over the cohort
+    cohort = Cohort.from_table(root / "phantoms" / "phantoms.csv")
+    latents = encode_cohort(_model(root), cohort, root / "cache", progress=False)
+    images = torch.from_numpy(np.asarray(cohort.images(32, root / "cache", progress=False), dtype=np.float32))[:, None]
+    predicted = load_cnn(root / "cnn.safetensors").predict(images).numpy()
+    expected = fit_direction("mean_shift", latents.latents, predicted.astype(np.float64))
+    np.testing.assert_allclose(saved.vector, expected.vector, rtol=1e-4, atol=1e-6)

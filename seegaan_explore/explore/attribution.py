@@ -18,7 +18,7 @@ BACKGROUND = -1.0  # the value of an empty radiograph pixel: the baseline "nothi
 
 
 def _gradcam(model, x, layer, **kw):
-    maps = LayerGradCam(model, layer or model.gradcam_layer).attribute(x, relu_attributions=True)
+    maps = LayerGradCam(model, layer).attribute(x, relu_attributions=True)
     return LayerAttribution.interpolate(maps, tuple(x.shape[-2:]), interpolate_mode="bilinear")
 
 
@@ -52,17 +52,30 @@ METHODS: dict[str, Callable] = {
 }
 
 
+def gradcam_layer(model: nn.Module) -> nn.Module:
+    """The layer Grad-CAM hooks: the model's ``gradcam_layer`` if it names one, else its last
+    convolution (the usual choice: the last spatial feature map before pooling)."""
+    named = getattr(model, "gradcam_layer", None)
+    if isinstance(named, nn.Module):
+        return named
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError(f"Grad-CAM needs a convolutional layer and {type(model).__name__} has none: "
+                         "pass layer=...")
+    return convs[-1]
+
+
 def attribute(model: nn.Module, images: torch.Tensor, method: str = "gradcam", *,
               layer: nn.Module | None = None, **options) -> np.ndarray:
     """Attribution maps [B, R, R] for ``images`` [B, 1, R, R] and a single-output ``model``.
 
-    ``layer``: the Grad-CAM layer (default ``model.gradcam_layer``). ``options`` go to the method,
+    ``layer``: the Grad-CAM layer (default: :func:`gradcam_layer`). ``options`` go to the method,
     e.g. ``n_steps`` and ``internal_batch_size`` for integrated gradients (the latter bounds memory).
     """
     if method not in METHODS:
         raise ValueError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
-    if method == "gradcam" and layer is None and not hasattr(model, "gradcam_layer"):
-        raise ValueError("Grad-CAM needs a layer: pass layer=... (e.g. the last conv block)")
+    if method == "gradcam" and layer is None:
+        layer = gradcam_layer(model)
     was_training = model.training
     model.eval()
     try:
