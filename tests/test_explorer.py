@@ -69,11 +69,12 @@ def test_first_view_shows_the_cnn_target_with_a_playable_traversal(explorer, set
     assert len(set(sources)) > 1  # the frames differ
     np.testing.assert_allclose(_array(player["data"][2]["y"]), r["cnn_predictions"])  # the prediction curve
     assert "Ready" in explorer.status.value
-    np.testing.assert_allclose(explorer.scatter.data[0].marker.color, explorer.renderer.values("nt_probnp_pg_ml"))
+    # a lab value on the log scale is coloured on it too
+    logged = np.log10(explorer.renderer.values("nt_probnp_pg_ml"))
+    np.testing.assert_allclose(explorer.scatter.data[0].marker.color, logged)
     # the synced state a browser connecting later starts from holds the colours too
-    np.testing.assert_allclose(explorer.scatter._widget_data[0]["marker"]["color"],
-                               explorer.renderer.values("nt_probnp_pg_ml"))
-    assert explorer.scatter.data[0].marker.colorbar.title.text == "nt_probnp_pg_ml"
+    np.testing.assert_allclose(explorer.scatter._widget_data[0]["marker"]["color"], logged)
+    assert explorer.scatter.data[0].marker.colorbar.title.text == "log10 nt_probnp_pg_ml"
     assert "nt_probnp_pg_ml" not in explorer.confounders.options[0]
 
 

@@ -436,21 +436,24 @@ class Explorer(widgets.VBox):
 
     def _update_scatter(self, force: bool = False) -> None:
         attribute = self.attribute.value
-        if not force and attribute == self._coloured_by:
+        values = np.asarray(self.renderer.values(attribute), dtype=np.float64)
+        # lab values span decades: colour them on the log scale the traversal uses, or one patient is yellow
+        log = bool(self.log_scale.value) and np.nanmin(values, initial=np.inf) > 0
+        if not force and (attribute, log) == self._coloured_by:
             return
         x, y = self._scatter_xy(self.view.value)
-        values = self.renderer.values(attribute)
+        shown, label = (np.log10(values), f"log10 {attribute}") if log else (values, attribute)
         share = self.renderer.embedding()[1]
         titles = ((f"latent axis 1 ({share[0]:.0%} of variance)", f"latent axis 2 ({share[1]:.0%})")
                   if self.view.value == "pca"
                   else (self.renderer.label(attribute), self.renderer.label(CNN_PREDICTION)))
         with self.scatter.batch_update():
             self.scatter.data[0].x, self.scatter.data[0].y = x, y
-            self.scatter.data[0].marker.color = [float(v) if np.isfinite(v) else "lightgrey" for v in values]
-            self.scatter.data[0].marker.colorbar.title = {"text": attribute, "side": "right"}
-            self.scatter.data[0].hovertemplate = f"#%{{customdata}}<br>{attribute} %{{marker.color:.3g}}<extra></extra>"
+            self.scatter.data[0].marker.color = [float(v) if np.isfinite(v) else "lightgrey" for v in shown]
+            self.scatter.data[0].marker.colorbar.title = {"text": label, "side": "right"}
+            self.scatter.data[0].hovertemplate = f"#%{{customdata}}<br>{label} %{{marker.color:.3g}}<extra></extra>"
             self.scatter.layout.xaxis.title, self.scatter.layout.yaxis.title = titles
-        self._coloured_by = attribute
+        self._coloured_by = (attribute, log)
         self._mark_patient()
 
     def _mark_patient(self) -> None:
