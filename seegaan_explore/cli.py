@@ -525,6 +525,9 @@ def _add_traverse(sub) -> None:
     how.add_argument("--direction", type=Path,
                      help="a direction file (.safetensors), or the original's average latents (.npy, k x w_dim)")
     how.add_argument("--attribute", help="fit the direction of this column now (needs --data)")
+    how.add_argument("--latent-shift", action="store_true",
+                     help="per patient, the gradient of --cnn's prediction through the generator (Latent Shift); "
+                          "steps in units of the prediction")
     _add_direction_fit_arguments(p)
     p.add_argument("--bin-values", nargs="+", type=float,
                    help="attribute value of each average-latents bin (default 0..k-1: one unit per bin)")
@@ -561,6 +564,8 @@ def _run_traverse(args) -> int:
     amounts = np.array(args.amounts) if args.amounts else np.linspace(*args.range, args.frames)
     model = _autoencoder(args)
     cnn, label = _explainer(args, model.config.resolution)
+    if args.latent_shift and (cnn is None or args.sd):
+        raise ValueError("--latent-shift needs --cnn, and steps in units of its prediction (no --sd)")
     direction = load_direction(args.direction, bin_values=args.bin_values) if args.direction else None
     if direction is not None and args.sd and not math.isfinite(direction.scale):
         raise ValueError(f"{args.direction}: the direction does not record the attribute's SD; give steps in "
@@ -576,6 +581,10 @@ def _run_traverse(args) -> int:
         else:
             image = torch.from_numpy(load_preprocessed(subject, model.config.resolution))[None, None]
             w0, name = model.encode(image)[0].cpu().numpy(), subject.stem
+        if args.latent_shift:
+            from .explore.latent_shift import latent_shift
+
+            direction = latent_shift(model, cnn, w0, noise_seed=args.noise_seed, attribute=f"{label} (latent shift)")
         t = traverse(model, w0, direction, amounts, in_sd=args.sd, noise_seed=args.noise_seed)
         predictions = attributions = None
         if cnn is not None:

@@ -17,6 +17,7 @@ from seegaan_explore.data.images import load_preprocessed
 from seegaan_explore.explore.attribution import attribute
 from seegaan_explore.explore.directions import fit_direction
 from seegaan_explore.explore.export import load_direction, load_traversal, to_uint8
+from seegaan_explore.explore.latent_shift import latent_shift
 from seegaan_explore.explore.latents import encode_cohort
 from seegaan_explore.explore.traversal import traverse
 from seegaan_explore.model import SeeGaan, load_model, preset_config, save_model
@@ -243,3 +244,19 @@ def test_direction_of_the_cnn_prediction(setup, tmp_path, capsys):
     predicted = load_cnn(root / "cnn.safetensors").predict(images).numpy()
     expected = fit_direction("mean_shift", latents.latents, predicted.astype(np.float64))
     np.testing.assert_allclose(saved.vector, expected.vector, rtol=1e-4, atol=1e-6)
+
+
+def test_traverse_along_latent_shift_per_patient(setup, tmp_path, capsys):
+    image = setup / "phantoms" / "phantom_s0_000002.png"
+    common = ["traverse", "--checkpoint", str(setup / "tiny.safetensors"), *FP32, "--image", str(image),
+              "--latent-shift", "--amounts", "0", "1e-4", "--format", "npz", "--out", str(tmp_path)]
+    with pytest.raises(SystemExit, match="needs --cnn"):
+        main(common)
+    assert main([*common, "--cnn", str(setup / "cnn.safetensors")]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    saved, predictions = load_traversal(next(tmp_path.glob("*.npz")))
+    model = _model(setup)
+    w0 = model.encode(torch.from_numpy(load_preprocessed(image, 32))[None, None])[0]
+    expected = latent_shift(model, load_cnn(setup / "cnn.safetensors"), w0)
+    np.testing.assert_allclose(saved.latents[1] - w0.numpy(), 1e-4 * expected.vector, rtol=1e-3, atol=1e-7)
+    assert "latent shift" in out["attribute"] and len(predictions) == 2
