@@ -273,7 +273,8 @@ def _run_evaluate(args) -> int:
     print(f"{'attribute':<20} {'spearman':>8} {'achieved':>8} {'diffmap r':>9} {'age leak':>9} {'view leak':>9}")
     for name, s in result["attributes"].items():
         leak = [f"{s['leakage'][f]:+9.3f}" if f in s["leakage"] else f"{'target':>9}" for f in ("age", "view")]
-        print(f"{name:<20} {s['spearman']:8.2f} {s['achieved_over_intended']:8.2f} {s['diffmap_r']:9.2f} {' '.join(leak)}")
+        print(f"{name:<20} {s['spearman']:8.2f} {s['achieved_over_intended']:8.2f} {s['diffmap_r']:9.2f} "
+              + " ".join(leak))
     for factor, ratio in result.get("conditioned_leakage_ratio", {}).items():
         print(f"conditioning on age and view leaves {ratio:.0%} of NT-proBNP's leakage into {factor}")
     if args.json:
@@ -709,8 +710,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .data.phantoms import add_phantoms_parser
     from .ui.serve import add_demo_parser
 
-    for add in (_add_info, add_phantoms_parser, _add_train, _add_train_cnn, _add_train_oracle, _add_evaluate, _add_bench, _add_encode,
-                _add_direction, _add_traverse, _add_export, _add_attribute, add_demo_parser):
+    for add in (_add_info, add_phantoms_parser, _add_train, _add_train_cnn, _add_train_oracle, _add_evaluate,
+                _add_bench, _add_encode, _add_direction, _add_traverse, _add_export, _add_attribute, add_demo_parser):
         add(sub)
     return parser
 
