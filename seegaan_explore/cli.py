@@ -142,6 +142,26 @@ def _run_train(args) -> int:
     return 0
 
 
+def _add_image_model_training_arguments(p, seed: int, seed_help: str | None = None) -> None:
+    """What train-cnn and train-oracle share: output, resolution, optimisation, split, device."""
+    p.add_argument("--out", required=True, type=Path, help="checkpoint file (.safetensors)")
+    p.add_argument("--resolution", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--val-fraction", type=float, default=0.15, help="held-out fraction of patients")
+    p.add_argument("--seed", type=int, default=seed, help=seed_help)
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _patient_split(args, progress: bool):
+    """The cohort split by patient into (train, held-out) parts, each with its preprocessed images."""
+    cohort = _load_cohort(args, progress)
+    parts = cohort.patient_split((1 - args.val_fraction, args.val_fraction), seed=args.seed)[:2]
+    return [(part, part.images(args.resolution, args.cache_dir, progress=progress)) for part in parts]
+
+
 def _add_train_cnn(sub) -> None:
     p = sub.add_parser("train-cnn", help="train a CNN that predicts one attribute from the image",
                        description="Train the attribute CNN whose predictions and attributions are explored "
@@ -154,15 +174,7 @@ def _add_train_cnn(sub) -> None:
                    help="auto: binary for two-valued columns, else regression")
     p.add_argument("--auc-threshold", type=float,
                    help="also report the AUC for attribute > this value (native units, e.g. 125 pg/mL)")
-    p.add_argument("--out", required=True, type=Path, help="checkpoint file (.safetensors)")
-    p.add_argument("--resolution", type=int, default=128)
-    p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--val-fraction", type=float, default=0.15, help="held-out fraction of patients")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--no-progress", action="store_true")
+    _add_image_model_training_arguments(p, seed=0)
     p.set_defaults(run=_run_train_cnn)
 
 
@@ -175,11 +187,8 @@ def _run_train_cnn(args) -> int:
     from .train.cnn import train_cnn
 
     progress = not args.no_progress
-    cohort = _load_cohort(args, progress)
-    train, val = cohort.patient_split((1 - args.val_fraction, args.val_fraction), seed=args.seed)[:2]
     splits = []
-    for part in (train, val):
-        images = part.images(args.resolution, args.cache_dir, progress=progress)
+    for part, images in _patient_split(args, progress):
         values = part.attribute(args.attribute).to_numpy(dtype=np.float64)
         if args.log:
             if np.any(values[~np.isnan(values)] <= 0):
@@ -211,15 +220,7 @@ def _add_train_oracle(sub) -> None:
                                    "explanation) that scores traversals on the built-in phantom cohort. "
                                    "Prints held-out metrics per factor as JSON.")
     _add_cohort_arguments(p)
-    p.add_argument("--out", required=True, type=Path, help="checkpoint file (.safetensors)")
-    p.add_argument("--resolution", type=int, default=128)
-    p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--val-fraction", type=float, default=0.15, help="held-out fraction of patients")
-    p.add_argument("--seed", type=int, default=1, help="(the CNN's default is 0: a different initialisation)")
-    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--no-progress", action="store_true")
+    _add_image_model_training_arguments(p, seed=1, seed_help="(the CNN's default is 0: a different initialisation)")
     p.set_defaults(run=_run_train_oracle)
 
 
@@ -228,10 +229,8 @@ def _run_train_oracle(args) -> int:
     from .train.cnn import train_oracle
 
     progress = not args.no_progress
-    cohort = _load_cohort(args, progress)
-    train, val = cohort.patient_split((1 - args.val_fraction, args.val_fraction), seed=args.seed)[:2]
-    images = [part.images(args.resolution, args.cache_dir, progress=progress) for part in (train, val)]
-    model, metrics = train_oracle(images[0], train.table, images[1], val.table,
+    (train, train_images), (val, val_images) = _patient_split(args, progress)
+    model, metrics = train_oracle(train_images, train.table, val_images, val.table,
                                   OracleConfig(resolution=args.resolution), epochs=args.epochs,
                                   batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
                                   progress=progress)

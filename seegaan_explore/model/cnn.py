@@ -92,16 +92,27 @@ class RadiographCNN(nn.Module):
         return out * self.config.target_std + self.config.target_mean
 
 
-def save_cnn(path: str | Path, model: RadiographCNN, metrics: dict | None = None) -> None:
-    metadata = {"format": FORMAT, "config": json.dumps(asdict(model.config)), "version": json.dumps(__version__),
-                "metrics": json.dumps(metrics or {})}
+def save_image_model(path: str | Path, model: nn.Module, file_format: str, metrics: dict | None = None) -> None:
+    """Weights plus the dataclass ``model.config`` and held-out metrics, as one safetensors file."""
+    metadata = {"format": file_format, "config": json.dumps(asdict(model.config)),
+                "version": json.dumps(__version__), "metrics": json.dumps(metrics or {})}
     atomic_save_tensors(Path(path), model.state_dict(), metadata)
 
 
-def load_cnn(path: str | Path, device: str | torch.device | None = None) -> RadiographCNN:
-    meta = read_header(path, FORMAT, "CNN checkpoint")
-    values = dict(meta["config"], widths=tuple(meta["config"]["widths"]))
-    model = RadiographCNN(CnnConfig(**values))
+def load_image_model(path: str | Path, file_format: str, what: str, build,
+                     device: str | torch.device | None = None) -> nn.Module:
+    """The model ``build(config_values)`` makes from the file's config (lists as tuples), with its
+    weights and ``metrics``, in eval mode."""
+    meta = read_header(path, file_format, what)
+    model = build({k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()})
     model.load_state_dict(load_file(str(path)))
     model.metrics = meta.get("metrics", {})
     return model.to(device).eval() if device is not None else model.eval()
+
+
+def save_cnn(path: str | Path, model: RadiographCNN, metrics: dict | None = None) -> None:
+    save_image_model(path, model, FORMAT, metrics)
+
+
+def load_cnn(path: str | Path, device: str | torch.device | None = None) -> RadiographCNN:
+    return load_image_model(path, FORMAT, "CNN checkpoint", lambda c: RadiographCNN(CnnConfig(**c)), device)

@@ -8,18 +8,14 @@ bone density off a frame the way a radiologist's measurements would.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
-from .. import __version__
-from .checkpoint import atomic_save_tensors, read_header
-from .cnn import backbone
+from .cnn import backbone, load_image_model, save_image_model
 
 FORMAT = "seegaan-explore-oracle/1"
 
@@ -93,15 +89,8 @@ class Oracle(nn.Module):
 
 
 def save_oracle(path: str | Path, model: Oracle, metrics: dict | None = None) -> None:
-    metadata = {"format": FORMAT, "config": json.dumps(asdict(model.config)), "version": json.dumps(__version__),
-                "metrics": json.dumps(metrics or {})}
-    atomic_save_tensors(Path(path), model.state_dict(), metadata)
+    save_image_model(path, model, FORMAT, metrics)
 
 
 def load_oracle(path: str | Path, device: str | torch.device | None = None) -> Oracle:
-    meta = read_header(path, FORMAT, "oracle checkpoint")
-    config = OracleConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()})
-    model = Oracle(config)
-    model.load_state_dict(load_file(str(path)))
-    model.metrics = meta.get("metrics", {})
-    return model.to(device).eval() if device is not None else model.eval()
+    return load_image_model(path, FORMAT, "oracle checkpoint", lambda c: Oracle(OracleConfig(**c)), device)
