@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from ports import free_port, listening
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [pytest.mark.slow,
@@ -37,17 +37,6 @@ ANYWIDGET_SLOW_START = "[anywidget] Failed to initialize model."
 START_S = 180  # kernel start, building the cohort and the first render, on a loaded 2-core machine
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 @contextmanager
 def _server(command: list[str], port: int, log: Path):
     """Run a server until the test ends; its output goes to ``log`` (shown when it fails to start)."""
@@ -56,7 +45,7 @@ def _server(command: list[str], port: int, log: Path):
                                                                                        "PYTHONUNBUFFERED": "1"})
     try:
         deadline = time.monotonic() + START_S
-        while not _listening(port):
+        while not listening(port):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"server did not start: {' '.join(command)}\n{log.read_text()[-3000:]}")
             time.sleep(0.3)
@@ -194,7 +183,7 @@ def test_demo_command_serves_a_dashboard_that_plays(served, notebook, browser, t
     if served == "bundled dashboard" and not _demo_bundle_present():
         pytest.skip("the demo weights are not in seegaan_explore/weights")
     page, blocked, errors = browser
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "seegaan_explore", "demo", "--no-browser", "--port", str(port)]
     command += ["--notebook", str(notebook)] if served == "tiny notebook" else []
     with _server(command, port, tmp_path / "voila.log"):
@@ -211,7 +200,7 @@ def test_demo_command_serves_a_dashboard_that_plays(served, notebook, browser, t
 
 def test_the_widget_works_in_jupyterlab(notebook, browser, tmp_path):
     page, blocked, errors = browser
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser", f"--port={port}",
                "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=", "--ServerApp.password=",
                "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={notebook.parent}",

@@ -6,7 +6,6 @@ import copy
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import warnings
@@ -16,6 +15,7 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
+from ports import free_port
 
 from seegaan_explore.data.cohort import Cohort, CohortWarning
 from seegaan_explore.data.phantoms import write_cohort
@@ -203,17 +203,11 @@ def test_join_and_frame_align_the_clinical_table_by_id(model, phantom_dir, tmp_p
         latents.join(pd.DataFrame({"key": ["x", "y"], "a": [1, 2]}), on="key")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_processes_encode_their_shares_and_rank_0_assembles(model, phantom_dir, tmp_path):
     checkpoint = tmp_path / "tiny.safetensors"
     save_model(checkpoint, model, ema_only=True)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={_free_port()}",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={free_port()}",
            "--master-addr=127.0.0.1", "-m", "seegaan_explore", "encode", "--data", str(phantom_dir / "phantoms.csv"),
            "--checkpoint", str(checkpoint), "--cache-dir", str(tmp_path / "two"), "--device", "cpu",
            "--batch-size", "2", "--precision", "fp32", "--no-progress"]

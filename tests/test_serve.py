@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from ports import free_port, listening
 
 from seegaan_explore.cli import build_parser
 from seegaan_explore.ui.serve import dashboard_notebook, voila_command
@@ -49,17 +49,6 @@ def test_any_address_but_loopback_needs_a_token(tmp_path):
     assert (args.ip, args.port, args.no_browser, args.token) == ("127.0.0.1", 9002, True, None)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 def _get(url: str) -> tuple[int, str]:
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args, **kwargs):
@@ -78,7 +67,7 @@ def test_off_loopback_the_generated_token_is_printed_and_required(tmp_path):
     notebook.write_text(json.dumps({"cells": [{"cell_type": "code", "execution_count": None, "id": "a",
                                                "metadata": {}, "outputs": [], "source": "print('hello voila')"}],
                                     "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "seegaan_explore", "demo", "--ip", "0.0.0.0", "--port", str(port),
                                 "--no-browser", "--notebook", str(notebook)], stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -87,7 +76,7 @@ def test_off_loopback_the_generated_token_is_printed_and_required(tmp_path):
         token = re.search(r"\?token=(\S+)", line).group(1)
         assert line.startswith(f"Dashboard: http://127.0.0.1:{port}/?token=")
         deadline = time.monotonic() + 120
-        while not _listening(port):
+        while not listening(port):
             assert time.monotonic() < deadline and process.poll() is None, "voila did not start"
             time.sleep(0.3)
         assert _get(f"http://127.0.0.1:{port}/")[0] in (302, 403)
