@@ -90,6 +90,36 @@ def test_picking_an_attribute_recolours_the_cohort_and_replaces_the_player(explo
     assert "ctr" in explorer.words.value
 
 
+def test_a_recolour_made_while_the_kernel_applies_a_browser_message_reaches_the_browser(explorer):
+    """ipywidgets holds a widget's notifications while it applies a message from the browser and squashes
+    the changes made meanwhile: an edit from the render thread in that window would never be sent."""
+    sent, rendered, applying = [], threading.Event(), threading.Event()
+    explorer.scatter.observe(lambda change: sent.append(str(change["new"])), names="_py2js_update")
+    render = explorer.renderer.render
+
+    def render_then_signal(*args, **kwargs):
+        result = render(*args, **kwargs)
+        rendered.set()
+        return result
+
+    def slow_from_json(value, widget):  # the kernel is applying a browser message until the render is done
+        applying.set()
+        rendered.wait(60)
+        time.sleep(0.3)
+        return value
+
+    explorer.renderer.render = render_then_signal
+    explorer.scatter._trait_from_json = slow_from_json
+    browser = threading.Thread(target=explorer.scatter.set_state,
+                               args=({"_dom_classes": list(explorer.scatter._dom_classes)},))
+    browser.start()
+    assert applying.wait(10)
+    explorer.attribute.value = "ctr"
+    explorer.wait()
+    browser.join(60)
+    assert any("'ctr'" in message for message in sent), "the recolour was never sent to the browser"
+
+
 def test_clicking_a_point_selects_that_patient(explorer):
     _pointer(explorer, "plotly_click", 6)
     r = explorer.wait()

@@ -121,6 +121,28 @@ def _mime_output(figure: go.Figure) -> dict:
             "data": {"application/vnd.plotly.v1+json": spec, "text/plain": "traversal player"}}
 
 
+class CohortMap(go.FigureWidget):
+    """The cohort scatter, edited by the render thread while the kernel applies the browser's messages.
+
+    While ipywidgets applies a message from the browser it holds the widget's notifications and squashes
+    every change made meanwhile, from any thread, into the last value; plotly sends each edit as a
+    value followed by None, so an edit from the render thread in that window is never sent. Browser
+    messages are therefore applied under :attr:`edit_lock`, which every edit from another thread takes.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._edit_lock = threading.RLock()
+
+    @property
+    def edit_lock(self) -> threading.RLock:
+        return self._edit_lock
+
+    def set_state(self, sync_data):
+        with self._edit_lock:
+            super().set_state(sync_data)
+
+
 class Explorer(widgets.VBox):
     """The clinician's dashboard over :class:`~seegaan_explore.ui.renderer.Renderer` (built from the
     arguments, which it takes as they are, or passed ready as ``renderer``).
@@ -180,7 +202,7 @@ class Explorer(widgets.VBox):
                                           + ([("attribute vs CNN", "cnn")] if r.cnn is not None else []),
                                           value="pca", style={"button_width": "130px"})
         xy = self._scatter_xy("pca")
-        self.scatter = go.FigureWidget(
+        self.scatter = CohortMap(
             data=[go.Scatter(x=xy[0], y=xy[1], mode="markers", customdata=np.arange(len(r.latents)),
                              marker={"size": 7, "colorscale": "Viridis", "showscale": True,
                                      "colorbar": {"thickness": 12}},
@@ -435,6 +457,10 @@ class Explorer(widgets.VBox):
         self._scatter_thread.start()
 
     def _update_scatter(self, force: bool = False) -> None:
+        with self.scatter.edit_lock:
+            self._recolour_scatter(force)
+
+    def _recolour_scatter(self, force: bool) -> None:
         attribute = self.attribute.value
         values = np.asarray(self.renderer.values(attribute), dtype=np.float64)
         # lab values span decades: colour them on the log scale the traversal uses, or one patient is yellow
@@ -458,15 +484,15 @@ class Explorer(widgets.VBox):
 
     def _mark_patient(self) -> None:
         patient = self.result["patient"] if self.result else self.patient.value
-        if isinstance(patient, str):  # an uploaded image is not on the cohort map
-            self.scatter.data[1].visible = False
+        with self.scatter.edit_lock:
+            if isinstance(patient, str):  # an uploaded image is not on the cohort map
+                self.scatter.data[1].visible = False
+            else:
+                x, y = self.scatter.data[0].x, self.scatter.data[0].y
+                with self.scatter.batch_update():
+                    self.scatter.data[1].visible = True
+                    self.scatter.data[1].x, self.scatter.data[1].y = [x[patient]], [y[patient]]
             self._refresh_scatter_state()
-            return
-        x, y = self.scatter.data[0].x, self.scatter.data[0].y
-        with self.scatter.batch_update():
-            self.scatter.data[1].visible = True
-            self.scatter.data[1].x, self.scatter.data[1].y = [x[patient]], [y[patient]]
-        self._refresh_scatter_state()
 
     def _refresh_scatter_state(self) -> None:
         """Copy the figure into the widget's synced state. Edits reach a connected browser as messages,
