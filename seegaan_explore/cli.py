@@ -555,6 +555,7 @@ def _run_traverse(args) -> int:
     from tqdm.auto import tqdm
 
     from .data.images import load_preprocessed
+    from .explore import quality
     from .explore.export import load_direction
     from .explore.traversal import traverse
 
@@ -575,12 +576,14 @@ def _run_traverse(args) -> int:
         if direction is None:
             direction = _fit_direction(cohort, latents, args.attribute, args)
     subjects = args.id or args.image
+    paths = dict(zip(cohort.ids, cohort.paths)) if args.id else {}
     for subject in tqdm(subjects, desc="Traversals", unit="patient", disable=not progress or len(subjects) < 2):
         if args.id:
             w0, name = latents.latent(subject), subject
+            original = load_preprocessed(paths[subject], model.config.resolution)
         else:
-            image = torch.from_numpy(load_preprocessed(subject, model.config.resolution))[None, None]
-            w0, name = model.encode(image)[0].cpu().numpy(), subject.stem
+            original = load_preprocessed(subject, model.config.resolution)
+            w0, name = model.encode(torch.from_numpy(original)[None, None])[0].cpu().numpy(), subject.stem
         if args.latent_shift:
             from .explore.latent_shift import latent_shift
 
@@ -594,12 +597,25 @@ def _run_traverse(args) -> int:
                 from .explore.attribution import attribute
 
                 attributions = attribute(cnn, frames, args.attribution)
+        measures_target = cnn is not None and len(amounts) >= 3 and _measures(cnn, direction)
+        scores = quality.score(t, predictions if measures_target else None, original=original)
         stem = args.out / f"{_safe_name(name)}.{_safe_name(direction.attribute)}"
         written = _write_traversal(t, stem, args.format, args.fps, predictions, attributions, label)
         print(json.dumps({"subject": str(subject), "attribute": direction.attribute, "amounts": amounts.tolist(),
                           "in_sd": args.sd, **({"predictions": predictions.tolist()} if cnn is not None else {}),
+                          "quality": {**scores, "measured_by": "the CNN" if measures_target else None},
                           "files": [str(p) for p in written]}))
     return 0
+
+
+def _measures(cnn, direction) -> bool:
+    """Whether the CNN's output is the direction's attribute in the direction's units, so that its
+    predictions on the frames score the traversal."""
+    c = cnn.config
+    if c.task != "regression":
+        return False
+    return (direction.estimator == "latent_shift" or direction.attribute == CNN_PREDICTION
+            or direction.attribute == (f"ln({c.attribute})" if c.log_transform else c.attribute))
 
 
 def _explainer(args, resolution: int):

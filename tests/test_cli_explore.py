@@ -17,6 +17,7 @@ from seegaan_explore.data.images import load_preprocessed
 from seegaan_explore.explore.attribution import attribute
 from seegaan_explore.explore.directions import fit_direction
 from seegaan_explore.explore.export import load_direction, load_traversal, to_uint8
+from seegaan_explore.explore import quality
 from seegaan_explore.explore.latent_shift import latent_shift
 from seegaan_explore.explore.latents import encode_cohort
 from seegaan_explore.explore.traversal import traverse
@@ -149,6 +150,12 @@ def test_traverse_writes_every_format_from_the_stored_latent(setup, tmp_path, ca
     assert iio.imread(str(stem) + ".mp4", index=None).shape[0] == 3
     assert Image.open(str(stem) + ".png").size[1] > 3 * 128  # frames, differences and attributions
     assert "CNN: severity" in (stem.parent / f"{stem.name}.html").read_text(encoding="utf-8")
+    # the CNN predicts the traversed attribute, so its predictions on the frames score the traversal
+    original = load_preprocessed(setup / "phantoms" / f"{patient}.png", 32)
+    scores = quality.score(saved, predictions, original=original)
+    assert printed["quality"]["measured_by"] == "the CNN"
+    for key in ("monotonicity", "achieved_over_intended", "proximity", "reconstruction_psnr_db"):
+        assert printed["quality"][key] == pytest.approx(scores[key], rel=1e-4, abs=1e-6)
 
 
 def test_traverse_an_image_file_along_a_direction_fitted_on_the_spot(setup, tmp_path, capsys):
@@ -164,6 +171,11 @@ def test_traverse_an_image_file_along_a_direction_fitted_on_the_spot(setup, tmp_
     w0 = model.encode(torch.from_numpy(load_preprocessed(image, 32))[None, None])[0]
     np.testing.assert_allclose(saved.latents[1] - w0.numpy(), 10 * direction.vector, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(saved.frames, traverse(model, w0, direction, [0, 10]).frames, atol=1e-5)
+    # nothing measures age on the frames: only what the images tell
+    printed = _json_lines(capsys.readouterr().out)[-1]["quality"]
+    assert set(printed) == {"proximity", "reconstruction_psnr_db", "measured_by"} and printed["measured_by"] is None
+    assert printed["reconstruction_psnr_db"] == pytest.approx(
+        quality.psnr_db(saved.reconstruction, load_preprocessed(image, 32)), rel=1e-4)
 
 
 def test_traverse_reads_the_original_average_latents(setup, tmp_path, capsys):
