@@ -120,6 +120,17 @@ def test_a_recolour_made_while_the_kernel_applies_a_browser_message_reaches_the_
     assert any("'ctr'" in message for message in sent), "the recolour was never sent to the browser"
 
 
+def test_latent_shift_is_offered_beside_the_cohort_estimators(explorer):
+    assert "latent_shift" in [value for _, value in explorer.estimator.options]
+    explorer.estimator.value = "latent_shift"
+    r = explorer.wait()
+    assert r["error"] is None and r["direction"].estimator == "latent_shift"
+    assert "Latent Shift" in explorer.words.value
+    explorer.attribute.value = "age"
+    explorer.wait()
+    assert "Latent Shift moves what the CNN predicts" in explorer.status.value
+
+
 def test_clicking_a_point_selects_that_patient(explorer):
     _pointer(explorer, "plotly_click", 6)
     r = explorer.wait()

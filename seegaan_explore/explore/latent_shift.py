@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..model.cnn import at_resolution_of
 from ..model.seegaan import SeeGaan
 from .directions import Direction
 
@@ -38,7 +39,7 @@ def latent_shift(model: SeeGaan, cnn: nn.Module, w0, *, noise_seed: int = 0, sca
     cnn.eval()
     try:
         with torch.enable_grad():
-            prediction = _prediction(cnn, model.generator_ema(w, noise).float())
+            prediction = _prediction(cnn, at_resolution_of(cnn, model.generator_ema(w, noise).float()))
             (gradient,) = torch.autograd.grad(prediction.sum(), w)
     finally:
         cnn.train(was_training)

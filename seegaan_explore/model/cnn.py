@@ -92,6 +92,16 @@ class RadiographCNN(nn.Module):
         return out * self.config.target_std + self.config.target_mean
 
 
+def at_resolution_of(network: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """``images`` [B, 1, R, R] resized to what ``network`` (a CNN, the oracle) was trained on, where its
+    config says; a fully convolutional network accepts any size but answers differently."""
+    size = getattr(getattr(network, "config", None), "resolution", images.shape[-1])
+    if images.shape[-1] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
+                         antialias=size < images.shape[-1])
+
+
 def save_image_model(path: str | Path, model: nn.Module, file_format: str, metrics: dict | None = None) -> None:
     """Weights plus the dataclass ``model.config`` and held-out metrics, as one safetensors file."""
     metadata = {"format": file_format, "config": json.dumps(asdict(model.config)),

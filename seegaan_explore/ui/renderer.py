@@ -27,10 +27,13 @@ from ..data.phantoms import to_uint8
 from ..explore import quality
 from ..explore.attribution import METHODS, agreement, attribute
 from ..explore.directions import ESTIMATORS, Direction, cosine_matrix, fit_direction
+from ..explore.latent_shift import latent_shift
 from ..explore.traversal import traverse
+from ..model.cnn import at_resolution_of
 from ..model.seegaan import SeeGaan
 
 CNN_PREDICTION = "cnn_prediction"
+LATENT_SHIFT = "latent_shift"  # a per-patient direction (the CNN's gradient through the generator), not a cohort fit
 UNITS = ("sd", "value")  # steps in standard deviations of the attribute, or target values in its own units
 MAX_FRAMES = 64
 RESERVED = {"index", "seed", "row", "path", "file", "filename"}  # numbers that are bookkeeping, not attributes
@@ -237,16 +240,9 @@ class Renderer:
             return self._uploads[patient][1]
         return None if self.images is None else np.asarray(self.images[patient], np.float32)
 
-    def _at_resolution_of(self, network, x: torch.Tensor) -> torch.Tensor:
-        """Images resized to what ``network`` (the CNN, the oracle) was trained on, where it says."""
-        size = getattr(getattr(network, "config", None), "resolution", x.shape[-1])
-        if x.shape[-1] == size:
-            return x
-        return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=size < x.shape[-1])
-
     def _cnn_predict(self, images: torch.Tensor) -> np.ndarray:
         """CNN output on images [B, 1, R, R] in the CNN's own scale (e.g. ln NT-proBNP)."""
-        x = self._at_resolution_of(self.cnn, images.float())
+        x = at_resolution_of(self.cnn, images.float())
         if hasattr(self.cnn, "predict"):
             return self.cnn.predict(x).cpu().numpy().astype(np.float64)
         with torch.no_grad():
@@ -275,8 +271,9 @@ class Renderer:
         a["attribute"] = a["attribute"] or self.default_attribute
         if a["attribute"] not in self.attributes:
             raise ValueError(f"unknown attribute {a['attribute']!r}; choose one of {', '.join(self.attributes)}")
-        if a["estimator"] not in ESTIMATORS:
-            raise ValueError(f"unknown estimator {a['estimator']!r}; choose one of {', '.join(ESTIMATORS)}")
+        if a["estimator"] not in ESTIMATORS and a["estimator"] != LATENT_SHIFT:
+            raise ValueError(f"unknown estimator {a['estimator']!r}; choose one of "
+                             f"{', '.join([*ESTIMATORS, LATENT_SHIFT])}")
         a["confounders"] = tuple(a["confounders"] or ())
         for c in a["confounders"]:
             if c not in self.attributes or c == a["attribute"]:
@@ -313,6 +310,31 @@ class Renderer:
             covariates = np.column_stack([self.values(c) for c in confounders]) if confounders else None
             return self._directions.put(key, fit_direction(estimator, self.latents, values, covariates,
                                                            attribute=attribute, confounder_names=tuple(confounders)))
+
+    def latent_shift(self, patient, attribute: str, log: bool = False, noise_seed: int = 0) -> Direction:
+        """Latent Shift for one patient (cached): the direction in which the CNN's prediction on the
+        decoded image rises one unit, to first order. ``attribute`` must be what the CNN predicts, on
+        the scale it predicts it: the CNN's prediction itself, or its target (on the log scale where
+        the CNN learned the logarithm)."""
+        if self.cnn is None:
+            raise ValueError("Latent Shift follows a CNN's gradient, and no CNN was given")
+        config = getattr(self.cnn, "config", None)
+        if getattr(config, "task", None) == "binary":
+            raise ValueError("Latent Shift here steps a regression CNN's output in its own units; this CNN is binary")
+        target, logged = getattr(config, "attribute", None), bool(getattr(config, "log_transform", False))
+        if not ((attribute == CNN_PREDICTION and not log) or (attribute == target and log == logged)):
+            what = f"{target}{' on the log scale' if logged else ''} or " if target in self.attributes else ""
+            raise ValueError(f"Latent Shift moves what the CNN predicts: pick {what}{self.label(CNN_PREDICTION)}, "
+                             f"not {attribute}{' on the log scale' if log else ''}")
+        patient = self._patient(patient)
+        key = (LATENT_SHIFT, patient, attribute, noise_seed)
+        with self._lock:
+            cached = self._directions.hit(key)
+            if cached is not None:
+                return cached
+            scale = float(np.nanstd(self._scale(self.values(attribute), log, attribute)))
+            return self._directions.put(key, latent_shift(self.model, self.cnn, self._w(patient), noise_seed=noise_seed,
+                                                          scale=scale, attribute=attribute))
 
     def cosines(self, direction: Direction) -> dict[str, float]:
         """Cosine of the direction with every other attribute's mean-shift direction: how entangled they are.
@@ -383,7 +405,7 @@ class Renderer:
             entry["cnn_reconstruction"], entry["cnn_predictions"] = float(predicted[0]), predicted[1:1 + len(t.frames)]
             entry["cnn_original"] = float(predicted[-1]) if original is not None else None
         if self.oracle is not None:
-            table = self.oracle.predict(self._at_resolution_of(self.oracle, torch.from_numpy(t.frames)[:, None]))
+            table = self.oracle.predict(at_resolution_of(self.oracle, torch.from_numpy(t.frames)[:, None]))
             if len(table) != len(t.frames):
                 raise ValueError(f"the oracle returned {len(table)} rows for {len(t.frames)} frames")
             entry["oracle_predictions"] = table.reset_index(drop=True)
@@ -409,27 +431,22 @@ class Renderer:
         return self._scale(measured, log, name), by
 
     def _quality(self, a: dict, entry: dict) -> dict:
-        """Scores from :mod:`seegaan_explore.explore.quality`, with what measured the target."""
-        t, original = entry["traversal"], entry["original"]
+        """Scores from :func:`seegaan_explore.explore.quality.score`, with what measured the target."""
+        t, oracle = entry["traversal"], entry["oracle_predictions"]
         measured, by = self._measured_target(a, entry)
-        if measured is not None and len(t.amounts) >= 3:
-            oracle = entry["oracle_predictions"]
-            others = {c: oracle[c].to_numpy(np.float64) for c in oracle.columns
-                      if c != a["attribute"] and pd.api.types.is_numeric_dtype(oracle[c])} if oracle is not None else {}
-            scores = quality.assess(t.amounts, measured, intended=entry["targets_scaled"], others=others,
-                                    differences=t.differences, reconstruction=t.reconstruction, original=original)
-            return {**scores, "measured_by": by, "measured": measured}
-        scores = {"proximity": quality.proximity(t.differences), "measured_by": None,
-                  "not_measured": by if measured is None else "3 or more frames are needed to score a traversal"}
-        if original is not None:
-            scores["reconstruction_psnr_db"] = quality.psnr_db(t.reconstruction, original)
-        return scores
+        if measured is None or len(t.amounts) < 3:
+            reason = by if measured is None else "3 or more frames are needed to score a traversal"
+            return {**quality.score(t, original=entry["original"]), "measured_by": None, "not_measured": reason}
+        others = {c: oracle[c].to_numpy(np.float64) for c in oracle.columns
+                  if c != a["attribute"] and pd.api.types.is_numeric_dtype(oracle[c])} if oracle is not None else {}
+        return {**quality.score(t, measured, others=others, original=entry["original"]), "measured_by": by,
+                "measured": measured}
 
     def _attribution(self, key: Hashable, image: np.ndarray, method: str) -> np.ndarray:
         cached = self._attributions.hit((key, method))
         if cached is not None:
             return cached
-        x = self._at_resolution_of(self.cnn, torch.from_numpy(np.asarray(image, np.float32))[None, None])
+        x = at_resolution_of(self.cnn, torch.from_numpy(np.asarray(image, np.float32))[None, None])
         maps = torch.from_numpy(attribute(self.cnn, x, method))[:, None]
         if maps.shape[-1] != self.resolution:
             maps = F.interpolate(maps, size=(self.resolution,) * 2, mode="area" if maps.shape[-1] > self.resolution
@@ -476,7 +493,10 @@ class Renderer:
     def _render(self, args: dict, check: Callable[[str], None]) -> dict:
         a = self._normalise(args)
         check("fitting the direction")
-        direction = self.direction(a["attribute"], a["estimator"], a["confounders"], a["log"])
+        if a["estimator"] == LATENT_SHIFT:
+            direction = self.latent_shift(a["patient"], a["attribute"], a["log"], a["noise_seed"])
+        else:
+            direction = self.direction(a["attribute"], a["estimator"], a["confounders"], a["log"])
         cached_traversal = _traversal_key(a) in self._traversals
         check("comparing with the other attributes")
         cosines = self.cosines(direction)
@@ -539,7 +559,12 @@ def plain_words(result: dict) -> list[str]:
     if "correlation" in d:
         lines.append(f"This principal axis explains {d['explained_variance_ratio']:.0%} of the latent variance and "
                      f"correlates {d['correlation']:.2f} with {name}.")
-    lines.append(f"Fitted on {d.get('n', '?')} images.")
+    if direction.estimator == LATENT_SHIFT:
+        lines.append(f"Latent Shift: for this patient only, the change of the image that raises the CNN's prediction "
+                     f"fastest. It explains the CNN (what it responds to here), not how {name} differs across "
+                     "the cohort.")
+    else:
+        lines.append(f"Fitted on {d.get('n', '?')} images.")
     strongest = sorted(result["cosines"].items(), key=lambda kv: -abs(kv[1]))[:3]
     if strongest:
         lines.append("Most entangled with: " + ", ".join(f"{k} (cosine {_signed(v)})" for k, v in strongest)
