@@ -133,6 +133,49 @@ def test_checkpoint_round_trip_is_exact(tmp_path):
         torch.testing.assert_close(loaded.reconstruct(x), model.reconstruct(x), atol=0, rtol=0)
 
 
+def test_latent_prior_samples_the_gaussian_it_was_fitted_to():
+    from seegaan_explore.model.seegaan import LatentPrior
+
+    g = torch.Generator().manual_seed(0)
+    mixing, mean = torch.randn(6, 6, generator=g, dtype=torch.float64), torch.randn(6, generator=g, dtype=torch.float64)
+    prior = LatentPrior(6)
+    assert not prior.fitted
+    prior.fit(mean + torch.randn(50_000, 6, generator=g, dtype=torch.float64) @ mixing.T)
+    assert prior.fitted
+    drawn = prior.sample(torch.randn(50_000, 6, generator=g)).double()
+    torch.testing.assert_close(drawn.mean(0), mean, atol=0.05, rtol=0)
+    covariance = mixing @ mixing.T
+    torch.testing.assert_close(torch.cov(drawn.T), covariance, atol=0.05 * covariance.abs().max().item(), rtol=0)
+    with pytest.raises(ValueError, match=r"needs \[N >= 2, 6\] latents, got \[10, 5\]"):
+        prior.fit(torch.zeros(10, 5))
+
+
+def test_samples_come_from_the_fitted_latent_prior_which_checkpoints_keep(tmp_path):
+    from seegaan_explore.model.checkpoint import _metadata, atomic_save_tensors
+
+    torch.manual_seed(0)
+    model = SeeGaan(preset_config("tiny"), with_training_networks=False)
+    model.precision = "fp32"
+    z = torch.randn(4, model.config.z_dim, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(model.sample_w(4, seed=1), model.mapping_ema(z))  # no prior yet: the mapping network
+    images = torch.rand(100, 1, 32, 32) * 2 - 1
+    model.fit_latent_prior(images)
+    w = model.encode(images)
+    torch.testing.assert_close(model.latent_prior.mean, w.mean(0), atol=1e-5, rtol=0)
+    drawn = model.sample_w(4, seed=1)
+    assert not torch.allclose(drawn, model.mapping_ema(z))
+    path = tmp_path / "model.safetensors"
+    save_model(path, model, ema_only=True)
+    torch.testing.assert_close(load_model(path).sample_w(4, seed=1), drawn)
+    # a checkpoint written before the prior existed loads, and samples through the mapping network
+    old = tmp_path / "old.safetensors"
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("latent_prior.")}
+    atomic_save_tensors(old, state, _metadata(model, "inference", None))
+    loaded = load_model(old)
+    assert not loaded.latent_prior.fitted
+    torch.testing.assert_close(loaded.sample_w(4, seed=1), model.mapping_ema(z))
+
+
 def test_checkpoint_of_another_architecture_is_a_clear_error(tmp_path):
     path = tmp_path / "m.safetensors"
     save_model(path, SeeGaan(preset_config("tiny", 64), with_training_networks=False), ema_only=True)

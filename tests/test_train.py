@@ -76,6 +76,9 @@ def test_resume_after_interruption_replays_the_same_steps(tmp_path):
     steps = [json.loads(line)["step"] for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5, 6]
     assert (tmp_path / "split" / "samples-0000006.png").exists()
+    # each evaluation refits the latent prior to the EMA encoder's latents of the training images
+    w = second.model.encode(torch.from_numpy(_smooth_images(12))[:, None])
+    torch.testing.assert_close(second.model.latent_prior.mean, w.mean(0), atol=1e-5, rtol=0)
 
 
 def test_augmentation_applies_per_sample():

@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 from .. import __version__
 from ..fileio import atomic_write
 from .config import ModelConfig
-from .seegaan import EMA, SeeGaan
+from .seegaan import INFERENCE, SeeGaan
 
 FORMAT = "seegaan-explore/1"
 OPTIM_PREFIX = "optimizer."
@@ -36,7 +36,7 @@ def save_model(path: str | Path, model: SeeGaan, *, ema_only: bool = False, extr
     """Weights + config. ``ema_only`` keeps just what inference needs."""
     state = model.state_dict()
     if ema_only:
-        state = {k: v for k, v in state.items() if k.split(".")[0] in EMA}
+        state = {k: v for k, v in state.items() if k.split(".")[0] in INFERENCE}
     metadata = _metadata(model, "inference" if ema_only or not model.has_training_networks else "full", extra)
     atomic_save_tensors(Path(path), state, metadata)
 
@@ -129,6 +129,9 @@ def _load_state(path: Path, model: SeeGaan) -> dict[str, torch.Tensor]:
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
+    if missing and all(k.startswith("latent_prior.") for k in missing):  # written before the prior existed
+        tensors = {**tensors, **{k: expected[k] for k in missing}}
+        missing = []
     if missing:
         raise CheckpointError(f"{path}: missing {len(missing)} weights, e.g. {missing[:3]}")
     for key, ref in expected.items():

@@ -17,6 +17,39 @@ from .networks import Discriminator, Encoder, Generator, MappingNetwork, count_p
 
 TRAINED = ("mapping", "generator", "encoder", "discriminator")
 EMA = ("mapping_ema", "generator_ema", "encoder_ema")
+INFERENCE = (*EMA, "latent_prior")  # what an inference-only checkpoint keeps
+
+
+class LatentPrior(nn.Module):
+    """A Gaussian fitted to the encoder's latents of the training images (ex-post density
+    estimation, as in Ghosh et al., ICLR 2020). Decoding its samples gives images from the region
+    of w the generator was trained to decode, without an adversarial stage for the mapping network."""
+
+    def __init__(self, w_dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(w_dim))
+        self.register_buffer("scale_tril", torch.zeros(w_dim, w_dim))
+
+    @property
+    def fitted(self) -> bool:
+        return bool(self.scale_tril.diagonal().gt(0).all())
+
+    @torch.no_grad()
+    def fit(self, w: torch.Tensor) -> None:
+        """Mean and Cholesky factor of the covariance of latents ``w`` [N, w_dim] (N > w_dim is best;
+        a small ridge keeps a rank-deficient covariance positive definite)."""
+        w = w.detach().double().cpu()
+        if w.ndim != 2 or w.shape[1] != self.mean.numel() or len(w) < 2:
+            raise ValueError(f"fitting the latent prior needs [N >= 2, {self.mean.numel()}] latents, got {list(w.shape)}")
+        covariance = torch.cov(w.T)
+        ridge = 1e-4 * covariance.diagonal().mean().clamp_min(1e-12)
+        tril = torch.linalg.cholesky(covariance + ridge * torch.eye(w.shape[1], dtype=torch.float64))
+        self.mean.copy_(w.mean(0))
+        self.scale_tril.copy_(tril)
+
+    def sample(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents for standard normal ``z`` [n, w_dim]."""
+        return self.mean + z @ self.scale_tril.T
 
 
 class SeeGaan(nn.Module):
@@ -35,6 +68,7 @@ class SeeGaan(nn.Module):
             self.generator = copy.deepcopy(self.generator_ema)
             self.encoder = copy.deepcopy(self.encoder_ema)
             self.discriminator = Discriminator(config)
+        self.latent_prior = LatentPrior(config.w_dim)
         for name in EMA:
             getattr(self, name).requires_grad_(False).eval()
 
@@ -97,13 +131,21 @@ class SeeGaan(nn.Module):
 
     @torch.inference_mode()
     def sample_w(self, n: int, seed: int = 0) -> torch.Tensor:
+        """``n`` random latents: from the latent prior where it has been fitted (see
+        :meth:`fit_latent_prior`), else the mapping network applied to Gaussian z."""
         gen = torch.Generator().manual_seed(int(seed))
+        if self.latent_prior.fitted:
+            return self.latent_prior.sample(torch.randn(n, self.config.w_dim, generator=gen).to(self.device))
         z = torch.randn(n, self.config.z_dim, generator=gen).to(self.device)
         return self.mapping_ema(z)
 
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
-        """n random images from the generator (mapping of Gaussian z), with fixed noise."""
+        """n random images from the generator (latents from :meth:`sample_w`), with fixed noise."""
         return self.decode(self.sample_w(n, seed), noise=seed)
+
+    def fit_latent_prior(self, images: torch.Tensor, batch_size: int = 64) -> None:
+        """Fit the latent prior to the EMA encoder's latents of ``images`` [N, 1, R, R]."""
+        self.latent_prior.fit(self.encode(images, batch_size=batch_size))
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(images))

@@ -31,6 +31,7 @@ from .report import save_sample_grid
 CHECKPOINT_NAME = "checkpoint-last.safetensors"
 MODEL_NAME = "model.safetensors"
 METRICS_NAME = "metrics.jsonl"
+PRIOR_IMAGES = 2048  # training images the latent prior is fitted on (w_dim is at most 512)
 
 
 @dataclass(frozen=True)
@@ -260,9 +261,12 @@ class Trainer:
         save_model(self.run_dir / MODEL_NAME, self.model, ema_only=True, extra={"step": self.step})
 
     def evaluate(self) -> dict:
-        """Held-out reconstruction PSNR of the EMA networks, and a sample grid PNG."""
+        """Held-out reconstruction PSNR of the EMA networks, the latent prior refitted to the EMA
+        encoder (on a fixed subset of the training images), and a sample grid PNG."""
         m = self.model
         out: dict[str, float] = {}
+        fit_on = np.linspace(0, self.num_images - 1, min(self.num_images, PRIOR_IMAGES)).astype(np.int64)
+        m.fit_latent_prior(self._to_tensor(np.stack([np.asarray(self.images[i]) for i in fit_on])))
         recs = None
         if self.val_images is not None:
             recs = m.reconstruct(self.val_images)
