@@ -20,7 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from ports import free_port, listening
+
+from seegaan_explore.data.phantoms import render, sample_individual, to_uint8
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [pytest.mark.slow,
@@ -163,6 +166,17 @@ def _exercise(page, screenshots: Path, label: str) -> dict:
             timings["play_to_second_frame_s"] = time.perf_counter() - started
         page.wait_for_timeout(20)
     assert len(labels) >= 4 and len(images) >= 2, "pressing play did not step through the frames"
+
+    # a radiograph of one's own, uploaded: it is encoded, and the player shows its traversal
+    upload = screenshots / "mine.png"
+    Image.fromarray(to_uint8(render(sample_individual(9, 0), 64).image)).save(upload)
+    before = page.evaluate(PLAYER)["text"]
+    with page.expect_file_chooser() as chooser:  # the upload button opens a file chooser
+        page.click(".seegaan-upload")
+    chooser.value.set_files(str(upload))
+    page.wait_for_function("() => document.querySelector('.seegaan-patient-info').textContent"
+                           ".includes('mine.png (uploaded)')", timeout=60_000)
+    page.wait_for_function(f"(before) => ({PLAYER})().text !== before", arg=before, timeout=60_000)
 
     widths = [page.eval_on_selector(hook, "img => img.naturalWidth")
               for hook in (".seegaan-attribution-original", ".seegaan-attribution-frame")]

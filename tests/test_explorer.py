@@ -120,6 +120,32 @@ def test_a_recolour_made_while_the_kernel_applies_a_browser_message_reaches_the_
     assert any("'ctr'" in message for message in sent), "the recolour was never sent to the browser"
 
 
+def test_a_cohort_map_whose_browser_view_stops_applying_edits_is_rebuilt(explorer):
+    first = explorer.scatter
+
+    def acknowledge() -> None:  # what plotly.js sends after applying an edit
+        first._js2py_traceDeltas = {"trace_deltas": [], "trace_edit_id": first._last_trace_edit_id}
+
+    def live_view(change) -> None:
+        if change["new"] is not None:
+            threading.Timer(0.05, acknowledge).start()
+
+    acknowledge()  # a browser has shown the map
+    first.observe(live_view, names="_py2js_update")
+    explorer.attribute.value = "ctr"
+    explorer.wait()
+    assert explorer.scatter is first  # its edits were acknowledged
+    first.unobserve(live_view, names="_py2js_update")
+    explorer.attribute.value = "age"  # now nothing acknowledges: the view is stale
+    explorer.wait()
+    rebuilt = explorer.scatter
+    assert rebuilt is not first and explorer.scatter_box.children == (rebuilt,)
+    assert rebuilt.data[0].marker.colorbar.title.text == "age" and "seegaan-scatter" in rebuilt._dom_classes
+    np.testing.assert_allclose(rebuilt.data[0].marker.color, explorer.renderer.values("age"))
+    _pointer(explorer, "plotly_click", 5)  # the new map answers clicks
+    assert explorer.wait()["patient"] == 5
+
+
 def test_latent_shift_is_offered_beside_the_cohort_estimators(explorer):
     assert "latent_shift" in [value for _, value in explorer.estimator.options]
     explorer.estimator.value = "latent_shift"

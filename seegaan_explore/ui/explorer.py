@@ -33,6 +33,7 @@ from ..explore.directions import ESTIMATORS
 from .renderer import CNN_PREDICTION, LATENT_SHIFT, MAX_FRAMES, Renderer, plain_words
 
 PROGRESS_AFTER_S = 0.5  # show the progress indicator only for work a user would notice
+SCATTER_ACK_S = 1.5  # a browser that shows the cohort map acknowledges an edit within this (else: rebuild it)
 FRAME_MS = 80  # client-side playback: 12.5 frames per second
 EXPORTS = ("GIF", "MP4", "PNG", "HTML")
 LINK_LIMIT = 20_000_000  # bytes: larger exports are only saved on the server, not offered as a download link
@@ -203,7 +204,7 @@ class Explorer(widgets.VBox):
                                           + ([("attribute vs CNN", "cnn")] if r.cnn is not None else []),
                                           value="pca", style={"button_width": "130px"})
         xy = self._scatter_xy("pca")
-        self.scatter = CohortMap(
+        self.scatter = self._new_scatter(go.Figure(
             data=[go.Scatter(x=xy[0], y=xy[1], mode="markers", customdata=np.arange(len(r.latents)),
                              marker={"size": 7, "colorscale": "Viridis", "showscale": True,
                                      "colorbar": {"thickness": 12}},
@@ -211,9 +212,8 @@ class Explorer(widgets.VBox):
                   go.Scatter(x=[xy[0][0]], y=[xy[1][0]], mode="markers", hoverinfo="skip", name="selected",
                              marker={"size": 16, "color": "rgba(0,0,0,0)", "line": {"width": 3, "color": "#d62728"}})],
             layout={"height": 340, "width": 460, "margin": {"l": 40, "r": 10, "t": 30, "b": 40}, "showlegend": False,
-                    "title": {"text": "Cohort: click a patient", "font": {"size": 13}}, "dragmode": "pan"})
-        self.scatter.data[0].on_click(self._on_click)
-        self.scatter.data[0].on_hover(self._on_hover)
+                    "title": {"text": "Cohort: click a patient", "font": {"size": 13}}, "dragmode": "pan"}))
+        self.scatter_box = widgets.Box([self.scatter])
         self.thumbnail = widgets.Image(value=png(r.thumbnail(0)), format="png", width=150, height=150)
         self.thumbnail_caption = widgets.HTML()
 
@@ -248,7 +248,7 @@ class Explorer(widgets.VBox):
                                                            self.log_scale]), self.start, self.stop, self.n_frames,
                                  self.uploaded, self.patient, self.patient_info],
                                 layout=widgets.Layout(width="320px"))
-        cohort = widgets.VBox([self.view, widgets.HBox([self.scatter, widgets.VBox([self.thumbnail,
+        cohort = widgets.VBox([self.view, widgets.HBox([self.scatter_box, widgets.VBox([self.thumbnail,
                                                                                     self.thumbnail_caption])])])
         attribution = widgets.VBox([self.method, self.frame,
                                     widgets.HBox([widgets.VBox([widgets.HTML("<b>Original</b>"),
@@ -268,10 +268,10 @@ class Explorer(widgets.VBox):
             widgets.HBox([self.upload, self.path, self.load]),
         ])
         self.add_class("seegaan-explorer")
-        for name in ("attribute", "estimator", "units", "n_frames", "patient", "patient_info", "scatter", "thumbnail",
+        for name in ("attribute", "estimator", "units", "n_frames", "patient", "patient_info", "thumbnail",
                      "thumbnail_caption", "player",
                      "frame", "method", "attribution_original", "attribution_frame", "attribution_caption", "words",
-                     "status", "progress"):
+                     "status", "progress", "upload"):
             getattr(self, name).add_class("seegaan-" + name.replace("_", "-"))  # stable hooks for browser tests
 
         self._sync_confounders()
@@ -451,6 +451,7 @@ class Explorer(widgets.VBox):
         def update() -> None:
             try:
                 self._update_scatter(force=True)
+                self._ensure_scatter_is_live()
             except Exception as e:  # noqa: BLE001 -- a thread's error would vanish: show it
                 self._set_status(f"Could not draw the cohort: {type(e).__name__}: {e}", error=True)
 
@@ -482,6 +483,35 @@ class Explorer(widgets.VBox):
             self.scatter.layout.xaxis.title, self.scatter.layout.yaxis.title = titles
         self._coloured_by = (attribute, log)
         self._mark_patient()
+
+    def _new_scatter(self, figure: go.Figure) -> CohortMap:
+        scatter = CohortMap(figure)
+        scatter.data[0].on_click(self._on_click)
+        scatter.data[0].on_hover(self._on_hover)
+        scatter.add_class("seegaan-scatter")
+        scatter.observe(self._on_scatter_acknowledged, names="_js2py_traceDeltas")
+        self._scatter_shown = False
+        return scatter
+
+    def _on_scatter_acknowledged(self, change) -> None:
+        if change["new"] is not None:
+            self._scatter_shown = True
+
+    def _ensure_scatter_is_live(self) -> None:
+        """Rebuild the cohort map when a browser showed it but stopped applying its edits.
+
+        plotly.js acknowledges every edit. In Voila a freshly loaded page can keep a scatter view that
+        ignores all later edits (the colours of the first attribute stay for good); a new widget gets
+        a new view. Called from the render thread: the acknowledgement arrives on the kernel's thread."""
+        if not self._scatter_shown:
+            return  # no browser has shown the map (yet): nothing acknowledges
+        deadline = time.monotonic() + SCATTER_ACK_S
+        while self.scatter._trace_edit_in_process and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.scatter._trace_edit_in_process:
+            with self.scatter.edit_lock:
+                self.scatter = self._new_scatter(go.Figure(self.scatter))
+            self.scatter_box.children = (self.scatter,)
 
     def _mark_patient(self) -> None:
         patient = self.result["patient"] if self.result else self.patient.value
@@ -599,3 +629,4 @@ class Explorer(widgets.VBox):
         timings = result["timings"]
         self._set_status(f"Ready: {result['label']}, {len(result['frames'])} frames "
                          f"({timings['total']:.2f} s{', traversal cached' if result['cached']['traversal'] else ''}).")
+        self._ensure_scatter_is_live()
