@@ -11,7 +11,8 @@ import torch
 
 from seegaan_explore.cli import main
 from seegaan_explore.demo import FILES, WEIGHTS_DIR, load_demo, manifest, write_bundle
-from seegaan_explore.evaluate import SPECS, Spec, evaluate
+from seegaan_explore.data.phantoms import generate_cohort, render_noise_free, sample_individual
+from seegaan_explore.evaluate import PATIENT_SEED, SPECS, Spec, evaluate
 from seegaan_explore.model.checkpoint import save_model
 from seegaan_explore.model.cnn import CnnConfig, RadiographCNN, save_cnn
 from seegaan_explore.model.config import preset_config
@@ -85,6 +86,31 @@ def test_evaluate_scores_against_counterfactuals(tiny_bundle):
         assert -1 <= scores["spearman"] <= 1 and -1 <= scores["diffmap_r"] <= 1
         assert set(scores["leakage"]) == set(oracle.config.factors) - {factor[name]}
     assert set(result["conditioned_leakage_ratio"]) == {"age", "view"}
+
+
+class _BrightnessOracle:
+    """Reads every factor as the image's mean: a measurement the test can redo by hand."""
+
+    def __init__(self):
+        self.config = OracleConfig(resolution=32, widths=(8,), means=(0.0,) * len(FACTORS), stds=(1.0,) * len(FACTORS))
+
+    def predict(self, images):
+        mean = images.float().mean(dim=(1, 2, 3)).numpy()
+        return pd.DataFrame({f: mean for f in self.config.factors})
+
+
+def test_leakage_on_truth_is_the_oracle_reading_the_true_counterfactual(tiny_bundle):
+    _, model, _ = tiny_bundle
+    spec = next(s for s in SPECS if s.name == "view")
+    result = evaluate(model, _BrightnessOracle(), n_fit=40, n_patients=2, frames=5, specs=(spec,), progress=False)
+    expected = []
+    for k, row in generate_cohort(2, 32, seed=PATIENT_SEED)[1].iterrows():
+        low, high = spec.interventions(row, 0.5)
+        ends = [render_noise_free(sample_individual(PATIENT_SEED, k), 32, do=do).image.mean() for do in (low, high)]
+        expected.append(ends[1] - ends[0])
+    on_truth = result["attributes"]["view"]["leakage_on_truth"]
+    assert set(on_truth) == set(OracleConfig().factors) - {"view"}
+    assert on_truth["age"] == pytest.approx(np.mean(expected), rel=1e-4)  # per unit of view (0 -> 1)
 
 
 @pytest.mark.skipif(not (WEIGHTS_DIR / FILES["autoencoder"]).is_file(), reason="no bundled demo weights")
