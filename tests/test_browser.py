@@ -118,7 +118,7 @@ def _click_centre(page, locator) -> None:
     page.mouse.click(x, y)
 
 
-def _exercise(page, screenshots: Path, label: str) -> dict:
+def _exercise(page, tmp_path: Path, label: str) -> dict:
     """Pick an attribute, click a patient, play; returns the timings measured on the way."""
     timings = {}
     page.wait_for_selector(".seegaan-player .main-svg", timeout=START_S * 1000)
@@ -168,7 +168,7 @@ def _exercise(page, screenshots: Path, label: str) -> dict:
     assert len(labels) >= 4 and len(images) >= 2, "pressing play did not step through the frames"
 
     # a radiograph of one's own, uploaded: it is encoded, and the player shows its traversal
-    upload = screenshots / "mine.png"
+    upload = tmp_path / "mine.png"
     Image.fromarray(to_uint8(render(sample_individual(9, 0), 64).image)).save(upload)
     before = page.evaluate(PLAYER)["text"]
     with page.expect_file_chooser() as chooser:  # the upload button opens a file chooser
@@ -182,8 +182,15 @@ def _exercise(page, screenshots: Path, label: str) -> dict:
               for hook in (".seegaan-attribution-original", ".seegaan-attribution-frame")]
     assert widths[0] == widths[1] > 0
     assert "rank correlation" in page.inner_text(".seegaan-attribution-caption")
-    page.screenshot(path=str(screenshots / f"{label}.png"), full_page=True)
+    page.screenshot(path=str(_screenshots(tmp_path) / f"{label}.png"), full_page=True)
     return timings
+
+
+def _screenshots(tmp_path: Path) -> Path:
+    """Where screenshots go: $SEEGAAN_SCREENSHOTS (e.g. docs/, for the README), else the test's folder."""
+    folder = Path(os.environ.get("SEEGAAN_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _demo_bundle_present() -> bool:
@@ -205,7 +212,7 @@ def test_demo_command_serves_a_dashboard_that_plays(served, notebook, browser, t
         page.goto(f"http://127.0.0.1:{port}/", timeout=START_S * 1000)
         page.wait_for_selector(".seegaan-player .main-svg", timeout=START_S * 1000)
         ready = time.perf_counter() - started
-        timings = _exercise(page, tmp_path, "voila")
+        timings = _exercise(page, tmp_path, f"voila-{served.replace(' ', '-')}")
         assert not errors, errors  # (before the server stops: a closing connection may raise in the page)
     print(json.dumps({"served": served, "voila_first_page_ready_s": round(ready, 2),
                       **{k: round(v, 3) for k, v in timings.items()}}))
