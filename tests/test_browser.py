@@ -167,6 +167,12 @@ def _exercise(page, tmp_path: Path, label: str) -> dict:
         page.wait_for_timeout(20)
     assert len(labels) >= 4 and len(images) >= 2, "pressing play did not step through the frames"
 
+    widths = [page.eval_on_selector(hook, "img => img.naturalWidth")
+              for hook in (".seegaan-attribution-original", ".seegaan-attribution-frame")]
+    assert widths[0] == widths[1] > 0
+    assert "rank correlation" in page.inner_text(".seegaan-attribution-caption")
+    page.screenshot(path=str(_screenshots(tmp_path) / f"{label}.png"), full_page=True)
+
     # a radiograph of one's own, uploaded: it is encoded, and the player shows its traversal
     upload = tmp_path / "mine.png"
     Image.fromarray(to_uint8(render(sample_individual(9, 0), 64).image)).save(upload)
@@ -177,12 +183,6 @@ def _exercise(page, tmp_path: Path, label: str) -> dict:
     page.wait_for_function("() => document.querySelector('.seegaan-patient-info').textContent"
                            ".includes('mine.png (uploaded)')", timeout=60_000)
     page.wait_for_function(f"(before) => ({PLAYER})().text !== before", arg=before, timeout=60_000)
-
-    widths = [page.eval_on_selector(hook, "img => img.naturalWidth")
-              for hook in (".seegaan-attribution-original", ".seegaan-attribution-frame")]
-    assert widths[0] == widths[1] > 0
-    assert "rank correlation" in page.inner_text(".seegaan-attribution-caption")
-    page.screenshot(path=str(_screenshots(tmp_path) / f"{label}.png"), full_page=True)
     return timings
 
 
