@@ -6,7 +6,7 @@ per-kernel memory (RSS, USS, PSS) once every kernel is idle, each page's time to
 traversal, and on one page the time from picking another attribute to the new traversal and from
 pressing play to the second frame. Each Voila page holds its own kernel until it is culled.
 
-    python benchmarks/dashboard_memory.py [--viewers 4] [--notebook NB] [--json]
+    python benchmarks/dashboard_memory.py [--viewers 4] [--preheated 1] [--notebook NB] [--json]
 
 Needs /usr/bin/chromium (apt-get install chromium). Without the bundled demo
 (``seegaan_explore.demo``) and without ``--notebook``, it serves an untrained tiny model on 64
@@ -139,6 +139,7 @@ async def _viewers(url: str, n: int, attribute: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--viewers", type=int, default=4)
+    parser.add_argument("--preheated", type=int, default=1, help="passed to `seegaan-explore demo`")
     parser.add_argument("--notebook", type=Path, help="default: the bundled dashboard (needs seegaan_explore.demo)")
     parser.add_argument("--attribute", default="age", help="the attribute picked on the first page")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -152,18 +153,19 @@ def main() -> int:
         except ImportError:
             notebook, what = _fallback_notebook(folder), "an untrained tiny model on 64 phantoms (no demo bundle)"
     port = _free_port()
-    command = [sys.executable, "-m", "seegaan_explore", "demo", "--no-browser", "--port", str(port)]
+    command = [sys.executable, "-m", "seegaan_explore", "demo", "--no-browser", "--port", str(port),
+               "--preheated", str(args.preheated)]
     command += ["--notebook", str(notebook)] if notebook else []
     with open(folder / "voila.log", "w") as log:
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
         voila = psutil.Process(server.pid)
-        _wait_idle(voila, 1)
+        _wait_idle(voila, args.preheated)
         preheated = [_memory(k) for k in _kernels(voila)]
         result = asyncio.run(_viewers(f"http://127.0.0.1:{port}/", args.viewers, args.attribute))
         _wait_idle(voila, args.viewers)
         kernels = [_memory(k) for k in _kernels(voila)]
-        out = {"served": what, "viewers": args.viewers, "preheated_kernel": preheated,
+        out = {"served": what, "viewers": args.viewers, "preheated": args.preheated, "preheated_kernels": preheated,
                "kernels": kernels, "voila_server": _memory(voila),
                **result}
     finally:
@@ -172,11 +174,11 @@ def main() -> int:
     if args.json:
         print(json.dumps(out))
         return 0
-    print(f"{what}; {args.viewers} viewers at once")
+    print(f"{what}; {args.viewers} viewers at once, {args.preheated} kernel(s) preheated")
     print("page ready (s): " + ", ".join(f"{t:.1f}" for t in out["page_ready_s"]))
     print(f"attribute change to new player: {out['attribute_change_to_new_player_s']:.2f} s; "
           f"play to second frame: {out['play_to_second_frame_s']:.2f} s")
-    print(f"{len(kernels)} kernels ({args.viewers} viewers + 1 preheated for the next):")
+    print(f"{len(kernels)} kernels ({args.viewers} viewers + {args.preheated} preheated for the next):")
     for k in kernels:
         print(f"  pid {k['pid']}: RSS {k['rss_mb']:.0f} MB, USS {k['uss_mb']:.0f} MB, PSS {k['pss_mb']:.0f} MB")
     print(f"voila server: RSS {out['voila_server']['rss_mb']:.0f} MB; requests blocked: {out['blocked']}")

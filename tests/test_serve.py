@@ -39,6 +39,13 @@ def test_voila_command_preheats_culls_and_times_out(tmp_path):
     assert not any(c.startswith("--Voila.token") for c in command)
 
 
+def test_more_kernels_can_be_preheated_or_none(tmp_path):
+    assert "--pool_size=4" in voila_command(tmp_path / "x.ipynb", preheated=4)
+    assert "--preheat_kernel=False" in voila_command(tmp_path / "x.ipynb", preheated=0)
+    with pytest.raises(ValueError, match="--preheated must be 0 or more, got -1"):
+        voila_command(tmp_path / "x.ipynb", preheated=-1)
+
+
 def test_any_address_but_loopback_needs_a_token(tmp_path):
     with pytest.raises(ValueError, match="serving on 0.0.0.0 lets other machines connect: a token is required"):
         voila_command(tmp_path / "x.ipynb", ip="0.0.0.0")

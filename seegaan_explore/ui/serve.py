@@ -42,15 +42,19 @@ def is_loopback(ip: str) -> bool:
 
 def voila_command(notebook: Path, *, ip: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None,
                   open_browser: bool = True, idle_minutes: float = IDLE_MINUTES,
-                  timeout_s: int = EXECUTION_TIMEOUT_S) -> list[str]:
-    """The Voila command line for ``notebook``; refuses a non-loopback address without a token."""
+                  timeout_s: int = EXECUTION_TIMEOUT_S, preheated: int = 1) -> list[str]:
+    """The Voila command line for ``notebook``; refuses a non-loopback address without a token.
+    ``preheated`` kernels run the dashboard before anyone asks, so that many viewers at once get
+    their page at once (each holds the models: a few hundred MB)."""
     if not is_loopback(ip) and not token:
         raise ValueError(f"serving on {ip} lets other machines connect: a token is required")
+    if preheated < 0:
+        raise ValueError(f"--preheated must be 0 or more, got {preheated}")
     voila = shutil.which("voila", path=str(Path(sys.executable).parent)) or shutil.which("voila")
     if voila is None:
         raise FileNotFoundError("the voila command is not installed (pip install voila)")
     command = [voila, str(notebook), f"--port={port}", f"--Voila.ip={ip}",
-               "--preheat_kernel=True", "--pool_size=1",
+               f"--preheat_kernel={preheated > 0}", f"--pool_size={max(preheated, 1)}",
                f"--MappingKernelManager.cull_idle_timeout={int(idle_minutes * 60)}",
                f"--MappingKernelManager.cull_interval={CULL_INTERVAL_S}",
                f"--NotebookClient.timeout={int(timeout_s)}",
@@ -78,6 +82,9 @@ def add_demo_parser(subparsers) -> None:
                    help=f"shut down a viewer's kernel after this long unused (default {IDLE_MINUTES})")
     p.add_argument("--timeout", type=int, default=EXECUTION_TIMEOUT_S,
                    help=f"seconds the dashboard may take to start (default {EXECUTION_TIMEOUT_S})")
+    p.add_argument("--preheated", type=int, default=1,
+                   help="dashboards kept running for the next viewers, one per viewer expected at once "
+                        "(default 1; each holds a few hundred MB)")
     p.add_argument("--notebook", type=Path, help="serve this notebook instead of the bundled dashboard")
     p.set_defaults(run=run_demo)
 
@@ -90,7 +97,7 @@ def run_demo(args: argparse.Namespace) -> int:
         token = args.token or (None if is_loopback(args.ip) else secrets.token_urlsafe(24))
         command = voila_command(Path(notebook), ip=args.ip, port=args.port, token=token,
                                 open_browser=not args.no_browser, idle_minutes=args.idle_minutes,
-                                timeout_s=args.timeout)
+                                timeout_s=args.timeout, preheated=args.preheated)
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"seegaan-explore demo: {e}") from e
     print(f"Dashboard: {url(args.ip, args.port, token)}  (Ctrl-C stops it)", flush=True)
