@@ -76,6 +76,9 @@ def _add_train(sub) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch size")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--lr-decay-start", type=int, help="cosine-decay the learning rate from this step")
+    p.add_argument("--adam-betas", type=float, nargs=2, default=d.betas, metavar=("B1", "B2"),
+                   help=f"Adam's betas (default {d.betas[0]:g} {d.betas[1]:g}, as for GAN training; a "
+                        "reconstruction-only stage may prefer momentum, e.g. 0.9 0.99)")
     p.add_argument("--adversarial-start", type=int, default=d.adversarial_start,
                    help="reconstruction-only warm-up steps before the GAN losses")
     p.add_argument("--perceptual", default=d.perceptual, help="'discriminator' or 'vgg16:PATH'")
@@ -122,7 +125,8 @@ def _run_train(args) -> int:
     val_images = val_cohort.images(config.resolution, args.cache_dir, progress=progress) if val_cohort else None
     d = TrainConfig()
     train_config = TrainConfig(
-        steps=args.steps, batch_size=args.batch_size, lr=args.lr, lr_decay_start=args.lr_decay_start,
+        steps=args.steps, batch_size=args.batch_size, lr=args.lr, betas=tuple(args.adam_betas),
+        lr_decay_start=args.lr_decay_start,
         adversarial_start=args.adversarial_start, perceptual=args.perceptual,
         perceptual_weight=args.perceptual_weight, encoder_adversarial_weight=args.encoder_adversarial_weight,
         r1_gamma=args.r1_gamma, augment=dataclasses.replace(d.augment, probability=args.augment_probability),

@@ -81,6 +81,15 @@ def test_resume_after_interruption_replays_the_same_steps(tmp_path):
     torch.testing.assert_close(second.model.latent_prior.mean, w.mean(0), atol=1e-5, rtol=0)
 
 
+def test_a_resumed_run_takes_its_own_adam_betas(tmp_path):
+    _trainer(tmp_path, 3).run(progress=False)
+    torch.manual_seed(0)
+    config = TrainConfig(steps=4, batch_size=4, betas=(0.9, 0.99), precision="fp32")
+    resumed = Trainer(SeeGaan(preset_config("tiny")), _smooth_images(12), tmp_path, config)
+    assert resumed.resume() and resumed.step == 3
+    assert {g["betas"] for o in resumed.optimizers.values() for g in o.param_groups} == {(0.9, 0.99)}
+
+
 def test_augmentation_applies_per_sample():
     gen = torch.Generator().manual_seed(0)
     aug = Augmentation(probability=0.5)

@@ -249,6 +249,9 @@ class Trainer:
             broadcast_parameters(self.model, self.group)
             return False
         state = load_training_checkpoint(self.checkpoint_path, self.model, self.optimizers)
+        for optimizer in self.optimizers.values():  # this run's betas, not the checkpoint's (lr is set per step)
+            for group in optimizer.param_groups:
+                group["betas"] = self.config.betas
         self.step = int(state["step"])
         self._truncate_metrics(self.step)
         return True
