@@ -171,6 +171,8 @@ def _exercise(page, tmp_path: Path, label: str) -> dict:
               for hook in (".seegaan-attribution-original", ".seegaan-attribution-frame")]
     assert widths[0] == widths[1] > 0
     assert "rank correlation" in page.inner_text(".seegaan-attribution-caption")
+    _click_centre(page, page.locator(".seegaan-player .updatemenu-button", has_text="Pause"))
+    page.wait_for_timeout(500)  # the paused frame drawn
     page.screenshot(path=str(_screenshots(tmp_path) / f"{label}.png"), full_page=True)
 
     # a radiograph of one's own, uploaded: it is encoded, and the player shows its traversal
