@@ -509,11 +509,11 @@ class Explorer(widgets.VBox):
         while self.scatter._trace_edit_in_process and time.monotonic() < deadline:
             time.sleep(0.05)
         if self.scatter._trace_edit_in_process:
+            # the stale widget is not closed: closing a model whose view is still on the page raises there
             stale = self.scatter
             with stale.edit_lock:
                 self.scatter = self._new_scatter(go.Figure(stale))
             self.scatter_box.children = (self.scatter,)
-            stale.close()
 
     def _mark_patient(self) -> None:
         patient = self.result["patient"] if self.result else self.patient.value
