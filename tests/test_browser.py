@@ -35,7 +35,8 @@ LOCAL = ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:", "about:")
 VOILA_ALLOWED = {"https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@%5E5/css/all.min.css",
                  "https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@%5E5/css/v4-shims.min.css"}
 # anywidget rejects a promise when a widget's module takes over 2 s to initialise; plotly's 5 MB bundle
-# can, on a loaded machine. The FigureWidget still renders and works (which the tests check).
+# can, on a loaded machine. That map never applies an edit: the Explorer replaces it (the tests check that
+# the map recolours and answers clicks).
 ANYWIDGET_SLOW_START = "[anywidget] Failed to initialize model."
 START_S = 180  # kernel start, building the cohort and the first render, on a loaded 2-core machine
 
@@ -171,8 +172,15 @@ def _exercise(page, tmp_path: Path, label: str) -> dict:
               for hook in (".seegaan-attribution-original", ".seegaan-attribution-frame")]
     assert widths[0] == widths[1] > 0
     assert "rank correlation" in page.inner_text(".seegaan-attribution-caption")
-    _click_centre(page, page.locator(".seegaan-player .updatemenu-button", has_text="Pause"))
-    page.wait_for_timeout(500)  # the paused frame drawn
+    # the animation plays to its last frame and stops there. (Pausing it midway would reject plotly.js's
+    # promise of the interrupted animation with no reason, an "Uncaught (in promise) undefined" on the page.)
+    page.wait_for_function("""() => {
+        const player = document.querySelector('.seegaan-player');
+        const current = player.querySelector('.slider-label');  // "attribute: value", above the steps' labels
+        const steps = player.querySelectorAll('.slider-label-group .slider-label');
+        return steps.length > 0 && current.textContent.endsWith(': ' + steps[steps.length - 1].textContent);
+    }""", timeout=30_000)
+    page.wait_for_timeout(300)  # the last frame drawn
     page.screenshot(path=str(_screenshots(tmp_path) / f"{label}.png"), full_page=True)
 
     # a radiograph of one's own, uploaded: it is encoded, and the player shows its traversal

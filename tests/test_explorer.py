@@ -15,7 +15,7 @@ from PIL import Image
 from ui_cohort import small_setup
 
 from seegaan_explore.data.phantoms import render, sample_individual, to_uint8
-from seegaan_explore.ui.explorer import PROGRESS_AFTER_S, Explorer
+from seegaan_explore.ui.explorer import PROGRESS_AFTER_S, CohortMap, Explorer
 from seegaan_explore.ui.renderer import Renderer
 
 PLOTLY = "application/vnd.plotly.v1+json"
@@ -31,6 +31,7 @@ def explorer(setup, tmp_path):
     model, latents, table, cnn, oracle, images = setup
     e = Explorer(model, latents, table, cnn=cnn, oracle=oracle, images=images, export_dir=tmp_path)
     e.wait()
+    _page_shows(e)
     yield e
     e.close()
 
@@ -38,6 +39,11 @@ def explorer(setup, tmp_path):
 def _player(e: Explorer) -> dict:
     (output,) = e.player.outputs
     return output["data"][PLOTLY]
+
+
+def _page_shows(e: Explorer) -> None:
+    """What a browser sends when it displays the dashboard: one more view of the cohort box."""
+    e.scatter_box._view_count += 1
 
 
 def _pointer(e: Explorer, event: str, index: int) -> None:
@@ -118,6 +124,28 @@ def test_a_recolour_made_while_the_kernel_applies_a_browser_message_reaches_the_
     explorer.wait()
     browser.join(60)
     assert any("'ctr'" in message for message in sent), "the recolour was never sent to the browser"
+
+
+def test_each_page_that_shows_the_dashboard_gets_a_cohort_map_made_while_it_is_connected(setup, tmp_path):
+    model, latents, table, cnn, oracle, images = setup
+    e = Explorer(model, latents, table, cnn=cnn, oracle=oracle, images=images, export_dir=tmp_path)
+    try:
+        e.wait()
+        assert not isinstance(e.scatter_box.children[0], CohortMap)  # no FigureWidget for a page to restore
+        e.attribute.value = "ctr"  # edits before any page: the map's content follows
+        e.wait()
+        _page_shows(e)
+        first = e.scatter
+        assert isinstance(first, CohortMap) and e.scatter_box.children == (first,)
+        np.testing.assert_allclose(first.data[0].marker.color, e.renderer.values("ctr"))
+        assert first._widget_data[0]["marker"]["colorbar"]["title"]["text"] == "ctr"
+        _pointer(e, "plotly_click", 4)  # it answers clicks
+        assert e.wait()["patient"] == 4
+        _page_shows(e)  # a reload, or a second page
+        assert e.scatter is not first and e.scatter_box.children == (e.scatter,)
+        assert e.scatter.data[1].x == (e.scatter.data[0].x[4],)  # the selected patient is still marked
+    finally:
+        e.close()
 
 
 def test_a_cohort_map_whose_browser_view_stops_applying_edits_is_rebuilt(explorer):

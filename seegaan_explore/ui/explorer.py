@@ -128,16 +128,12 @@ class CohortMap(go.FigureWidget):
     While ipywidgets applies a message from the browser it holds the widget's notifications and squashes
     every change made meanwhile, from any thread, into the last value; plotly sends each edit as a
     value followed by None, so an edit from the render thread in that window is never sent. Browser
-    messages are therefore applied under :attr:`edit_lock`, which every edit from another thread takes.
+    messages are therefore applied under the Explorer's lock, which every edit from another thread takes.
     """
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._edit_lock = threading.RLock()
-
-    @property
-    def edit_lock(self) -> threading.RLock:
-        return self._edit_lock
+    def __init__(self, figure: go.Figure, edit_lock: threading.RLock):
+        super().__init__(figure)
+        self._edit_lock = edit_lock
 
     def set_state(self, sync_data):
         with self._edit_lock:
@@ -204,7 +200,10 @@ class Explorer(widgets.VBox):
                                           + ([("attribute vs CNN", "cnn")] if r.cnn is not None else []),
                                           value="pca", style={"button_width": "130px"})
         xy = self._scatter_xy("pca")
-        self.scatter = self._new_scatter(go.Figure(
+        self._scatter_lock = threading.RLock()
+        self._scatter_shown = False  # a browser acknowledged an edit of the current map widget
+        # the map's content; a page that shows the dashboard gets it as a widget (see _on_cohort_viewed)
+        self.scatter: go.Figure | CohortMap = go.Figure(
             data=[go.Scatter(x=xy[0], y=xy[1], mode="markers", customdata=np.arange(len(r.latents)),
                              marker={"size": 7, "colorscale": "Viridis", "showscale": True,
                                      "colorbar": {"thickness": 12}},
@@ -212,8 +211,11 @@ class Explorer(widgets.VBox):
                   go.Scatter(x=[xy[0][0]], y=[xy[1][0]], mode="markers", hoverinfo="skip", name="selected",
                              marker={"size": 16, "color": "rgba(0,0,0,0)", "line": {"width": 3, "color": "#d62728"}})],
             layout={"height": 340, "width": 460, "margin": {"l": 40, "r": 10, "t": 30, "b": 40}, "showlegend": False,
-                    "title": {"text": "Cohort: click a patient", "font": {"size": 13}}, "dragmode": "pan"}))
-        self.scatter_box = widgets.Box([self.scatter])
+                    "title": {"text": "Cohort: click a patient", "font": {"size": 13}}, "dragmode": "pan"})
+        self.scatter_box = widgets.Box([widgets.HTML("<i>Drawing the cohort map…</i>")],
+                                       layout=widgets.Layout(min_width="460px", min_height="340px"))
+        self.scatter_box._view_count = 0  # the browser reports its views of the box
+        self.scatter_box.observe(self._on_cohort_viewed, names="_view_count")
         self.thumbnail = widgets.Image(value=png(r.thumbnail(0)), format="png", width=150, height=150)
         self.thumbnail_caption = widgets.HTML()
 
@@ -459,7 +461,7 @@ class Explorer(widgets.VBox):
         self._scatter_thread.start()
 
     def _update_scatter(self, force: bool = False) -> None:
-        with self.scatter.edit_lock:
+        with self._scatter_lock:
             self._recolour_scatter(force)
 
     def _recolour_scatter(self, force: bool) -> None:
@@ -484,14 +486,26 @@ class Explorer(widgets.VBox):
         self._coloured_by = (attribute, log)
         self._mark_patient()
 
-    def _new_scatter(self, figure: go.Figure) -> CohortMap:
-        scatter = CohortMap(figure)
-        scatter.data[0].on_click(self._on_click)
-        scatter.data[0].on_hover(self._on_hover)
-        scatter.add_class("seegaan-scatter")
-        scatter.observe(self._on_scatter_acknowledged, names="_js2py_traceDeltas")
-        self._scatter_shown = False
-        return scatter
+    def _on_cohort_viewed(self, change) -> None:
+        """Give each new page that shows the dashboard a cohort map created while it is connected.
+
+        A FigureWidget whose model a page restores from the kernel's state (a preheated Voila kernel, a
+        reloaded JupyterLab) can ignore every later edit: its colours would stay those of the first
+        attribute. One created after the page connected applies them. The previous widget is left open:
+        closing a model whose view is still on a page raises there."""
+        if (change["new"] or 0) <= (change["old"] or 0):
+            return
+        self._replace_scatter_widget()
+
+    def _replace_scatter_widget(self) -> None:
+        with self._scatter_lock:
+            scatter = CohortMap(go.Figure(self.scatter), self._scatter_lock)
+            scatter.data[0].on_click(self._on_click)
+            scatter.data[0].on_hover(self._on_hover)
+            scatter.add_class("seegaan-scatter")
+            scatter.observe(self._on_scatter_acknowledged, names="_js2py_traceDeltas")
+            self.scatter, self._scatter_shown = scatter, False
+        self.scatter_box.children = (scatter,)
 
     def _on_scatter_acknowledged(self, change) -> None:
         if change["new"] is not None:
@@ -500,24 +514,21 @@ class Explorer(widgets.VBox):
     def _ensure_scatter_is_live(self) -> None:
         """Rebuild the cohort map when a browser showed it but stopped applying its edits.
 
-        plotly.js acknowledges every edit. In Voila a freshly loaded page can keep a scatter view that
-        ignores all later edits (the colours of the first attribute stay for good); a new widget gets
-        a new view. Called from the render thread: the acknowledgement arrives on the kernel's thread."""
+        plotly.js acknowledges every edit. anywidget drops every message to a model whose module took
+        over 2 s to load (plotly's is 5 MB; a loaded machine can take that long): such a map shows but
+        never changes. A new widget gets a new model. Called from the render thread: the
+        acknowledgement arrives on the kernel's thread."""
         if not self._scatter_shown:
             return  # no browser has shown the map (yet): nothing acknowledges
         deadline = time.monotonic() + SCATTER_ACK_S
         while self.scatter._trace_edit_in_process and time.monotonic() < deadline:
             time.sleep(0.05)
         if self.scatter._trace_edit_in_process:
-            # the stale widget is not closed: closing a model whose view is still on the page raises there
-            stale = self.scatter
-            with stale.edit_lock:
-                self.scatter = self._new_scatter(go.Figure(stale))
-            self.scatter_box.children = (self.scatter,)
+            self._replace_scatter_widget()
 
     def _mark_patient(self) -> None:
         patient = self.result["patient"] if self.result else self.patient.value
-        with self.scatter.edit_lock:
+        with self._scatter_lock:
             if isinstance(patient, str):  # an uploaded image is not on the cohort map
                 self.scatter.data[1].visible = False
             else:
@@ -529,7 +540,9 @@ class Explorer(widgets.VBox):
 
     def _refresh_scatter_state(self) -> None:
         """Copy the figure into the widget's synced state. Edits reach a connected browser as messages,
-        but a view created later (a page reload, a Voila visitor) starts from this state."""
+        but a second view of this widget (the dashboard displayed twice) starts from this state."""
+        if not isinstance(self.scatter, CohortMap):
+            return  # no page shows the map yet
         self.scatter._widget_data = copy.deepcopy(self.scatter._data)
         self.scatter._widget_layout = copy.deepcopy(self.scatter._layout_obj._props)
 
