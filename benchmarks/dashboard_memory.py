@@ -96,7 +96,8 @@ async def _open(context, url: str) -> tuple:
     page = await context.new_page()
     started = time.perf_counter()
     await page.goto(url, timeout=600_000)
-    await page.wait_for_selector(".seegaan-player .main-svg", timeout=600_000)
+    for drawn in (".seegaan-player .main-svg", ".seegaan-scatter .main-svg"):  # ready: traversal and cohort map
+        await page.wait_for_selector(drawn, timeout=600_000)
     return page, time.perf_counter() - started
 
 

@@ -119,10 +119,16 @@ def _click_centre(page, locator) -> None:
     page.mouse.click(x, y)
 
 
+def _wait_until_drawn(page) -> None:
+    """The page is ready when the traversal player and the cohort map are drawn."""
+    for drawn in (".seegaan-player .main-svg", ".seegaan-scatter .main-svg"):
+        page.wait_for_selector(drawn, timeout=START_S * 1000)
+
+
 def _exercise(page, tmp_path: Path, label: str) -> dict:
     """Pick an attribute, click a patient, play; returns the timings measured on the way."""
     timings = {}
-    page.wait_for_selector(".seegaan-player .main-svg", timeout=START_S * 1000)
+    _wait_until_drawn(page)
     page.wait_for_function("() => document.querySelector('.seegaan-status').textContent.includes('Ready')")
     first = page.evaluate(PLAYER)
     assert first["image"].startswith("data:image/png;base64,") and first["curve"]
@@ -220,7 +226,7 @@ def test_demo_command_serves_a_dashboard_that_plays(served, notebook, browser, t
     with _server(command, port, tmp_path / "voila.log"):
         started = time.perf_counter()
         page.goto(f"http://127.0.0.1:{port}/", timeout=START_S * 1000)
-        page.wait_for_selector(".seegaan-player .main-svg", timeout=START_S * 1000)
+        _wait_until_drawn(page)
         ready = time.perf_counter() - started
         timings = _exercise(page, tmp_path, f"voila-{served.replace(' ', '-')}")
         assert not errors, errors  # (before the server stops: a closing connection may raise in the page)
@@ -247,7 +253,7 @@ def test_the_widget_works_in_jupyterlab(notebook, browser, tmp_path):
                                " === 'idle'", timeout=START_S * 1000)
         started = time.perf_counter()
         page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-        page.wait_for_selector(".seegaan-player .main-svg", timeout=START_S * 1000)
+        _wait_until_drawn(page)
         ready = time.perf_counter() - started
         timings = _exercise(page, tmp_path, "jupyterlab")
         assert not errors, errors
