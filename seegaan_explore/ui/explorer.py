@@ -489,9 +489,9 @@ class Explorer(widgets.VBox):
     def _on_cohort_viewed(self, change) -> None:
         """Give each new page that shows the dashboard a cohort map created while it is connected.
 
-        A FigureWidget whose model a page restores from the kernel's state (a preheated Voila kernel, a
-        reloaded JupyterLab) can ignore every later edit: its colours would stay those of the first
-        attribute. One created after the page connected applies them. The previous widget is left open:
+        A FigureWidget whose model a page restores from the kernel's state can ignore every later edit
+        (seen with Voila's preheated kernel): its colours would stay those of the first attribute. One
+        created after the page connected applies them. The previous widget is left open:
         closing a model whose view is still on a page raises there."""
         if (change["new"] or 0) <= (change["old"] or 0):
             return
