@@ -230,6 +230,9 @@ def test_demo_command_serves_a_dashboard_that_plays(served, notebook, browser, t
         ready = time.perf_counter() - started
         timings = _exercise(page, tmp_path, f"voila-{served.replace(' ', '-')}")
         assert not errors, errors  # (before the server stops: a closing connection may raise in the page)
+        # the cohort map's plotly module came from the server by URL, not inside the widget's state
+        assert page.evaluate("() => performance.getEntriesByType('resource')"
+                             ".some(r => r.name.includes('/voila/labextensions/widgetbundle.js'))")
     print(json.dumps({"served": served, "voila_first_page_ready_s": round(ready, 2),
                       **{k: round(v, 3) for k, v in timings.items()}}))
     assert set(blocked) <= VOILA_ALLOWED, f"requests left the machine: {sorted(set(blocked) - VOILA_ALLOWED)}"

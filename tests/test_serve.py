@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +18,7 @@ import pytest
 from ports import free_port, listening
 
 from seegaan_explore.cli import build_parser
-from seegaan_explore.ui.serve import dashboard_notebook, voila_command
+from seegaan_explore.ui.serve import dashboard_notebook, plotly_widget_module, voila_command
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,6 +39,23 @@ def test_voila_command_preheats_culls_and_times_out(tmp_path):
                  "--NotebookClient.timeout=30", "--Voila.open_browser=False"):
         assert flag in command
     assert not any(c.startswith("--Voila.token") for c in command)
+
+
+def test_voila_serves_plotlys_widget_module_so_that_cohort_maps_need_not_carry_it(tmp_path, monkeypatch):
+    folder, path = plotly_widget_module()
+    assert (folder / "widgetbundle.js").stat().st_size > 1_000_000  # plotly.js inside
+    assert f"--VoilaConfiguration.extra_labextensions_path={folder}" in voila_command(tmp_path / "x.ipynb")
+    assert path == f"voila/labextensions/widgetbundle.js?v={importlib.metadata.version('plotly')}"
+
+    import plotly.graph_objects as go
+
+    from seegaan_explore.ui.explorer import PLOTLY_MODULE_ENV, CohortMap
+
+    carried = CohortMap(go.Figure(go.Scatter(x=[1], y=[2])), threading.RLock())._esm
+    monkeypatch.setenv(PLOTLY_MODULE_ENV, path)
+    loader = CohortMap(go.Figure(go.Scatter(x=[1], y=[2])), threading.RLock())._esm
+    assert len(carried) > 1_000_000 and len(loader) < 1000
+    assert json.dumps(path) in loader and "export default" in loader
 
 
 def test_more_kernels_can_be_preheated_or_none(tmp_path):
@@ -90,6 +109,9 @@ def test_off_loopback_the_generated_token_is_printed_and_required(tmp_path):
         assert _get(f"http://127.0.0.1:{port}/?token=wrong")[0] in (302, 403)
         status, body = _get(f"http://127.0.0.1:{port}/?token={token}")
         assert status == 200 and "hello voila" in body
+        module = plotly_widget_module()[1]
+        status, body = _get(f"http://127.0.0.1:{port}/{module}&token={token}")
+        assert status == 200 and "window.Plotly" in body  # what the cohort maps import
     finally:
         process.terminate()
         process.wait(30)

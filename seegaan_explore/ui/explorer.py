@@ -14,6 +14,7 @@ import copy
 import html
 import io
 import json
+import os
 import tempfile
 import threading
 import time
@@ -31,6 +32,7 @@ from ..explore import export
 from ..explore.attribution import METHODS
 from ..explore.directions import ESTIMATORS
 from .renderer import CNN_PREDICTION, LATENT_SHIFT, MAX_FRAMES, Renderer, plain_words
+from .serve import PLOTLY_MODULE_ENV
 
 PROGRESS_AFTER_S = 0.5  # show the progress indicator only for work a user would notice
 SCATTER_ACK_S = 1.5  # a browser that shows the cohort map acknowledges an edit within this (else: rebuild it)
@@ -122,6 +124,18 @@ def _mime_output(figure: go.Figure) -> dict:
             "data": {"application/vnd.plotly.v1+json": spec, "text/plain": "traversal player"}}
 
 
+def plotly_module_loader(path: str) -> str:
+    """A small anywidget module that imports plotly's FigureWidget module from the page's own server.
+
+    Otherwise every map widget carries the 5 MB module in its state: about 1.5 s through kernel, server
+    and websocket, and a fresh compile for each map on a page. By URL the browser fetches it once and
+    caches it. ``path`` is relative to the server's base URL (read from the page's Jupyter config)."""
+    return ("const config = document.getElementById('jupyter-config-data');\n"
+            "const base = ((config && JSON.parse(config.textContent).baseUrl) || '/').replace(/\\/?$/, '/');\n"
+            f"const plotly = await import(new URL(base + {json.dumps(path)}, location.href).href);\n"
+            "export default plotly.default;\n")
+
+
 class CohortMap(go.FigureWidget):
     """The cohort scatter, edited by the render thread while the kernel applies the browser's messages.
 
@@ -132,6 +146,9 @@ class CohortMap(go.FigureWidget):
     """
 
     def __init__(self, figure: go.Figure, edit_lock: threading.RLock):
+        module = os.environ.get(PLOTLY_MODULE_ENV)
+        if module:
+            self._esm = plotly_module_loader(module)
         super().__init__(figure)
         self._edit_lock = edit_lock
 

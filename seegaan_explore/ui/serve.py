@@ -9,6 +9,8 @@ required whenever the server listens on anything but the loopback interface.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import importlib.util
 import ipaddress
 import os
 import secrets
@@ -21,6 +23,7 @@ DEFAULT_PORT = 8866
 IDLE_MINUTES = 15  # a kernel nobody has used this long is shut down
 CULL_INTERVAL_S = 60
 EXECUTION_TIMEOUT_S = 600  # loading the demo and the first render must finish within this
+PLOTLY_MODULE_ENV = "SEEGAAN_EXPLORE_PLOTLY_MODULE"  # tells the kernels' cohort maps where to load plotly from
 
 
 def dashboard_notebook() -> Path:
@@ -29,6 +32,16 @@ def dashboard_notebook() -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"the dashboard notebook is missing from the installation: {path}")
     return path
+
+
+def plotly_widget_module() -> tuple[Path, str] | None:
+    """plotly's FigureWidget module, for Voila to serve beside the page: the folder to add to its
+    labextensions path, and the module's URL below the server's base URL (versioned, so that a cached
+    copy never outlives an upgrade). None when this plotly has no such file."""
+    bundle = Path(importlib.util.find_spec("plotly").origin).parent / "package_data" / "widgetbundle.js"
+    if not bundle.is_file():
+        return None
+    return bundle.parent, f"voila/labextensions/{bundle.name}?v={importlib.metadata.version('plotly')}"
 
 
 def is_loopback(ip: str) -> bool:
@@ -59,6 +72,9 @@ def voila_command(notebook: Path, *, ip: str = "127.0.0.1", port: int = DEFAULT_
                f"--MappingKernelManager.cull_interval={CULL_INTERVAL_S}",
                f"--NotebookClient.timeout={int(timeout_s)}",
                f"--Voila.open_browser={open_browser}"]
+    module = plotly_widget_module()
+    if module:
+        command.append(f"--VoilaConfiguration.extra_labextensions_path={module[0]}")
     if token:
         command.append(f"--Voila.token={token}")
     return command
@@ -100,5 +116,8 @@ def run_demo(args: argparse.Namespace) -> int:
                                 timeout_s=args.timeout, preheated=args.preheated)
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"seegaan-explore demo: {e}") from e
+    module = plotly_widget_module()
+    if module:  # the kernels' cohort maps load it from there instead of carrying it (see CohortMap)
+        os.environ[PLOTLY_MODULE_ENV] = module[1]
     print(f"Dashboard: {url(args.ip, args.port, token)}  (Ctrl-C stops it)", flush=True)
     os.execv(command[0], command)  # Voila replaces this process: no idle Python (with torch loaded) beside it
