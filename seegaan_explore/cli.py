@@ -256,6 +256,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--fit", type=int, default=1000, help="held-out phantoms the directions are fitted on")
     p.add_argument("--patients", type=int, default=16, help="held-out patients traversed per attribute")
     p.add_argument("--frames", type=int, default=7)
+    p.add_argument("--reconstructed", type=int, default=200,
+                   help="held-out phantoms the reconstruction PSNR is averaged over (at least --patients)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     p.add_argument("--no-progress", action="store_true")
@@ -271,8 +273,9 @@ def _run_evaluate(args) -> int:
     model = load_model(args.checkpoint or WEIGHTS_DIR / FILES["autoencoder"], device=args.device).eval()
     oracle = load_oracle(args.oracle or WEIGHTS_DIR / FILES["oracle"], device=args.device)
     result = evaluate(model, oracle, n_fit=args.fit, n_patients=args.patients, frames=args.frames,
-                      progress=not args.no_progress)
-    print(f"reconstruction PSNR {result['reconstruction_psnr_db']:.1f} dB (vs noise-free renders)")
+                      n_reconstructed=args.reconstructed, progress=not args.no_progress)
+    print(f"reconstruction PSNR {result['reconstruction_psnr_db']:.1f} dB (SD {result['reconstruction_psnr_sd_db']:.1f} dB "
+          f"over {result['n_reconstructed']} phantoms, vs their noise-free renders)")
     print(f"{'attribute':<20} {'spearman':>8} {'achieved':>8} {'diffmap r':>9} {'age leak':>9} {'view leak':>9}")
     for name, s in result["attributes"].items():
         leak = [f"{s['leakage'][f]:+9.3f}" if f in s["leakage"] else f"{'target':>9}" for f in ("age", "view")]

@@ -15,6 +15,7 @@ from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from seegaan_explore.data.images import (
     ImageReadError,
     check_image,
+    intensity_window,
     load_preprocessed,
     preprocess,
     read_image,
@@ -180,6 +181,20 @@ def test_preprocess_clips_percentiles_so_outliers_do_not_set_contrast():
     out = preprocess(image, 256)  # same size: no resampling
     assert abs((out == -1).mean() - 0.005) < 0.003 and abs((out == 1).mean() - 0.005) < 0.003
     assert np.percentile(out, 90) > 0.7  # without clipping everything would sit near -1
+
+
+def test_a_given_window_puts_a_noise_free_image_in_its_noisy_exams_units():
+    clean = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (64, 1))
+    noisy = clean + RNG.normal(0, 0.1, clean.shape).astype(np.float32)
+    window = intensity_window(noisy)
+    assert window == intensity_window(noisy.copy()) and window[0] < 0 < 1 < window[1]  # noise widens it
+    np.testing.assert_array_equal(preprocess(noisy, 64, window), preprocess(noisy, 64))
+    under_noisy = preprocess(clean, 64, window)
+    expected = (clean - window[0]) * 2 / (window[1] - window[0]) - 1
+    np.testing.assert_allclose(under_noisy, expected, atol=1e-5)
+    assert under_noisy.max() < 0.9 and preprocess(clean, 64).max() == 1  # its own window would stretch it
+    with pytest.raises(ValueError, match="window 1 to 1 is empty"):
+        preprocess(clean, 64, (1.0, 1.0))
 
 
 def test_preprocess_upsamples_small_images_and_is_deterministic():

@@ -268,13 +268,26 @@ def _resample_filter(scale: float) -> Image.Resampling:
     return Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
 
 
-def preprocess(image: np.ndarray, resolution: int) -> np.ndarray:
+def intensity_window(image: np.ndarray) -> tuple[float, float]:
+    """The intensities :func:`preprocess` maps to -1 and +1: the 0.5th and 99.5th percentiles
+    (estimated on a regular grid of at most 2**18 pixels; min/max if those coincide)."""
+    image = np.asarray(image, dtype=np.float32)
+    stride = max(1, math.isqrt(image.size // _PERCENTILE_SAMPLE))
+    lo, hi = (float(v) for v in np.percentile(image[::stride, ::stride], PERCENTILES))
+    if hi <= lo:
+        lo, hi = float(image.min()), float(image.max())
+    if hi <= lo:
+        raise ValueError(f"preprocess: constant image (every pixel is {lo:g})")
+    return lo, hi
+
+
+def preprocess(image: np.ndarray, resolution: int, window: tuple[float, float] | None = None) -> np.ndarray:
     """Normalise and fit a 2-D image into a float32 [resolution, resolution] square in [-1, 1].
 
-    1. Intensities are clipped to their 0.5th and 99.5th percentiles (estimated on
-       a regular grid of at most 2**18 pixels; min/max if those coincide) and
-       mapped linearly to [-1, 1], so burned-in labels and dead pixels do not set
-       the contrast.
+    1. Intensities are clipped to their :func:`intensity_window` and mapped linearly to [-1, 1],
+       so burned-in labels and dead pixels do not set the contrast. A given ``window`` replaces the
+       image's own: a noise-free render under its noisy exam's window is in the units the model
+       saw that exam in.
     2. The image is resized, keeping its aspect ratio, so the long side equals
        `resolution` (area averaging when shrinking, bilinear when enlarging).
     3. The short side is padded symmetrically with the background value -1.
@@ -288,12 +301,9 @@ def preprocess(image: np.ndarray, resolution: int) -> np.ndarray:
         raise ValueError(f"resolution must be positive, got {resolution}")
     if not np.isfinite(image).all():
         raise ValueError("preprocess: image contains NaN or infinite values")
-    stride = max(1, math.isqrt(image.size // _PERCENTILE_SAMPLE))
-    lo, hi = np.percentile(image[::stride, ::stride], PERCENTILES)
+    lo, hi = intensity_window(image) if window is None else window
     if hi <= lo:
-        lo, hi = float(image.min()), float(image.max())
-    if hi <= lo:
-        raise ValueError(f"preprocess: constant image (every pixel is {lo:g})")
+        raise ValueError(f"preprocess: the window {lo:g} to {hi:g} is empty")
     clipped = np.clip(image, lo, hi)
 
     rows, cols = image.shape
