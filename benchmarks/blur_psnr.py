@@ -27,7 +27,8 @@ def main() -> None:
     clean = as_read(np.stack([render_noise_free(sample_individual(PATIENT_SEED, i), args.size).image
                               for i in range(args.patients)]), [intensity_window(exam) for exam in exams])
     for sigma in (0.5, 1.0, 1.5, 2.0):
-        print(f"Gaussian blur sigma {sigma} px: {np.mean([psnr_db(gaussian_filter(c, sigma), c) for c in clean]):.2f} dB")
+        scores = [psnr_db(gaussian_filter(c, sigma), c) for c in clean]
+        print(f"Gaussian blur sigma {sigma} px: {np.mean(scores):.2f} dB")
 
 
 if __name__ == "__main__":

@@ -274,8 +274,9 @@ def _run_evaluate(args) -> int:
     oracle = load_oracle(args.oracle or WEIGHTS_DIR / FILES["oracle"], device=args.device)
     result = evaluate(model, oracle, n_fit=args.fit, n_patients=args.patients, frames=args.frames,
                       n_reconstructed=args.reconstructed, progress=not args.no_progress)
-    print(f"reconstruction PSNR {result['reconstruction_psnr_db']:.1f} dB (SD {result['reconstruction_psnr_sd_db']:.1f} dB "
-          f"over {result['n_reconstructed']} phantoms, vs their noise-free renders)")
+    print(f"reconstruction PSNR {result['reconstruction_psnr_db']:.1f} dB "
+          f"(SD {result['reconstruction_psnr_sd_db']:.1f} dB over {result['n_reconstructed']} phantoms, "
+          "vs their noise-free renders)")
     print(f"{'attribute':<20} {'spearman':>8} {'achieved':>8} {'diffmap r':>9} {'age leak':>9} {'view leak':>9}")
     for name, s in result["attributes"].items():
         leak = [f"{s['leakage'][f]:+9.3f}" if f in s["leakage"] else f"{'target':>9}" for f in ("age", "view")]

@@ -91,7 +91,8 @@ def browser(tmp_path):
 
     with sync_api.sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            tmp_path / "profile", executable_path=str(CHROMIUM), headless=True, viewport={"width": 1400, "height": 1300},
+            tmp_path / "profile", executable_path=str(CHROMIUM), headless=True,
+            viewport={"width": 1400, "height": 1300},
             args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"])
         context.route("**/*", route)

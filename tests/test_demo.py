@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from seegaan_explore.cli import main
-from seegaan_explore.demo import FILES, WEIGHTS_DIR, load_demo, manifest, write_bundle
 from seegaan_explore.data.cohort import Cohort
 from seegaan_explore.data.images import intensity_window, preprocess
 from seegaan_explore.data.phantoms import generate_cohort, render_noise_free, sample_individual, write_cohort
+from seegaan_explore.demo import FILES, WEIGHTS_DIR, load_demo, manifest, write_bundle
 from seegaan_explore.evaluate import PATIENT_SEED, SPECS, Spec, as_read, evaluate
 from seegaan_explore.model.checkpoint import save_model
 from seegaan_explore.model.cnn import CnnConfig, RadiographCNN, save_cnn

@@ -25,7 +25,8 @@ def test_stepping_along_latent_shift_raises_the_prediction_as_asked(model_and_cn
     w0 = model.sample_w(1, seed=3)[0]
     direction = latent_shift(model, cnn, w0)
     assert direction.estimator == "latent_shift" and math.isnan(direction.scale)
-    amounts = np.array([-3e-4, -1.5e-4, 0.0, 1.5e-4, 3e-4])  # small: first order holds (a random CNN is far from linear)
+    # small: first order holds (a random CNN is far from linear)
+    amounts = np.array([-3e-4, -1.5e-4, 0.0, 1.5e-4, 3e-4])
     t = traverse(model, w0, direction, amounts)
     predicted = cnn.predict(torch.from_numpy(t.frames)[:, None]).numpy()
     slope = np.polyfit(amounts, predicted, 1)[0]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -178,7 +177,8 @@ def test_bone_density_intervention_fades_bones():
     thin = render(ind, 128, do={"bone_density": 0.4, "view": "PA"}, noise=False).image
     lungs = render(ind, 128, do={"view": "PA"}).masks["lungs"]
     # ribs over the lungs lose contrast: less high-frequency structure
-    hp = lambda im: im - ndimage.gaussian_filter(im, 3)
+    def hp(im):
+        return im - ndimage.gaussian_filter(im, 3)
     assert np.abs(hp(thin))[lungs].mean() < 0.8 * np.abs(hp(dense))[lungs].mean()
 
 

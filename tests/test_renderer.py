@@ -150,7 +150,7 @@ def test_changing_only_the_frame_reuses_the_traversal_and_attributes_one_image(r
     ({"attribute": "age", "colour": "red"}, "unknown argument(s) ['colour']"),
     ({"attribute": "age", "estimator": "latent_shift"},
      "Latent Shift moves what the CNN predicts: pick nt_probnp_pg_ml on the log scale or CNN prediction"),
-    ({"attribute": "sex", "estimator": "logistic", "log": True}, 
+    ({"attribute": "sex", "estimator": "logistic", "log": True},
      "log scale needs positive values, but the smallest is 0"),
     ({"attribute": "age", "units": "value", "log": True, "start": -1, "stop": 80}, "smallest is -1"),
 ])

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from seegaan_explore.model import SeeGaan, preset_config
 from seegaan_explore.train.augment import Augmentation
-from seegaan_explore.train.loop import Trainer, TrainConfig
+from seegaan_explore.train.loop import TrainConfig, Trainer
 
 QUIET = dict(sample_every=10**9, checkpoint_every=10**9, log_every=10**9, precision="fp32")
 
@@ -135,7 +135,8 @@ def test_two_process_gloo_run_matches_one_process(tmp_path):
     for key in weights:
         torch.testing.assert_close(two[key], one[key], atol=2e-4, rtol=1e-3, msg=key)
     # The runs trained for real: weights moved away from their initial values.
-    assert not torch.equal(one["generator.blocks.0.layers.0.conv.weight"], one["generator_ema.blocks.0.layers.0.conv.weight"])
+    conv = "blocks.0.layers.0.conv.weight"
+    assert not torch.equal(one[f"generator.{conv}"], one[f"generator_ema.{conv}"])
 
 
 def test_vgg16_perceptual_term_loads_local_torchvision_layout_weights(tmp_path):

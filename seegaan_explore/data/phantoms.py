@@ -633,7 +633,8 @@ def main_phantoms(args) -> int:
     )
     dt = time.perf_counter() - t0
     print(
-        f"wrote {len(table)} phantoms ({args.size}px) and phantoms.csv to {args.out} in {dt:.1f}s ({60 * len(table) / max(dt, 1e-9):.0f} images/min)"
+        f"wrote {len(table)} phantoms ({args.size}px) and phantoms.csv to {args.out} in {dt:.1f}s "
+        f"({60 * len(table) / max(dt, 1e-9):.0f} images/min)"
     )
     return 0
 

@@ -74,7 +74,8 @@ class MeanShift:
         design = np.column_stack([np.ones(len(a)), (covariates - mu) / sd])  # standardised: well conditioned
         # The only O(N * w_dim) step. torch's GEMM, because numpy's BLAS runs this wide-and-flat
         # shape ([k, N] @ [N, w_dim], k ~ 3) as slowly as a matrix-vector loop (7 s at N = 1M).
-        cross = torch.from_numpy(np.ascontiguousarray(design.T, dtype=np.float32)) @ torch.as_tensor(w, dtype=torch.float32)
+        design_t = torch.from_numpy(np.ascontiguousarray(design.T, dtype=np.float32))
+        cross = design_t @ torch.as_tensor(w, dtype=torch.float32)
         coef = np.linalg.solve(design.T @ design, cross.double().numpy())
         vector = coef[1] / sd[0]
         others = np.delete(design, 1, axis=1)

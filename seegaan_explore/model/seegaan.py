@@ -40,7 +40,8 @@ class LatentPrior(nn.Module):
         a small ridge keeps a rank-deficient covariance positive definite)."""
         w = w.detach().double().cpu()
         if w.ndim != 2 or w.shape[1] != self.mean.numel() or len(w) < 2:
-            raise ValueError(f"fitting the latent prior needs [N >= 2, {self.mean.numel()}] latents, got {list(w.shape)}")
+            raise ValueError(f"fitting the latent prior needs [N >= 2, {self.mean.numel()}] latents, "
+                             f"got {list(w.shape)}")
         covariance = torch.cov(w.T)
         ridge = 1e-4 * covariance.diagonal().mean().clamp_min(1e-12)
         tril = torch.linalg.cholesky(covariance + ridge * torch.eye(w.shape[1], dtype=torch.float64))

@@ -57,7 +57,8 @@ def fit(model: torch.nn.Module, images, targets: torch.Tensor, loss_fn, *, epoch
         for start in range(0, len(order), batch_size):
             idx = np.sort(order[start:start + batch_size])
             x = torch.from_numpy(np.asarray(images[idx], dtype=np.float32))[:, None]
-            x = Augmentation.apply(x, augment.draw(len(idx), gen)).to(device).contiguous(memory_format=torch.channels_last)
+            x = Augmentation.apply(x, augment.draw(len(idx), gen)).to(device)
+            x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device, dtype):
                 loss = loss_fn(model(x).float(), targets[idx].to(device))
             optimizer.zero_grad(set_to_none=True)
