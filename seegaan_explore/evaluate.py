@@ -81,11 +81,12 @@ SPECS = (
 )
 
 
-def as_read(images: np.ndarray, windows: list[tuple[float, float]]) -> np.ndarray:
+def as_read(images: np.ndarray, windows: list[tuple[float, float]] | None = None) -> np.ndarray:
     """Renders in the units the models were trained in: a phantom written to disk is read back
-    through :func:`preprocess`, whose intensity window comes from the (noisy) exam itself. A
-    noise-free render of the same exam takes that exam's window, so that it is the exam without
-    its noise, in the same units."""
+    through :func:`preprocess`, whose intensity window comes from the (noisy) exam itself (the
+    default). A noise-free render of the same exam takes that exam's window, so that it is the exam
+    without its noise, in the same units."""
+    windows = windows or [None] * len(images)
     return np.stack([preprocess(image, image.shape[-1], window) for image, window in zip(images, windows)])
 
 
@@ -106,7 +107,7 @@ def evaluate(model: SeeGaan, oracle: Oracle, *, n_fit: int = 1000, n_patients: i
     traversal scores (see the module docstring)."""
     size = model.config.resolution
     fit_images, fit_table = generate_cohort(n_fit, size, seed=FIT_SEED, progress=progress)
-    latents = _encode(model, as_read(fit_images, [intensity_window(image) for image in fit_images]))
+    latents = _encode(model, as_read(fit_images))
     fit_factors = factor_targets(fit_table, oracle.config.factors)
 
     n_reconstructed = max(n_reconstructed, n_patients)
