@@ -133,8 +133,9 @@ def time_interactive(model: SeeGaan, rounds: int = 5, n_latents: int = 400, fram
     r = model.config.resolution
     latents = rng.standard_normal((n_latents, model.config.w_dim)).astype(np.float32)
     table = pd.DataFrame({f"attribute_{k}": rng.standard_normal(n_latents) for k in range(rounds + 1)})
-    cnn = RadiographCNN(CnnConfig(resolution=r)).eval()
-    oracle = Oracle(OracleConfig(resolution=r, means=(0.0,) * len(FACTORS), stds=(1.0,) * len(FACTORS))).eval()
+    cnn = RadiographCNN(CnnConfig(resolution=r)).to(model.device).eval()
+    oracle = Oracle(OracleConfig(resolution=r, means=(0.0,) * len(FACTORS), stds=(1.0,) * len(FACTORS)))
+    oracle = oracle.to(model.device).eval()
     renderer = Renderer(model, latents, table, cnn=cnn, oracle=oracle)
     totals, stages = [], []
     for k in range(rounds + 1):  # the first round warms up
@@ -148,7 +149,8 @@ def time_interactive(model: SeeGaan, rounds: int = 5, n_latents: int = 400, fram
     return {"interactive_s": statistics.median(totals), "breakdown": breakdown}
 
 
-def time_integrated_gradients(resolution: int = 128, rounds: int = 5, n_steps: int = 50) -> dict:
+def time_integrated_gradients(resolution: int = 128, rounds: int = 5, n_steps: int = 50,
+                              device: torch.device = torch.device("cpu")) -> dict:
     """Integrated gradients (50 steps) on one image through :func:`explore.attribution.attribute`
     against Captum's own call with the same arguments, interleaved so that drift hits both alike."""
     from captum.attr import IntegratedGradients
@@ -157,8 +159,8 @@ def time_integrated_gradients(resolution: int = 128, rounds: int = 5, n_steps: i
     from .model.cnn import CnnConfig, RadiographCNN
 
     torch.manual_seed(0)
-    cnn = RadiographCNN(CnnConfig(resolution=resolution)).eval()
-    x = torch.rand(1, 1, resolution, resolution) * 2 - 1
+    cnn = RadiographCNN(CnnConfig(resolution=resolution)).to(device).eval()
+    x = torch.rand(1, 1, resolution, resolution, device=device) * 2 - 1
 
     def captum_call():
         IntegratedGradients(cnn).attribute(x.clone().requires_grad_(True), baselines=torch.full_like(x, BACKGROUND),
@@ -168,7 +170,7 @@ def time_integrated_gradients(resolution: int = 128, rounds: int = 5, n_steps: i
         attribute(cnn, x, "integrated_gradients", n_steps=n_steps)
 
     ours(), captum_call()
-    pairs = [(_seconds(ours, torch.device("cpu")), _seconds(captum_call, torch.device("cpu"))) for _ in range(rounds)]
+    pairs = [(_seconds(ours, device), _seconds(captum_call, device)) for _ in range(rounds)]
     return {"ig_s": statistics.median(a for a, _ in pairs), "captum_ig_s": statistics.median(b for _, b in pairs),
             "ig_overhead": statistics.median(a / b for a, b in pairs) - 1}
 
@@ -215,7 +217,7 @@ def run_benchmark(preset: str = "demo", device: str | None = None, precision: st
     log(f"interactive          attribute picked -> {model.config.resolution} px frames, predictions and a "
         f"Grad-CAM: {interactive['interactive_s']:.2f} s (median); "
         + ", ".join(f"{name} {sec * 1e3:.0f} ms" for name, sec in interactive["breakdown"].items()))
-    ig = time_integrated_gradients(model.config.resolution, rounds=max(3, rounds // 2))
+    ig = time_integrated_gradients(model.config.resolution, rounds=max(3, rounds // 2), device=dev)
     result.update(ig)
     log(f"integrated gradients 50 steps, one {model.config.resolution} px image: {ig['ig_s']:.2f} s "
         f"(Captum's own call {ig['captum_ig_s']:.2f} s, overhead {ig['ig_overhead']:+.1%})")

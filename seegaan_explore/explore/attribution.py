@@ -65,9 +65,16 @@ def gradcam_layer(model: nn.Module) -> nn.Module:
     return convs[-1]
 
 
+def module_device(model: nn.Module) -> torch.device:
+    """Where the model's weights live: images go there (a CUDA CNN with CPU frames, say)."""
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
 def attribute(model: nn.Module, images: torch.Tensor, method: str = "gradcam", *,
               layer: nn.Module | None = None, **options) -> np.ndarray:
-    """Attribution maps [B, R, R] for ``images`` [B, 1, R, R] and a single-output ``model``.
+    """Attribution maps [B, R, R] for ``images`` [B, 1, R, R] and a single-output ``model``,
+    computed on the model's device.
 
     ``layer``: the Grad-CAM layer (default: :func:`gradcam_layer`). ``options`` go to the method,
     e.g. ``n_steps`` and ``internal_batch_size`` for integrated gradients (the latter bounds memory).
@@ -79,7 +86,7 @@ def attribute(model: nn.Module, images: torch.Tensor, method: str = "gradcam", *
     was_training = model.training
     model.eval()
     try:
-        x = images.detach().float().requires_grad_(True)
+        x = images.detach().to(module_device(model)).float().requires_grad_(True)
         maps = METHODS[method](model, x, layer, **options)
     finally:
         model.train(was_training)

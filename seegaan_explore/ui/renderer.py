@@ -25,7 +25,7 @@ from ..data.cohort import parse_lab_column
 from ..data.images import preprocess
 from ..data.phantoms import to_uint8
 from ..explore import quality
-from ..explore.attribution import METHODS, agreement, attribute
+from ..explore.attribution import METHODS, agreement, attribute, module_device
 from ..explore.directions import ESTIMATORS, Direction, cosine_matrix, fit_direction
 from ..explore.latent_shift import latent_shift
 from ..explore.traversal import traverse
@@ -247,7 +247,7 @@ class Renderer:
             return self.cnn.predict(x).cpu().numpy().astype(np.float64)
         with torch.no_grad():
             self.cnn.eval()
-            return self.cnn(x).reshape(len(x)).cpu().numpy().astype(np.float64)
+            return self.cnn(x.to(module_device(self.cnn))).reshape(len(x)).cpu().numpy().astype(np.float64)
 
     @staticmethod
     def _scale(values: np.ndarray, log: bool, name: str) -> np.ndarray:
