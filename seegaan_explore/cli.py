@@ -71,7 +71,8 @@ def _add_train(sub) -> None:
     p.add_argument("--out", required=True, type=Path, help="run folder: checkpoints, samples, metrics")
     p.add_argument("--preset", default="demo", help="architecture preset (default: demo)")
     p.add_argument("--resolution", type=int, help="override the preset's resolution")
-    p.add_argument("--init", type=Path, help="start from this checkpoint's weights (new run)")
+    p.add_argument("--init", type=Path, help="start from this checkpoint's weights (new run); an inference file "
+                   "such as the bundled demo weights works too: its EMA networks seed the trained ones")
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch size")
     p.add_argument("--lr", type=float, default=d.lr)
@@ -102,7 +103,8 @@ def _run_train(args) -> int:
 
     import torch
 
-    from .model import SeeGaan, load_model, preset_config
+    from .model import SeeGaan, preset_config
+    from .model.checkpoint import load_for_training
     from .train.distributed import init_from_environment
     from .train.loop import TrainConfig, Trainer
 
@@ -112,7 +114,7 @@ def _run_train(args) -> int:
     progress = not args.no_progress and group.is_main
     cohort = _load_cohort(args, progress)
     if args.init:
-        model = load_model(args.init, with_training_networks=True)
+        model = load_for_training(args.init, seed=args.seed)
         config = model.config
     else:
         config = preset_config(args.preset, args.resolution)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import socket
@@ -14,7 +15,9 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from seegaan_explore.model import SeeGaan, preset_config
+from seegaan_explore.model import SeeGaan, preset_config, save_model
+from seegaan_explore.model.checkpoint import load_for_training
+from seegaan_explore.model.seegaan import EMA
 from seegaan_explore.train.augment import Augmentation
 from seegaan_explore.train.loop import TrainConfig, Trainer
 
@@ -88,6 +91,28 @@ def test_a_resumed_run_takes_its_own_adam_betas(tmp_path):
     resumed = Trainer(SeeGaan(preset_config("tiny")), _smooth_images(12), tmp_path, config)
     assert resumed.resume() and resumed.step == 3
     assert {g["betas"] for o in resumed.optimizers.values() for g in o.param_groups} == {(0.9, 0.99)}
+
+
+def test_fine_tuning_starts_from_an_inference_file_with_its_ema_weights(tmp_path):
+    """``train --init`` with inference weights (the bundled demo model, a run's model.safetensors):
+    the trained networks start as its EMA networks, and training moves them."""
+    torch.manual_seed(0)
+    source = SeeGaan(preset_config("tiny"))
+    with torch.no_grad():  # the EMA networks differ from the trained ones, as after any training
+        for p in source.generator_ema.parameters():
+            p.add_(0.1)
+    save_model(tmp_path / "inference.safetensors", source, ema_only=True)
+    model = load_for_training(tmp_path / "inference.safetensors")
+    assert model.has_training_networks
+    for name in EMA:
+        for trained, ema, saved in zip(getattr(model, name.removesuffix("_ema")).state_dict().values(),
+                                       getattr(model, name).state_dict().values(),
+                                       getattr(source, name).state_dict().values()):
+            torch.testing.assert_close(trained, saved, rtol=0, atol=0)
+            torch.testing.assert_close(ema, saved, rtol=0, atol=0)
+    before = copy.deepcopy(model.generator.state_dict())
+    Trainer(model, _smooth_images(8), tmp_path / "run", TrainConfig(steps=2, batch_size=4, **QUIET)).run(progress=False)
+    assert any(not torch.equal(a, b) for a, b in zip(before.values(), model.generator.state_dict().values()))
 
 
 def test_augmentation_applies_per_sample():

@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 from .. import __version__
 from ..fileio import atomic_write
 from .config import ModelConfig
-from .seegaan import INFERENCE, SeeGaan
+from .seegaan import EMA, INFERENCE, SeeGaan
 
 FORMAT = "seegaan-explore/1"
 OPTIM_PREFIX = "optimizer."
@@ -95,6 +95,21 @@ def load_model(path: str | Path, device: str | torch.device | None = None, *,
     model = SeeGaan(config, with_training_networks=with_training_networks)
     _load_state(path, model)
     return model.to(device) if device is not None else model
+
+
+def load_for_training(path: str | Path, seed: int = 0) -> SeeGaan:
+    """A model to train further, from any checkpoint. From an inference file (the bundled demo
+    weights, or a run's ``model.safetensors``) the trained networks start as copies of its EMA
+    networks and the discriminator starts fresh from ``seed``: fine-tuning needs no training state."""
+    if read_metadata(path)["kind"] != "inference":
+        return load_model(path, with_training_networks=True)
+    inference = load_model(path, with_training_networks=False)
+    torch.manual_seed(seed)
+    model = SeeGaan(inference.config, with_training_networks=True)
+    model.load_state_dict(inference.state_dict(), strict=False)
+    for name in EMA:
+        getattr(model, name.removesuffix("_ema")).load_state_dict(getattr(model, name).state_dict())
+    return model
 
 
 def load_training_checkpoint(path: str | Path, model: SeeGaan,
