@@ -9,6 +9,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from test_train import _reconstruction_mse, _smooth_images
 from ui_cohort import small_setup
 
 from seegaan_explore.demo import FILES, WEIGHTS_DIR
@@ -69,24 +70,14 @@ def test_the_renderer_with_every_network_on_cuda_matches_the_cpu():
 def test_bf16_training_on_cuda_learns_and_its_checkpoint_loads_on_the_cpu(tmp_path):
     """The CUDA default (bf16 autocast) trains the tiny preset on 32 px images: the reconstruction
     error falls, and the saved model decodes the same on the CPU."""
-    yy, xx = np.mgrid[0:32, 0:32] / 32
-    rng = np.random.default_rng(0)
-    images = np.stack([np.tanh(np.sin(rng.uniform(2, 8) * xx + rng.uniform(0, 6)) + np.cos(rng.uniform(2, 8) * yy))
-                       for _ in range(16)]).astype(np.float32)
+    images = _smooth_images(16)
     torch.manual_seed(0)
     model = SeeGaan(preset_config("tiny"))
     config = TrainConfig(steps=200, batch_size=8, sample_every=10**9, checkpoint_every=100, log_every=10**9)
-    trainer = Trainer(model, images, tmp_path, config, group=ProcessGroup(device=CUDA))
-    x = torch.from_numpy(images)[:, None].to(CUDA)
-
-    def error() -> float:
-        with torch.no_grad():
-            reconstruction = model.generator(model.encoder(x), model.generator.make_noise(0, device=CUDA))
-            return (reconstruction - x).square().mean().item()
-
-    before = error()
+    trainer = Trainer(model, images, tmp_path, config, group=ProcessGroup(device=CUDA))  # moves the model
+    before = _reconstruction_mse(model, images)
     trainer.run(progress=False)
-    assert error() < before / 3
+    assert _reconstruction_mse(model, images) < before / 3
     saved = load_model(tmp_path / "model.safetensors", device="cpu")
     saved.precision = trainer.model.precision = "fp32"
     w = torch.from_numpy(np.random.default_rng(1).standard_normal((2, saved.config.w_dim), dtype=np.float32))

@@ -33,9 +33,10 @@ def _smooth_images(n: int, size: int = 32, seed: int = 0) -> np.ndarray:
 
 
 def _reconstruction_mse(model: SeeGaan, images: np.ndarray) -> float:
-    x = torch.from_numpy(images)[:, None]
+    x = torch.from_numpy(images)[:, None].to(model.device)
     with torch.no_grad():
-        return (model.generator(model.encoder(x), model.generator.make_noise(0)) - x).square().mean().item()
+        noise = model.generator.make_noise(0, device=model.device)
+        return (model.generator(model.encoder(x), noise) - x).square().mean().item()
 
 
 def test_tiny_preset_overfits_a_small_real_batch(hannover_dir, tmp_path):
