@@ -1,0 +1,114 @@
+"""Per-patient and curved alternatives to the mean-shift traversal, scored like ``evaluate``'s diffmap r
+(Pearson r of the traversal's difference map against the true counterfactual's, held-out phantoms):
+
+* ``local k``: the mean shift fitted on the patient's k nearest latents of the fit set (skipped for a
+  patient whose neighbours all share one value);
+* ``from covariates`` / ``from w0``: each patient's latent change predicted (ridge) from its sex,
+  view, age, BMI and severity, or from its latent, trained on the true latent changes of ``--people``
+  fit-set phantoms (an ideal training signal no real cohort has);
+* ``re-projected``: ``--steps`` steps along the mean shift, re-encoding the decoded frame after each
+  (a curved path that stays on what the encoder reads);
+* Latent Shift with the bundled CNN, for NT-proBNP only.
+
+    python benchmarks/diffmap_alternatives.py [--checkpoint CKPT] [--fit 3000] [--patients 8] [--people 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+from sklearn.linear_model import Ridge
+
+from seegaan_explore.data.images import intensity_window
+from seegaan_explore.data.phantoms import generate_cohort, render_noise_free, sample_individual
+from seegaan_explore.demo import FILES, WEIGHTS_DIR
+from seegaan_explore.evaluate import FIT_SEED, PATIENT_SEED, SPECS, _encode, _pearson, as_read
+from seegaan_explore.explore.directions import fit_direction
+from seegaan_explore.explore.latent_shift import latent_shift
+from seegaan_explore.model import load_model
+from seegaan_explore.model.cnn import load_cnn
+from seegaan_explore.model.oracle import FACTORS, factor_targets
+
+NEIGHBOURS = (1000, 300, 100)
+
+
+def covariates(table) -> np.ndarray:
+    return np.column_stack([table.sex == "M", table.view == "AP", table.age / 50, table.bmi / 25,
+                            table.severity]).astype(np.float64)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default=WEIGHTS_DIR / FILES["autoencoder"])
+    parser.add_argument("--fit", type=int, default=3000)
+    parser.add_argument("--patients", type=int, default=8)
+    parser.add_argument("--people", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=4)
+    args = parser.parse_args()
+    model = load_model(args.checkpoint).eval()
+    cnn = load_cnn(WEIGHTS_DIR / FILES["cnn"])
+    size = model.config.resolution
+    fit_images, fit_table = generate_cohort(args.fit, size, seed=FIT_SEED)
+    fit_windows = [intensity_window(image) for image in fit_images]
+    latents = _encode(model, as_read(fit_images, fit_windows))
+    factors = factor_targets(fit_table, tuple(name for name, _ in FACTORS))
+    exams, table = generate_cohort(args.patients, size, seed=PATIENT_SEED)
+    windows = [intensity_window(exam) for exam in exams]
+    w0 = _encode(model, as_read(exams, windows))
+
+    def true_ends(seed, index, row, window, spec, half) -> np.ndarray:
+        individual = sample_individual(seed, index)
+        renders = [render_noise_free(individual, size, do=do).image for do in spec.interventions(row, half)]
+        return as_read(np.stack(renders), [window] * 2)
+
+    def decode(ws) -> np.ndarray:
+        return model.decode(torch.from_numpy(np.stack(ws).astype(np.float32)), noise=0)[:, 0].cpu().numpy()
+
+    def change(low, high) -> np.ndarray:
+        frames = decode([low, high])
+        return frames[1] - frames[0]
+
+    def walk(w, step) -> np.ndarray:
+        for _ in range(args.steps):
+            w = _encode(model, decode([w + step / args.steps]))[0]
+        return w
+
+    for spec in (s for s in SPECS if not s.confounders):
+        values = factors[spec.factor].to_numpy(np.float64)
+        direction = fit_direction("mean_shift", latents, values, attribute=spec.name)
+        half = 0.5 if spec.binary else direction.scale
+        people = range(min(args.people, args.fit))
+        true_changes = np.stack([np.diff(_encode(model, true_ends(FIT_SEED, j, fit_table.iloc[j], fit_windows[j],
+                                                                  spec, half)), axis=0)[0] for j in people])
+        by_covariates = Ridge(alpha=1e-3).fit(covariates(fit_table.iloc[list(people)]), true_changes)
+        by_latent = Ridge(alpha=10.0).fit(latents[list(people)], true_changes)
+        scores: dict[str, list[float]] = {}
+        for k in range(args.patients):
+            truth = np.diff(true_ends(PATIENT_SEED, k, table.iloc[k], windows[k], spec, half), axis=0)[0]
+            candidates = {"mean shift": change(w0[k] - half * direction.vector, w0[k] + half * direction.vector)}
+            nearest = np.argsort(np.linalg.norm(latents - w0[k], axis=1))
+            for n in NEIGHBOURS:
+                try:
+                    local = fit_direction("mean_shift", latents[nearest[:n]], values[nearest[:n]], attribute=spec.name)
+                except ValueError:  # all neighbours share one value (one sex, say): no local direction
+                    continue
+                candidates[f"local {n}"] = change(w0[k] - half * local.vector, w0[k] + half * local.vector)
+            for name, predicted in (("from covariates", by_covariates.predict(covariates(table.iloc[[k]]))[0]),
+                                    ("from w0", by_latent.predict(w0[k:k + 1])[0])):
+                candidates[name] = change(w0[k] - predicted / 2, w0[k] + predicted / 2)
+            candidates["re-projected"] = change(walk(w0[k], -half * direction.vector),
+                                                walk(w0[k], half * direction.vector))
+            if spec.factor == "log_nt_probnp":
+                shift = latent_shift(model, cnn, w0[k])
+                candidates["latent shift"] = change(w0[k] - half * shift.vector, w0[k] + half * shift.vector)
+            for name, difference in candidates.items():
+                scores.setdefault(name, []).append(_pearson(difference, truth))
+        print(f"{spec.name:10s} " + ", ".join(
+            f"{name} {np.mean(r):.2f}" + ("" if len(r) == args.patients else f" ({len(r)} patients)")
+            for name, r in scores.items()), flush=True)
+
+
+if __name__ == "__main__":
+    main()
