@@ -17,6 +17,7 @@ from seegaan_explore.data.phantoms import (
     cohort_table,
     factors,
     generate_cohort,
+    randomized_do,
     render,
     render_noise_free,
     sample_individual,
@@ -213,6 +214,24 @@ def test_scm_statistics(table):
     assert df["bmi"].between(15, 60).all() and df["age"].between(18, 95).all()
 
 
+def test_randomized_factors_keep_their_distribution_and_lose_their_causes(table):
+    names = ("severity", "view", "device")
+    trial = pd.DataFrame([factors(sample_individual(11, i), randomized_do(11, i, names)) for i in range(3000)])
+    observed, randomized = table.corr(numeric_only=True), trial.corr(numeric_only=True)
+    assert observed.loc["severity", "age"] > 0.3 and abs(randomized.loc["severity", "age"]) < 0.06
+    table, trial = (frame.assign(ap=frame["view"] == "AP") for frame in (table, trial))
+    ap_by_severity = [np.ptp(f.groupby(pd.qcut(f["severity"], 4, labels=False))["ap"].mean()) for f in (table, trial)]
+    assert ap_by_severity[0] > 0.25 and ap_by_severity[1] < 0.08
+    for name in ("severity", "ap", "device"):  # the population distribution stays
+        assert abs(trial[name].mean() - table[name].mean()) < 0.04
+    # descendants still follow the assigned value; the individual's own draws stay its own
+    assert trial[["severity", "ctr"]].corr().iloc[0, 1] > 0.9
+    assert np.array_equal(trial["age"], table["age"])
+    assert randomized_do(11, 5, names) == randomized_do(11, 5, names)
+    with pytest.raises(KeyError, match="ctr_projected"):
+        randomized_do(0, 0, ["ctr_projected"])
+
+
 # ------------------------------------------------------------------------------------------
 # cohorts on disk
 # ------------------------------------------------------------------------------------------
@@ -269,6 +288,24 @@ def test_cli_parser_writes_a_cohort(tmp_path, capsys):
     assert len(list((tmp_path / "c").glob("*.png"))) == 3
     assert len(pd.read_csv(tmp_path / "c" / "phantoms.csv")) == 3
     assert "wrote 3 phantoms" in capsys.readouterr().out
+
+
+def test_a_randomized_cohort_on_disk_is_rendered_under_its_assignment(tmp_path):
+    from PIL import Image
+
+    from seegaan_explore.cli import main
+
+    assert main(["phantoms", "--n", "4", "--size", "48", "--out", str(tmp_path), "--no-progress",
+                 "--workers", "1", "--randomize", "severity, view"]) == 0
+    csv = pd.read_csv(tmp_path / "phantoms.csv")
+    for _, r in csv.iterrows():
+        do = randomized_do(0, int(r["index"]), ("severity", "view"))
+        assert r["view"] == do["view"] and r["severity"] == pytest.approx(do["severity"], rel=1e-5)
+        written = np.asarray(Image.open(tmp_path / r["file"]))
+        assert np.array_equal(written, ph.to_uint8(render(sample_individual(0, int(r["index"])), 48, do=do).image))
+    with pytest.raises(KeyError, match="'heart'"):
+        write_cohort(tmp_path / "never", n=1, randomize=("heart",))
+    assert not (tmp_path / "never").exists()
 
 
 def test_invalid_arguments():

@@ -43,6 +43,7 @@ __all__ = [
     "Individual",
     "Phantom",
     "sample_individual",
+    "randomized_do",
     "factors",
     "render",
     "render_noise_free",
@@ -192,15 +193,16 @@ def patient_id(seed: int, index: int) -> str:
     return f"PH{int(seed)}-{int(index):06d}"
 
 
-def sample_individual(seed: int, index: int) -> Individual:
+def sample_individual(seed: int, index: int, stream: int = 0) -> Individual:
     """Draw the exogenous noise of individual ``index`` of the cohort with ``seed``.
 
-    Deterministic: a numpy ``Generator`` is seeded with ``SeedSequence([seed, index])``.
+    Deterministic: a numpy ``Generator`` is seeded with ``SeedSequence([seed, index])``. A
+    ``stream`` > 0 draws an independent stand-in for the same slot (see :func:`randomized_do`).
     """
-    seed, index = int(seed), int(index)
-    if seed < 0 or index < 0:
-        raise ValueError("seed and index must be non-negative integers")
-    rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
+    seed, index, stream = int(seed), int(index), int(stream)
+    if seed < 0 or index < 0 or stream < 0:
+        raise ValueError("seed, index and stream must be non-negative integers")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, index] + ([stream] if stream else [])))
     z = rng.standard_normal(len(SCM_NOISE))
     u = rng.random(len(SCM_NOISE))
     noise = {k: float(u[i] if k.startswith("u_") else z[i]) for i, k in enumerate(SCM_NOISE)}
@@ -406,6 +408,20 @@ def render(individual: Individual, size: int = 256, do: Mapping[str, Any] | None
     return Phantom(img, _id_row(individual, row), masks)
 
 
+def randomized_do(seed: int, index: int, names: Iterable[str]) -> dict:
+    """A randomized trial's assignment for individual ``index``: each named factor takes the value
+    its structural equation gives in a donor individual drawn for it alone. It keeps its population
+    distribution but loses every arrow into it, so a model trained on such a cohort cannot read it
+    from its causes or read its causes from it (what a neutral measuring instrument needs)."""
+    do = {}
+    for stream, name in enumerate(names, start=1):
+        name = _DO_ALIASES.get(name, name)
+        if name not in _INTERVENABLE:
+            raise KeyError(f"cannot randomize {name!r}; choose from {sorted(_INTERVENABLE)}")
+        do[name] = factors(sample_individual(seed, index, stream))[name]
+    return do
+
+
 def render_noise_free(individual: Individual, size: int = 256, do: Mapping[str, Any] | None = None) -> Phantom:
     """:func:`render` without quantum noise."""
     return render(individual, size, do=do, noise=False)
@@ -512,9 +528,9 @@ def _dicom_bytes(image: np.ndarray, row: Mapping[str, Any], size: int) -> bytes:
 
 
 def _write_one(args) -> dict:
-    out_dir, seed, index, size, fmt = args
+    out_dir, seed, index, size, fmt, randomize = args
     ind = sample_individual(seed, index)
-    ph = render(ind, size)
+    ph = render(ind, size, do=randomized_do(seed, index, randomize))
     ext = "png" if fmt == "png" else "dcm"
     name = f"{ind.image_id}.{ext}"
     data = _png_bytes(ph.image) if fmt == "png" else _dicom_bytes(ph.image, ph.row, size)
@@ -534,9 +550,13 @@ def write_cohort(
     workers: int | None = None,
     start: int = 0,
     csv_name: str = "phantoms.csv",
+    randomize: tuple[str, ...] = (),
 ):
     """Write ``n`` phantoms (``fmt`` 'png' or 'dicom') and the clinical table ``csv_name`` to
     ``out_dir``; returns the table as a DataFrame.  Files are written atomically.
+
+    ``randomize``: factors assigned as in a randomized trial (:func:`randomized_do`), not by their
+    causes: the cohort an unbiased oracle is trained on.
 
     ``workers`` processes render in parallel (default: the CPU count, at most 8).
     """
@@ -548,12 +568,14 @@ def write_cohort(
     if fmt not in ("png", "dicom"):
         raise ValueError("fmt must be 'png' or 'dicom'")
     n, size = int(n), int(size)
+    randomize = tuple(randomize)
+    randomized_do(seed, start, randomize)  # an unknown factor fails here, before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if workers is None:
         workers = min(8, os.cpu_count() or 1)
     workers = max(1, min(int(workers), n)) if n > 0 else 1
-    jobs = [(str(out), seed, i, size, fmt) for i in range(start, start + n)]
+    jobs = [(str(out), seed, i, size, fmt, randomize) for i in range(start, start + n)]
     pool = None
     if workers > 1:
         import multiprocessing as mp
@@ -611,6 +633,9 @@ def add_phantoms_parser(subparsers):
     p.add_argument("--format", dest="fmt", choices=("png", "dicom"), default="png", help="image format")
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: CPU count)")
     p.add_argument("--start", type=int, default=0, help="first individual index (default 0)")
+    p.add_argument("--randomize", default="", metavar="FACTORS",
+                   help="comma-separated factors assigned at random, not by their causes "
+                        "(e.g. severity,view,device: the oracle's cohort)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=main_phantoms)
     return p
@@ -630,6 +655,7 @@ def main_phantoms(args) -> int:
         progress=not args.no_progress,
         workers=args.workers,
         start=args.start,
+        randomize=tuple(name.strip() for name in args.randomize.split(",") if name.strip()),
     )
     dt = time.perf_counter() - t0
     print(
