@@ -1,9 +1,10 @@
 """Per-patient and curved alternatives to the mean-shift traversal, scored like ``evaluate``'s diffmap r
-(Pearson r of the traversal's difference map against the true counterfactual's, held-out phantoms):
+(Pearson r of the traversal's difference map against the true counterfactual's, held-out phantoms,
+every path stepped from the patient's own value as ``evaluate`` steps):
 
 * ``local k``: the mean shift fitted on the patient's k nearest latents of the fit set (skipped for a
   patient whose neighbours all share one value);
-* ``from covariates`` / ``from w0``: each patient's latent change predicted (ridge) from its sex,
+* ``from covariates`` / ``from w0``: each patient's latent change per unit predicted (ridge) from its sex,
   view, age, BMI and severity, or from its latent, trained on the true latent changes of ``--people``
   fit-set phantoms (an ideal training signal no real cohort has);
 * ``re-projected``: ``--steps`` steps along the mean shift, re-encoding the decoded frame after each
@@ -71,6 +72,8 @@ def main() -> None:
         return frames[1] - frames[0]
 
     def walk(w, step) -> np.ndarray:
+        if not np.any(step):  # the patient's own end: its latent, as for every other path
+            return w
         for _ in range(args.steps):
             w = _encode(model, decode([w + step / args.steps]))[0]
         return w
@@ -81,28 +84,34 @@ def main() -> None:
         half = 0.5 if spec.binary else direction.scale
         people = range(min(args.people, args.fit))
         true_changes = np.stack([np.diff(_encode(model, true_ends(FIT_SEED, j, fit_table.iloc[j], fit_windows[j],
-                                                                  spec, half)), axis=0)[0] for j in people])
+                                                                  spec, half)), axis=0)[0]
+                                 / np.diff(spec.span(fit_table.iloc[j], half))[0] for j in people])
         by_covariates = Ridge(alpha=1e-3).fit(covariates(fit_table.iloc[list(people)]), true_changes)
         by_latent = Ridge(alpha=10.0).fit(latents[list(people)], true_changes)
         scores: dict[str, list[float]] = {}
         for k in range(args.patients):
             truth = np.diff(true_ends(PATIENT_SEED, k, table.iloc[k], windows[k], spec, half), axis=0)[0]
-            candidates = {"mean shift": change(w0[k] - half * direction.vector, w0[k] + half * direction.vector)}
+            low, high = spec.span(table.iloc[k], half)
+
+            def straight(per_unit: np.ndarray) -> np.ndarray:
+                return change(w0[k] + low * per_unit, w0[k] + high * per_unit)
+
+            candidates = {"mean shift": straight(direction.vector)}
             nearest = np.argsort(np.linalg.norm(latents - w0[k], axis=1))
             for n in NEIGHBOURS:
                 try:
                     local = fit_direction("mean_shift", latents[nearest[:n]], values[nearest[:n]], attribute=spec.name)
                 except ValueError:  # all neighbours share one value (one sex, say): no local direction
                     continue
-                candidates[f"local {n}"] = change(w0[k] - half * local.vector, w0[k] + half * local.vector)
+                candidates[f"local {n}"] = straight(local.vector)
             for name, predicted in (("from covariates", by_covariates.predict(covariates(table.iloc[[k]]))[0]),
                                     ("from w0", by_latent.predict(w0[k:k + 1])[0])):
-                candidates[name] = change(w0[k] - predicted / 2, w0[k] + predicted / 2)
-            candidates["re-projected"] = change(walk(w0[k], -half * direction.vector),
-                                                walk(w0[k], half * direction.vector))
+                candidates[name] = straight(predicted)
+            candidates["re-projected"] = change(walk(w0[k], low * direction.vector),
+                                                walk(w0[k], high * direction.vector))
             if spec.factor == "log_nt_probnp":
                 shift = latent_shift(model, cnn, w0[k])
-                candidates["latent shift"] = change(w0[k] - half * shift.vector, w0[k] + half * shift.vector)
+                candidates["latent shift"] = straight(shift.vector)
             for name, difference in candidates.items():
                 scores.setdefault(name, []).append(_pearson(difference, truth))
         print(f"{spec.name:10s} " + ", ".join(

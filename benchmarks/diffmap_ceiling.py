@@ -1,11 +1,12 @@
 """Where a traversal's difference map loses the truth: in the autoencoder, or in the direction?
 
-For held-out phantoms and each attribute of ``seegaan-explore evaluate`` (same seeds, units and
-interventions), the Pearson r against the true counterfactual difference map of:
+For held-out phantoms and each attribute of ``seegaan-explore evaluate`` (same seeds, units,
+interventions and steps from the patient's own value), the Pearson r against the true counterfactual
+difference map of:
 
 * ``mean_shift``: the evaluated traversal (the mean-shift direction fitted on ``--fit`` phantoms);
-* ``best_global``: one direction for everyone, the mean of the true latent changes of ``--people``
-  other phantoms (each individual's two true re-renders encoded, the difference of their latents).
+* ``best_global``: one direction for everyone, the mean of the true latent changes per unit of
+  ``--people`` other phantoms (each individual's two true re-renders encoded, the difference of their latents).
   No single direction fitted from data can do much better than this one;
 * ``own_change``: each patient's own true latent change (its two true re-renders encoded, the
   difference), applied as a straight step through the patient's latent, as a traversal steps;
@@ -53,10 +54,14 @@ def main() -> None:
         renders = [render_noise_free(individual, size, do=do).image for do in spec.interventions(row, half)]
         return as_read(np.stack(renders), [window] * 2)
 
-    def decoded_change(w: np.ndarray, change: np.ndarray) -> np.ndarray:
-        ends = torch.from_numpy(np.stack([w - change / 2, w + change / 2]).astype(np.float32))
+    def decoded_change(w: np.ndarray, per_unit: np.ndarray, span: tuple[float, float]) -> np.ndarray:
+        ends = torch.from_numpy(np.stack([w + span[0] * per_unit, w + span[1] * per_unit]).astype(np.float32))
         frames = model.decode(ends, noise=0)[:, 0].cpu().numpy()
         return frames[1] - frames[0]
+
+    def true_change_per_unit(ends: np.ndarray, span: tuple[float, float]) -> np.ndarray:
+        latents = _encode(model, ends)
+        return (latents[1] - latents[0]) / (span[1] - span[0])
 
     print(f"{'attribute':20s} {'mean_shift':>10s} {'best_global':>11s} {'own_change':>10s} {'autoencoder':>11s}")
     for spec in SPECS:
@@ -65,17 +70,19 @@ def main() -> None:
                                   attribute=spec.name, confounder_names=spec.confounders)
         half = 0.5 if spec.binary else direction.scale
         people = range(min(args.people, args.fit))
-        best_global = np.mean([np.diff(_encode(model, true_ends(FIT_SEED, j, fit_table.iloc[j], fit_windows[j],
-                                                                spec, half)), axis=0)[0] for j in people], axis=0)
+        best_global = np.mean([true_change_per_unit(true_ends(FIT_SEED, j, row, fit_windows[j], spec, half),
+                                                    spec.span(row, half))
+                               for j, row in ((j, fit_table.iloc[j]) for j in people)], axis=0)
         scores = {"mean_shift": [], "best_global": [], "own_change": [], "autoencoder": []}
         for k in range(args.patients):
             ends = true_ends(PATIENT_SEED, k, table.iloc[k], windows[k], spec, half)
-            truth = ends[1] - ends[0]
-            scores["mean_shift"].append(_pearson(decoded_change(w0[k], 2 * half * direction.vector), truth))
-            scores["best_global"].append(_pearson(decoded_change(w0[k], best_global), truth))
-            own = _encode(model, ends)
-            scores["own_change"].append(_pearson(decoded_change(w0[k], own[1] - own[0]), truth))
-            scores["autoencoder"].append(_pearson(decoded_change((own[0] + own[1]) / 2, own[1] - own[0]), truth))
+            truth, span = ends[1] - ends[0], spec.span(table.iloc[k], half)
+            own = true_change_per_unit(ends, span)
+            scores["mean_shift"].append(_pearson(decoded_change(w0[k], direction.vector, span), truth))
+            scores["best_global"].append(_pearson(decoded_change(w0[k], best_global, span), truth))
+            scores["own_change"].append(_pearson(decoded_change(w0[k], own, span), truth))
+            frames = model.decode(torch.from_numpy(_encode(model, ends)), noise=0)[:, 0].cpu().numpy()
+            scores["autoencoder"].append(_pearson(frames[1] - frames[0], truth))
         print(f"{spec.name:20s} " + " ".join(f"{np.mean(v):>{len(n)}.2f}" for n, v in scores.items()))
 
 

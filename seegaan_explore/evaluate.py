@@ -20,6 +20,11 @@ The intervention that matches an attribute:
 * ``nt_probnp``: NT-proBNP causes nothing in the image; its visible counterpart is severity, which
   raises log NT-proBNP by 5.0 per unit (docs/phantoms.md), so do(severity = s -/+ h / 5.0). Conditioned
   on age and view, the view is held at the patient's own.
+
+The traversal runs between the same two ends, measured from the patient's latent (``Spec.span``):
+the patient is its own factual exam, so a PA patient's view traversal steps from 0 to +1, not from
+-0.5 to +0.5 around it. Centred steps would compare an exaggerated PA and a half-AP exam with the
+true PA and AP exams, which no curved latent space draws alike.
 """
 
 from __future__ import annotations
@@ -69,6 +74,17 @@ class Spec:
         low, high = (float(np.clip(centre + s * delta, *bounds)) for s in (-1, 1))
         held = {"view": row["view"]} if "view" in self.confounders else {}
         return {factor: low, **held}, {factor: high, **held}
+
+    def span(self, row: pd.Series, half_step: float) -> tuple[float, float]:
+        """The traversal's first and last step, in the attribute's units, that match
+        :meth:`interventions`: measured from the patient's own value, because the intervention's
+        ends are (a patient at AP goes from PA to AP by steps -1 to 0; a clipped end is clipped)."""
+        low, high = self.interventions(row, half_step)
+        if self.binary:
+            return (-1.0, 0.0) if row[self.factor] == high[self.factor] else (0.0, 1.0)
+        if self.factor == "log_nt_probnp":
+            return tuple((end["severity"] - row["severity"]) / SEVERITY_PER_LOG_NT_PROBNP for end in (low, high))
+        return tuple(end[self.factor] - row[self.factor] for end in (low, high))
 
 
 SPECS = (
@@ -128,9 +144,9 @@ def evaluate(model: SeeGaan, oracle: Oracle, *, n_fit: int = 1000, n_patients: i
         direction = fit_direction("mean_shift", latents, fit_factors[spec.factor].to_numpy(), confounders,
                                   attribute=spec.name, confounder_names=spec.confounders)
         half = 0.5 if spec.binary else direction.scale
-        amounts = np.linspace(-half, half, frames)
         per_patient = []
         for k, patient in enumerate(patients):
+            amounts = np.linspace(*spec.span(table.iloc[k], half), frames)
             t = traverse(model, w0[k], direction, amounts)
             measured = oracle.predict(torch.from_numpy(t.frames)[:, None])
             others = {c: measured[c].to_numpy() for c in measured.columns if c != spec.factor}

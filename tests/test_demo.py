@@ -75,6 +75,16 @@ def test_interventions_match_each_attribute():
     assert (low["age"], high["age"]) == (18.0, 95.0)  # clipped to the SCM's range
 
 
+def test_traversals_start_where_the_patient_is_as_the_interventions_do():
+    specs = {s.name: s for s in SPECS}
+    pa, ap = pd.Series({"view": "PA"}), pd.Series({"view": "AP"})
+    assert specs["view"].span(pa, 0.5) == (0.0, 1.0) and specs["view"].span(ap, 0.5) == (-1.0, 0.0)
+    row = pd.Series({"severity": 0.05, "age": 90.0, "view": "PA"})
+    low, high = specs["nt_probnp"].span(row, 1.0)  # severity 0.05 -/+ 0.2 is clipped at 0
+    assert (low, high) == (pytest.approx(-0.25), pytest.approx(1.0))  # in ln NT-proBNP: 5 per unit of severity
+    assert Spec("age", "age").span(row, 10.0) == (pytest.approx(-10.0), pytest.approx(5.0))  # 95 is the top
+
+
 def test_evaluate_scores_against_counterfactuals(tiny_bundle):
     _, model, _ = tiny_bundle
     k = len(FACTORS)
