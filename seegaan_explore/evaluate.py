@@ -16,7 +16,9 @@ The intervention that matches an attribute:
 
 * ``severity`` and ``age``: do(factor = value -/+ h); the factor's descendants follow, as they do
   in the data the direction was fitted on.
-* ``sex`` and ``view`` (binary): do(factor = 0) and do(factor = 1).
+* ``sex`` and ``view`` (binary): do(factor = 0) and do(factor = 1), severity and age held. Sicker and
+  older patients are imaged AP more often, so ``view|nt_probnp,age`` also fits the view's direction
+  with its causes held (severity through its blood marker, the column a real table has).
 * ``nt_probnp``: NT-proBNP causes nothing in the image; its visible counterpart is severity, which
   raises log NT-proBNP by 5.0 per unit (docs/phantoms.md), so do(severity = s -/+ h / 5.0). Conditioned
   on age and view, the view is held at the patient's own.
@@ -94,6 +96,8 @@ SPECS = (
     Spec("age", "age"),
     Spec("sex", "sex"),
     Spec("view", "view"),
+    # view's causes held: severity (through its blood marker, as a real table would have it) and age
+    Spec("view|nt_probnp,age", "view", ("log_nt_probnp", "age")),
 )
 
 
