@@ -285,7 +285,9 @@ def _run_evaluate(args) -> int:
         print(f"{name:<20} {s['spearman']:8.2f} {s['achieved_over_intended']:8.2f} {s['diffmap_r']:9.2f} "
               + " ".join(leak))
     for factor, ratio in result.get("conditioned_leakage_ratio", {}).items():
-        print(f"conditioning on age and view leaves {ratio:.0%} of NT-proBNP's leakage into {factor}")
+        low, high = result["conditioned_leakage_ratio_ci95"][factor]
+        print(f"conditioning on age and view leaves {ratio:.0%} of NT-proBNP's leakage into {factor} "
+              f"(95% bootstrap interval over patients {low:.0%} to {high:.0%})")
     if args.json:
         print(json.dumps(result))
     return 0

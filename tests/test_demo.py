@@ -14,7 +14,7 @@ from seegaan_explore.data.cohort import Cohort
 from seegaan_explore.data.images import intensity_window, preprocess
 from seegaan_explore.data.phantoms import generate_cohort, render_noise_free, sample_individual, write_cohort
 from seegaan_explore.demo import FILES, WEIGHTS_DIR, load_demo, manifest, write_bundle
-from seegaan_explore.evaluate import PATIENT_SEED, SPECS, Spec, as_read, evaluate
+from seegaan_explore.evaluate import PATIENT_SEED, SPECS, Spec, as_read, bootstrap_ratio_ci, evaluate
 from seegaan_explore.model.checkpoint import save_model
 from seegaan_explore.model.cnn import CnnConfig, RadiographCNN, save_cnn
 from seegaan_explore.model.config import preset_config
@@ -101,6 +101,19 @@ def test_evaluate_scores_against_counterfactuals(tiny_bundle):
         assert -1 <= scores["spearman"] <= 1 and -1 <= scores["diffmap_r"] <= 1
         assert set(scores["leakage"]) == set(oracle.config.factors) - {factor[name]}
     assert set(result["conditioned_leakage_ratio"]) == {"age", "view"}
+    for factor, (low, high) in result["conditioned_leakage_ratio_ci95"].items():
+        assert 0 <= low <= high
+    assert all(scores["diffmap_r_sd"] >= 0 for scores in result["attributes"].values())
+
+
+def test_the_leakage_ratios_interval_shows_how_well_the_patients_pin_it_down():
+    rng = np.random.default_rng(0)
+    unconditioned = rng.normal(1.0, 0.3, 16)
+    low, high = bootstrap_ratio_ci(unconditioned / 4, unconditioned)  # every patient: a quarter
+    assert low == pytest.approx(0.25) and high == pytest.approx(0.25)
+    noisy = bootstrap_ratio_ci(rng.normal(0.25, 1.0, 16), unconditioned)
+    wider = bootstrap_ratio_ci(rng.normal(0.25, 1.0, 16), unconditioned * 0.1)  # a small denominator
+    assert noisy[1] - noisy[0] > 0.3 and wider[1] - wider[0] > 3 * (noisy[1] - noisy[0])
 
 
 class _BrightnessOracle:
