@@ -22,15 +22,14 @@ import numpy as np
 import torch
 from sklearn.linear_model import Ridge
 
-from seegaan_explore.data.images import intensity_window
-from seegaan_explore.data.phantoms import generate_cohort, render_noise_free, sample_individual
+from seegaan_explore.data.phantoms import sample_individual
 from seegaan_explore.demo import FILES, WEIGHTS_DIR
-from seegaan_explore.evaluate import FIT_SEED, PATIENT_SEED, SPECS, _encode, _pearson, as_read
+from seegaan_explore.evaluate import FIT_SEED, PATIENT_SEED, SPECS, _encode, _pearson, encode_held_out, true_ends
 from seegaan_explore.explore.directions import fit_direction
 from seegaan_explore.explore.latent_shift import latent_shift
 from seegaan_explore.model import load_model
 from seegaan_explore.model.cnn import load_cnn
-from seegaan_explore.model.oracle import FACTORS, factor_targets
+from seegaan_explore.model.oracle import FACTORS
 
 NEIGHBOURS = (1000, 300, 100)
 
@@ -51,18 +50,11 @@ def main() -> None:
     model = load_model(args.checkpoint).eval()
     cnn = load_cnn(WEIGHTS_DIR / FILES["cnn"])
     size = model.config.resolution
-    fit_images, fit_table = generate_cohort(args.fit, size, seed=FIT_SEED)
-    fit_windows = [intensity_window(image) for image in fit_images]
-    latents = _encode(model, as_read(fit_images, fit_windows))
-    factors = factor_targets(fit_table, tuple(name for name, _ in FACTORS))
-    exams, table = generate_cohort(args.patients, size, seed=PATIENT_SEED)
-    windows = [intensity_window(exam) for exam in exams]
-    w0 = _encode(model, as_read(exams, windows))
+    held = encode_held_out(model, args.fit, args.patients, tuple(name for name, _ in FACTORS))
+    fit_table, latents, table, w0 = held.fit_table, held.fit_latents, held.table, held.w0
 
-    def true_ends(seed, index, row, window, spec, half) -> np.ndarray:
-        individual = sample_individual(seed, index)
-        renders = [render_noise_free(individual, size, do=do).image for do in spec.interventions(row, half)]
-        return as_read(np.stack(renders), [window] * 2)
+    def true_pair(seed: int, index: int, row, window, spec, half) -> np.ndarray:
+        return true_ends(sample_individual(seed, index), spec.interventions(row, half), size, window)
 
     def decode(ws) -> np.ndarray:
         return model.decode(torch.from_numpy(np.stack(ws).astype(np.float32)), noise=0)[:, 0].cpu().numpy()
@@ -79,18 +71,18 @@ def main() -> None:
         return w
 
     for spec in (s for s in SPECS if not s.confounders):
-        values = factors[spec.factor].to_numpy(np.float64)
+        values = held.fit_factors[spec.factor].to_numpy(np.float64)
         direction = fit_direction("mean_shift", latents, values, attribute=spec.name)
         half = 0.5 if spec.binary else direction.scale
         people = range(min(args.people, args.fit))
-        true_changes = np.stack([np.diff(_encode(model, true_ends(FIT_SEED, j, fit_table.iloc[j], fit_windows[j],
+        true_changes = np.stack([np.diff(_encode(model, true_pair(FIT_SEED, j, fit_table.iloc[j], held.fit_windows[j],
                                                                   spec, half)), axis=0)[0]
                                  / np.diff(spec.span(fit_table.iloc[j], half))[0] for j in people])
         by_covariates = Ridge(alpha=1e-3).fit(covariates(fit_table.iloc[list(people)]), true_changes)
         by_latent = Ridge(alpha=10.0).fit(latents[list(people)], true_changes)
         scores: dict[str, list[float]] = {}
         for k in range(args.patients):
-            truth = np.diff(true_ends(PATIENT_SEED, k, table.iloc[k], windows[k], spec, half), axis=0)[0]
+            truth = np.diff(true_pair(PATIENT_SEED, k, table.iloc[k], held.windows[k], spec, half), axis=0)[0]
             low, high = spec.span(table.iloc[k], half)
 
             def straight(per_unit: np.ndarray) -> np.ndarray:

@@ -22,8 +22,8 @@ import argparse
 import numpy as np
 
 from seegaan_explore.data.images import intensity_window
-from seegaan_explore.data.phantoms import cohort_table, factors, generate_cohort, render_noise_free, sample_individual
-from seegaan_explore.evaluate import FIT_SEED, PATIENT_SEED, SPECS, _pearson, as_read
+from seegaan_explore.data.phantoms import cohort_table, factors, generate_cohort, sample_individual
+from seegaan_explore.evaluate import FIT_SEED, PATIENT_SEED, SPECS, _pearson, true_ends
 from seegaan_explore.model.oracle import FACTORS, factor_targets
 
 RENDER_INPUTS = {"age": (18.0, 95.0), "bmi": (15.0, 60.0), "ctr": (0.30, 0.80), "edema_score": (0.0, 3.0),
@@ -41,9 +41,6 @@ def main() -> None:
     exams, table = generate_cohort(args.patients, args.size, seed=PATIENT_SEED)
     windows = [intensity_window(exam) for exam in exams]
 
-    def rendered(individual, dos, window) -> np.ndarray:
-        return as_read(np.stack([render_noise_free(individual, args.size, do=do).image for do in dos]), [window] * 2)
-
     print(f"{'attribute':20s} {'ideal r':>7s} {'without a view or device switch':>32s}")
     for spec in (s for s in SPECS if not s.binary):
         values = fit_factors[spec.factor].to_numpy()
@@ -56,12 +53,12 @@ def main() -> None:
         for k in range(args.patients):
             row, individual = table.iloc[k], sample_individual(PATIENT_SEED, k)
             low, high = spec.interventions(row, half)
-            truth = np.diff(rendered(individual, (low, high), windows[k]), axis=0)[0]
+            truth = np.diff(true_ends(individual, (low, high), args.size, windows[k]), axis=0)[0]
             own = factors(individual)
             stepped = [{**{name: float(np.clip(own[name] + step * slopes[name], *bounds))
                            for name, bounds in RENDER_INPUTS.items()},
                         "view": own["view"], "device": own["device"]} for step in spec.span(row, half)]
-            r = _pearson(np.diff(rendered(individual, stepped, windows[k]), axis=0)[0], truth)
+            r = _pearson(np.diff(true_ends(individual, stepped, args.size, windows[k]), axis=0)[0], truth)
             every.append(r)
             at_low, at_high = factors(individual, low), factors(individual, high)
             if at_low["view"] == at_high["view"] and at_low["device"] == at_high["device"]:

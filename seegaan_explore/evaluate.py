@@ -40,7 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .data.images import intensity_window, preprocess
-from .data.phantoms import generate_cohort, render_noise_free, sample_individual
+from .data.phantoms import Individual, generate_cohort, render_noise_free, sample_individual
 from .explore.directions import fit_direction
 from .explore.quality import assess, psnr_db
 from .explore.traversal import traverse
@@ -114,6 +114,38 @@ def _encode(model: SeeGaan, images: np.ndarray) -> np.ndarray:
     return model.encode(torch.from_numpy(images)[:, None]).cpu().numpy()
 
 
+def true_ends(individual: Individual, dos, size: int, window: tuple[float, float]) -> np.ndarray:
+    """The individual re-rendered without noise under each of two interventions ``dos``, in the units
+    of its exam (the exam's ``window``): for an attribute's interventions, the true counterfactual pair."""
+    return as_read(np.stack([render_noise_free(individual, size, do=do).image for do in dos]), [window] * 2)
+
+
+@dataclass(frozen=True, eq=False)
+class HeldOut:
+    """Encoded held-out phantoms: the fit set (seed ``FIT_SEED``) the directions are fitted on, and
+    the patients (seed ``PATIENT_SEED``) that are traversed; ``*windows`` are their exams' windows."""
+
+    fit_table: pd.DataFrame
+    fit_windows: list[tuple[float, float]]
+    fit_latents: np.ndarray
+    fit_factors: pd.DataFrame
+    table: pd.DataFrame
+    windows: list[tuple[float, float]]
+    w0: np.ndarray
+
+
+def encode_held_out(model: SeeGaan, n_fit: int, n_patients: int, factors: tuple[str, ...],
+                    progress: bool = False) -> HeldOut:
+    """Render and encode the held-out phantoms, as a cohort read from disk would be (:func:`as_read`)."""
+    size = model.config.resolution
+    fit_images, fit_table = generate_cohort(n_fit, size, seed=FIT_SEED, progress=progress)
+    fit_windows = [intensity_window(image) for image in fit_images]
+    images, table = generate_cohort(n_patients, size, seed=PATIENT_SEED)
+    windows = [intensity_window(image) for image in images]
+    return HeldOut(fit_table, fit_windows, _encode(model, as_read(fit_images, fit_windows)),
+                   factor_targets(fit_table, factors), table, windows, _encode(model, as_read(images, windows)))
+
+
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a.ravel() - a.mean(), b.ravel() - b.mean()
     denominator = math.sqrt(float(a @ a) * float(b @ b))
@@ -141,16 +173,12 @@ def evaluate(model: SeeGaan, oracle: Oracle, *, n_fit: int = 1000, n_patients: i
     traversal scores, means over the patients, with the spread of diffmap r between them and a
     bootstrap interval for the conditioned-leakage ratio (see the module docstring)."""
     size = model.config.resolution
-    fit_images, fit_table = generate_cohort(n_fit, size, seed=FIT_SEED, progress=progress)
-    latents = _encode(model, as_read(fit_images))
-    fit_factors = factor_targets(fit_table, oracle.config.factors)
-
     n_reconstructed = max(n_reconstructed, n_patients)
+    held_out = encode_held_out(model, n_fit, n_reconstructed, oracle.config.factors, progress)
+    latents, fit_factors, table, windows, w0 = (held_out.fit_latents, held_out.fit_factors, held_out.table,
+                                                held_out.windows, held_out.w0)
     patients = [sample_individual(PATIENT_SEED, i) for i in range(n_reconstructed)]
-    images, table = generate_cohort(n_reconstructed, size, seed=PATIENT_SEED)
-    windows = [intensity_window(image) for image in images]
     clean = as_read(np.stack([render_noise_free(p, size).image for p in patients]), windows)
-    w0 = _encode(model, as_read(images, windows))
     reconstructions = model.decode(torch.from_numpy(w0), noise=0)[:, 0].cpu().numpy()
     psnr = np.array([psnr_db(r, c) for r, c in zip(reconstructions, clean)])
     results = {"reconstruction_psnr_db": float(psnr.mean()), "reconstruction_psnr_sd_db": float(psnr.std()),
@@ -171,9 +199,7 @@ def evaluate(model: SeeGaan, oracle: Oracle, *, n_fit: int = 1000, n_patients: i
             measured = oracle.predict(torch.from_numpy(t.frames)[:, None])
             others = {c: measured[c].to_numpy() for c in measured.columns if c != spec.factor}
             scores = assess(amounts, measured[spec.factor].to_numpy(), others=others)
-            low, high = spec.interventions(table.iloc[k], half)
-            ends = as_read(np.stack([render_noise_free(patient, size, do=do).image for do in (low, high)]),
-                            [windows[k]] * 2)
+            ends = true_ends(patient, spec.interventions(table.iloc[k], half), size, windows[k])
             scores["diffmap_r"] = _pearson(t.frames[-1] - t.frames[0], ends[1] - ends[0])
             # the oracle on the true counterfactual: what it reads there is the SCM's effect plus its own bias
             read = oracle.predict(torch.from_numpy(ends)[:, None])
