@@ -69,7 +69,8 @@ def _add_train(sub) -> None:
                                    "torchrun --nproc-per-node N -m seegaan_explore train ...")
     _add_cohort_arguments(p)
     p.add_argument("--out", required=True, type=Path, help="run folder: checkpoints, samples, metrics")
-    p.add_argument("--preset", default="demo", help="architecture preset (default: demo)")
+    p.add_argument("--preset", help="architecture preset (default: demo; with --init, the checkpoint's, "
+                   "and a wider preset grows the checkpoint's networks to it)")
     p.add_argument("--resolution", type=int, help="override the preset's resolution")
     p.add_argument("--init", type=Path, help="start from this checkpoint's weights (new run); an inference file "
                    "such as the bundled demo weights works too: its EMA networks seed the trained ones")
@@ -104,7 +105,8 @@ def _run_train(args) -> int:
     import torch
 
     from .model import SeeGaan, preset_config
-    from .model.checkpoint import load_for_training
+    from .model.checkpoint import load_for_training, training_copy
+    from .model.widen import widen
     from .train.distributed import init_from_environment
     from .train.loop import TrainConfig, Trainer
 
@@ -115,9 +117,14 @@ def _run_train(args) -> int:
     cohort = _load_cohort(args, progress)
     if args.init:
         model = load_for_training(args.init, seed=args.seed)
+        if args.preset and args.preset != model.config.preset:
+            wider = preset_config(args.preset, model.config.resolution)
+            model = training_copy(widen(model, wider, seed=args.seed), seed=args.seed)
+            if group.is_main:
+                print(f"grew {args.init} to the {args.preset} preset: {model.parameter_counts()}", file=sys.stderr)
         config = model.config
     else:
-        config = preset_config(args.preset, args.resolution)
+        config = preset_config(args.preset or "demo", args.resolution)
         torch.manual_seed(args.seed)
         model = SeeGaan(config)
     val_fraction = args.val_fraction if len(cohort) >= 20 else 0.0

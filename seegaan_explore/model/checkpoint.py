@@ -99,13 +99,17 @@ def load_model(path: str | Path, device: str | torch.device | None = None, *,
 
 def load_for_training(path: str | Path, seed: int = 0) -> SeeGaan:
     """A model to train further, from any checkpoint. From an inference file (the bundled demo
-    weights, or a run's ``model.safetensors``) the trained networks start as copies of its EMA
-    networks and the discriminator starts fresh from ``seed``: fine-tuning needs no training state."""
+    weights, or a run's ``model.safetensors``) see :func:`training_copy`."""
     if read_metadata(path)["kind"] != "inference":
         return load_model(path, with_training_networks=True)
-    inference = load_model(path, with_training_networks=False)
+    return training_copy(load_model(path, with_training_networks=False), seed)
+
+
+def training_copy(inference: SeeGaan, seed: int = 0) -> SeeGaan:
+    """``inference`` with training networks: the trained networks start as copies of its EMA
+    networks and the discriminator starts fresh from ``seed``: fine-tuning needs no training state."""
     torch.manual_seed(seed)
-    model = SeeGaan(inference.config, with_training_networks=True)
+    model = SeeGaan(inference.config, with_training_networks=True).to(inference.device)
     model.load_state_dict(inference.state_dict(), strict=False)
     for name in EMA:
         getattr(model, name.removesuffix("_ema")).load_state_dict(getattr(model, name).state_dict())

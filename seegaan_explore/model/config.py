@@ -60,6 +60,14 @@ PRESETS: dict[str, ModelConfig] = {
         generator_channel_base=4096, generator_channel_max=256,
         encoder_channel_base=2048, encoder_channel_max=256,
     ),
+    # The demo preset with twice its filters from 32 px up (generator 256 / 128 / 64 at 32 / 64 /
+    # 128 px, encoder 32 / 64 / 128 / 256 from 128 px down): for the fine detail (ribs) the demo
+    # preset does not draw. Grown from trained demo weights with `train --init ... --preset demo-wide`.
+    "demo-wide": ModelConfig(
+        preset="demo-wide", resolution=128, z_dim=256, w_dim=256, mapping_layers=4,
+        generator_channel_base=8192, generator_channel_max=256,
+        encoder_channel_base=4096, encoder_channel_max=256,
+    ),
     # For tests: seconds to train on a CPU.
     "tiny": ModelConfig(
         preset="tiny", resolution=32, z_dim=64, w_dim=64, mapping_layers=2,
