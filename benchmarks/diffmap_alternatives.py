@@ -24,7 +24,7 @@ from sklearn.linear_model import Ridge
 
 from seegaan_explore.data.phantoms import sample_individual
 from seegaan_explore.demo import FILES, WEIGHTS_DIR
-from seegaan_explore.evaluate import FIT_SEED, PATIENT_SEED, SPECS, _encode, _pearson, encode_held_out, true_ends
+from seegaan_explore.evaluate import FIT_SEED, PATIENT_SEED, SPECS, encode_held_out, encode_images, pearson, true_ends
 from seegaan_explore.explore.directions import fit_direction
 from seegaan_explore.explore.latent_shift import latent_shift
 from seegaan_explore.model import load_model
@@ -67,7 +67,7 @@ def main() -> None:
         if not np.any(step):  # the patient's own end: its latent, as for every other path
             return w
         for _ in range(args.steps):
-            w = _encode(model, decode([w + step / args.steps]))[0]
+            w = encode_images(model, decode([w + step / args.steps]))[0]
         return w
 
     for spec in (s for s in SPECS if not s.confounders):
@@ -75,9 +75,10 @@ def main() -> None:
         direction = fit_direction("mean_shift", latents, values, attribute=spec.name)
         half = 0.5 if spec.binary else direction.scale
         people = range(min(args.people, args.fit))
-        true_changes = np.stack([np.diff(_encode(model, true_pair(FIT_SEED, j, fit_table.iloc[j], held.fit_windows[j],
-                                                                  spec, half)), axis=0)[0]
-                                 / np.diff(spec.span(fit_table.iloc[j], half))[0] for j in people])
+        true_changes = np.stack([
+            np.diff(encode_images(model, true_pair(FIT_SEED, j, fit_table.iloc[j], held.fit_windows[j], spec, half)),
+                    axis=0)[0] / np.diff(spec.span(fit_table.iloc[j], half))[0]
+            for j in people])
         by_covariates = Ridge(alpha=1e-3).fit(covariates(fit_table.iloc[list(people)]), true_changes)
         by_latent = Ridge(alpha=10.0).fit(latents[list(people)], true_changes)
         scores: dict[str, list[float]] = {}
@@ -105,7 +106,7 @@ def main() -> None:
                 shift = latent_shift(model, cnn, w0[k])
                 candidates["latent shift"] = straight(shift.vector)
             for name, difference in candidates.items():
-                scores.setdefault(name, []).append(_pearson(difference, truth))
+                scores.setdefault(name, []).append(pearson(difference, truth))
         print(f"{spec.name:10s} " + ", ".join(
             f"{name} {np.mean(r):.2f}" + ("" if len(r) == args.patients else f" ({len(r)} patients)")
             for name, r in scores.items()), flush=True)

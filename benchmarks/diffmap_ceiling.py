@@ -25,7 +25,7 @@ import torch
 
 from seegaan_explore.data.phantoms import sample_individual
 from seegaan_explore.demo import FILES, WEIGHTS_DIR
-from seegaan_explore.evaluate import FIT_SEED, PATIENT_SEED, SPECS, _encode, _pearson, encode_held_out, true_ends
+from seegaan_explore.evaluate import FIT_SEED, PATIENT_SEED, SPECS, encode_held_out, encode_images, pearson, true_ends
 from seegaan_explore.explore.directions import fit_direction
 from seegaan_explore.model import load_model
 from seegaan_explore.model.oracle import FACTORS
@@ -58,20 +58,20 @@ def main() -> None:
                                   attribute=spec.name, confounder_names=spec.confounders)
         half = 0.5 if spec.binary else direction.scale
         people = range(min(args.people, args.fit))
-        best_global = np.mean([change_per_unit(_encode(model, true_ends(
+        best_global = np.mean([change_per_unit(encode_images(model, true_ends(
             sample_individual(FIT_SEED, j), spec.interventions(row, half), size, held.fit_windows[j])),
             spec.span(row, half)) for j, row in ((j, held.fit_table.iloc[j]) for j in people)], axis=0)
         scores = {"mean_shift": [], "best_global": [], "own_change": [], "autoencoder": []}
         for k in range(args.patients):
             row = held.table.iloc[k]
             ends = true_ends(sample_individual(PATIENT_SEED, k), spec.interventions(row, half), size, held.windows[k])
-            truth, span, encoded_ends = ends[1] - ends[0], spec.span(row, half), _encode(model, ends)
+            truth, span, encoded_ends = ends[1] - ends[0], spec.span(row, half), encode_images(model, ends)
             own = change_per_unit(encoded_ends, span)
-            scores["mean_shift"].append(_pearson(decoded_change(w0[k], direction.vector, span), truth))
-            scores["best_global"].append(_pearson(decoded_change(w0[k], best_global, span), truth))
-            scores["own_change"].append(_pearson(decoded_change(w0[k], own, span), truth))
+            scores["mean_shift"].append(pearson(decoded_change(w0[k], direction.vector, span), truth))
+            scores["best_global"].append(pearson(decoded_change(w0[k], best_global, span), truth))
+            scores["own_change"].append(pearson(decoded_change(w0[k], own, span), truth))
             frames = model.decode(torch.from_numpy(encoded_ends), noise=0)[:, 0].cpu().numpy()
-            scores["autoencoder"].append(_pearson(frames[1] - frames[0], truth))
+            scores["autoencoder"].append(pearson(frames[1] - frames[0], truth))
         print(f"{spec.name:20s} " + " ".join(f"{np.mean(v):>{len(n)}.2f}" for n, v in scores.items()))
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from seegaan_explore.data.images import intensity_window
 from seegaan_explore.data.phantoms import cohort_table, factors, generate_cohort, sample_individual
-from seegaan_explore.evaluate import FIT_SEED, PATIENT_SEED, SPECS, _pearson, true_ends
+from seegaan_explore.evaluate import FIT_SEED, PATIENT_SEED, SPECS, pearson, true_ends
 from seegaan_explore.model.oracle import FACTORS, factor_targets
 
 RENDER_INPUTS = {"age": (18.0, 95.0), "bmi": (15.0, 60.0), "ctr": (0.30, 0.80), "edema_score": (0.0, 3.0),
@@ -58,7 +58,7 @@ def main() -> None:
             stepped = [{**{name: float(np.clip(own[name] + step * slopes[name], *bounds))
                            for name, bounds in RENDER_INPUTS.items()},
                         "view": own["view"], "device": own["device"]} for step in spec.span(row, half)]
-            r = _pearson(np.diff(true_ends(individual, stepped, args.size, windows[k]), axis=0)[0], truth)
+            r = pearson(np.diff(true_ends(individual, stepped, args.size, windows[k]), axis=0)[0], truth)
             every.append(r)
             at_low, at_high = factors(individual, low), factors(individual, high)
             if at_low["view"] == at_high["view"] and at_low["device"] == at_high["device"]:

@@ -286,11 +286,12 @@ def _run_evaluate(args) -> int:
     print(f"reconstruction PSNR {result['reconstruction_psnr_db']:.1f} dB "
           f"(SD {result['reconstruction_psnr_sd_db']:.1f} dB over {result['n_reconstructed']} phantoms, "
           "vs their noise-free renders)")
-    print(f"{'attribute':<20} {'spearman':>8} {'achieved':>8} {'diffmap r':>9} {'age leak':>9} {'view leak':>9}")
+    print(f"{'attribute':<20} {'spearman':>8} {'achieved':>8} {'on truth':>8} {'diffmap r':>9} {'age leak':>9} "
+          f"{'view leak':>9}")
     for name, s in result["attributes"].items():
         leak = [f"{s['leakage'][f]:+9.3f}" if f in s["leakage"] else f"{'target':>9}" for f in ("age", "view")]
-        print(f"{name:<20} {s['spearman']:8.2f} {s['achieved_over_intended']:8.2f} {s['diffmap_r']:9.2f} "
-              + " ".join(leak))
+        print(f"{name:<20} {s['spearman']:8.2f} {s['achieved_over_intended']:8.2f} {s['achieved_on_truth']:8.2f} "
+              f"{s['diffmap_r']:9.2f} " + " ".join(leak))
     for factor, ratio in result.get("conditioned_leakage_ratio", {}).items():
         low, high = result["conditioned_leakage_ratio_ci95"][factor]
         print(f"conditioning on age and view leaves {ratio:.0%} of NT-proBNP's leakage into {factor} "

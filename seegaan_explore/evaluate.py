@@ -4,10 +4,10 @@ On held-out phantoms, per attribute: fit the mean-shift direction (the same code
 traverse held-out patients, measure every factor on the frames with the oracle, and compare the
 traversal's difference map with the difference between two noise-free re-renders of the same
 individual under the matching intervention. Scores come from :func:`explore.quality.assess`, the
-function every traversal in the explorer is scored with. ``leakage_on_truth`` is the oracle's
-reading of the same two re-renders: the leakage a perfect traversal would show, i.e. the SCM's own
-downstream effects plus the oracle's bias (it reads age partly from features that change with
-severity, for instance).
+function every traversal in the explorer is scored with. ``achieved_on_truth`` and
+``leakage_on_truth`` are the oracle's reading of the same two re-renders: what a perfect traversal
+would score, i.e. the SCM's own effects plus the oracle's bias (it reads age partly from features
+that change with severity, for instance, and a change of a factor not quite one-for-one).
 
 Every render enters the models as a phantom written to disk and read back would (``as_read``):
 the models were trained on such files, whose intensities :func:`~.data.images.preprocess` windows.
@@ -110,7 +110,8 @@ def as_read(images: np.ndarray, windows: list[tuple[float, float]] | None = None
     return np.stack([preprocess(image, image.shape[-1], window) for image, window in zip(images, windows)])
 
 
-def _encode(model: SeeGaan, images: np.ndarray) -> np.ndarray:
+def encode_images(model: SeeGaan, images: np.ndarray) -> np.ndarray:
+    """Latents of [N, H, W] images already in model units (:func:`as_read`)."""
     return model.encode(torch.from_numpy(images)[:, None]).cpu().numpy()
 
 
@@ -142,11 +143,12 @@ def encode_held_out(model: SeeGaan, n_fit: int, n_patients: int, factors: tuple[
     fit_windows = [intensity_window(image) for image in fit_images]
     images, table = generate_cohort(n_patients, size, seed=PATIENT_SEED)
     windows = [intensity_window(image) for image in images]
-    return HeldOut(fit_table, fit_windows, _encode(model, as_read(fit_images, fit_windows)),
-                   factor_targets(fit_table, factors), table, windows, _encode(model, as_read(images, windows)))
+    return HeldOut(fit_table, fit_windows, encode_images(model, as_read(fit_images, fit_windows)),
+                   factor_targets(fit_table, factors), table, windows, encode_images(model, as_read(images, windows)))
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson r of two arrays over all their elements: diffmap r (0 when either is constant)."""
     a, b = a.ravel() - a.mean(), b.ravel() - b.mean()
     denominator = math.sqrt(float(a @ a) * float(b @ b))
     return float(a @ b / denominator) if denominator > 0 else 0.0
@@ -200,15 +202,18 @@ def evaluate(model: SeeGaan, oracle: Oracle, *, n_fit: int = 1000, n_patients: i
             others = {c: measured[c].to_numpy() for c in measured.columns if c != spec.factor}
             scores = assess(amounts, measured[spec.factor].to_numpy(), others=others)
             ends = true_ends(patient, spec.interventions(table.iloc[k], half), size, windows[k])
-            scores["diffmap_r"] = _pearson(t.frames[-1] - t.frames[0], ends[1] - ends[0])
+            scores["diffmap_r"] = pearson(t.frames[-1] - t.frames[0], ends[1] - ends[0])
             # the oracle on the true counterfactual: what it reads there is the SCM's effect plus its own bias
             read = oracle.predict(torch.from_numpy(ends)[:, None])
-            scores["leakage_on_truth"] = {c: float(read[c].iloc[1] - read[c].iloc[0]) / (amounts[-1] - amounts[0])
-                                          for c in others}
+            change_on_truth = {c: float(read[c].iloc[1] - read[c].iloc[0]) / (amounts[-1] - amounts[0])
+                               for c in read.columns}
+            scores["achieved_on_truth"] = change_on_truth.pop(spec.factor)
+            scores["leakage_on_truth"] = change_on_truth
             per_patient.append(scores)
         results["attributes"][spec.name] = {
             "spearman": float(np.mean([s["monotonicity"] for s in per_patient])),
             "achieved_over_intended": float(np.mean([s["achieved_over_intended"] for s in per_patient])),
+            "achieved_on_truth": float(np.mean([s["achieved_on_truth"] for s in per_patient])),
             "diffmap_r": float(np.mean([s["diffmap_r"] for s in per_patient])),
             "diffmap_r_sd": float(np.std([s["diffmap_r"] for s in per_patient])),
             **{key: {name: float(np.mean([s[key][name] for s in per_patient])) for name in per_patient[0][key]}

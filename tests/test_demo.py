@@ -141,6 +141,8 @@ def test_leakage_on_truth_is_the_oracle_reading_the_true_counterfactual(tiny_bun
     on_truth = result["attributes"]["view"]["leakage_on_truth"]
     assert set(on_truth) == set(OracleConfig().factors) - {"view"}
     assert on_truth["age"] == pytest.approx(np.mean(expected), rel=1e-4)  # per unit of view (0 -> 1)
+    # the target itself, read on the truth: what a perfect traversal would achieve with this oracle
+    assert result["attributes"]["view"]["achieved_on_truth"] == pytest.approx(np.mean(expected), rel=1e-4)
 
 
 def test_the_evaluation_shows_the_models_phantoms_as_a_cohort_read_from_disk_would(tmp_path):
