@@ -5,10 +5,12 @@ phantoms of the training cohort (seed 0) and reports the PSNR of their reconstru
 the noise-free renders, with a panel (noise-free row over reconstruction row) every ``--every``
 steps. If memorizing a handful of images does not bring the ribs in, the architecture is the limit,
 not the data or the training time. ``--detail-weight W`` adds W times the L1 of a 5x5 binomial
-high-pass: whether weighting the fine detail in the loss brings it in.
+high-pass: whether weighting the fine detail in the loss brings it in. ``--preset demo-wide`` grows
+the checkpoint to that preset first (``model.widen``: the same function, more filters): whether
+width brings it in.
 
-    python benchmarks/memorize_detail.py [--checkpoint CKPT] [--images 16] [--steps 600] [--detail-weight 0]
-                                         [--out DIR]
+    python benchmarks/memorize_detail.py [--checkpoint CKPT] [--preset NAME] [--images 16] [--steps 600]
+                                         [--detail-weight 0] [--out DIR]
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from seegaan_explore.data.phantoms import generate_cohort
 from seegaan_explore.demo import FILES, WEIGHTS_DIR
 from seegaan_explore.evaluate import as_read
 from seegaan_explore.explore.quality import psnr_db
-from seegaan_explore.model import load_model
+from seegaan_explore.model import load_model, preset_config
+from seegaan_explore.model.widen import widen
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=WEIGHTS_DIR / FILES["autoencoder"])
+    parser.add_argument("--preset", help="grow the checkpoint to this wider preset first")
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--every", type=int, default=150)
@@ -39,6 +43,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("memorize-detail"))
     args = parser.parse_args()
     model = load_model(args.checkpoint).float()
+    if args.preset:
+        model = widen(model, preset_config(args.preset, model.config.resolution))
     encoder, generator = model.encoder_ema, model.generator_ema
     for network in (encoder, generator):
         network.requires_grad_(True).train()
