@@ -7,10 +7,12 @@ steps. If memorizing a handful of images does not bring the ribs in, the archite
 not the data or the training time. ``--detail-weight W`` adds W times the L1 of a 5x5 binomial
 high-pass: whether weighting the fine detail in the loss brings it in. ``--preset demo-wide`` grows
 the checkpoint to that preset first (``model.widen``: the same function, more filters): whether
-width brings it in.
+width brings it in. ``--free-latents --clean`` takes the encoder out: the generator and one free
+latent per image (started at its encoding) are fitted to the noise-free renders, so the only
+question left is whether the generator can draw them.
 
     python benchmarks/memorize_detail.py [--checkpoint CKPT] [--preset NAME] [--images 16] [--steps 600]
-                                         [--detail-weight 0] [--out DIR]
+                                         [--lr 5e-4] [--detail-weight 0] [--free-latents] [--clean] [--out DIR]
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=150)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--detail-weight", type=float, default=0.0)
+    parser.add_argument("--free-latents", action="store_true", help="fit one latent per image, not the encoder")
+    parser.add_argument("--clean", action="store_true", help="fit the noise-free renders, not the noisy exams")
     parser.add_argument("--out", type=Path, default=Path("memorize-detail"))
     args = parser.parse_args()
     model = load_model(args.checkpoint).float()
@@ -52,13 +56,18 @@ def main() -> None:
     size = model.config.resolution
     exams, _ = generate_cohort(args.images, size, seed=0)
     clean = as_read(generate_cohort(args.images, size, seed=0, noise=False)[0])
-    x = torch.from_numpy(as_read(exams))[:, None].to(model.device)
-    optimizer = torch.optim.Adam([*encoder.parameters(), *generator.parameters()], lr=args.lr, betas=(0.9, 0.99))
+    x = torch.from_numpy(clean if args.clean else as_read(exams))[:, None].to(model.device)
+    if args.free_latents:
+        latents = torch.nn.Parameter(encoder(x).detach())
+        trained, encode = [latents, *generator.parameters()], lambda: latents
+    else:
+        trained, encode = [*encoder.parameters(), *generator.parameters()], lambda: encoder(x)
+    optimizer = torch.optim.Adam(trained, lr=args.lr, betas=(0.9, 0.99))
     args.out.mkdir(parents=True, exist_ok=True)
 
     def report(step: int, seconds_per_step: float) -> None:
         with torch.no_grad():
-            reconstructions = generator(encoder(x), noise)[:, 0].float().cpu().numpy()
+            reconstructions = generator(encode(), noise)[:, 0].float().cpu().numpy()
         psnr = np.mean([psnr_db(r, c) for r, c in zip(reconstructions, clean)])
         print(f"step {step:5d}  PSNR {psnr:.2f} dB  {seconds_per_step:.2f} s/step", flush=True)
         shown = min(6, args.images)
@@ -75,7 +84,7 @@ def main() -> None:
     report(0, 0.0)
     start = time.perf_counter()
     for step in range(1, args.steps + 1):
-        reconstructions = generator(encoder(x), noise)
+        reconstructions = generator(encode(), noise)
         loss = (reconstructions - x).abs().mean()
         if args.detail_weight:
             loss = loss + args.detail_weight * (high_pass(reconstructions) - high_pass(x)).abs().mean()
