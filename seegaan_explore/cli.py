@@ -13,7 +13,7 @@ from . import __version__
 def _add_info(sub) -> None:
     p = sub.add_parser("info", help="parameter counts of a preset or checkpoint")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--preset", default="paper", help="paper, demo or tiny (default: paper)")
+    src.add_argument("--preset", default="paper", help="paper, demo, demo-wide or tiny (default: paper)")
     src.add_argument("--checkpoint", type=Path, help="a .safetensors checkpoint")
     p.add_argument("--resolution", type=int, help="override the preset's resolution")
     p.add_argument("--json", action="store_true", help="print one JSON object")
