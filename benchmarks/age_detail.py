@@ -26,7 +26,15 @@ from scipy.ndimage import gaussian_filter
 
 from seegaan_explore.data.phantoms import sample_individual
 from seegaan_explore.demo import FILES, WEIGHTS_DIR
-from seegaan_explore.evaluate import FIT_SEED, PATIENT_SEED, SPECS, encode_held_out, encode_images, true_ends
+from seegaan_explore.evaluate import (
+    FIT_SEED,
+    PATIENT_SEED,
+    SPECS,
+    encode_held_out,
+    encode_images,
+    true_ends,
+    true_latent_change,
+)
 from seegaan_explore.explore.directions import fit_direction
 from seegaan_explore.model import load_model
 from seegaan_explore.model.oracle import load_oracle
@@ -49,14 +57,8 @@ def main() -> None:
     direction = fit_direction("mean_shift", held.fit_latents, held.fit_factors["age"].to_numpy(), attribute="age")
 
     size = model.config.resolution
-
-    def true_latent_change_per_year(seed: int, index: int, row, window) -> np.ndarray:
-        low, high = spec.span(row, direction.scale)
-        ends = true_ends(sample_individual(seed, index), spec.interventions(row, direction.scale), size, window)
-        latents = encode_images(model, ends)
-        return (latents[1] - latents[0]) / (high - low)
-
-    best_single = np.mean([true_latent_change_per_year(FIT_SEED, j, held.fit_table.iloc[j], held.fit_windows[j])
+    best_single = np.mean([true_latent_change(model, sample_individual(FIT_SEED, j), spec, held.fit_table.iloc[j],
+                                              direction.scale, held.fit_windows[j])
                            for j in range(min(args.people, args.fit))], axis=0)
 
     def decoded(latents: np.ndarray) -> np.ndarray:

@@ -24,7 +24,16 @@ from sklearn.linear_model import Ridge
 
 from seegaan_explore.data.phantoms import sample_individual
 from seegaan_explore.demo import FILES, WEIGHTS_DIR
-from seegaan_explore.evaluate import FIT_SEED, PATIENT_SEED, SPECS, encode_held_out, encode_images, pearson, true_ends
+from seegaan_explore.evaluate import (
+    FIT_SEED,
+    PATIENT_SEED,
+    SPECS,
+    encode_held_out,
+    encode_images,
+    pearson,
+    true_ends,
+    true_latent_change,
+)
 from seegaan_explore.explore.directions import fit_direction
 from seegaan_explore.explore.latent_shift import latent_shift
 from seegaan_explore.model import load_model
@@ -53,9 +62,6 @@ def main() -> None:
     held = encode_held_out(model, args.fit, args.patients, tuple(name for name, _ in FACTORS))
     fit_table, latents, table, w0 = held.fit_table, held.fit_latents, held.table, held.w0
 
-    def true_pair(seed: int, index: int, row, window, spec, half) -> np.ndarray:
-        return true_ends(sample_individual(seed, index), spec.interventions(row, half), size, window)
-
     def decode(ws) -> np.ndarray:
         return model.decode(torch.from_numpy(np.stack(ws).astype(np.float32)), noise=0)[:, 0].cpu().numpy()
 
@@ -75,15 +81,14 @@ def main() -> None:
         direction = fit_direction("mean_shift", latents, values, attribute=spec.name)
         half = 0.5 if spec.binary else direction.scale
         people = range(min(args.people, args.fit))
-        true_changes = np.stack([
-            np.diff(encode_images(model, true_pair(FIT_SEED, j, fit_table.iloc[j], held.fit_windows[j], spec, half)),
-                    axis=0)[0] / np.diff(spec.span(fit_table.iloc[j], half))[0]
-            for j in people])
+        true_changes = np.stack([true_latent_change(model, sample_individual(FIT_SEED, j), spec, fit_table.iloc[j],
+                                                    half, held.fit_windows[j]) for j in people])
         by_covariates = Ridge(alpha=1e-3).fit(covariates(fit_table.iloc[list(people)]), true_changes)
         by_latent = Ridge(alpha=10.0).fit(latents[list(people)], true_changes)
         scores: dict[str, list[float]] = {}
         for k in range(args.patients):
-            truth = np.diff(true_pair(PATIENT_SEED, k, table.iloc[k], held.windows[k], spec, half), axis=0)[0]
+            truth = np.diff(true_ends(sample_individual(PATIENT_SEED, k), spec.interventions(table.iloc[k], half), size,
+                                      held.windows[k]), axis=0)[0]
             low, high = spec.span(table.iloc[k], half)
 
             def straight(per_unit: np.ndarray) -> np.ndarray:

@@ -25,7 +25,16 @@ import torch
 
 from seegaan_explore.data.phantoms import sample_individual
 from seegaan_explore.demo import FILES, WEIGHTS_DIR
-from seegaan_explore.evaluate import FIT_SEED, PATIENT_SEED, SPECS, encode_held_out, encode_images, pearson, true_ends
+from seegaan_explore.evaluate import (
+    FIT_SEED,
+    PATIENT_SEED,
+    SPECS,
+    encode_held_out,
+    encode_images,
+    pearson,
+    true_ends,
+    true_latent_change,
+)
 from seegaan_explore.explore.directions import fit_direction
 from seegaan_explore.model import load_model
 from seegaan_explore.model.oracle import FACTORS
@@ -48,9 +57,6 @@ def main() -> None:
         frames = model.decode(ends, noise=0)[:, 0].cpu().numpy()
         return frames[1] - frames[0]
 
-    def change_per_unit(latents: np.ndarray, span: tuple[float, float]) -> np.ndarray:
-        return (latents[1] - latents[0]) / (span[1] - span[0])
-
     print(f"{'attribute':20s} {'mean_shift':>10s} {'best_global':>11s} {'own_change':>10s} {'autoencoder':>11s}")
     for spec in SPECS:
         confounders = factors[list(spec.confounders)].to_numpy() if spec.confounders else None
@@ -58,15 +64,14 @@ def main() -> None:
                                   attribute=spec.name, confounder_names=spec.confounders)
         half = 0.5 if spec.binary else direction.scale
         people = range(min(args.people, args.fit))
-        best_global = np.mean([change_per_unit(encode_images(model, true_ends(
-            sample_individual(FIT_SEED, j), spec.interventions(row, half), size, held.fit_windows[j])),
-            spec.span(row, half)) for j, row in ((j, held.fit_table.iloc[j]) for j in people)], axis=0)
+        best_global = np.mean([true_latent_change(model, sample_individual(FIT_SEED, j), spec, held.fit_table.iloc[j],
+                                                  half, held.fit_windows[j]) for j in people], axis=0)
         scores = {"mean_shift": [], "best_global": [], "own_change": [], "autoencoder": []}
         for k in range(args.patients):
             row = held.table.iloc[k]
             ends = true_ends(sample_individual(PATIENT_SEED, k), spec.interventions(row, half), size, held.windows[k])
             truth, span, encoded_ends = ends[1] - ends[0], spec.span(row, half), encode_images(model, ends)
-            own = change_per_unit(encoded_ends, span)
+            own = (encoded_ends[1] - encoded_ends[0]) / (span[1] - span[0])
             scores["mean_shift"].append(pearson(decoded_change(w0[k], direction.vector, span), truth))
             scores["best_global"].append(pearson(decoded_change(w0[k], best_global, span), truth))
             scores["own_change"].append(pearson(decoded_change(w0[k], own, span), truth))

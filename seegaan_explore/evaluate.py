@@ -121,6 +121,16 @@ def true_ends(individual: Individual, dos, size: int, window: tuple[float, float
     return as_read(np.stack([render_noise_free(individual, size, do=do).image for do in dos]), [window] * 2)
 
 
+def true_latent_change(model: SeeGaan, individual: Individual, spec: Spec, row: pd.Series, half: float,
+                       window: tuple[float, float]) -> np.ndarray:
+    """The latent change, per unit of the attribute, between the individual's two true re-renders
+    under ``spec``'s interventions (its exam's ``row`` and ``window``): what a traversal would need."""
+    low, high = spec.span(row, half)
+    latents = encode_images(model, true_ends(individual, spec.interventions(row, half), model.config.resolution,
+                                             window))
+    return (latents[1] - latents[0]) / (high - low)
+
+
 @dataclass(frozen=True, eq=False)
 class HeldOut:
     """Encoded held-out phantoms: the fit set (seed ``FIT_SEED``) the directions are fitted on, and
