@@ -1,15 +1,14 @@
 """Can the autoencoder draw fine detail (ribs, vessels) at all? Let it memorize a few phantoms.
 
 Fine-tunes a checkpoint's EMA encoder and generator with plain L1 on ``--images`` fixed noisy
-phantoms of the training cohort (seed 0) and reports the PSNR of their reconstructions against
-the noise-free renders, with a panel (noise-free row over reconstruction row) every ``--every``
-steps. If memorizing a handful of images does not bring the ribs in, the architecture is the limit,
-not the data or the training time. ``--detail-weight W`` adds W times the L1 of a 5x5 binomial
-high-pass: whether weighting the fine detail in the loss brings it in. ``--preset demo-wide`` grows
-the checkpoint to that preset first (``model.widen``: the same function, more filters): whether
-width brings it in. ``--free-latents --clean`` takes the encoder out: the generator and one free
-latent per image (started at its encoding) are fitted to the noise-free renders, so the only
-question left is whether the generator can draw them.
+phantoms of the training cohort (seed 0) and reports the PSNR of their reconstructions against the
+noise-free renders, with a panel (noise-free row over reconstruction row) every ``--every`` steps:
+can the model draw the ribs when it only has to memorize a handful of images? ``--detail-weight W``
+adds W times the L1 of a 5x5 binomial high-pass: whether weighting the fine detail in the loss
+brings it in. ``--preset demo-wide`` grows the checkpoint to that preset first (``model.widen``: the
+same function, more filters): whether width brings it in. ``--free-latents --clean`` takes the
+encoder out: the generator and one free latent per image (started at its encoding) are fitted to the
+noise-free renders, so the only question left is whether the generator can draw them.
 
     python benchmarks/memorize_detail.py [--checkpoint CKPT] [--preset NAME] [--images 16] [--steps 600]
                                          [--lr 5e-4] [--detail-weight 0] [--free-latents] [--clean] [--out DIR]
