@@ -35,9 +35,8 @@ from seegaan_explore.evaluate import (
     true_ends,
     true_latent_change,
 )
-from seegaan_explore.explore.directions import fit_direction
 from seegaan_explore.model import load_model
-from seegaan_explore.model.oracle import FACTORS
+from seegaan_explore.model.oracle import FACTORS, factor_targets
 
 
 def main() -> None:
@@ -58,11 +57,9 @@ def main() -> None:
         return frames[1] - frames[0]
 
     print(f"{'attribute':20s} {'mean_shift':>10s} {'best_global':>11s} {'own_change':>10s} {'autoencoder':>11s}")
+    patient_factors = factor_targets(held.table, tuple(factors.columns))
     for spec in SPECS:
-        confounders = factors[list(spec.confounders)].to_numpy() if spec.confounders else None
-        direction = fit_direction("mean_shift", held.fit_latents, factors[spec.factor].to_numpy(), confounders,
-                                  attribute=spec.name, confounder_names=spec.confounders)
-        half = 0.5 if spec.binary else direction.scale
+        half = spec.half_step(factors)
         people = range(min(args.people, args.fit))
         best_global = np.mean([true_latent_change(model, sample_individual(FIT_SEED, j), spec, held.fit_table.iloc[j],
                                                   half, held.fit_windows[j]) for j in people], axis=0)
@@ -72,6 +69,7 @@ def main() -> None:
             ends = true_ends(sample_individual(PATIENT_SEED, k), spec.interventions(row, half), size, held.windows[k])
             truth, span, encoded_ends = ends[1] - ends[0], spec.span(row, half), encode_images(model, ends)
             own = (encoded_ends[1] - encoded_ends[0]) / (span[1] - span[0])
+            direction = spec.direction(held.fit_latents, factors, patient_factors.iloc[k])
             scores["mean_shift"].append(pearson(decoded_change(w0[k], direction.vector, span), truth))
             scores["best_global"].append(pearson(decoded_change(w0[k], best_global, span), truth))
             scores["own_change"].append(pearson(decoded_change(w0[k], own, span), truth))

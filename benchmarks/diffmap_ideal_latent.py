@@ -3,9 +3,10 @@
 The ideal latent is the phantom renderer's own input (age, BMI, CTR, edema, effusions, bone density,
 view, device; the anatomy fixed): perfectly disentangled, and decoded exactly by the renderer. Its
 mean-shift direction is each input regressed on the attribute and its confounders over ``--fit``
-phantoms' tables. Each held-out patient's inputs are stepped along it, from the patient's own value
-as ``seegaan-explore evaluate`` steps, with view and device held (a renderer cannot draw 0.3 of a
-pacemaker), and the rendered difference is correlated with the true counterfactual's.
+phantoms' tables (a confounder that ``evaluate`` matches enters here as a linear term). Each
+held-out patient's inputs are stepped along it, from the patient's own value as ``seegaan-explore
+evaluate`` steps, with view and device held (a renderer cannot draw 0.3 of a pacemaker), and the
+rendered difference is correlated with the true counterfactual's.
 
 What stays below 1 is the attribute's effect differing between individuals in the causal model
 itself: sigmoid onsets, switches at each person's own threshold, an inverted-U dependence. No model
@@ -45,7 +46,7 @@ def main() -> None:
     for spec in (s for s in SPECS if not s.binary):
         values = fit_factors[spec.factor].to_numpy()
         design = np.column_stack([np.ones(len(values)), values]
-                                 + ([fit_factors[list(spec.confounders)].to_numpy()] if spec.confounders else []))
+                                 + [fit_factors[list(spec.confounders + spec.matched)].to_numpy()])
         slopes = {name: np.linalg.lstsq(design, fit_table[name].to_numpy(float), rcond=None)[0][1]
                   for name in RENDER_INPUTS}
         half = float(values.std())  # evaluate's step: one SD of the attribute

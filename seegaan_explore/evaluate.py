@@ -23,6 +23,12 @@ The intervention that matches an attribute:
   raises log NT-proBNP by 5.0 per unit (docs/phantoms.md), so do(severity = s -/+ h / 5.0). Conditioned
   on age and view, the view is held at the patient's own.
 
+A categorical confounder can be held by matching (``Spec.matched``) instead of a linear term: the
+direction is fitted on the fit-set phantoms that share the patient's value (an AP patient's on AP
+exams), adjusted linearly for the remaining confounders. That is how ``nt_probnp|age,view`` holds
+the view: the effect of heart failure on the image differs between AP and PA exams, which one
+additive view term cannot express.
+
 The traversal runs between the same two ends, measured from the patient's latent (``Spec.span``):
 the patient is its own factual exam, so a PA patient's view traversal steps from 0 to +1, not from
 -0.5 to +0.5 around it. Centred steps would compare an exaggerated PA and a half-AP exam with the
@@ -41,7 +47,7 @@ from tqdm.auto import tqdm
 
 from .data.images import intensity_window, preprocess
 from .data.phantoms import Individual, generate_cohort, render_noise_free, sample_individual
-from .explore.directions import fit_direction
+from .explore.directions import Direction, fit_direction
 from .explore.quality import assess, psnr_db
 from .explore.traversal import traverse
 from .model.oracle import Oracle, factor_targets
@@ -53,11 +59,28 @@ SEVERITY_PER_LOG_NT_PROBNP = 1 / 5.0  # the SCM's coefficient, inverted
 
 @dataclass(frozen=True)
 class Spec:
-    """One evaluated attribute: the oracle factor it targets, its confounders, its intervention."""
+    """One evaluated attribute: the oracle factor it targets, its confounders (adjusted linearly, or
+    ``matched``: categorical, held by fitting among phantoms with the patient's value), its intervention."""
 
     name: str
     factor: str
     confounders: tuple[str, ...] = ()
+    matched: tuple[str, ...] = ()
+
+    def direction(self, latents: np.ndarray, fit_factors: pd.DataFrame, patient: pd.Series | None = None) -> Direction:
+        """The mean-shift direction for traversing ``patient`` (its factor values, encoded as
+        ``fit_factors`` are; needed only with ``matched``)."""
+        rows = np.ones(len(fit_factors), dtype=bool)
+        for name in self.matched:
+            rows &= fit_factors[name].to_numpy() == patient[name]
+        factors = fit_factors[rows]
+        confounders = factors[list(self.confounders)].to_numpy() if self.confounders else None
+        return fit_direction("mean_shift", latents[rows], factors[self.factor].to_numpy(), confounders,
+                             attribute=self.name, confounder_names=self.confounders)
+
+    def half_step(self, fit_factors: pd.DataFrame) -> float:
+        """Half the intervention: one SD of the attribute over the whole fit set, or 0.5 (0 -> 1) when binary."""
+        return 0.5 if self.binary else float(fit_factors[self.factor].std(ddof=0))
 
     @property
     def binary(self) -> bool:
@@ -74,7 +97,7 @@ class Spec:
             delta, factor, centre = half_step, self.factor, row[self.factor]
             bounds = {"severity": (0.0, 1.0), "age": (18.0, 95.0)}[self.factor]
         low, high = (float(np.clip(centre + s * delta, *bounds)) for s in (-1, 1))
-        held = {"view": row["view"]} if "view" in self.confounders else {}
+        held = {"view": row["view"]} if "view" in self.confounders + self.matched else {}
         return {factor: low, **held}, {factor: high, **held}
 
     def span(self, row: pd.Series, half_step: float) -> tuple[float, float]:
@@ -91,7 +114,7 @@ class Spec:
 
 SPECS = (
     Spec("nt_probnp", "log_nt_probnp"),
-    Spec("nt_probnp|age,view", "log_nt_probnp", ("age", "view")),
+    Spec("nt_probnp|age,view", "log_nt_probnp", ("age",), matched=("view",)),
     Spec("severity", "severity"),
     Spec("age", "age"),
     Spec("sex", "sex"),
@@ -198,14 +221,13 @@ def evaluate(model: SeeGaan, oracle: Oracle, *, n_fit: int = 1000, n_patients: i
                "attributes": {}}
     patients = patients[:n_patients]
 
+    patient_factors = factor_targets(table, oracle.config.factors)
     per_spec: dict[str, list[dict]] = {}
     for spec in tqdm(specs, desc="evaluate", unit="attribute", disable=not progress):
-        confounders = fit_factors[list(spec.confounders)].to_numpy() if spec.confounders else None
-        direction = fit_direction("mean_shift", latents, fit_factors[spec.factor].to_numpy(), confounders,
-                                  attribute=spec.name, confounder_names=spec.confounders)
-        half = 0.5 if spec.binary else direction.scale
+        half = spec.half_step(fit_factors)
         per_patient = per_spec[spec.name] = []
         for k, patient in enumerate(patients):
+            direction = spec.direction(latents, fit_factors, patient_factors.iloc[k])
             amounts = np.linspace(*spec.span(table.iloc[k], half), frames)
             t = traverse(model, w0[k], direction, amounts)
             measured = oracle.predict(torch.from_numpy(t.frames)[:, None])

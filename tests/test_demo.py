@@ -75,6 +75,29 @@ def test_interventions_match_each_attribute():
     assert (low["age"], high["age"]) == (18.0, 95.0)  # clipped to the SCM's range
 
 
+def test_a_matched_confounder_fits_the_direction_among_exams_like_the_patients():
+    """Heart failure changes an AP exam differently from a PA one: one additive view term averages the
+    two effects, matching fits each patient's own."""
+    rng = np.random.default_rng(0)
+    n, w_dim = 400, 8
+    view = (rng.random(n) < 0.3).astype(float)
+    age = rng.normal(60, 10, n)
+    nt = rng.normal(5, 1.5, n) + 0.03 * (age - 60) + 0.8 * view  # confounded by age and view
+    effect = {0.0: np.eye(w_dim)[0], 1.0: np.eye(w_dim)[1]}
+    latents = np.stack([nt[i] * effect[view[i]] + 0.1 * age[i] * np.eye(w_dim)[2] + 3.0 * view[i] * np.eye(w_dim)[3]
+                        for i in range(n)]) + rng.normal(0, 0.01, (n, w_dim))
+    factors = pd.DataFrame({"log_nt_probnp": nt, "age": age, "view": view})
+    matched = Spec("nt", "log_nt_probnp", ("age",), matched=("view",))
+    for v in (0.0, 1.0):
+        vector = matched.direction(latents, factors, pd.Series({"view": v})).vector
+        np.testing.assert_allclose(vector, effect[v], atol=0.01)
+    pooled = Spec("nt", "log_nt_probnp", ("age", "view")).direction(latents, factors).vector
+    assert abs(pooled[0] - 1) > 0.2 and abs(pooled[1]) > 0.2  # a blend of the two effects
+    assert matched.half_step(factors) == pytest.approx(nt.std())  # the step is the whole fit set's SD
+    low, high = matched.interventions(pd.Series({"severity": 0.3, "age": 60.0, "view": "AP"}), 1.0)
+    assert low["view"] == high["view"] == "AP"  # the truth holds the view as the fit does
+
+
 def test_traversals_start_where_the_patient_is_as_the_interventions_do():
     specs = {s.name: s for s in SPECS}
     pa, ap = pd.Series({"view": "PA"}), pd.Series({"view": "AP"})

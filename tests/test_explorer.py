@@ -96,6 +96,20 @@ def test_picking_an_attribute_recolours_the_cohort_and_replaces_the_player(explo
     assert "ctr" in explorer.words.value
 
 
+def test_the_match_box_holds_two_level_attributes_by_matching_and_the_rest_by_a_linear_term(explorer):
+    explorer.attribute.value = "age"
+    explorer.confounders.value = ("sex", "bmi")
+    r = explorer.wait()
+    assert r["args"]["confounders"] == ("sex", "bmi") and r["args"]["match"] == ()
+    explorer.match.value = True
+    r = explorer.wait()
+    assert r["error"] is None, r["error"]
+    assert r["args"]["confounders"] == ("bmi",) and r["args"]["match"] == ("sex",)  # bmi is not two-level
+    sex = explorer.renderer.values("sex")
+    assert r["direction"].diagnostics["n"] == (sex == sex[r["patient"]]).sum()
+    assert "exams with sex" in explorer.words.value
+
+
 def test_a_recolour_made_while_the_kernel_applies_a_browser_message_reaches_the_browser(explorer):
     """ipywidgets holds a widget's notifications while it applies a message from the browser and squashes
     the changes made meanwhile: an edit from the render thread in that window would never be sent."""

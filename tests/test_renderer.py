@@ -138,6 +138,41 @@ def test_changing_only_the_frame_reuses_the_traversal_and_attributes_one_image(r
     assert calls[-2:] == ["saliency", "saliency"]
 
 
+def test_matching_fits_the_direction_on_the_exams_that_share_the_patients_value(renderer, setup):
+    latents, table = setup[1], setup[2]
+    sex, age, bmi = renderer.values("sex"), table["age"].to_numpy(float), table[["bmi"]].to_numpy(float)
+    args = {"attribute": "age", "confounders": ("bmi",), "match": ("sex",), "n_frames": 5, "method": None}
+    directions = {}
+    for patient in (int(np.flatnonzero(sex == 0)[0]), int(np.flatnonzero(sex == 1)[0])):
+        result = renderer.render({**args, "patient": patient})
+        assert result["error"] is None, result["error"]
+        same = sex == sex[patient]
+        expected = fit_direction("mean_shift", latents[same], age[same], bmi[same])
+        np.testing.assert_allclose(result["direction"].vector, expected.vector, rtol=1e-4, atol=1e-6)
+        directions[patient] = result["direction"].vector
+        level = table["sex"][patient]  # as the table writes it
+        assert f"fitted on the {same.sum()} exams with sex {level}, as this patient's" in " ".join(plain_words(result))
+    first, second = directions.values()
+    assert not np.allclose(first, second, rtol=0.05)  # each patient gets its own group's direction
+    pooled = renderer.direction("age", confounders=("bmi", "sex")).vector
+    assert not np.allclose(pooled, first, rtol=0.05) and not np.allclose(pooled, second, rtol=0.05)
+
+
+def test_matching_errors_name_the_group_and_the_patient(renderer):
+    upload = renderer.add_image(np.random.default_rng(0).random((32, 32)).astype(np.float32), name="scan.png")
+    result = renderer.render({"attribute": "age", "match": ("sex",), "patient": upload})
+    assert "matching on sex needs a cohort patient's values" in result["error"]
+    view = renderer.values("view")
+    ap = int(np.flatnonzero(view == renderer.encodings["view"]["ap"])[0])  # 5 of the 24 exams are AP
+    result = renderer.render({"attribute": "age", "match": ("view",), "patient": ap})
+    assert f"among the {(view == view[ap]).sum()} exams with view = AP" in result["error"]
+    assert "at least 10 are needed" in result["error"]
+    assert "not also held by a linear term" in renderer.render(
+        {"attribute": "age", "confounders": ("sex",), "match": ("sex",)})["error"]
+    assert "the pca estimator cannot use it" in renderer.render(
+        {"attribute": "age", "estimator": "pca", "match": ("sex",)})["error"]
+
+
 @pytest.mark.parametrize("args, words", [
     ({"attribute": "heart_size"}, "unknown attribute 'heart_size'"),
     ({"attribute": "age", "confounders": ("sex",), "estimator": "pca"}, "cannot condition on confounders"),

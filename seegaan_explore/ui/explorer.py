@@ -199,6 +199,9 @@ class Explorer(widgets.VBox):
             value="mean_shift", description="Direction", style=style, layout=wide)
         self.confounders = widgets.SelectMultiple(options=[], description="Hold fixed", rows=4, style=style,
                                                   layout=wide)
+        self.match = widgets.Checkbox(value=False, description="match two-level ones to the patient", indent=False,
+                                      tooltip="fit on the exams that share the patient's value (its view, its sex), "
+                                              "instead of holding it by a linear term")
         self.log_scale = widgets.Checkbox(value=self._log_by_default(r.default_attribute), description="log scale",
                                           indent=False)
         self.units = widgets.ToggleButtons(options=[("SD", "sd"), ("values", "value")], value="sd",
@@ -263,6 +266,7 @@ class Explorer(widgets.VBox):
         self.progress = widgets.HTML(layout=widgets.Layout(visibility="hidden"))
 
         controls = widgets.VBox([self.attribute, self.estimator, self.confounders,
+                                 widgets.HBox([widgets.Label(layout=widgets.Layout(width="115px")), self.match]),
                                  self.units, widgets.HBox([widgets.Label(layout=widgets.Layout(width="115px")),
                                                            self.log_scale]), self.start, self.stop, self.n_frames,
                                  self.uploaded, self.patient, self.patient_info],
@@ -294,7 +298,8 @@ class Explorer(widgets.VBox):
             getattr(self, name).add_class("seegaan-" + name.replace("_", "-"))  # stable hooks for browser tests
 
         self._sync_confounders()
-        for control in (self.attribute, self.estimator, self.confounders, self.log_scale, self.units, self.start,
+        for control in (self.attribute, self.estimator, self.confounders, self.match, self.log_scale, self.units,
+                        self.start,
                         self.stop, self.n_frames, self.patient, self.uploaded, self.frame, self.method):
             control.observe(self._on_control, names="value")
         self.view.observe(self._on_view, names="value")
@@ -306,8 +311,11 @@ class Explorer(widgets.VBox):
 
     def args(self) -> dict:
         """The plain arguments the controls describe now."""
+        held = tuple(self.confounders.value)
+        match = tuple(c for c in held if self.match.value and self.renderer.two_level(c))
         return {"attribute": self.attribute.value, "estimator": self.estimator.value,
-                "confounders": tuple(self.confounders.value), "log": self.log_scale.value, "units": self.units.value,
+                "confounders": tuple(c for c in held if c not in match), "match": match,
+                "log": self.log_scale.value, "units": self.units.value,
                 "start": self.start.value, "stop": self.stop.value, "n_frames": self.n_frames.value,
                 "patient": self.uploaded.value or self.patient.value,
                 "method": self.method.value, "frame": min(self.frame.value, self.n_frames.value - 1)}

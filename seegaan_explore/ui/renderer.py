@@ -9,6 +9,7 @@ tests and the dashboard make the same call.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -37,7 +38,7 @@ LATENT_SHIFT = "latent_shift"  # a per-patient direction (the CNN's gradient thr
 UNITS = ("sd", "value")  # steps in standard deviations of the attribute, or target values in its own units
 MAX_FRAMES = 64
 RESERVED = {"index", "seed", "row", "path", "file", "filename"}  # numbers that are bookkeeping, not attributes
-DEFAULTS = {"attribute": None, "estimator": "mean_shift", "confounders": (), "log": False, "units": "sd",
+DEFAULTS = {"attribute": None, "estimator": "mean_shift", "confounders": (), "match": (), "log": False, "units": "sd",
             "start": -2.0, "stop": 2.0, "n_frames": 9, "patient": 0, "method": "gradcam", "frame": -1,
             "noise_seed": 0}
 
@@ -93,8 +94,8 @@ def _detect_attributes(table: pd.DataFrame) -> dict[str, tuple[np.ndarray, dict 
 
 
 def _traversal_key(a: dict) -> tuple:
-    return tuple(a[k] for k in ("attribute", "estimator", "confounders", "log", "patient", "units", "start", "stop",
-                                "n_frames", "noise_seed"))
+    return tuple(a[k] for k in ("attribute", "estimator", "confounders", "match", "log", "patient", "units", "start",
+                                "stop", "n_frames", "noise_seed"))
 
 
 class Renderer:
@@ -279,6 +280,14 @@ class Renderer:
             if c not in self.attributes or c == a["attribute"]:
                 raise ValueError(f"confounder {c!r} must be another attribute: one of "
                                  f"{', '.join(x for x in self.attributes if x != a['attribute'])}")
+        a["match"] = tuple(a["match"] or ())
+        for c in a["match"]:
+            if c not in self.attributes or c == a["attribute"] or c in a["confounders"]:
+                raise ValueError(f"matched attribute {c!r} must be another attribute, not also held by a linear term: "
+                                 f"one of {', '.join(x for x in self.attributes if x != a['attribute'])}")
+        if a["match"] and a["estimator"] != "mean_shift":
+            raise ValueError(f"matching holds an attribute for the mean shift; the {a['estimator']} estimator "
+                             "cannot use it")
         if a["units"] not in UNITS:
             raise ValueError(f"units must be one of {UNITS}, got {a['units']!r}")
         a["start"], a["stop"], a["log"] = float(a["start"]), float(a["stop"]), bool(a["log"])
@@ -299,17 +308,57 @@ class Renderer:
     # ------------------------------------------------------------------ cached stages
 
     def direction(self, attribute: str, estimator: str = "mean_shift", confounders: tuple[str, ...] = (),
-                  log: bool = False) -> Direction:
-        """The attribute's direction in w (cached): per unit of the attribute, or of its logarithm."""
-        key = (attribute, estimator, tuple(confounders), bool(log))
+                  log: bool = False, match: tuple[str, ...] = (), patient: int | None = None) -> Direction:
+        """The attribute's direction in w (cached): per unit of the attribute, or of its logarithm.
+
+        ``match`` holds attributes by fitting only on the exams that share ``patient``'s values (an AP
+        patient's direction from AP exams), where ``confounders`` are held by linear terms. Matching
+        lets the attribute's effect differ between the groups: on the phantoms, NT-proBNP given age and
+        view, matched on view, follows the true counterfactual more closely (README, evaluate)."""
+        match = tuple(match)
+        rows = np.ones(len(self.latents), dtype=bool)
+        if match:
+            if not isinstance(patient, (int, np.integer)):
+                raise ValueError(f"matching on {', '.join(match)} needs a cohort patient's values; "
+                                 f"patient {patient!r} has none")
+            for name in match:
+                column = self.values(name)
+                if not np.isfinite(column[patient]):
+                    raise ValueError(f"patient {patient} has no value of {name!r} to match")
+                rows &= column == column[patient]
+        key = (attribute, estimator, tuple(confounders), bool(log), match,
+               tuple(float(self.values(name)[patient]) for name in match))
         with self._lock:
             cached = self._directions.hit(key)
             if cached is not None:
                 return cached
-            values = self._scale(self.values(attribute), log, attribute)
-            covariates = np.column_stack([self.values(c) for c in confounders]) if confounders else None
-            return self._directions.put(key, fit_direction(estimator, self.latents, values, covariates,
-                                                           attribute=attribute, confounder_names=tuple(confounders)))
+            values = self._scale(self.values(attribute), log, attribute)[rows]
+            covariates = np.column_stack([self.values(c)[rows] for c in confounders]) if confounders else None
+            try:
+                direction = fit_direction(estimator, self.latents[rows], values, covariates, attribute=attribute,
+                                          confounder_names=tuple(confounders))
+            except ValueError as error:
+                if not match:
+                    raise
+                held = ", ".join(f"{name} = {self._value_label(name, patient)}" for name in match)
+                raise ValueError(f"among the {int(rows.sum())} exams with {held}: {error}") from error
+            if match:
+                matched = {name: self._value_label(name, patient) for name in match}
+                direction = dataclasses.replace(direction, diagnostics={**direction.diagnostics, "matched": matched})
+            return self._directions.put(key, direction)
+
+    def two_level(self, name: str) -> bool:
+        """Whether the attribute takes two values (sex, AP/PA view): one a patient can be matched on."""
+        if name not in self._columns:  # the CNN's prediction: continuous, and costly to compute
+            return False
+        values = self._columns[name]
+        return np.unique(values[np.isfinite(values)]).size == 2
+
+    def _value_label(self, name: str, patient: int) -> str:
+        """The patient's value of ``name`` as the table writes it (a text level, or a number)."""
+        if name in self.encodings:
+            return str(self.table[name].iloc[patient]).strip()
+        return f"{float(self.values(name)[patient]):g}"
 
     def latent_shift(self, patient, attribute: str, log: bool = False, noise_seed: int = 0) -> Direction:
         """Latent Shift for one patient (cached): the direction in which the CNN's prediction on the
@@ -496,7 +545,8 @@ class Renderer:
         if a["estimator"] == LATENT_SHIFT:
             direction = self.latent_shift(a["patient"], a["attribute"], a["log"], a["noise_seed"])
         else:
-            direction = self.direction(a["attribute"], a["estimator"], a["confounders"], a["log"])
+            direction = self.direction(a["attribute"], a["estimator"], a["confounders"], a["log"], a["match"],
+                                       a["patient"])
         cached_traversal = _traversal_key(a) in self._traversals
         check("comparing with the other attributes")
         cosines = self.cosines(direction)
@@ -550,6 +600,9 @@ def plain_words(result: dict) -> list[str]:
     if direction.kind == "predictive":
         lines.append(f"The {direction.estimator} direction is diagnostic: it shows what the latent code knows "
                      f"about {name}, and need not change the image the way {name} does.")
+    if "matched" in d:
+        held = " and ".join(f"{k} {v}" for k, v in d["matched"].items())
+        lines.append(f"The direction was fitted on the {d['n']} exams with {held}, as this patient's.")
     if "unique_variance_of_attribute" in d and direction.confounders:
         lines.append(f"{d['unique_variance_of_attribute']:.0%} of the variation in {name} is not explained by "
                      f"{', '.join(direction.confounders)}; the direction uses that part only.")
