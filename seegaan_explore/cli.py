@@ -415,8 +415,9 @@ def _cnn_predictions(cohort, args):
     return pd.Series(predicted.astype(np.float64), index=cohort.ids)
 
 
-def _fit_direction(cohort, latents, attribute: str, args):
-    """Fit ``args.estimator`` for ``attribute`` (ln of it with ``--log``) on the cohort's latents."""
+def _fit_direction(cohort, latents, attribute: str, args, like: str | None = None):
+    """Fit ``args.estimator`` for ``attribute`` (ln of it with ``--log``) on the cohort's latents; with
+    ``like`` (an image id), only on the exams that share its values of the ``--match`` columns."""
     import numpy as np
 
     from .explore.directions import fit_direction
@@ -436,8 +437,25 @@ def _fit_direction(cohort, latents, attribute: str, args):
             raise ValueError(f"{attribute!r} is both the attribute and a confounder")
         confounders = np.column_stack([cohort.attribute(c).reindex(latents.ids).to_numpy(dtype=np.float64)
                                        for c in args.confounders])
-    return fit_direction(args.estimator, latents.latents, values, confounders, attribute=name,
-                         confounder_names=tuple(args.confounders))
+    if like is None:
+        return fit_direction(args.estimator, latents.latents, values, confounders, attribute=name,
+                             confounder_names=tuple(args.confounders))
+    rows = np.ones(len(values), dtype=bool)
+    held = []
+    for column in args.match:
+        if column in (attribute, *args.confounders):
+            raise ValueError(f"--match {column!r}: it is already the attribute or a --confounders column")
+        matched = cohort.attribute(column).reindex(latents.ids)
+        if not np.isfinite(matched[like]):
+            raise ValueError(f"--match {column!r}: image {like!r} has no value to match")
+        rows &= (matched == matched[like]).to_numpy()
+        held.append(f"{column} = {cohort.table.set_index(cohort.id_column)[column][like]}")
+    try:
+        return fit_direction(args.estimator, latents.latents[rows], values[rows],
+                             None if confounders is None else confounders[rows], attribute=name,
+                             confounder_names=tuple(args.confounders))
+    except ValueError as error:
+        raise ValueError(f"{like}: among the {int(rows.sum())} exams with {', '.join(held)}: {error}") from error
 
 
 def _add_encode(sub) -> None:
@@ -549,6 +567,9 @@ def _add_traverse(sub) -> None:
                      help="per patient, the gradient of --cnn's prediction through the generator (Latent Shift); "
                           "steps in units of the prediction")
     _add_direction_fit_arguments(p)
+    p.add_argument("--match", nargs="+", default=[], metavar="COLUMN",
+                   help="with --id and --attribute (mean_shift): fit each patient's direction on the exams that share "
+                        "its value of these columns (e.g. view), instead of holding them by a linear term")
     p.add_argument("--bin-values", nargs="+", type=float,
                    help="attribute value of each average-latents bin (default 0..k-1: one unit per bin)")
     steps = p.add_mutually_exclusive_group(required=True)
@@ -591,15 +612,20 @@ def _run_traverse(args) -> int:
     if direction is not None and args.sd and not math.isfinite(direction.scale):
         raise ValueError(f"{args.direction}: the direction does not record the attribute's SD; give steps in "
                          "attribute units (without --sd)")
+    if args.match and not (args.id and args.attribute and args.estimator == "mean_shift"):
+        raise ValueError("--match fits each cohort patient's mean shift among the exams like it: it needs --id, "
+                         "--attribute and the mean_shift estimator")
     if args.id or args.attribute:
         cohort, latents = _encoded_cohort(args, model, progress)
-        if direction is None:
+        if direction is None and not args.match:
             direction = _fit_direction(cohort, latents, args.attribute, args)
     subjects = args.id or args.image
     paths = dict(zip(cohort.ids, cohort.paths)) if args.id else {}
     for subject in tqdm(subjects, desc="Traversals", unit="patient", disable=not progress or len(subjects) < 2):
         if args.id:
             w0, name = latents.latent(subject), subject
+            if args.match:
+                direction = _fit_direction(cohort, latents, args.attribute, args, like=subject)
             original = load_preprocessed(paths[subject], model.config.resolution)
         else:
             original = load_preprocessed(subject, model.config.resolution)

@@ -7,6 +7,7 @@ import shutil
 
 import imageio.v3 as iio
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -191,6 +192,34 @@ def test_traverse_reads_the_original_average_latents(setup, tmp_path, capsys):
     np.testing.assert_allclose(saved.latents - saved.latents[0], average - average[0], atol=1e-5)  # G(w + h_k - h_0)
     with pytest.raises(SystemExit, match="does not record the attribute's SD"):
         main([*args, "--amounts", "1", "--sd"])
+
+
+def test_traverse_matches_each_patient_to_the_exams_that_share_its_value(setup, tmp_path, capsys):
+    table = pd.read_csv(setup / "phantoms" / "phantoms.csv")
+    table["scanner"] = ["B" if i == 3 else "A" for i in range(len(table))]  # one exam from another scanner
+    table.to_csv(tmp_path / "cohort.csv", index=False)
+    data = ["--data", str(tmp_path / "cohort.csv"), "--image-root", str(setup / "phantoms"),
+            "--cache-dir", str(setup / "cache")]
+    base = ["traverse", "--checkpoint", str(setup / "tiny.safetensors"), *FP32, "--attribute", "age",
+            "--confounders", "bmi", "--match", "scanner", "--amounts", "0", "10", "--format", "npz",
+            "--out", str(tmp_path)]
+    patient = "phantom_s0_000007"
+    assert main([*base, "--id", patient, *data]) == 0
+    saved, _ = load_traversal(tmp_path / f"{patient}.age.npz")
+    latents = _latents(setup)
+    same = (table["scanner"] == "A").to_numpy()
+    ids = table["image_id"].to_numpy()
+    rows = [latents.row(i) for i in ids[same]]
+    expected = fit_direction("mean_shift", latents.latents[rows], table["age"].to_numpy(float)[same],
+                             table[["bmi"]].to_numpy(float)[same])
+    np.testing.assert_allclose(saved.latents[1] - saved.latents[0], 10 * expected.vector, rtol=1e-4, atol=1e-5)
+    unmatched = fit_direction("mean_shift", latents.latents, latents.frame()["age"].to_numpy(float),
+                              latents.frame()[["bmi"]].to_numpy(float))
+    assert not np.allclose(expected.vector, unmatched.vector, rtol=0.01)
+    with pytest.raises(SystemExit, match="phantom_s0_000003: among the 1 exams with scanner = B: age: only 1 rows"):
+        main([*base, "--id", "phantom_s0_000003", *data])
+    with pytest.raises(SystemExit, match="--match fits each cohort patient's mean shift"):
+        main([*base, "--image", str(setup / "phantoms" / "phantom_s0_000003.png"), *data])
 
 
 def test_traverse_errors_name_the_problem(setup, tmp_path):
