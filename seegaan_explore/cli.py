@@ -418,6 +418,8 @@ def _cnn_predictions(cohort, args):
 def _fit_direction(cohort, latents, attribute: str, args, like: str | None = None):
     """Fit ``args.estimator`` for ``attribute`` (ln of it with ``--log``) on the cohort's latents; with
     ``like`` (an image id), only on the exams that share its values of the ``--match`` columns."""
+    import dataclasses
+
     import numpy as np
 
     from .explore.directions import fit_direction
@@ -451,11 +453,12 @@ def _fit_direction(cohort, latents, attribute: str, args, like: str | None = Non
         rows &= (matched == matched[like]).to_numpy()
         held.append(f"{column} = {cohort.table.set_index(cohort.id_column)[column][like]}")
     try:
-        return fit_direction(args.estimator, latents.latents[rows], values[rows],
-                             None if confounders is None else confounders[rows], attribute=name,
-                             confounder_names=tuple(args.confounders))
+        direction = fit_direction(args.estimator, latents.latents[rows], values[rows],
+                                  None if confounders is None else confounders[rows], attribute=name,
+                                  confounder_names=tuple(args.confounders))
     except ValueError as error:
         raise ValueError(f"{like}: among the {int(rows.sum())} exams with {', '.join(held)}: {error}") from error
+    return dataclasses.replace(direction, scale=float(np.nanstd(values)))  # one SD stays the whole cohort's
 
 
 def _add_encode(sub) -> None:

@@ -200,9 +200,9 @@ def test_traverse_matches_each_patient_to_the_exams_that_share_its_value(setup, 
     table.to_csv(tmp_path / "cohort.csv", index=False)
     data = ["--data", str(tmp_path / "cohort.csv"), "--image-root", str(setup / "phantoms"),
             "--cache-dir", str(setup / "cache")]
-    base = ["traverse", "--checkpoint", str(setup / "tiny.safetensors"), *FP32, "--attribute", "age",
-            "--confounders", "bmi", "--match", "scanner", "--amounts", "0", "10", "--format", "npz",
-            "--out", str(tmp_path)]
+    common = ["traverse", "--checkpoint", str(setup / "tiny.safetensors"), *FP32, "--attribute", "age",
+              "--confounders", "bmi", "--match", "scanner", "--format", "npz"]
+    base = [*common, "--amounts", "0", "10", "--out", str(tmp_path)]
     patient = "phantom_s0_000007"
     assert main([*base, "--id", patient, *data]) == 0
     saved, _ = load_traversal(tmp_path / f"{patient}.age.npz")
@@ -216,6 +216,11 @@ def test_traverse_matches_each_patient_to_the_exams_that_share_its_value(setup, 
     unmatched = fit_direction("mean_shift", latents.latents, latents.frame()["age"].to_numpy(float),
                               latents.frame()[["bmi"]].to_numpy(float))
     assert not np.allclose(expected.vector, unmatched.vector, rtol=0.01)
+    assert main([*common, "--amounts", "0", "1", "--sd", "--out", str(tmp_path / "sd"), "--id", patient,
+                 *data]) == 0  # one SD is still the whole cohort's
+    saved, _ = load_traversal(tmp_path / "sd" / f"{patient}.age.npz")
+    np.testing.assert_allclose(saved.latents[1] - saved.latents[0], table["age"].std(ddof=0) * expected.vector,
+                               rtol=1e-4, atol=1e-5)
     with pytest.raises(SystemExit, match="phantom_s0_000003: among the 1 exams with scanner = B: age: only 1 rows"):
         main([*base, "--id", "phantom_s0_000003", *data])
     with pytest.raises(SystemExit, match="--match fits each cohort patient's mean shift"):

@@ -149,6 +149,7 @@ def test_matching_fits_the_direction_on_the_exams_that_share_the_patients_value(
         same = sex == sex[patient]
         expected = fit_direction("mean_shift", latents[same], age[same], bmi[same])
         np.testing.assert_allclose(result["direction"].vector, expected.vector, rtol=1e-4, atol=1e-6)
+        assert result["direction"].scale == pytest.approx(age.std())  # one SD is still the whole cohort's
         directions[patient] = result["direction"].vector
         level = table["sex"][patient]  # as the table writes it
         assert f"fitted on the {same.sum()} exams with sex {level}, as this patient's" in " ".join(plain_words(result))

@@ -332,7 +332,8 @@ class Renderer:
             cached = self._directions.hit(key)
             if cached is not None:
                 return cached
-            values = self._scale(self.values(attribute), log, attribute)[rows]
+            scaled = self._scale(self.values(attribute), log, attribute)
+            values = scaled[rows]
             covariates = np.column_stack([self.values(c)[rows] for c in confounders]) if confounders else None
             try:
                 direction = fit_direction(estimator, self.latents[rows], values, covariates, attribute=attribute,
@@ -342,9 +343,10 @@ class Renderer:
                     raise
                 held = ", ".join(f"{name} = {self._value_label(name, patient)}" for name in match)
                 raise ValueError(f"among the {int(rows.sum())} exams with {held}: {error}") from error
-            if match:
+            if match:  # one SD stays the whole cohort's, as without matching
                 matched = {name: self._value_label(name, patient) for name in match}
-                direction = dataclasses.replace(direction, diagnostics={**direction.diagnostics, "matched": matched})
+                direction = dataclasses.replace(direction, scale=float(np.nanstd(scaled)),
+                                                diagnostics={**direction.diagnostics, "matched": matched})
             return self._directions.put(key, direction)
 
     def two_level(self, name: str) -> bool:
