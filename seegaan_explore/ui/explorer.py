@@ -299,8 +299,7 @@ class Explorer(widgets.VBox):
 
         self._sync_confounders()
         for control in (self.attribute, self.estimator, self.confounders, self.match, self.log_scale, self.units,
-                        self.start,
-                        self.stop, self.n_frames, self.patient, self.uploaded, self.frame, self.method):
+                        self.start, self.stop, self.n_frames, self.patient, self.uploaded, self.frame, self.method):
             control.observe(self._on_control, names="value")
         self.view.observe(self._on_view, names="value")
         # The first view is rendered before the widget is displayed: a FigureWidget only ships the state it
