@@ -152,7 +152,9 @@ def test_matching_fits_the_direction_on_the_exams_that_share_the_patients_value(
         assert result["direction"].scale == pytest.approx(age.std())  # one SD is still the whole cohort's
         directions[patient] = result["direction"].vector
         level = table["sex"][patient]  # as the table writes it
-        assert f"fitted on the {same.sum()} exams with sex {level}, as this patient's" in " ".join(plain_words(result))
+        words = " ".join(plain_words(result))
+        assert f"fitted on the {same.sum()} exams with sex {level}, as this patient's" in words
+        assert "Among these exams, " in words and "not explained by bmi" in words  # the group's own variation
     first, second = directions.values()
     assert not np.allclose(first, second, rtol=0.05)  # each patient gets its own group's direction
     pooled = renderer.direction("age", confounders=("bmi", "sex")).vector

@@ -606,7 +606,8 @@ def plain_words(result: dict) -> list[str]:
         held = " and ".join(f"{k} {v}" for k, v in d["matched"].items())
         lines.append(f"The direction was fitted on the {d['n']} exams with {held}, as this patient's.")
     if "unique_variance_of_attribute" in d and direction.confounders:
-        lines.append(f"{d['unique_variance_of_attribute']:.0%} of the variation in {name} is not explained by "
+        among = "Among these exams, " if "matched" in d else ""
+        lines.append(f"{among}{d['unique_variance_of_attribute']:.0%} of the variation in {name} is not explained by "
                      f"{', '.join(direction.confounders)}; the direction uses that part only.")
     for key, what in (("cv_r2", "R²"), ("cv_roc_auc", "AUC")):
         if key in d:
