@@ -415,14 +415,10 @@ def _cnn_predictions(cohort, args):
     return pd.Series(predicted.astype(np.float64), index=cohort.ids)
 
 
-def _fit_direction(cohort, latents, attribute: str, args, like: str | None = None):
-    """Fit ``args.estimator`` for ``attribute`` (ln of it with ``--log``) on the cohort's latents; with
-    ``like`` (an image id), only on the exams that share its values of the ``--match`` columns."""
-    import dataclasses
-
+def _direction_inputs(cohort, latents, attribute: str, args):
+    """``attribute``'s values (ln of them with ``--log``), its name, and the ``--confounders`` columns,
+    in the order of the cohort's latents."""
     import numpy as np
-
-    from .explore.directions import fit_direction
 
     if attribute == CNN_PREDICTION:
         values = _cnn_predictions(cohort, args).reindex(latents.ids).to_numpy(dtype=np.float64)
@@ -439,27 +435,46 @@ def _fit_direction(cohort, latents, attribute: str, args, like: str | None = Non
             raise ValueError(f"{attribute!r} is both the attribute and a confounder")
         confounders = np.column_stack([cohort.attribute(c).reindex(latents.ids).to_numpy(dtype=np.float64)
                                        for c in args.confounders])
-    if like is None:
-        return fit_direction(args.estimator, latents.latents, values, confounders, attribute=name,
-                             confounder_names=tuple(args.confounders))
-    rows = np.ones(len(values), dtype=bool)
-    held = []
+    return values, name, confounders
+
+
+def _fit_direction(cohort, latents, attribute: str, args):
+    """Fit ``args.estimator`` for ``attribute`` (ln of it with ``--log``) on the cohort's latents."""
+    from .explore.directions import fit_direction
+
+    values, name, confounders = _direction_inputs(cohort, latents, attribute, args)
+    return fit_direction(args.estimator, latents.latents, values, confounders, attribute=name,
+                         confounder_names=tuple(args.confounders))
+
+
+def _matched_fitter(cohort, latents, attribute: str, args):
+    """A function of an image id that fits ``attribute``'s direction on the exams sharing that
+    image's values of the ``--match`` columns (the columns are read once, for every patient)."""
+    import numpy as np
+
+    from .explore.directions import fit_direction
+
+    values, name, confounders = _direction_inputs(cohort, latents, attribute, args)
     for column in args.match:
         if column in (attribute, *args.confounders):
             raise ValueError(f"--match {column!r}: it is already the attribute or a --confounders column")
-        matched = cohort.attribute(column).reindex(latents.ids)
-        if not np.isfinite(matched[like]):
-            raise ValueError(f"--match {column!r}: image {like!r} has no value to match")
-        rows &= (matched == matched[like]).to_numpy()
-        held.append(f"{column} = {cohort.table.set_index(cohort.id_column)[column][like]}")
-    try:
-        direction = fit_direction(args.estimator, latents.latents[rows], values[rows],
-                                  None if confounders is None else confounders[rows], attribute=name,
-                                  confounder_names=tuple(args.confounders))
-    except ValueError as error:
-        raise ValueError(f"{like}: among the {int(rows.sum())} exams with {', '.join(held)}: {error}") from error
-    return dataclasses.replace(direction, scale=float(np.nanstd(values)))  # one SD stays the whole cohort's
+    matched = {column: cohort.attribute(column).reindex(latents.ids) for column in args.match}
+    written = cohort.table.set_index(cohort.id_column)
 
+    def fit(like: str):
+        rows = np.ones(len(values), dtype=bool)
+        for column, column_values in matched.items():
+            if not np.isfinite(column_values[like]):
+                raise ValueError(f"--match {column!r}: image {like!r} has no value to match")
+            rows &= (column_values == column_values[like]).to_numpy()
+        try:
+            return fit_direction(args.estimator, latents.latents, values, confounders, rows=rows, attribute=name,
+                                 confounder_names=tuple(args.confounders))
+        except ValueError as error:
+            held = ", ".join(f"{column} = {written[column][like]}" for column in matched)
+            raise ValueError(f"{like}: among the {int(rows.sum())} exams with {held}: {error}") from error
+
+    return fit
 
 def _add_encode(sub) -> None:
     p = sub.add_parser("encode", help="encode a cohort into the latent store",
@@ -620,7 +635,9 @@ def _run_traverse(args) -> int:
                          "--attribute and the mean_shift estimator")
     if args.id or args.attribute:
         cohort, latents = _encoded_cohort(args, model, progress)
-        if direction is None and not args.match:
+        if args.match:
+            fit_matched = _matched_fitter(cohort, latents, args.attribute, args)
+        elif direction is None:
             direction = _fit_direction(cohort, latents, args.attribute, args)
     subjects = args.id or args.image
     paths = dict(zip(cohort.ids, cohort.paths)) if args.id else {}
@@ -628,7 +645,7 @@ def _run_traverse(args) -> int:
         if args.id:
             w0, name = latents.latent(subject), subject
             if args.match:
-                direction = _fit_direction(cohort, latents, args.attribute, args, like=subject)
+                direction = fit_matched(subject)
             original = load_preprocessed(paths[subject], model.config.resolution)
         else:
             original = load_preprocessed(subject, model.config.resolution)

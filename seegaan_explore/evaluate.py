@@ -70,12 +70,12 @@ class Spec:
     def direction(self, latents: np.ndarray, fit_factors: pd.DataFrame, patient: pd.Series | None = None) -> Direction:
         """The mean-shift direction for traversing ``patient`` (its factor values, encoded as
         ``fit_factors`` are; needed only with ``matched``)."""
-        rows = np.ones(len(fit_factors), dtype=bool)
+        rows = None
         for name in self.matched:
-            rows &= fit_factors[name].to_numpy() == patient[name]
-        factors = fit_factors[rows]
-        confounders = factors[list(self.confounders)].to_numpy() if self.confounders else None
-        return fit_direction("mean_shift", latents[rows], factors[self.factor].to_numpy(), confounders,
+            same = fit_factors[name].to_numpy() == patient[name]
+            rows = same if rows is None else rows & same
+        confounders = fit_factors[list(self.confounders)].to_numpy() if self.confounders else None
+        return fit_direction("mean_shift", latents, fit_factors[self.factor].to_numpy(), confounders, rows=rows,
                              attribute=self.name, confounder_names=self.confounders)
 
     def half_step(self, fit_factors: pd.DataFrame) -> float:
@@ -226,8 +226,12 @@ def evaluate(model: SeeGaan, oracle: Oracle, *, n_fit: int = 1000, n_patients: i
     for spec in tqdm(specs, desc="evaluate", unit="attribute", disable=not progress):
         half = spec.half_step(fit_factors)
         per_patient = per_spec[spec.name] = []
+        directions: dict[tuple, Direction] = {}  # one fit per group of matched values (one without matching)
         for k, patient in enumerate(patients):
-            direction = spec.direction(latents, fit_factors, patient_factors.iloc[k])
+            group = tuple(patient_factors.iloc[k][name] for name in spec.matched)
+            if group not in directions:
+                directions[group] = spec.direction(latents, fit_factors, patient_factors.iloc[k])
+            direction = directions[group]
             amounts = np.linspace(*spec.span(table.iloc[k], half), frames)
             t = traverse(model, w0[k], direction, amounts)
             measured = oracle.predict(torch.from_numpy(t.frames)[:, None])

@@ -9,7 +9,7 @@ Predictive estimators are kept, labelled ``kind="predictive"``, to show how much
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -202,11 +202,20 @@ ESTIMATORS = {e.name: e for e in (MeanShift(), BinnedMeans(), PrincipalAxis(), R
                                   LogisticDiagnostic(), SvmBoundary())}
 
 
-def fit_direction(estimator: str, latents, values, confounders=None, **kwargs) -> Direction:
-    """Look up an estimator by name and fit it: what a picker in the UI calls."""
+def fit_direction(estimator: str, latents, values, confounders=None, *, rows=None, **kwargs) -> Direction:
+    """Look up an estimator by name and fit it: what a picker in the UI calls.
+
+    ``rows`` (a boolean mask) fits on those rows only: the exams that match a patient (its view, its
+    sex), so that the attribute's effect may differ between the groups. One SD stays the whole
+    column's, so that steps in SDs mean the same with and without matching."""
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
-    return ESTIMATORS[estimator].fit(latents, values, confounders, **kwargs)
+    if rows is None:
+        return ESTIMATORS[estimator].fit(latents, values, confounders, **kwargs)
+    values = np.asarray(values, dtype=np.float64)
+    confounders = None if confounders is None else np.asarray(confounders)[rows]
+    direction = ESTIMATORS[estimator].fit(np.asarray(latents)[rows], values[rows], confounders, **kwargs)
+    return replace(direction, scale=float(np.nanstd(values)))
 
 
 def cosine_matrix(directions: list[Direction]) -> np.ndarray:

@@ -316,11 +316,12 @@ class Renderer:
         lets the attribute's effect differ between the groups: on the phantoms, NT-proBNP given age and
         view, matched on view, follows the true counterfactual more closely (README, evaluate)."""
         match = tuple(match)
-        rows = np.ones(len(self.latents), dtype=bool)
+        rows = None
         if match:
             if not isinstance(patient, (int, np.integer)):
                 raise ValueError(f"matching on {', '.join(match)} needs a cohort patient's values; "
                                  f"patient {patient!r} has none")
+            rows = np.ones(len(self.latents), dtype=bool)
             for name in match:
                 column = self.values(name)
                 if not np.isfinite(column[patient]):
@@ -332,21 +333,19 @@ class Renderer:
             cached = self._directions.hit(key)
             if cached is not None:
                 return cached
-            scaled = self._scale(self.values(attribute), log, attribute)
-            values = scaled[rows]
-            covariates = np.column_stack([self.values(c)[rows] for c in confounders]) if confounders else None
+            values = self._scale(self.values(attribute), log, attribute)
+            covariates = np.column_stack([self.values(c) for c in confounders]) if confounders else None
             try:
-                direction = fit_direction(estimator, self.latents[rows], values, covariates, attribute=attribute,
+                direction = fit_direction(estimator, self.latents, values, covariates, rows=rows, attribute=attribute,
                                           confounder_names=tuple(confounders))
             except ValueError as error:
                 if not match:
                     raise
                 held = ", ".join(f"{name} = {self._value_label(name, patient)}" for name in match)
                 raise ValueError(f"among the {int(rows.sum())} exams with {held}: {error}") from error
-            if match:  # one SD stays the whole cohort's, as without matching
+            if match:
                 matched = {name: self._value_label(name, patient) for name in match}
-                direction = dataclasses.replace(direction, scale=float(np.nanstd(scaled)),
-                                                diagnostics={**direction.diagnostics, "matched": matched})
+                direction = dataclasses.replace(direction, diagnostics={**direction.diagnostics, "matched": matched})
             return self._directions.put(key, direction)
 
     def two_level(self, name: str) -> bool:
