@@ -10,8 +10,11 @@ rendered difference is correlated with the true counterfactual's.
 
 What stays below 1 is the attribute's effect differing between individuals in the causal model
 itself: sigmoid onsets, switches at each person's own threshold, an inverted-U dependence. No model
-and no population direction recovers it. Continuous attributes only: for sex and view the ideal
-direction is the factor itself (r = 1).
+and no population direction recovers it. The last column steps along the spline mean shift instead
+(``spline_mean_shift``: each input's spline in the attribute, its slope over the patient's own
+range), which follows an effect that depends on the patient's level of the attribute (BMI's
+inverted U in age) but not one that depends on anything else. Continuous attributes only: for sex
+and view the ideal direction is the factor itself (r = 1).
 
     python benchmarks/diffmap_ideal_latent.py [--fit 5000] [--patients 32]
 """
@@ -25,6 +28,7 @@ import numpy as np
 from seegaan_explore.data.images import intensity_window
 from seegaan_explore.data.phantoms import cohort_table, factors, generate_cohort, sample_individual
 from seegaan_explore.evaluate import FIT_SEED, PATIENT_SEED, SPECS, pearson, true_ends
+from seegaan_explore.explore.directions import fit_direction
 from seegaan_explore.model.oracle import FACTORS, factor_targets
 
 RENDER_INPUTS = {"age": (18.0, 95.0), "bmi": (15.0, 60.0), "ctr": (0.30, 0.80), "edema_score": (0.0, 3.0),
@@ -41,31 +45,41 @@ def main() -> None:
     fit_factors = factor_targets(fit_table, tuple(name for name, _ in FACTORS))
     exams, table = generate_cohort(args.patients, args.size, seed=PATIENT_SEED)
     windows = [intensity_window(exam) for exam in exams]
+    patient_factors = factor_targets(table, tuple(name for name, _ in FACTORS))
 
-    print(f"{'attribute':20s} {'ideal r':>7s} {'without a view or device switch':>32s}")
+    print(f"{'attribute':20s} {'ideal r':>7s} {'without a view or device switch':>32s} {'spline':>8s}")
     for spec in (s for s in SPECS if not s.binary):
         values = fit_factors[spec.factor].to_numpy()
-        design = np.column_stack([np.ones(len(values)), values]
-                                 + [fit_factors[list(spec.confounders + spec.matched)].to_numpy()])
-        slopes = {name: np.linalg.lstsq(design, fit_table[name].to_numpy(float), rcond=None)[0][1]
-                  for name in RENDER_INPUTS}
+        inputs = fit_table[list(RENDER_INPUTS)].to_numpy(float)
+        held = list(spec.confounders + spec.matched)
+        confounders = fit_factors[held].to_numpy() if held else None
+
+        def slopes(estimator: str, **at) -> np.ndarray:
+            return fit_direction(estimator, inputs, values, confounders, attribute=spec.name, **at).vector
+
+        straight = slopes("mean_shift")
         half = float(values.std())  # evaluate's step: one SD of the attribute
-        every, unswitched = [], []
+        every, unswitched, spline = [], [], []
         for k in range(args.patients):
             row, individual = table.iloc[k], sample_individual(PATIENT_SEED, k)
             low, high = spec.interventions(row, half)
             truth = np.diff(true_ends(individual, (low, high), args.size, windows[k]), axis=0)[0]
-            own = factors(individual)
-            stepped = [{**{name: float(np.clip(own[name] + step * slopes[name], *bounds))
-                           for name, bounds in RENDER_INPUTS.items()},
-                        "view": own["view"], "device": own["device"]} for step in spec.span(row, half)]
-            r = pearson(np.diff(true_ends(individual, stepped, args.size, windows[k]), axis=0)[0], truth)
-            every.append(r)
+            own, span = factors(individual), spec.span(row, half)
+
+            def r_along(per_unit: np.ndarray) -> float:
+                stepped = [{**{name: float(np.clip(own[name] + step * slope, *bounds))
+                               for (name, bounds), slope in zip(RENDER_INPUTS.items(), per_unit)},
+                            "view": own["view"], "device": own["device"]} for step in span]
+                return pearson(np.diff(true_ends(individual, stepped, args.size, windows[k]), axis=0)[0], truth)
+
+            every.append(r_along(straight))
+            value = patient_factors.iloc[k][spec.factor]
+            spline.append(r_along(slopes("spline_mean_shift", at=tuple(value + step for step in span))))
             at_low, at_high = factors(individual, low), factors(individual, high)
             if at_low["view"] == at_high["view"] and at_low["device"] == at_high["device"]:
-                unswitched.append(r)
+                unswitched.append(every[-1])
         print(f"{spec.name:20s} {np.mean(every):7.2f} {np.mean(unswitched):24.2f} "
-              f"({len(unswitched)} of {args.patients})", flush=True)
+              f"({len(unswitched)} of {args.patients}) {np.mean(spline):8.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -265,6 +265,9 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--fit", type=int, default=1000, help="held-out phantoms the directions are fitted on")
     p.add_argument("--patients", type=int, default=16, help="held-out patients traversed per attribute")
     p.add_argument("--frames", type=int, default=7)
+    p.add_argument("--estimator", default="mean_shift", choices=("mean_shift", "spline_mean_shift"),
+                   help="the straight mean shift (default), or each patient's slope of a spline at its own value "
+                        "(continuous attributes)")
     p.add_argument("--reconstructed", type=int, default=200,
                    help="held-out phantoms the reconstruction PSNR is averaged over (at least --patients)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
@@ -282,7 +285,8 @@ def _run_evaluate(args) -> int:
     model = load_model(args.checkpoint or WEIGHTS_DIR / FILES["autoencoder"], device=args.device).eval()
     oracle = load_oracle(args.oracle or WEIGHTS_DIR / FILES["oracle"], device=args.device)
     result = evaluate(model, oracle, n_fit=args.fit, n_patients=args.patients, frames=args.frames,
-                      n_reconstructed=args.reconstructed, progress=not args.no_progress)
+                      n_reconstructed=args.reconstructed, estimator=args.estimator,
+                      progress=not args.no_progress)
     print(f"reconstruction PSNR {result['reconstruction_psnr_db']:.1f} dB "
           f"(SD {result['reconstruction_psnr_sd_db']:.1f} dB over {result['n_reconstructed']} phantoms, "
           "vs their noise-free renders)")
@@ -364,10 +368,11 @@ def _add_direction_fit_arguments(p) -> None:
     from .explore.directions import ESTIMATORS
 
     p.add_argument("--estimator", default="mean_shift", choices=list(ESTIMATORS),
-                   help="mean_shift (default), binned_means and pca move the image; ridge, logistic and svm "
-                        "are predictive diagnostics")
+                   help="mean_shift (default), spline_mean_shift (the slope at each patient's own value; without "
+                        "one, at the cohort's mean +/- 1 SD), binned_means and pca move the image; ridge, logistic "
+                        "and svm are predictive diagnostics")
     p.add_argument("--confounders", nargs="+", default=[], metavar="COLUMN",
-                   help="columns held fixed (mean_shift only), e.g. age sex")
+                   help="columns held fixed (mean_shift and spline_mean_shift), e.g. age sex")
     p.add_argument("--log", action="store_true", help="fit on ln(attribute), e.g. for lab values")
 
 
@@ -447,9 +452,10 @@ def _fit_direction(cohort, latents, attribute: str, args):
                          confounder_names=tuple(args.confounders))
 
 
-def _matched_fitter(cohort, latents, attribute: str, args):
-    """A function of an image id that fits ``attribute``'s direction on the exams sharing that
-    image's values of the ``--match`` columns (the columns are read once, for every patient)."""
+def _per_patient_fitter(cohort, latents, attribute: str, args, amounts):
+    """A function of an image id that fits ``attribute``'s direction for that patient: on the exams
+    sharing its values of the ``--match`` columns, and for ``spline_mean_shift`` over the range its
+    ``amounts`` cover from its own value (the columns are read once, for every patient)."""
     import numpy as np
 
     from .explore.directions import fit_direction
@@ -460,20 +466,29 @@ def _matched_fitter(cohort, latents, attribute: str, args):
             raise ValueError(f"--match {column!r}: it is already the attribute or a --confounders column")
     matched = {column: cohort.attribute(column).reindex(latents.ids) for column in args.match}
     written = cohort.table.set_index(cohort.id_column)
+    own = dict(zip(latents.ids, values))
+    unit = float(np.nanstd(values)) if args.sd else 1.0
 
     def fit(like: str):
-        rows = np.ones(len(values), dtype=bool)
-        for column, column_values in matched.items():
-            if not np.isfinite(column_values[like]):
-                raise ValueError(f"--match {column!r}: image {like!r} has no value to match")
-            rows &= (column_values == column_values[like]).to_numpy()
+        rows, at = None, {}
+        if matched:
+            rows = np.ones(len(values), dtype=bool)
+            for column, column_values in matched.items():
+                if not np.isfinite(column_values[like]):
+                    raise ValueError(f"--match {column!r}: image {like!r} has no value to match")
+                rows &= (column_values == column_values[like]).to_numpy()
+        if args.estimator == "spline_mean_shift":
+            if not np.isfinite(own[like]):
+                raise ValueError(f"spline_mean_shift: image {like!r} has no value of {attribute!r} to start from")
+            at = {"at": (own[like] + amounts.min() * unit, own[like] + amounts.max() * unit)}
         try:
             return fit_direction(args.estimator, latents.latents, values, confounders, rows=rows, attribute=name,
-                                 confounder_names=tuple(args.confounders))
+                                 confounder_names=tuple(args.confounders), **at)
         except ValueError as error:
+            if not matched:
+                raise
             held = ", ".join(f"{column} = {written[column][like]}" for column in matched)
             raise ValueError(f"{like}: among the {int(rows.sum())} exams with {held}: {error}") from error
-
     return fit
 
 def _add_encode(sub) -> None:
@@ -586,8 +601,9 @@ def _add_traverse(sub) -> None:
                           "steps in units of the prediction")
     _add_direction_fit_arguments(p)
     p.add_argument("--match", nargs="+", default=[], metavar="COLUMN",
-                   help="with --id and --attribute (mean_shift): fit each patient's direction on the exams that share "
-                        "its value of these columns (e.g. view), instead of holding them by a linear term")
+                   help="with --id and --attribute (mean_shift, spline_mean_shift): fit each patient's direction on "
+                        "the exams that share its value of these columns (e.g. view), instead of holding them by a "
+                        "linear term")
     p.add_argument("--bin-values", nargs="+", type=float,
                    help="attribute value of each average-latents bin (default 0..k-1: one unit per bin)")
     steps = p.add_mutually_exclusive_group(required=True)
@@ -630,13 +646,17 @@ def _run_traverse(args) -> int:
     if direction is not None and args.sd and not math.isfinite(direction.scale):
         raise ValueError(f"{args.direction}: the direction does not record the attribute's SD; give steps in "
                          "attribute units (without --sd)")
-    if args.match and not (args.id and args.attribute and args.estimator == "mean_shift"):
+    if args.match and not (args.id and args.attribute and args.estimator in ("mean_shift", "spline_mean_shift")):
         raise ValueError("--match fits each cohort patient's mean shift among the exams like it: it needs --id, "
-                         "--attribute and the mean_shift estimator")
+                         "--attribute and the mean_shift or spline_mean_shift estimator")
+    per_patient = args.attribute and (args.match or args.estimator == "spline_mean_shift")
+    if per_patient and not args.id:
+        raise ValueError("spline_mean_shift takes each patient's slope from its own value of the attribute: "
+                         "it needs cohort patients (--id), not --image")
     if args.id or args.attribute:
         cohort, latents = _encoded_cohort(args, model, progress)
-        if args.match:
-            fit_matched = _matched_fitter(cohort, latents, args.attribute, args)
+        if per_patient:
+            fit_for = _per_patient_fitter(cohort, latents, args.attribute, args, amounts)
         elif direction is None:
             direction = _fit_direction(cohort, latents, args.attribute, args)
     subjects = args.id or args.image
@@ -644,8 +664,8 @@ def _run_traverse(args) -> int:
     for subject in tqdm(subjects, desc="Traversals", unit="patient", disable=not progress or len(subjects) < 2):
         if args.id:
             w0, name = latents.latent(subject), subject
-            if args.match:
-                direction = fit_matched(subject)
+            if per_patient:
+                direction = fit_for(subject)
             original = load_preprocessed(paths[subject], model.config.resolution)
         else:
             original = load_preprocessed(subject, model.config.resolution)

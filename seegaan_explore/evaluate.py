@@ -67,16 +67,26 @@ class Spec:
     confounders: tuple[str, ...] = ()
     matched: tuple[str, ...] = ()
 
-    def direction(self, latents: np.ndarray, fit_factors: pd.DataFrame, patient: pd.Series | None = None) -> Direction:
+    def direction(self, latents: np.ndarray, fit_factors: pd.DataFrame, patient: pd.Series | None = None, *,
+                  estimator: str = "mean_shift", span: tuple[float, float] | None = None) -> Direction:
         """The mean-shift direction for traversing ``patient`` (its factor values, encoded as
-        ``fit_factors`` are; needed only with ``matched``)."""
+        ``fit_factors`` are; needed with ``matched`` or a spline). ``estimator="spline_mean_shift"``
+        takes the slope over the patient's own range, its value plus ``span`` (:meth:`span`); a
+        binary attribute keeps the straight mean shift, which is its spline."""
         rows = None
         for name in self.matched:
             same = fit_factors[name].to_numpy() == patient[name]
             rows = same if rows is None else rows & same
         confounders = fit_factors[list(self.confounders)].to_numpy() if self.confounders else None
-        return fit_direction("mean_shift", latents, fit_factors[self.factor].to_numpy(), confounders, rows=rows,
-                             attribute=self.name, confounder_names=self.confounders)
+        if estimator not in ("mean_shift", "spline_mean_shift"):
+            raise ValueError(f"evaluate fits mean_shift or spline_mean_shift, not {estimator!r}")
+        at = {"at": tuple(float(patient[self.factor] + step) for step in span)} if self.per_patient(estimator) else {}
+        return fit_direction(estimator if at else "mean_shift", latents, fit_factors[self.factor].to_numpy(),
+                             confounders, rows=rows, attribute=self.name, confounder_names=self.confounders, **at)
+
+    def per_patient(self, estimator: str) -> bool:
+        """Whether each patient needs its own fit: a spline's slope is taken at the patient's value."""
+        return estimator == "spline_mean_shift" and not self.binary
 
     def half_step(self, fit_factors: pd.DataFrame) -> float:
         """Half the intervention: one SD of the attribute over the whole fit set, or 0.5 (0 -> 1) when binary."""
@@ -202,11 +212,13 @@ def bootstrap_ratio_ci(conditioned, unconditioned, *, resamples: int = 2000, see
 
 
 def evaluate(model: SeeGaan, oracle: Oracle, *, n_fit: int = 1000, n_patients: int = 16, frames: int = 7,
-             n_reconstructed: int = 200, specs: tuple[Spec, ...] = SPECS, progress: bool = True) -> dict:
+             n_reconstructed: int = 200, specs: tuple[Spec, ...] = SPECS, estimator: str = "mean_shift",
+             progress: bool = True) -> dict:
     """Reconstruction PSNR (mean over ``n_reconstructed`` held-out phantoms, at least the
     ``n_patients`` traversed; it varies by about 1.7 dB between phantoms) and per-attribute
     traversal scores, means over the patients, with the spread of diffmap r between them and a
-    bootstrap interval for the conditioned-leakage ratio (see the module docstring)."""
+    bootstrap interval for the conditioned-leakage ratio (see the module docstring).
+    ``estimator``: ``mean_shift``, or ``spline_mean_shift`` (each patient's slope at its own value)."""
     size = model.config.resolution
     n_reconstructed = max(n_reconstructed, n_patients)
     held_out = encode_held_out(model, n_fit, n_reconstructed, oracle.config.factors, progress)
@@ -218,7 +230,7 @@ def evaluate(model: SeeGaan, oracle: Oracle, *, n_fit: int = 1000, n_patients: i
     psnr = np.array([psnr_db(r, c) for r, c in zip(reconstructions, clean)])
     results = {"reconstruction_psnr_db": float(psnr.mean()), "reconstruction_psnr_sd_db": float(psnr.std()),
                "n_reconstructed": n_reconstructed, "n_fit": n_fit, "n_patients": n_patients, "frames": frames,
-               "attributes": {}}
+               "estimator": estimator, "attributes": {}}
     patients = patients[:n_patients]
 
     patient_factors = factor_targets(table, oracle.config.factors)
@@ -228,11 +240,14 @@ def evaluate(model: SeeGaan, oracle: Oracle, *, n_fit: int = 1000, n_patients: i
         per_patient = per_spec[spec.name] = []
         directions: dict[tuple, Direction] = {}  # one fit per group of matched values (one without matching)
         for k, patient in enumerate(patients):
+            span = spec.span(table.iloc[k], half)
             group = tuple(patient_factors.iloc[k][name] for name in spec.matched)
+            group += (k,) if spec.per_patient(estimator) else ()
             if group not in directions:
-                directions[group] = spec.direction(latents, fit_factors, patient_factors.iloc[k])
+                directions[group] = spec.direction(latents, fit_factors, patient_factors.iloc[k], estimator=estimator,
+                                                   span=span)
             direction = directions[group]
-            amounts = np.linspace(*spec.span(table.iloc[k], half), frames)
+            amounts = np.linspace(*span, frames)
             t = traverse(model, w0[k], direction, amounts)
             measured = oracle.predict(torch.from_numpy(t.frames)[:, None])
             others = {c: measured[c].to_numpy() for c in measured.columns if c != spec.factor}

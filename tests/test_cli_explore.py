@@ -227,6 +227,25 @@ def test_traverse_matches_each_patient_to_the_exams_that_share_its_value(setup, 
         main([*base, "--image", str(setup / "phantoms" / "phantom_s0_000003.png"), *data])
 
 
+def test_traverse_with_a_spline_takes_each_patients_slope_from_its_own_value(setup, tmp_path):
+    base = ["traverse", "--checkpoint", str(setup / "tiny.safetensors"), *FP32, "--attribute", "age",
+            "--estimator", "spline_mean_shift", "--amounts", "-5", "0", "10", "--format", "npz",
+            "--out", str(tmp_path), *_cohort_args(setup)]
+    latents = _latents(setup)
+    age = latents.frame()["age"].to_numpy(float)
+    steps = {}
+    for patient in ("phantom_s0_000007", "phantom_s0_000002"):
+        assert main([*base, "--id", patient]) == 0
+        saved, _ = load_traversal(tmp_path / f"{patient}.age.npz")
+        own = age[latents.row(patient)]
+        expected = fit_direction("spline_mean_shift", latents.latents, age, at=(own - 5, own + 10))
+        np.testing.assert_allclose(saved.latents[2] - saved.latents[1], 10 * expected.vector, rtol=1e-4, atol=1e-5)
+        steps[patient] = expected.vector
+    assert not np.allclose(*steps.values(), rtol=0.01)
+    with pytest.raises(SystemExit, match="it needs cohort patients \\(--id\\), not --image"):
+        main([*base, "--image", str(setup / "phantoms" / "phantom_s0_000003.png")])
+
+
 def test_traverse_errors_name_the_problem(setup, tmp_path):
     base = ["traverse", "--checkpoint", str(setup / "tiny.safetensors"), *FP32, "--attribute", "age",
             "--amounts", "1", "--out", str(tmp_path)]

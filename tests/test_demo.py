@@ -129,6 +129,24 @@ def test_evaluate_scores_against_counterfactuals(tiny_bundle):
     assert all(scores["diffmap_r_sd"] >= 0 for scores in result["attributes"].values())
 
 
+def test_the_spline_estimator_fits_each_patient_at_its_own_value_and_leaves_two_valued_ones_straight(tiny_bundle):
+    _, model, _ = tiny_bundle
+    specs = tuple(s for s in SPECS if s.name in ("age", "view"))
+    straight = evaluate(model, _BrightnessOracle(), n_fit=40, n_patients=2, frames=5, specs=specs, progress=False)
+    spline = evaluate(model, _BrightnessOracle(), n_fit=40, n_patients=2, frames=5, specs=specs,
+                      estimator="spline_mean_shift", progress=False)
+    assert (straight["estimator"], spline["estimator"]) == ("mean_shift", "spline_mean_shift")
+    assert spline["attributes"]["view"] == straight["attributes"]["view"]
+    assert spline["attributes"]["age"]["diffmap_r"] != straight["attributes"]["age"]["diffmap_r"]
+    rng = np.random.default_rng(0)
+    fit_factors = pd.DataFrame({"age": rng.uniform(20, 90, 200)})
+    direction = Spec("age", "age").direction(rng.normal(size=(200, 8)), fit_factors, pd.Series({"age": 60.0}),
+                                             estimator="spline_mean_shift", span=(-10.0, 5.0))
+    assert direction.estimator == "spline_mean_shift" and direction.diagnostics["at"] == (50.0, 65.0)
+    with pytest.raises(ValueError, match="not 'pca'"):
+        Spec("age", "age").direction(rng.normal(size=(200, 8)), fit_factors, estimator="pca")
+
+
 def test_the_leakage_ratios_interval_shows_how_well_the_patients_pin_it_down():
     rng = np.random.default_rng(0)
     unconditioned = rng.normal(1.0, 0.3, 16)

@@ -41,6 +41,38 @@ def test_mean_shift_recovers_the_generative_effect_when_conditioned():
     assert 0.5 < conditioned.diagnostics["unique_variance_of_attribute"] < 0.8
 
 
+def test_a_spline_mean_shift_follows_the_effect_at_the_patients_own_level():
+    """BMI-like: the latent rises with the attribute below 55 and falls above it. The straight
+    mean shift averages the two away; the spline's slope at a young or an old patient has each
+    sign, and it holds a confounder as the mean shift does."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    age = rng.uniform(20, 90, n)
+    site = 0.02 * age + rng.normal(size=n)  # confounded with age, and moves its own latent
+    bump, shared = -((age - 55) / 20) ** 2, np.column_stack([np.zeros(n), np.ones(n)]) * site[:, None]
+    w = np.column_stack([bump, np.zeros(n)]) + shared + rng.normal(0, 0.05, (n, 2))
+    straight = fit_direction("mean_shift", w, age, site[:, None], attribute="age", confounder_names=("site",))
+    young = fit_direction("spline_mean_shift", w, age, site[:, None], at=(30, 40), attribute="age",
+                          confounder_names=("site",))
+    old = fit_direction("spline_mean_shift", w, age, site[:, None], at=(70, 80), attribute="age",
+                        confounder_names=("site",))
+    def slope(low, high):
+        return (((low - 55) / 20) ** 2 - ((high - 55) / 20) ** 2) / (high - low)
+
+    assert abs(straight.vector[0]) < 0.1 * slope(30, 40)
+    assert young.vector[0] == pytest.approx(slope(30, 40), rel=0.1)
+    assert old.vector[0] == pytest.approx(slope(70, 80), rel=0.1)
+    assert abs(young.vector[1]) < 0.01 and abs(old.vector[1]) < 0.01  # the confounder's latent is held
+    assert young.diagnostics["at"] == (30.0, 40.0) and young.scale == pytest.approx(age.std())
+    # without a range: the cohort's mean +/- 1 SD, where this bump's slope is near zero
+    assert fit_direction("spline_mean_shift", w, age).diagnostics["at"] == pytest.approx((age.mean() - age.std(),
+                                                                                          age.mean() + age.std()))
+    with pytest.raises(ValueError, match="sex: a spline needs a continuous attribute; it takes only 2 values"):
+        fit_direction("spline_mean_shift", w, (age > 50).astype(float), attribute="sex")
+    with pytest.raises(ValueError, match="age: the range 40 to 40 is empty"):
+        fit_direction("spline_mean_shift", w, age, at=(40, 40), attribute="age")
+
+
 def test_binned_means_points_along_the_marginal_mean_shift():
     w, a, *_ = _latents()
     binned = fit_direction("binned_means", w, a, attribute="a")

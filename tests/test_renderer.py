@@ -161,6 +161,31 @@ def test_matching_fits_the_direction_on_the_exams_that_share_the_patients_value(
     assert not np.allclose(pooled, first, rtol=0.05) and not np.allclose(pooled, second, rtol=0.05)
 
 
+def test_a_spline_mean_shift_takes_its_slope_over_this_traversals_range(renderer, setup):
+    latents, table = setup[1], setup[2]
+    age = table["age"].to_numpy(float)
+    args = {"attribute": "age", "estimator": "spline_mean_shift", "n_frames": 5, "method": None}
+    young, old = int(np.argmin(age)), int(np.argmax(age))
+    vectors = []
+    for patient in (young, old):
+        result = renderer.render({**args, "patient": patient, "start": -1.0, "stop": 1.5})
+        assert result["error"] is None, result["error"]
+        at = (age[patient] - age.std(), age[patient] + 1.5 * age.std())  # steps in SDs, from the patient's age
+        expected = fit_direction("spline_mean_shift", latents, age, at=at)
+        np.testing.assert_allclose(result["direction"].vector, expected.vector, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(result["targets"][[0, -1]], at, rtol=1e-6)
+        assert f"between age {at[0]:.3g} and {at[1]:.3g}, this traversal's range" in " ".join(plain_words(result))
+        vectors.append(result["direction"].vector)
+    assert not np.allclose(*vectors, rtol=0.05)  # a young and an old patient: each its own slope
+    in_years = renderer.render({**args, "patient": young, "units": "value", "start": 40, "stop": 70})
+    assert in_years["direction"].diagnostics["at"] == (40.0, 70.0)
+    upload = renderer.add_image(np.asarray(setup[5][young], np.float32), name="scan.png")
+    estimated = renderer.render({**args, "patient": upload, "start": -1.0, "stop": 1.0})
+    value = estimated["patient_value"]  # no recorded age: the slope is taken around the estimated one
+    assert estimated["direction"].diagnostics["at"] == pytest.approx((value - age.std(), value + age.std()))
+    assert "a spline needs a continuous attribute" in renderer.render({**args, "attribute": "sex"})["error"]
+
+
 def test_matching_errors_name_the_group_and_the_patient(renderer):
     upload = renderer.add_image(np.random.default_rng(0).random((32, 32)).astype(np.float32), name="scan.png")
     result = renderer.render({"attribute": "age", "match": ("sex",), "patient": upload})

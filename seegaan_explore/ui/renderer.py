@@ -38,6 +38,7 @@ LATENT_SHIFT = "latent_shift"  # a per-patient direction (the CNN's gradient thr
 UNITS = ("sd", "value")  # steps in standard deviations of the attribute, or target values in its own units
 MAX_FRAMES = 64
 RESERVED = {"index", "seed", "row", "path", "file", "filename"}  # numbers that are bookkeeping, not attributes
+SPLINE = "spline_mean_shift"  # fitted at the patient's own level: needs the traversal's range
 DEFAULTS = {"attribute": None, "estimator": "mean_shift", "confounders": (), "match": (), "log": False, "units": "sd",
             "start": -2.0, "stop": 2.0, "n_frames": 9, "patient": 0, "method": "gradcam", "frame": -1,
             "noise_seed": 0}
@@ -285,7 +286,7 @@ class Renderer:
             if c not in self.attributes or c == a["attribute"] or c in a["confounders"]:
                 raise ValueError(f"matched attribute {c!r} must be another attribute, not also held by a linear term: "
                                  f"one of {', '.join(x for x in self.attributes if x != a['attribute'])}")
-        if a["match"] and a["estimator"] != "mean_shift":
+        if a["match"] and a["estimator"] not in ("mean_shift", SPLINE):
             raise ValueError(f"matching holds an attribute for the mean shift; the {a['estimator']} estimator "
                              "cannot use it")
         if a["units"] not in UNITS:
@@ -308,14 +309,17 @@ class Renderer:
     # ------------------------------------------------------------------ cached stages
 
     def direction(self, attribute: str, estimator: str = "mean_shift", confounders: tuple[str, ...] = (),
-                  log: bool = False, match: tuple[str, ...] = (), patient: int | None = None) -> Direction:
+                  log: bool = False, match: tuple[str, ...] = (), patient: int | None = None,
+                  at: tuple[float, float] | None = None) -> Direction:
         """The attribute's direction in w (cached): per unit of the attribute, or of its logarithm.
 
         ``match`` holds attributes by fitting only on the exams that share ``patient``'s values (an AP
         patient's direction from AP exams), where ``confounders`` are held by linear terms. Matching
         lets the attribute's effect differ between the groups: on the phantoms, NT-proBNP given age and
-        view, matched on view, follows the true counterfactual more closely (README, evaluate)."""
+        view, matched on view, follows the true counterfactual more closely (README, evaluate).
+        ``at``: the range of the attribute (fitted scale) a spline mean shift takes its slope over."""
         match = tuple(match)
+        at = None if at is None else (float(at[0]), float(at[1]))
         rows = None
         if match:
             if not isinstance(patient, (int, np.integer)):
@@ -328,7 +332,7 @@ class Renderer:
                     raise ValueError(f"patient {patient} has no value of {name!r} to match")
                 rows &= column == column[patient]
         key = (attribute, estimator, tuple(confounders), bool(log), match,
-               tuple(float(self.values(name)[patient]) for name in match))
+               tuple(float(self.values(name)[patient]) for name in match), at)
         with self._lock:
             cached = self._directions.hit(key)
             if cached is not None:
@@ -337,7 +341,7 @@ class Renderer:
             covariates = np.column_stack([self.values(c) for c in confounders]) if confounders else None
             try:
                 direction = fit_direction(estimator, self.latents, values, covariates, rows=rows, attribute=attribute,
-                                          confounder_names=tuple(confounders))
+                                          confounder_names=tuple(confounders), **({"at": at} if at else {}))
             except ValueError as error:
                 if not match:
                     raise
@@ -403,6 +407,15 @@ class Renderer:
             return {}
         row = cosine_matrix([direction, *others.values()])[0, 1:]
         return dict(zip(others, map(float, row)))
+
+    def _spline_range(self, a: dict) -> tuple[float, float]:
+        """The attribute's range this traversal covers, on the fitted scale: where a spline mean
+        shift takes its slope (from the patient's own value when the steps are in SDs)."""
+        if a["units"] != "sd":
+            return tuple(self._scale(np.array([a["start"], a["stop"]]), a["log"], a["attribute"]))
+        value, _ = self._patient_value(a["patient"], a["attribute"], a["log"])
+        sd = float(np.nanstd(self._scale(self.values(a["attribute"]), a["log"], a["attribute"])))
+        return value + a["start"] * sd, value + a["stop"] * sd
 
     def _patient_value(self, patient, attribute: str, log: bool) -> tuple[float, str]:
         """The patient's attribute on the fitted scale, and where it comes from."""
@@ -547,7 +560,7 @@ class Renderer:
             direction = self.latent_shift(a["patient"], a["attribute"], a["log"], a["noise_seed"])
         else:
             direction = self.direction(a["attribute"], a["estimator"], a["confounders"], a["log"], a["match"],
-                                       a["patient"])
+                                       a["patient"], self._spline_range(a) if a["estimator"] == SPLINE else None)
         cached_traversal = _traversal_key(a) in self._traversals
         check("comparing with the other attributes")
         cosines = self.cosines(direction)
@@ -601,6 +614,11 @@ def plain_words(result: dict) -> list[str]:
     if direction.kind == "predictive":
         lines.append(f"The {direction.estimator} direction is diagnostic: it shows what the latent code knows "
                      f"about {name}, and need not change the image the way {name} does.")
+    if direction.estimator == SPLINE:
+        low, high = result["targets"][0], result["targets"][-1]
+        lines.append(f"The direction is the mean change of the latent code between {name} {low:.3g} and {high:.3g}, "
+                     f"this traversal's range: what changes from this patient's level of {name}, where the "
+                     "straight mean shift averages the change over the whole cohort.")
     if "matched" in d:
         held = " and ".join(f"{k} {v}" for k, v in d["matched"].items())
         lines.append(f"The direction was fitted on the {d['n']} exams with {held}, as this patient's.")
