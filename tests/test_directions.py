@@ -64,6 +64,7 @@ def test_a_spline_mean_shift_follows_the_effect_at_the_patients_own_level():
     assert old.vector[0] == pytest.approx(slope(70, 80), rel=0.1)
     assert abs(young.vector[1]) < 0.01 and abs(old.vector[1]) < 0.01  # the confounder's latent is held
     assert young.diagnostics["at"] == (30.0, 40.0) and young.scale == pytest.approx(age.std())
+    assert young.diagnostics["n_in_range"] == ((age >= 30) & (age <= 40)).sum()
     # without a range: the cohort's mean +/- 1 SD, where this bump's slope is near zero
     assert fit_direction("spline_mean_shift", w, age).diagnostics["at"] == pytest.approx((age.mean() - age.std(),
                                                                                           age.mean() + age.std()))

@@ -174,7 +174,10 @@ def test_a_spline_mean_shift_takes_its_slope_over_this_traversals_range(renderer
         expected = fit_direction("spline_mean_shift", latents, age, at=at)
         np.testing.assert_allclose(result["direction"].vector, expected.vector, rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(result["targets"][[0, -1]], at, rtol=1e-6)
-        assert f"between age {at[0]:.3g} and {at[1]:.3g}, this traversal's range" in " ".join(plain_words(result))
+        words = " ".join(plain_words(result))
+        assert f"between age {at[0]:.3g} and {at[1]:.3g}, this traversal's range" in words
+        in_range = ((age >= at[0]) & (age <= at[1])).sum()
+        assert f"{in_range} of the {len(age)} exams lie in that range" in words
         vectors.append(result["direction"].vector)
     assert not np.allclose(*vectors, rtol=0.05)  # a young and an old patient: each its own slope
     in_years = renderer.render({**args, "patient": young, "units": "value", "start": 40, "stop": 70})

@@ -104,7 +104,7 @@ class SplineMeanShift:
 
     name, kind = "spline_mean_shift", "generative"
 
-    def __init__(self, knots: int = 4):
+    def __init__(self, knots: int = 3):
         self.knots = knots
 
     def fit(self, latents, values, confounders=None, *, at: tuple[float, float] | None = None,
@@ -131,6 +131,8 @@ class SplineMeanShift:
         return Direction(attribute, self.name, self.kind, vector.astype(np.float32), float(a.std()),
                          tuple(confounder_names),
                          {"n": len(a), "knots": self.knots, "at": (low, high),
+                          # the exams the slope mostly rests on: the fewer, the noisier the direction
+                          "n_in_range": int(((a >= min(low, high)) & (a <= max(low, high))).sum()),
                           "step_norm_per_sd": float(np.linalg.norm(vector) * a.std())})
 
 

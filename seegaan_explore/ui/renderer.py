@@ -618,7 +618,8 @@ def plain_words(result: dict) -> list[str]:
         low, high = result["targets"][0], result["targets"][-1]
         lines.append(f"The direction is the mean change of the latent code between {name} {low:.3g} and {high:.3g}, "
                      f"this traversal's range: what changes from this patient's level of {name}, where the "
-                     "straight mean shift averages the change over the whole cohort.")
+                     f"straight mean shift averages the change over the whole cohort. {d['n_in_range']} of the "
+                     f"{d['n']} exams lie in that range; the fewer, the noisier the direction.")
     if "matched" in d:
         held = " and ".join(f"{k} {v}" for k, v in d["matched"].items())
         lines.append(f"The direction was fitted on the {d['n']} exams with {held}, as this patient's.")
