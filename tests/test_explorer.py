@@ -188,6 +188,16 @@ def test_a_cohort_map_whose_browser_view_stops_applying_edits_is_rebuilt(explore
     assert explorer.wait()["patient"] == 5
 
 
+def test_the_spline_is_offered_as_the_mean_shift_at_the_patients_level(explorer):
+    labels = dict((value, label) for label, value in explorer.estimator.options)
+    assert labels["spline_mean_shift"] == "mean shift at the patient's level (spline)"
+    explorer.attribute.value = "age"
+    explorer.estimator.value = "spline_mean_shift"
+    r = explorer.wait()
+    assert r["error"] is None and r["direction"].estimator == "spline_mean_shift"
+    assert r["direction"].diagnostics["at"] == pytest.approx((r["targets"][0], r["targets"][-1]))
+
+
 def test_latent_shift_is_offered_beside_the_cohort_estimators(explorer):
     assert "latent_shift" in [value for _, value in explorer.estimator.options]
     explorer.estimator.value = "latent_shift"

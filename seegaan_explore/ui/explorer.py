@@ -31,8 +31,10 @@ from ..data.images import ImageReadError, read_image
 from ..explore import export
 from ..explore.attribution import METHODS
 from ..explore.directions import ESTIMATORS
-from .renderer import CNN_PREDICTION, LATENT_SHIFT, MAX_FRAMES, Renderer, plain_words
+from .renderer import CNN_PREDICTION, LATENT_SHIFT, MAX_FRAMES, SPLINE, Renderer, plain_words
 from .serve import PLOTLY_MODULE_ENV
+
+ESTIMATOR_LABELS = {SPLINE: "mean shift at the patient's level (spline)"}
 
 PROGRESS_AFTER_S = 0.5  # show the progress indicator only for work a user would notice
 SCATTER_ACK_S = 1.5  # a browser that shows the cohort map acknowledges an edit within this (else: rebuild it)
@@ -194,7 +196,8 @@ class Explorer(widgets.VBox):
         self.attribute = widgets.Dropdown(options=[(r.label(a), a) for a in r.attributes], value=r.default_attribute,
                                           description="Attribute", style=style, layout=wide)
         self.estimator = widgets.Dropdown(
-            options=[(f"{e.name.replace('_', ' ')} ({e.kind})", e.name) for e in ESTIMATORS.values()]
+            options=[(ESTIMATOR_LABELS.get(e.name, f"{e.name.replace('_', ' ')} ({e.kind})"), e.name)
+                     for e in ESTIMATORS.values()]
             + ([("latent shift (this patient's CNN gradient)", LATENT_SHIFT)] if r.cnn is not None else []),
             value="mean_shift", description="Direction", style=style, layout=wide)
         self.confounders = widgets.SelectMultiple(options=[], description="Hold fixed", rows=4, style=style,
