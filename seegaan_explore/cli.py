@@ -448,8 +448,11 @@ def _fit_direction(cohort, latents, attribute: str, args):
     from .explore.directions import fit_direction
 
     values, name, confounders = _direction_inputs(cohort, latents, attribute, args)
+    at = getattr(args, "at", None)
+    if at and args.estimator != "spline_mean_shift":
+        raise ValueError(f"--at is the range a spline_mean_shift takes its slope over; {args.estimator} has none")
     return fit_direction(args.estimator, latents.latents, values, confounders, attribute=name,
-                         confounder_names=tuple(args.confounders))
+                         confounder_names=tuple(args.confounders), **({"at": tuple(at)} if at else {}))
 
 
 def _per_patient_fitter(cohort, latents, attribute: str, args, amounts):
@@ -534,6 +537,9 @@ def _add_direction(sub) -> None:
                    help=f"table column(s), or {CNN_PREDICTION} (with --cnn) for what the CNN predicts")
     p.add_argument("--cnn", type=Path, help="CNN checkpoint whose prediction is the attribute cnn_prediction")
     _add_direction_fit_arguments(p)
+    p.add_argument("--at", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                   help="spline_mean_shift: the range of the attribute (ln units with --log) its slope is taken "
+                        "over (default: the cohort's mean +/- 1 SD)")
     p.add_argument("--out", required=True, type=Path, help="folder for the direction files")
     p.set_defaults(run=_user_errors(_run_direction))
 
@@ -552,7 +558,7 @@ def _run_direction(args) -> int:
         direction = _fit_direction(cohort, latents, attribute, args)
         path = args.out / f"{_safe_name(attribute)}{'.ln' if args.log else ''}.{args.estimator}.safetensors"
         save_direction(direction, path)
-        scalars = {k: v for k, v in direction.diagnostics.items() if isinstance(v, (int, float, str))}
+        scalars = {k: v for k, v in direction.diagnostics.items() if isinstance(v, (int, float, str, tuple))}
         print(json.dumps({"attribute": direction.attribute, "estimator": direction.estimator,
                           "kind": direction.kind, "sd": direction.scale,
                           "norm": float(np.linalg.norm(direction.vector)), **scalars, "file": str(path)}))

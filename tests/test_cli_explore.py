@@ -116,8 +116,16 @@ def test_direction_files_hold_what_the_python_api_fits(setup, tmp_path, capsys):
     logged = _json_lines(capsys.readouterr().out)[0]
     assert logged["attribute"] == "ln(nt_probnp_pg_ml)" and logged["kind"] == "predictive"
     assert logged["file"].endswith("nt_probnp_pg_ml.ln.ridge.safetensors")
+    assert main(["direction", "--checkpoint", str(setup / "tiny.safetensors"), *_cohort_args(setup), *FP32,
+                 "--attribute", "age", "--estimator", "spline_mean_shift", "--at", "40", "60", "--out", str(out)]) == 0
+    spline = _json_lines(capsys.readouterr().out)[0]
+    assert spline["at"] == [40.0, 60.0]
+    expected = fit_direction("spline_mean_shift", latents.latents, table["age"].to_numpy(float), at=(40, 60))
+    np.testing.assert_allclose(load_direction(spline["file"]).vector, expected.vector, rtol=1e-4, atol=1e-6)
     base = ["direction", "--checkpoint", str(setup / "tiny.safetensors"), *_cohort_args(setup), *FP32,
             "--out", str(out), "--attribute"]
+    with pytest.raises(SystemExit, match="--at is the range a spline_mean_shift takes its slope over; pca"):
+        main([*base, "age", "--estimator", "pca", "--at", "40", "60"])
     with pytest.raises(SystemExit, match="--log: column 'edema_grade' has values <= 0"):
         main([*base, "edema_grade", "--log"])
     with pytest.raises(SystemExit, match="no attribute 'nope'"):
