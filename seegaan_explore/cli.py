@@ -492,7 +492,9 @@ def _per_patient_fitter(cohort, latents, attribute: str, args, amounts):
                 raise
             held = ", ".join(f"{column} = {written[column][like]}" for column in matched)
             raise ValueError(f"{like}: among the {int(rows.sum())} exams with {held}: {error}") from error
+
     return fit
+
 
 def _add_encode(sub) -> None:
     p = sub.add_parser("encode", help="encode a cohort into the latent store",
@@ -655,7 +657,7 @@ def _run_traverse(args) -> int:
     if args.match and not (args.id and args.attribute and args.estimator in ("mean_shift", "spline_mean_shift")):
         raise ValueError("--match fits each cohort patient's mean shift among the exams like it: it needs --id, "
                          "--attribute and the mean_shift or spline_mean_shift estimator")
-    per_patient = args.attribute and (args.match or args.estimator == "spline_mean_shift")
+    per_patient = bool(args.attribute and (args.match or args.estimator == "spline_mean_shift"))
     if per_patient and not args.id:
         raise ValueError("spline_mean_shift takes each patient's slope from its own value of the attribute: "
                          "it needs cohort patients (--id), not --image")
