@@ -48,9 +48,9 @@ def main() -> None:
     patient_factors = factor_targets(table, tuple(name for name, _ in FACTORS))
 
     print(f"{'attribute':20s} {'ideal r':>7s} {'without a view or device switch':>32s} {'spline':>8s}")
+    inputs = fit_table[list(RENDER_INPUTS)].to_numpy(float)  # the ideal latents of the fit set
     for spec in (s for s in SPECS if not s.binary):
         values = fit_factors[spec.factor].to_numpy()
-        inputs = fit_table[list(RENDER_INPUTS)].to_numpy(float)
         held = list(spec.confounders + spec.matched)
         confounders = fit_factors[held].to_numpy() if held else None
 

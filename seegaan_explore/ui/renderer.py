@@ -27,7 +27,7 @@ from ..data.images import preprocess
 from ..data.phantoms import to_uint8
 from ..explore import quality
 from ..explore.attribution import METHODS, agreement, attribute, module_device
-from ..explore.directions import ESTIMATORS, Direction, cosine_matrix, fit_direction
+from ..explore.directions import ESTIMATORS, Direction, SplineMeanShift, cosine_matrix, fit_direction
 from ..explore.latent_shift import latent_shift
 from ..explore.traversal import traverse
 from ..model.cnn import at_resolution_of
@@ -38,7 +38,7 @@ LATENT_SHIFT = "latent_shift"  # a per-patient direction (the CNN's gradient thr
 UNITS = ("sd", "value")  # steps in standard deviations of the attribute, or target values in its own units
 MAX_FRAMES = 64
 RESERVED = {"index", "seed", "row", "path", "file", "filename"}  # numbers that are bookkeeping, not attributes
-SPLINE = "spline_mean_shift"  # fitted at the patient's own level: needs the traversal's range
+SPLINE = SplineMeanShift.name  # fitted at the patient's own level: needs the traversal's range
 DEFAULTS = {"attribute": None, "estimator": "mean_shift", "confounders": (), "match": (), "log": False, "units": "sd",
             "start": -2.0, "stop": 2.0, "n_frames": 9, "patient": 0, "method": "gradcam", "frame": -1,
             "noise_seed": 0}
