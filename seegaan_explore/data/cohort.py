@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .images import IMAGE_SUFFIXES, PREPROCESS_VERSION, _check_one, _preprocess_one
+from .images import IMAGE_SUFFIXES, PREPROCESS_VERSION, check_image_reason, load_preprocessed_or_reason
 
 __all__ = [
     "Cohort",
@@ -34,6 +34,7 @@ __all__ = [
     "CohortWarning",
     "ScanReport",
     "default_cache_dir",
+    "file_key",
     "parse_lab_column",
     "parse_lab_value",
     "scan_images",
@@ -182,7 +183,7 @@ def scan_images(paths_or_root: str | os.PathLike | Iterable[str | os.PathLike], 
             candidates.append(item)
         else:
             report.bad.append((item, "file not found"))
-    results = _imap(_check_one, [(p, decode) for p in candidates], workers=workers,
+    results = _imap(check_image_reason, [(p, decode) for p in candidates], workers=workers,
                     progress=progress, desc="Checking images")
     for path, reason in zip(candidates, results):
         if reason is None:
@@ -199,8 +200,11 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("SEEGAAN_CACHE") or Path.home() / ".cache" / "seegaan-explore")
 
 
-def _file_key(path: Path) -> str | None:
-    """Identity of a file's current content: path, size and modification time (None if missing)."""
+def file_key(path: Path) -> str | None:
+    """Identity of a file's current content: path, size and modification time (None if missing).
+
+    What both caches key a file by (the preprocessed images here, the latent store in
+    :mod:`~seegaan_explore.explore.latents`), so that a changed file is the only one redone."""
     try:
         st = path.stat()
     except OSError:
@@ -564,7 +568,7 @@ class Cohort:
         paths = self.paths
         if not paths:
             return np.empty((0, resolution, resolution), dtype)
-        keys = [_file_key(p) or f"missing:{p}" for p in paths]
+        keys = [file_key(p) or f"missing:{p}" for p in paths]
         cache = None if cache_dir is False else _ImageCache(
             default_cache_dir() if cache_dir in (None, True) else Path(cache_dir), resolution, dtype)
         entry = cache.key(keys) if cache else None
@@ -589,7 +593,7 @@ class Cohort:
         out, tmp = cache.new_array(shape, dtype) if cache else (np.empty(shape, dtype), None)
         try:
             todo = [i for i, k in enumerate(keys) if k not in known_rows and k not in known_bad]
-            decoded = _imap(_preprocess_one, [(paths[i], resolution) for i in todo], workers=workers,
+            decoded = _imap(load_preprocessed_or_reason, [(paths[i], resolution) for i in todo], workers=workers,
                             progress=progress, desc=f"Decoding images ({resolution}px)")
             sources: dict[str, np.ndarray] = {}
             bad: dict[int, str] = {}

@@ -27,7 +27,9 @@ __all__ = [
     "PREPROCESS_VERSION",
     "ImageReadError",
     "check_image",
+    "check_image_reason",
     "load_preprocessed",
+    "load_preprocessed_or_reason",
     "preprocess",
     "read_image",
 ]
@@ -323,9 +325,11 @@ def load_preprocessed(path: str | os.PathLike, resolution: int) -> np.ndarray:
     return preprocess(read_image(path), resolution)
 
 
-# Process-pool workers for cohort.py: report a bad file by its reason instead of raising.
-
-def _check_one(path: Path, decode: bool) -> str | None:
+def check_image_reason(path: str | os.PathLike, decode: bool = False) -> str | None:
+    """:func:`check_image` that returns the reason a file is unusable (None when it is usable)
+    instead of raising: what :func:`~seegaan_explore.data.cohort.scan_images` runs in its worker
+    processes, which report every bad file and go on. It lives here, not in ``cohort.py``, so that
+    spawned workers import this module only and not torch."""
     try:
         check_image(path, decode=decode)
     except ImageReadError as e:
@@ -333,7 +337,11 @@ def _check_one(path: Path, decode: bool) -> str | None:
     return None
 
 
-def _preprocess_one(path: Path, resolution: int) -> tuple[np.ndarray | None, str | None]:
+def load_preprocessed_or_reason(path: str | os.PathLike,
+                                resolution: int) -> tuple[np.ndarray | None, str | None]:
+    """:func:`load_preprocessed` as ``(image, None)``, or ``(None, reason)`` for an unusable file:
+    what :meth:`~seegaan_explore.data.cohort.Cohort.images` runs in its worker processes (here for
+    the same reason as :func:`check_image_reason`)."""
     try:
         return load_preprocessed(path, resolution), None
     except ImageReadError as e:

@@ -29,7 +29,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from ..data.cohort import Cohort, CohortWarning, _file_key, default_cache_dir
+from ..data.cohort import Cohort, CohortWarning, default_cache_dir, file_key
 from ..fileio import atomic_write
 from ..model.seegaan import SeeGaan
 
@@ -218,7 +218,7 @@ def _broadcast(value, rank: int, world: int):
 
 
 def _file_keys(cohort: Cohort) -> list[str]:
-    return [_file_key(p) or f"missing:{p}" for p in cohort.paths]
+    return [file_key(p) or f"missing:{p}" for p in cohort.paths]
 
 
 def encode_cohort(model: SeeGaan, cohort: Cohort, cache_dir: str | os.PathLike | None = None, *,
