@@ -14,8 +14,10 @@ import pytest
 from PIL import Image
 from ui_cohort import small_setup
 
-from seegaan_explore.data.phantoms import render, sample_individual, to_uint8
-from seegaan_explore.ui.explorer import PROGRESS_AFTER_S, CohortMap, Explorer
+from seegaan_explore.data.images import to_uint8
+from seegaan_explore.data.phantoms import render, sample_individual
+from seegaan_explore.ui.cohort_map import CohortMap
+from seegaan_explore.ui.explorer import PROGRESS_AFTER_S, Explorer
 from seegaan_explore.ui.renderer import Renderer
 
 PLOTLY = "application/vnd.plotly.v1+json"
@@ -76,7 +78,7 @@ def test_first_view_shows_the_cnn_target_with_a_playable_traversal(explorer, set
     np.testing.assert_allclose(_array(player["data"][2]["y"]), r["cnn_predictions"])  # the prediction curve
     assert "Ready" in explorer.status.value
     # a lab value on the log scale is coloured on it too
-    logged = np.log10(explorer.renderer.values("nt_probnp_pg_ml"))
+    logged = np.log10(explorer.renderer.study.values("nt_probnp_pg_ml"))
     np.testing.assert_allclose(explorer.scatter.data[0].marker.color, logged)
     # the synced state a browser connecting later starts from holds the colours too
     np.testing.assert_allclose(explorer.scatter._widget_data[0]["marker"]["color"], logged)
@@ -91,7 +93,7 @@ def test_picking_an_attribute_recolours_the_cohort_and_replaces_the_player(explo
     assert r["attribute"] == "ctr"
     after = _player(explorer)
     assert after["frames"][-1]["data"][0]["source"] != before["frames"][-1]["data"][0]["source"]
-    np.testing.assert_allclose(explorer.scatter.data[0].marker.color, explorer.renderer.values("ctr"))
+    np.testing.assert_allclose(explorer.scatter.data[0].marker.color, explorer.renderer.study.values("ctr"))
     assert "ctr" not in [value for _, value in explorer.confounders.options]
     assert "ctr" in explorer.words.value
 
@@ -105,7 +107,7 @@ def test_the_match_box_holds_two_level_attributes_by_matching_and_the_rest_by_a_
     r = explorer.wait()
     assert r["error"] is None, r["error"]
     assert r["args"]["confounders"] == ("bmi",) and r["args"]["match"] == ("sex",)  # bmi is not two-level
-    sex = explorer.renderer.values("sex")
+    sex = explorer.renderer.study.values("sex")
     assert r["direction"].diagnostics["n"] == (sex == sex[r["patient"]]).sum()
     assert "exams with sex" in explorer.words.value
 
@@ -151,7 +153,7 @@ def test_each_page_that_shows_the_dashboard_gets_a_cohort_map_made_while_it_is_c
         _page_shows(e)
         first = e.scatter
         assert isinstance(first, CohortMap) and e.scatter_box.children == (first,)
-        np.testing.assert_allclose(first.data[0].marker.color, e.renderer.values("ctr"))
+        np.testing.assert_allclose(first.data[0].marker.color, e.renderer.study.values("ctr"))
         assert first._widget_data[0]["marker"]["colorbar"]["title"]["text"] == "ctr"
         _pointer(e, "plotly_click", 4)  # it answers clicks
         assert e.wait()["patient"] == 4
@@ -183,7 +185,7 @@ def test_a_cohort_map_whose_browser_view_stops_applying_edits_is_rebuilt(explore
     rebuilt = explorer.scatter
     assert rebuilt is not first and explorer.scatter_box.children == (rebuilt,)
     assert rebuilt.data[0].marker.colorbar.title.text == "age" and "seegaan-scatter" in rebuilt._dom_classes
-    np.testing.assert_allclose(rebuilt.data[0].marker.color, explorer.renderer.values("age"))
+    np.testing.assert_allclose(rebuilt.data[0].marker.color, explorer.renderer.study.values("age"))
     _pointer(explorer, "plotly_click", 5)  # the new map answers clicks
     assert explorer.wait()["patient"] == 5
 
@@ -221,10 +223,10 @@ def test_the_cohort_map_switches_to_attribute_against_the_cnn(explorer):
     explorer.view.value = "cnn"
     explorer.wait()
     r = explorer.renderer
-    np.testing.assert_allclose(explorer.scatter.data[0].x, r.values("nt_probnp_pg_ml"))
-    np.testing.assert_allclose(explorer.scatter.data[0].y, r.values("cnn_prediction"))
+    np.testing.assert_allclose(explorer.scatter.data[0].x, r.study.values("nt_probnp_pg_ml"))
+    np.testing.assert_allclose(explorer.scatter.data[0].y, r.study.values("cnn_prediction"))
     assert explorer.scatter.layout.yaxis.title.text == "CNN prediction of ln nt_probnp_pg_ml"
-    assert explorer.scatter.data[1].x == (r.values("nt_probnp_pg_ml")[0],)  # the selected patient moved along
+    assert explorer.scatter.data[1].x == (r.study.values("nt_probnp_pg_ml")[0],)  # the selected patient moved along
     explorer.view.value = "pca"
     explorer.wait()
     np.testing.assert_allclose(explorer.scatter.data[0].x, r.embedding()[0][:, 0])
@@ -258,7 +260,7 @@ def test_frame_count_and_units_rebuild_the_range(explorer):
     assert len(_player(explorer)["frames"]) == 5
     explorer.units.value = "value"
     r = explorer.wait()
-    values = explorer.renderer.values("nt_probnp_pg_ml")
+    values = explorer.renderer.study.values("nt_probnp_pg_ml")
     assert explorer.log_scale.value  # the CNN learned NT-proBNP on a log scale: so does the first view
     expected = tuple(float(f"{v:.3g}") for v in np.exp(np.percentile(np.log(values), [5, 95])))
     assert (explorer.start.value, explorer.stop.value) == expected

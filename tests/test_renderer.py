@@ -9,14 +9,15 @@ import torch.nn.functional as F
 from PIL import Image
 from ui_cohort import brightness, small_setup
 
-from seegaan_explore.data.images import read_image
-from seegaan_explore.data.phantoms import render, sample_individual, to_uint8
+from seegaan_explore.data.images import read_image, to_uint8
+from seegaan_explore.data.phantoms import render, sample_individual
 from seegaan_explore.explore import quality
 from seegaan_explore.explore.directions import fit_direction
 from seegaan_explore.explore.latent_shift import latent_shift
 from seegaan_explore.explore.traversal import traverse
 from seegaan_explore.ui import renderer as renderer_module
-from seegaan_explore.ui.renderer import CNN_PREDICTION, LATENT_SHIFT, Renderer, plain_words
+from seegaan_explore.ui.renderer import CNN_PREDICTION, LATENT_SHIFT, Renderer
+from seegaan_explore.ui.words import plain_words
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +38,13 @@ def _cnn_on(cnn, images):
 
 def test_attributes_are_the_numeric_and_two_valued_columns_plus_the_cnn(renderer, setup):
     cnn, images = setup[3], setup[5]
-    assert {"age", "sex", "view", "device", "nt_probnp_pg_ml", "brightness", CNN_PREDICTION} <= set(renderer.attributes)
-    assert not {"image_id", "patient_id", "seed", "index"} & set(renderer.attributes)
-    assert renderer.encodings["sex"] == {"f": 0, "m": 1}
-    assert set(np.unique(renderer.values("sex"))) == {0.0, 1.0}
-    np.testing.assert_allclose(renderer.values(CNN_PREDICTION), _cnn_on(cnn, images), rtol=1e-5, atol=1e-6)
-    assert renderer.default_attribute == "nt_probnp_pg_ml"  # what the CNN was trained on
+    expected = {"age", "sex", "view", "device", "nt_probnp_pg_ml", "brightness", CNN_PREDICTION}
+    assert expected <= set(renderer.study.attributes)
+    assert not {"image_id", "patient_id", "seed", "index"} & set(renderer.study.attributes)
+    assert renderer.study.encodings["sex"] == {"f": 0, "m": 1}
+    assert set(np.unique(renderer.study.values("sex"))) == {0.0, 1.0}
+    np.testing.assert_allclose(renderer.study.values(CNN_PREDICTION), _cnn_on(cnn, images), rtol=1e-5, atol=1e-6)
+    assert renderer.study.default_attribute == "nt_probnp_pg_ml"  # what the CNN was trained on
 
 
 def test_result_holds_frames_predictions_attributions_and_scores(renderer, setup):
@@ -57,8 +59,8 @@ def test_result_holds_frames_predictions_attributions_and_scores(renderer, setup
     np.testing.assert_allclose(result["targets"], table["age"][3] + np.linspace(-1.5, 1.5, 5) * direction.scale)
     assert result["patient_value"] == pytest.approx(table["age"][3])
     np.testing.assert_allclose(result["cnn_predictions"], _cnn_on(cnn, expected.frames), rtol=1e-4, atol=1e-5)
-    assert set(result["cosines"]) == set(renderer.attributes) - {"age", CNN_PREDICTION}  # not computed yet
-    renderer.cohort_predictions()
+    assert set(result["cosines"]) == set(renderer.study.attributes) - {"age", CNN_PREDICTION}  # not computed yet
+    renderer.study.cohort_predictions()
     assert CNN_PREDICTION in renderer.render({"attribute": "age", "n_frames": 5, "method": None})["cosines"]
     assert all(-1 <= c <= 1 for c in result["cosines"].values())
     assert result["attribution_original"].shape == result["attribution_frame"].shape == (32, 32)
@@ -140,7 +142,7 @@ def test_changing_only_the_frame_reuses_the_traversal_and_attributes_one_image(r
 
 def test_matching_fits_the_direction_on_the_exams_that_share_the_patients_value(renderer, setup):
     latents, table = setup[1], setup[2]
-    sex, age, bmi = renderer.values("sex"), table["age"].to_numpy(float), table[["bmi"]].to_numpy(float)
+    sex, age, bmi = renderer.study.values("sex"), table["age"].to_numpy(float), table[["bmi"]].to_numpy(float)
     args = {"attribute": "age", "confounders": ("bmi",), "match": ("sex",), "n_frames": 5, "method": None}
     directions = {}
     for patient in (int(np.flatnonzero(sex == 0)[0]), int(np.flatnonzero(sex == 1)[0])):
@@ -157,7 +159,7 @@ def test_matching_fits_the_direction_on_the_exams_that_share_the_patients_value(
         assert "Among these exams, " in words and "not explained by bmi" in words  # the group's own variation
     first, second = directions.values()
     assert not np.allclose(first, second, rtol=0.05)  # each patient gets its own group's direction
-    pooled = renderer.direction("age", confounders=("bmi", "sex")).vector
+    pooled = renderer.study.direction("age", confounders=("bmi", "sex")).vector
     assert not np.allclose(pooled, first, rtol=0.05) and not np.allclose(pooled, second, rtol=0.05)
 
 
@@ -193,12 +195,12 @@ def test_matching_errors_name_the_group_and_the_patient(renderer):
     upload = renderer.add_image(np.random.default_rng(0).random((32, 32)).astype(np.float32), name="scan.png")
     result = renderer.render({"attribute": "age", "match": ("sex",), "patient": upload})
     assert "matching on sex needs a cohort patient's values" in result["error"]
-    view = renderer.values("view")
-    ap = int(np.flatnonzero(view == renderer.encodings["view"]["ap"])[0])  # 5 of the 24 exams are AP
+    view = renderer.study.values("view")
+    ap = int(np.flatnonzero(view == renderer.study.encodings["view"]["ap"])[0])  # 5 of the 24 exams are AP
     result = renderer.render({"attribute": "age", "match": ("view",), "patient": ap})
     assert f"among the {(view == view[ap]).sum()} exams with view = AP" in result["error"]
     assert "at least 10 are needed" in result["error"]
-    assert "not also held by a linear term" in renderer.render(
+    assert "both by matching and by a linear term" in renderer.render(
         {"attribute": "age", "confounders": ("sex",), "match": ("sex",)})["error"]
     assert "the pca estimator cannot use it" in renderer.render(
         {"attribute": "age", "estimator": "pca", "match": ("sex",)})["error"]
@@ -210,7 +212,7 @@ def test_matching_errors_name_the_group_and_the_patient(renderer):
     ({"attribute": "age", "frame": 9}, "frame 9 is outside the 9 frames"),
     ({"attribute": "age", "n_frames": 1}, "n_frames must be between 2 and 64, got 1"),
     ({"attribute": "age", "patient": 99}, "patient 99 is neither a row of the cohort (0..23)"),
-    ({"attribute": "age", "confounders": ("age",)}, "confounder 'age' must be another attribute"),
+    ({"attribute": "age", "confounders": ("age",)}, "'age' cannot be held: it must be another attribute"),
     ({"attribute": "age", "start": 1, "stop": 1}, "the range 1 to 1 is empty"),
     ({"attribute": "age", "method": "lime"}, "unknown attribution method 'lime'"),
     ({"attribute": "age", "colour": "red"}, "unknown argument(s) ['colour']"),
@@ -269,7 +271,7 @@ def test_an_uploaded_image_is_encoded_and_its_value_estimated(renderer, setup, t
 def test_without_cnn_oracle_or_images(setup):
     model, latents, table = setup[:3]
     r = Renderer(model, latents, table)
-    assert CNN_PREDICTION not in r.attributes
+    assert CNN_PREDICTION not in r.study.attributes
     result = r.render({"attribute": "age"})
     assert result["error"] is None
     assert result["cnn_predictions"] is None and result["attribution_frame"] is None and result["original"] is None

@@ -49,7 +49,8 @@ def test_voila_serves_plotlys_widget_module_so_that_cohort_maps_need_not_carry_i
 
     import plotly.graph_objects as go
 
-    from seegaan_explore.ui.explorer import PLOTLY_MODULE_ENV, CohortMap
+    from seegaan_explore.ui.cohort_map import CohortMap
+    from seegaan_explore.ui.serve import PLOTLY_MODULE_ENV
 
     carried = CohortMap(go.Figure(go.Scatter(x=[1], y=[2])), threading.RLock())._esm
     monkeypatch.setenv(PLOTLY_MODULE_ENV, path)

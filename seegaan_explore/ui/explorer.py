@@ -12,9 +12,6 @@ from __future__ import annotations
 import base64
 import copy
 import html
-import io
-import json
-import os
 import tempfile
 import threading
 import time
@@ -24,139 +21,28 @@ import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from PIL import Image
-from plotly.subplots import make_subplots
 
 from ..data.images import ImageReadError, read_image
 from ..explore import export
 from ..explore.attribution import METHODS
 from ..explore.directions import ESTIMATORS
-from .renderer import CNN_PREDICTION, LATENT_SHIFT, MAX_FRAMES, SPLINE, Renderer, plain_words
-from .serve import PLOTLY_MODULE_ENV
+from .cohort_map import CohortMap
+from .player import format_value, mime_output, player_figure, png
+from .renderer import CNN_PREDICTION, LATENT_SHIFT, MAX_FRAMES, SPLINE, Renderer
+from .words import plain_words
 
 ESTIMATOR_LABELS = {SPLINE: "mean shift at the patient's level (spline)"}
 
 PROGRESS_AFTER_S = 0.5  # show the progress indicator only for work a user would notice
 SCATTER_ACK_S = 1.5  # a browser that shows the cohort map acknowledges an edit within this (else: rebuild it)
-FRAME_MS = 80  # client-side playback: 12.5 frames per second
 EXPORTS = ("GIF", "MP4", "PNG", "HTML")
 LINK_LIMIT = 20_000_000  # bytes: larger exports are only saved on the server, not offered as a download link
 UPLOAD_SUFFIXES = ".dcm,.dicom,.png,.jpg,.jpeg,.npy"
 
 
-def png(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
-
-
-def data_uri(image: np.ndarray) -> str:
-    return "data:image/png;base64," + base64.b64encode(png(image)).decode()
-
-
 def _signed_unit(image: np.ndarray) -> np.ndarray:
     """uint8 grey back to [-1, 1], as the export helpers take it."""
     return image.astype(np.float32) / 127.5 - 1
-
-
-def _format(value: float) -> str:
-    return f"{value:.3g}"
-
-
-def player_figure(result: dict) -> go.Figure:
-    """The traversal as one figure with frames: radiograph, change from the reconstruction, and the
-    prediction curve with the current frame marked, played and scrubbed in the browser."""
-    frames, targets = result["frames"], result["targets"]
-    limit = result["difference_limit"]
-    if result["cnn_predictions"] is not None:
-        curve, curve_title = result["cnn_predictions"], result["cnn_label"]
-    elif result["quality"].get("measured_by"):
-        curve = result["quality"]["measured"]
-        curve_title = f"{result['attribute']} measured by {result['quality']['measured_by']}"
-    else:
-        curve, curve_title = result["targets"], f"intended {result['attribute']}"
-    names = [_format(v) + (f" ({a:+.2g} SD)" if result["in_sd"] else "") for v, a in zip(targets, result["amounts"])]
-    figure = make_subplots(rows=1, cols=3, column_widths=[0.34, 0.34, 0.32], horizontal_spacing=0.06,
-                           subplot_titles=("Synthetic radiograph", f"Change from the reconstruction (±{limit:.2g})",
-                                           curve_title))
-
-    def images(k: int) -> list:
-        return [go.Image(source=data_uri(frames[k]), hoverinfo="skip"),
-                go.Image(source=data_uri(export.diverging_rgb(result["differences"][k], limit)), hoverinfo="skip")]
-
-    def marker(k: int) -> go.Scatter:
-        return go.Scatter(x=[targets[k]], y=[curve[k]], mode="markers", marker={"size": 13, "color": "#d62728"},
-                          name="this frame", hovertemplate="%{y:.3g}<extra>this frame</extra>")
-
-    first, second = images(0)
-    figure.add_trace(first, 1, 1)
-    figure.add_trace(second, 1, 2)
-    figure.add_trace(go.Scatter(x=targets, y=curve, mode="lines+markers", name="over the traversal",
-                                line={"color": "#1f77b4"}, hovertemplate="%{x:.3g}: %{y:.3g}<extra></extra>"), 1, 3)
-    figure.add_trace(marker(0), 1, 3)
-    figure.frames = [go.Frame(name=str(k), data=[*images(k), marker(k)], traces=[0, 1, 3])
-                     for k in range(len(frames))]
-    step_args = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
-    figure.update_layout(
-        height=360, margin={"l": 10, "r": 10, "t": 40, "b": 10}, showlegend=False,
-        updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "y": -0.08, "xanchor": "left",
-                      "yanchor": "top", "pad": {"t": 0, "r": 10},
-                      "buttons": [
-                          {"label": "▶ Play", "method": "animate",
-                           "args": [None, {"frame": {"duration": FRAME_MS, "redraw": True}, "fromcurrent": True,
-                                           "transition": {"duration": 0}, "mode": "immediate"}]},
-                          {"label": "❚❚ Pause", "method": "animate", "args": [[None], step_args]}]}],
-        sliders=[{"active": 0, "x": 0.16, "len": 0.84, "y": -0.05, "yanchor": "top",
-                  "currentvalue": {"prefix": f"{result['attribute']}: "}, "pad": {"t": 0},
-                  "steps": [{"label": name, "method": "animate", "args": [[str(k)], step_args]}
-                            for k, name in enumerate(names)]}],
-    )
-    figure.update_xaxes(visible=False, row=1, col=1).update_yaxes(visible=False, row=1, col=1)
-    figure.update_xaxes(visible=False, row=1, col=2).update_yaxes(visible=False, row=1, col=2)
-    figure.update_xaxes(title_text=result["label"] + (" (log scale)" if result["log"] else ""),
-                        type="log" if result["log"] else "linear", row=1, col=3)
-    return figure
-
-
-def _mime_output(figure: go.Figure) -> dict:
-    """A display_data output the plotly mime renderer draws (frames included), without plotly.js from a CDN."""
-    spec = json.loads(figure.to_json())
-    spec["config"] = {"displaylogo": False}  # not "responsive": inside an output area it collapses to 0 px
-    return {"output_type": "display_data", "metadata": {},
-            "data": {"application/vnd.plotly.v1+json": spec, "text/plain": "traversal player"}}
-
-
-def plotly_module_loader(path: str) -> str:
-    """A small anywidget module that imports plotly's FigureWidget module from the page's own server.
-
-    Otherwise every map widget carries the 5 MB module in its state: about 1.5 s through kernel, server
-    and websocket, and a fresh compile for each map on a page. By URL the browser fetches it once and
-    caches it. ``path`` is relative to the server's base URL (read from the page's Jupyter config)."""
-    return ("const config = document.getElementById('jupyter-config-data');\n"
-            "const base = ((config && JSON.parse(config.textContent).baseUrl) || '/').replace(/\\/?$/, '/');\n"
-            f"const plotly = await import(new URL(base + {json.dumps(path)}, location.href).href);\n"
-            "export default plotly.default;\n")
-
-
-class CohortMap(go.FigureWidget):
-    """The cohort scatter, edited by the render thread while the kernel applies the browser's messages.
-
-    While ipywidgets applies a message from the browser it holds the widget's notifications and squashes
-    every change made meanwhile, from any thread, into the last value; plotly sends each edit as a
-    value followed by None, so an edit from the render thread in that window is never sent. Browser
-    messages are therefore applied under the Explorer's lock, which every edit from another thread takes.
-    """
-
-    def __init__(self, figure: go.Figure, edit_lock: threading.RLock):
-        module = os.environ.get(PLOTLY_MODULE_ENV)
-        if module:
-            self._esm = plotly_module_loader(module)
-        super().__init__(figure)
-        self._edit_lock = edit_lock
-
-    def set_state(self, sync_data):
-        with self._edit_lock:
-            super().set_state(sync_data)
 
 
 class Explorer(widgets.VBox):
@@ -193,8 +79,10 @@ class Explorer(widgets.VBox):
 
         style = {"description_width": "110px"}
         wide = widgets.Layout(width="300px")
-        self.attribute = widgets.Dropdown(options=[(r.label(a), a) for a in r.attributes], value=r.default_attribute,
-                                          description="Attribute", style=style, layout=wide)
+        study = r.study
+        self.attribute = widgets.Dropdown(options=[(study.label(a), a) for a in study.attributes],
+                                          value=study.default_attribute, description="Attribute", style=style,
+                                          layout=wide)
         self.estimator = widgets.Dropdown(
             options=[(ESTIMATOR_LABELS.get(e.name, f"{e.name.replace('_', ' ')} ({e.kind})"), e.name)
                      for e in ESTIMATORS.values()]
@@ -205,7 +93,7 @@ class Explorer(widgets.VBox):
         self.match = widgets.Checkbox(value=False, description="match two-level ones to the patient", indent=False,
                                       tooltip="fit on the exams that share the patient's value (its view, its sex), "
                                               "instead of holding it by a linear term")
-        self.log_scale = widgets.Checkbox(value=self._log_by_default(r.default_attribute), description="log scale",
+        self.log_scale = widgets.Checkbox(value=self._log_by_default(study.default_attribute), description="log scale",
                                           indent=False)
         self.units = widgets.ToggleButtons(options=[("SD", "sd"), ("values", "value")], value="sd",
                                            description="Steps in", style={**style, "button_width": "70px"})
@@ -314,7 +202,7 @@ class Explorer(widgets.VBox):
     def args(self) -> dict:
         """The plain arguments the controls describe now."""
         held = tuple(self.confounders.value)
-        match = tuple(c for c in held if self.match.value and self.renderer.two_level(c))
+        match = tuple(c for c in held if self.match.value and self.renderer.study.two_level(c))
         return {"attribute": self.attribute.value, "estimator": self.estimator.value,
                 "confounders": tuple(c for c in held if c not in match), "match": match,
                 "log": self.log_scale.value, "units": self.units.value,
@@ -436,7 +324,7 @@ class Explorer(widgets.VBox):
     def _default_range(self) -> tuple[float, float]:
         if self.units.value == "sd":
             return -2.0, 2.0
-        values = self.renderer.values(self.attribute.value)
+        values = self.renderer.study.values(self.attribute.value)
         finite = values[np.isfinite(values)]
         if self.log_scale.value and finite.size and finite.min() > 0:
             return tuple(float(f"{v:.3g}") for v in np.exp(np.percentile(np.log(finite), [5, 95])))
@@ -446,7 +334,7 @@ class Explorer(widgets.VBox):
         """Offer every attribute but the chosen one; keep what is still valid."""
         keep = [c for c in self.confounders.value if c != self.attribute.value]
         self._quiet = True
-        self.confounders.options = [(self.renderer.label(a), a) for a in self.renderer.attributes
+        self.confounders.options = [(self.renderer.study.label(a), a) for a in self.renderer.study.attributes
                                     if a != self.attribute.value]
         self.confounders.value = tuple(keep)
         self._quiet = False
@@ -464,15 +352,15 @@ class Explorer(widgets.VBox):
         index = int(points.point_inds[0])
         try:
             self.thumbnail.value = png(self.renderer.thumbnail(index))
-            value = self.renderer.values(self.attribute.value)[index]
+            value = self.renderer.study.values(self.attribute.value)[index]
             self.thumbnail_caption.value = (f"{html.escape(self.renderer.patient_label(index))}<br>"
-                                            f"{html.escape(self.attribute.value)}: {_format(value)}")
+                                            f"{html.escape(self.attribute.value)}: {format_value(value)}")
         except ValueError as e:
             self._set_status(str(e), error=True)
 
     def _scatter_xy(self, view: str) -> tuple[np.ndarray, np.ndarray]:
         if view == "cnn":
-            return self.renderer.values(self.attribute.value), self.renderer.values(CNN_PREDICTION)
+            return self.renderer.study.values(self.attribute.value), self.renderer.study.values(CNN_PREDICTION)
         return tuple(self.renderer.embedding()[0].T)
 
     def _on_view(self, change) -> None:
@@ -493,7 +381,7 @@ class Explorer(widgets.VBox):
 
     def _recolour_scatter(self, force: bool) -> None:
         attribute = self.attribute.value
-        values = np.asarray(self.renderer.values(attribute), dtype=np.float64)
+        values = np.asarray(self.renderer.study.values(attribute), dtype=np.float64)
         # lab values span decades: colour them on the log scale the traversal uses, or one patient is yellow
         log = bool(self.log_scale.value) and np.nanmin(values, initial=np.inf) > 0
         if not force and (attribute, log) == self._coloured_by:
@@ -503,7 +391,7 @@ class Explorer(widgets.VBox):
         share = self.renderer.embedding()[1]
         titles = ((f"latent axis 1 ({share[0]:.0%} of variance)", f"latent axis 2 ({share[1]:.0%})")
                   if self.view.value == "pca"
-                  else (self.renderer.label(attribute), self.renderer.label(CNN_PREDICTION)))
+                  else (self.renderer.study.label(attribute), self.renderer.study.label(CNN_PREDICTION)))
         with self.scatter.batch_update():
             self.scatter.data[0].x, self.scatter.data[0].y = x, y
             self.scatter.data[0].marker.color = [float(v) if np.isfinite(v) else "lightgrey" for v in shown]
@@ -642,13 +530,13 @@ class Explorer(widgets.VBox):
         a = result["args"]
         key = result["traversal"]
         if key is not self._player_key:
-            self.player.outputs = (_mime_output(player_figure(result)),)
+            self.player.outputs = (mime_output(player_figure(result)),)
             self._player_key = key
         self._update_scatter(force=previous is None)
         self._mark_patient()
         value = result["patient_value"]
         self.patient_info.value = (f"<small>{html.escape(result['patient_label'])}: {html.escape(result['attribute'])} "
-                                   f"{_format(value)} ({html.escape(result['patient_value_source'])})</small>")
+                                   f"{format_value(value)} ({html.escape(result['patient_value_source'])})</small>")
         k = a["frame"]
         if result["attribution_original"] is not None:
             original = result["original"] if result["original"] is not None else result["reconstruction"]
@@ -659,7 +547,8 @@ class Explorer(widgets.VBox):
             g = result["agreement"]
             self.attribution_caption.value = (
                 f"<small>{html.escape(a['method'].replace('_', ' '))} on the original and on frame {k} "
-                f"({html.escape(result['attribute'])} {_format(result['targets'][k])}); bright = where the CNN looks. "
+                f"({html.escape(result['attribute'])} {format_value(result['targets'][k])}); "
+                "bright = where the CNN looks. "
                 f"Agreement with where the traversal changes the image: rank correlation "
                 f"<b class='seegaan-agreement'>{g['spearman']:.2f}</b>, top-5% overlap {g['top_overlap']:.0%}.</small>")
         else:
