@@ -89,6 +89,22 @@ def parse_lab_column(series: pd.Series) -> pd.DataFrame:
     return pd.DataFrame({"value": value, "censor": censor.astype(object)}, index=series.index)
 
 
+def parse_attribute(series: pd.Series) -> tuple[np.ndarray, dict | None]:
+    """A table column as floats, and its text levels' codes: numbers and censored lab values
+    (:func:`parse_lab_column`) as themselves; exactly two text levels (case-insensitive, e.g. sex
+    ``f``/``m``) as 0/1 in sorted order, with the mapping. Anything else raises ``ValueError``."""
+    try:
+        return parse_lab_column(series)["value"].to_numpy(np.float64), None
+    except ValueError as parse_error:
+        text = series.astype("string").str.strip().str.lower()
+        levels = sorted(set(text.dropna()) - {""})
+        if len(levels) != 2:
+            raise ValueError(f"attribute {series.name!r} is neither numeric nor binary "
+                             f"({len(levels)} distinct values: {_listing(levels)})") from parse_error
+        mapping = {level: code for code, level in enumerate(levels)}
+        return pd.to_numeric(text.map(mapping)).astype(float).to_numpy(), mapping
+
+
 def parse_lab_value(v) -> tuple[float, str]:
     """Parse one possibly censored lab value; see :func:`parse_lab_column` for the rules."""
     row = parse_lab_column(pd.Series([v], dtype=object)).iloc[0]
@@ -491,18 +507,10 @@ class Cohort:
         """
         if name not in self.attributes:
             raise KeyError(f"no attribute {name!r}; attributes are {self.attributes}")
-        column = self.table[name]
-        try:
-            values = parse_lab_column(column)["value"]
-        except ValueError as parse_error:
-            text = column.astype("string").str.strip().str.lower()
-            levels = sorted(set(text.dropna()) - {""})
-            if len(levels) != 2:
-                raise ValueError(f"attribute {name!r} is neither numeric nor binary "
-                                 f"({len(levels)} distinct values: {_listing(levels)})") from parse_error
-            mapping = {level: code for code, level in enumerate(levels)}
+        values, mapping = parse_attribute(self.table[name])
+        values = pd.Series(values, name=name)
+        if mapping:
             self.encodings[name] = mapping
-            values = text.map(mapping).astype(float)
             values.attrs["encoding"] = mapping
         values.index = pd.Index(self.ids, name=self.id_column)
         values.name = name
