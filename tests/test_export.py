@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from seegaan_explore.data.images import to_uint8
 from seegaan_explore.explore.directions import Direction, direction_from_average_latents
 from seegaan_explore.explore.export import (
     GAP,
@@ -26,7 +27,6 @@ from seegaan_explore.explore.export import (
     save_mp4,
     save_panel,
     save_traversal,
-    to_uint8,
 )
 from seegaan_explore.explore.traversal import traverse
 from seegaan_explore.model import CheckpointError, SeeGaan, preset_config

@@ -8,6 +8,7 @@ import pytest
 from scipy import ndimage
 
 from seegaan_explore.data import phantoms as ph
+from seegaan_explore.data.images import to_uint8
 from seegaan_explore.data.phantom_anatomy import MASK_NAMES
 from seegaan_explore.data.phantoms import (
     FACTOR_COLUMNS,
@@ -302,7 +303,7 @@ def test_a_randomized_cohort_on_disk_is_rendered_under_its_assignment(tmp_path):
         do = randomized_do(0, int(r["index"]), ("severity", "view"))
         assert r["view"] == do["view"] and r["severity"] == pytest.approx(do["severity"], rel=1e-5)
         written = np.asarray(Image.open(tmp_path / r["file"]))
-        assert np.array_equal(written, ph.to_uint8(render(sample_individual(0, int(r["index"])), 48, do=do).image))
+        assert np.array_equal(written, to_uint8(render(sample_individual(0, int(r["index"])), 48, do=do).image))
     with pytest.raises(KeyError, match="'heart'"):
         write_cohort(tmp_path / "never", n=1, randomize=("heart",))
     assert not (tmp_path / "never").exists()

@@ -32,6 +32,7 @@ __all__ = [
     "load_preprocessed_or_reason",
     "preprocess",
     "read_image",
+    "to_uint8",
 ]
 
 #: Bump whenever :func:`read_image` or :func:`preprocess` output changes, so that
@@ -323,6 +324,13 @@ def preprocess(image: np.ndarray, resolution: int, window: tuple[float, float] |
 def load_preprocessed(path: str | os.PathLike, resolution: int) -> np.ndarray:
     """:func:`read_image` followed by :func:`preprocess`."""
     return preprocess(read_image(path), resolution)
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Images in [-1, 1] (any shape) -> 0..255 grey uint8, the inverse of :func:`preprocess`'s scale:
+    clipped to [-1, 1], then rounded to the nearest grey level (ties to even). Computed in float32,
+    the models' precision, so that every image, frame and file of the package shows the same grey."""
+    return np.rint((np.clip(np.asarray(images, np.float32), -1, 1) + 1) * 127.5).astype(np.uint8)
 
 
 def check_image_reason(path: str | os.PathLike, decode: bool = False) -> str | None:

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..fileio import atomic_write
+from .images import to_uint8
 from .phantom_anatomy import AP_HEART_MAGNIFICATION, MASK_NAMES, RenderInputs, render_arrays
 
 __all__ = [
@@ -52,7 +53,6 @@ __all__ = [
     "write_cohort",
     "image_id",
     "patient_id",
-    "to_uint8",
     "to_uint16",
     "add_phantoms_parser",
     "main_phantoms",
@@ -459,10 +459,6 @@ def generate_cohort(n: int, size: int = 128, seed: int = 0, start: int = 0, nois
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     with atomic_write(path) as tmp:
         tmp.write_bytes(data)
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint((image + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def to_uint16(image: np.ndarray) -> np.ndarray:

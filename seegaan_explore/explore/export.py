@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from ..data.images import to_uint8
 from ..fileio import atomic_write
 from ..model.checkpoint import atomic_save_tensors, read_header
 from .directions import Direction, direction_from_average_latents
@@ -26,7 +27,7 @@ from .traversal import Traversal
 __all__ = [
     "GAP", "LABEL_HEIGHT", "TITLE_HEIGHT", "diverging_rgb", "heat_overlay", "load_direction", "load_traversal",
     "save_attribution_png", "save_direction", "save_gif", "save_html_report", "save_mp4", "save_panel",
-    "save_traversal", "to_uint8",
+    "save_traversal",
 ]
 
 DIRECTION_FORMAT = "seegaan-explore-direction/1"
@@ -35,11 +36,6 @@ TITLE_HEIGHT = 20
 LABEL_HEIGHT = 32  # two lines under each column: the step, and the prediction when given
 # RdBu reversed: blue for darker than the reconstruction, red for brighter
 _DIVERGING = np.array([(5, 48, 97), (67, 147, 195), (247, 247, 247), (214, 96, 77), (103, 0, 31)], np.float64)
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """[-1, 1] -> 0..255 grey, rounded."""
-    return np.round((np.clip(np.asarray(images, np.float32), -1, 1) + 1) * 127.5).astype(np.uint8)
 
 
 def diverging_rgb(maps: np.ndarray, limit: float = 0.5) -> np.ndarray:

@@ -8,18 +8,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..data.images import to_uint8
 from ..fileio import atomic_write
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """[B, 1, R, R] in [-1, 1] -> [B, R, R] uint8."""
-    x = images.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-    return x[:, 0].cpu().numpy()
 
 
 def image_grid(rows: list[torch.Tensor], pad: int = 2) -> np.ndarray:
     """Rows of images (each [B, 1, R, R]) tiled into one uint8 array with a dark gutter."""
-    rows = [to_uint8(r) for r in rows]
+    rows = [to_uint8(r.detach()[:, 0].float().cpu().numpy()) for r in rows]
     r = rows[0].shape[-1]
     cols = max(len(x) for x in rows)
     grid = np.zeros((len(rows) * (r + pad) - pad, cols * (r + pad) - pad), dtype=np.uint8)
