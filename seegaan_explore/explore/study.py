@@ -168,7 +168,8 @@ class Study:
     """An encoded cohort under study.
 
     ``latents`` [N, w_dim] are the encodings, row ``i`` belonging to ``table`` row ``i``; ``images``
-    [N, R, R] in [-1, 1] (optional) the originals the CNN reads; ``cnn`` a module predicting one value
+    [N, R, R] in [-1, 1] (optional; or a function that loads them when first needed) the originals
+    the CNN reads; ``cnn`` a module predicting one value
     per image; ``oracle`` an object whose ``predict(images)`` returns a DataFrame, one column per
     factor it reads; ``model`` the autoencoder (for Latent Shift, and for the CNN on reconstructions
     when no images are given). ``attributes`` restricts the columns offered.
@@ -181,9 +182,9 @@ class Study:
             raise ValueError(f"latents must be [N, w_dim], got shape {latents.shape}")
         if len(table) != len(latents):
             raise ValueError(f"the table has {len(table)} rows but there are {len(latents)} latents")
-        self.latents = latents.astype(np.float32)
+        self.latents = latents if latents.dtype == np.float32 else latents.astype(np.float32)
         self.table = table.reset_index(drop=True)
-        self.model, self.cnn, self.oracle, self.images = model, cnn, oracle, images
+        self.model, self.cnn, self.oracle, self._images = model, cnn, oracle, images
         columns = detect_attributes(self.table)
         if attributes is not None:
             unknown = [a for a in attributes if a not in columns]
@@ -199,6 +200,17 @@ class Study:
         self._once = threading.Lock()  # the cohort-wide computations below run once, whoever asks first
         self._cohort_predictions: np.ndarray | None = None
         self._directions = _Lru(64)
+
+    @classmethod
+    def of(cls, latents, *, cnn=None, images=None) -> Study:
+        """A study of an encoded cohort (:class:`~seegaan_explore.explore.latents.Latents`)."""
+        return cls(latents.latents, latents.table, cnn=cnn, images=images)
+
+    @property
+    def images(self):
+        if callable(self._images):
+            self._images = self._images()
+        return self._images
 
     # ------------------------------------------------------------------ what the columns mean
 
@@ -325,6 +337,18 @@ class Study:
             keep = np.isfinite(values)
             model = self._directions.put(key, Ridge(alpha=1.0).fit(self.latents[keep], values[keep]))
         return float(model.predict(np.asarray(w, np.float64)[None])[0])
+
+    def range_of(self, attribute: str, log: bool, steps, *, units: str = "sd", row: int | None = None, w=None,
+                 image=None) -> tuple[float, float]:
+        """The range of the attribute (fitted scale) a traversal covers: where a spline mean shift
+        takes the patient's slope. ``steps`` are SDs (``units="sd"``) or attribute units
+        (``"units"``, fitted scale) from the patient's own value, or target values in the
+        attribute's own units (``"value"``)."""
+        if units == "value":
+            low, high = on_scale([min(steps), max(steps)], log, attribute)
+            return float(low), float(high)
+        value, _ = self.patient_value(attribute, log, row=row, w=w, image=image)
+        return traversal_range(value, steps, self.sd(attribute, log) if units == "sd" else 1.0)
 
     # ------------------------------------------------------------------ directions
 

@@ -141,12 +141,15 @@ class Renderer:
             return self._uploads[patient][1]
         return None if self.images is None else np.asarray(self.images[patient], np.float32)
 
+    def _who(self, patient) -> dict:
+        """How the study knows a patient: a cohort row, or an upload's latent and image."""
+        if isinstance(patient, str):
+            return {"w": self._w(patient), "image": self._original(patient)}
+        return {"row": patient}
+
     def _patient_value(self, a: dict) -> tuple[float, str]:
         """The patient's attribute on the fitted scale, and where it comes from."""
-        patient = a["patient"]
-        if isinstance(patient, str):
-            return self.study.patient_value(a["attribute"], a["log"], w=self._w(patient), image=self._original(patient))
-        return self.study.patient_value(a["attribute"], a["log"], row=patient)
+        return self.study.patient_value(a["attribute"], a["log"], **self._who(a["patient"]))
 
     # ------------------------------------------------------------------ arguments
 
@@ -191,12 +194,8 @@ class Renderer:
                                                key=patient)
         at = None
         if a["estimator"] == SPLINE:
-            if a["units"] == "sd":
-                value, _ = self._patient_value(a)
-                sd = self.study.sd(a["attribute"], a["log"])
-                at = value + a["start"] * sd, value + a["stop"] * sd
-            else:
-                at = tuple(on_scale([a["start"], a["stop"]], a["log"], a["attribute"]))
+            at = self.study.range_of(a["attribute"], a["log"], (a["start"], a["stop"]), units=a["units"],
+                                     **self._who(patient))
         if a["match"] and isinstance(patient, str):
             raise ValueError(f"matching on {', '.join(a['match'])} needs a cohort patient's values; "
                              f"patient {patient!r} has none")
