@@ -1,0 +1,59 @@
+"""The Python snippets a user copies from the README and the docs run as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def python_block(markdown: Path, heading: str) -> str:
+    """The first ```python block under ``heading`` (a '## ' line) of a markdown file."""
+    text = markdown.read_text(encoding="utf-8")
+    section = text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    found = re.search(r"```python\n(.*?)```", section, re.S)
+    assert found, f"{markdown.name}: no python block under '## {heading}'"
+    return found.group(1)
+
+
+@pytest.fixture(scope="module")
+def demo_cache(tmp_path_factory, monkeypatch_module):
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch_module.setenv("SEEGAAN_CACHE", str(cache))
+    return cache
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+@pytest.mark.slow
+def test_the_readme_python_example_runs_and_writes_its_files(demo_cache, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(python_block(ROOT / "README.md", "Explore from Python"), "README.md", "exec"), namespace)
+    assert (tmp_path / "nt_probnp.gif").stat().st_size > 0 and (tmp_path / "nt_probnp.html").stat().st_size > 0
+    assert namespace["traversal"].frames.shape[0] == 9
+    assert namespace["direction"].confounders == ("age", "view")
+
+
+@pytest.mark.slow
+def test_the_jupyterlab_snippet_builds_the_explorer(demo_cache):
+    from seegaan_explore.ui.explorer import Explorer
+
+    snippet = python_block(ROOT / "docs" / "dashboard.md", "In JupyterLab")
+    *setup, last = snippet.strip().splitlines()
+    namespace: dict = {}
+    exec(compile("\n".join(setup), "dashboard.md", "exec"), namespace)
+    explorer = eval(compile(last, "dashboard.md", "eval"), namespace)  # the cell's displayed value
+    try:
+        assert isinstance(explorer, Explorer)
+        result = explorer.wait()
+        assert result["error"] is None and len(result["frames"]) == result["args"]["n_frames"]
+    finally:
+        explorer.close()
