@@ -271,6 +271,24 @@ def test_cache_reuses_decoded_images_and_redecodes_changed_files(small_cohort_di
     assert len(count_decodes) == 6
 
 
+def test_an_interrupted_decode_leaves_no_cache_file(small_cohort_dir, tmp_path, monkeypatch):
+    decoded = []
+
+    def fail_on_third(path, resolution):
+        decoded.append(path)
+        if len(decoded) == 3:
+            raise KeyboardInterrupt
+        return load_preprocessed(path, resolution)
+
+    monkeypatch.setattr(images_module, "load_preprocessed", fail_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        Cohort.from_table(small_cohort_dir / "table.csv").images(16, tmp_path / "cache", progress=False)
+    assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
+    monkeypatch.setattr(images_module, "load_preprocessed", load_preprocessed)
+    images = Cohort.from_table(small_cohort_dir / "table.csv").images(16, tmp_path / "cache", progress=False)
+    assert images.shape == (6, 16, 16)
+
+
 def test_preprocess_version_invalidates_cache(small_cohort_dir, tmp_path, count_decodes, monkeypatch):
     cohort = Cohort.from_table(small_cohort_dir / "table.csv")
     cohort.images(16, tmp_path, progress=False)

@@ -10,10 +10,8 @@ the result in a memory-mapped cache so that later runs start instantly.
 from __future__ import annotations
 
 import hashlib
-import json
 import multiprocessing
 import os
-import uuid
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -26,6 +24,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ..store import ArrayStore, content_key
 from .images import IMAGE_SUFFIXES, PREPROCESS_VERSION, check_image_reason, load_preprocessed_or_reason
 
 __all__ = [
@@ -229,60 +228,51 @@ def file_key(path: Path) -> str | None:
 
 
 class _ImageCache:
-    """Memory-mapped .npy arrays of preprocessed images, one per list of files.
+    """Preprocessed images of lists of files, in an :class:`~seegaan_explore.store.ArrayStore` at
+    ``<root>/v<PREPROCESS_VERSION>-r<resolution>-<dtype>/``.
 
-    ``<root>/v<PREPROCESS_VERSION>-r<resolution>-<dtype>/<key>.npy`` holds the
-    usable images in order and ``<key>.json`` the file keys of its rows plus the
-    files that failed and why; the json is written last and marks the entry
-    complete.  Rows of earlier entries are reused by file key, so a changed or
-    added file is the only one decoded again.  Files are replaced atomically;
-    the whole directory may be deleted at any time.
+    Entry ``<key>`` (the :func:`~seegaan_explore.store.content_key` of the list's file keys) holds
+    the usable images in order; its index adds the file keys of its rows (``files``) and the files
+    that failed and why (``bad``: ``[file key, path, reason]``).  Rows of earlier entries are reused
+    by file key, so a changed or added file is the only one decoded again.
     """
 
     def __init__(self, root: Path, resolution: int, dtype: np.dtype):
-        self.dir = Path(root) / f"v{PREPROCESS_VERSION}-r{resolution}-{dtype.name}"
-
-    @staticmethod
-    def key(file_keys: Sequence[str]) -> str:
-        return hashlib.sha256("\n".join(file_keys).encode()).hexdigest()[:32]
+        self.store = ArrayStore(Path(root) / f"v{PREPROCESS_VERSION}-r{resolution}-{dtype.name}")
 
     def get(self, key: str) -> tuple[np.ndarray, dict[str, str]] | None:
-        try:
-            meta = json.loads((self.dir / f"{key}.json").read_text())
-            array = np.load(self.dir / meta["array"], mmap_mode="r")
-        except (OSError, ValueError, KeyError):
+        found = self.store.open(key)
+        if found is None:
             return None
-        return array[: meta["rows"]], {k: reason for k, _, reason in meta["bad"]}
+        meta, array = found
+        try:
+            return array[: meta["rows"]], {k: reason for k, _, reason in meta["bad"]}
+        except (KeyError, TypeError, ValueError):  # an index this class did not write
+            return None
 
     def known(self) -> tuple[dict[str, tuple[str, int]], dict[str, str]]:
         """Rows of all complete entries (file key -> (array name, row)) and known bad file keys."""
         rows, bad = {}, {}
-        for meta_path in sorted(self.dir.glob("*.json")):
+        for _, meta in self.store.entries():
             try:
-                meta = json.loads(meta_path.read_text())
-            except (OSError, ValueError):
+                entry_rows = [(k, (meta["array"], i)) for i, k in enumerate(meta["files"][: meta["rows"]])]
+                entry_bad = [(k, reason) for k, _, reason in meta["bad"]]
+            except (KeyError, TypeError, ValueError):
                 continue
-            if not (self.dir / meta["array"]).is_file():
-                continue
-            rows.update((k, (meta["array"], i)) for i, k in enumerate(meta["files"]))
-            bad.update((k, reason) for k, _, reason in meta["bad"])
+            rows.update(entry_rows)
+            bad.update(entry_bad)
         return rows, bad
 
-    def new_array(self, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.memmap, Path]:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / f".{uuid.uuid4().hex}.tmp.npy"
-        return np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape), tmp
-
-    def commit(self, tmp: Path, key: str, files: list[str], bad: list[tuple[str, str, str]]) -> None:
-        os.replace(tmp, self.dir / f"{key}.npy")
-        self.alias(key, key, files, bad)
+    def row_source(self, array_name: str) -> np.ndarray:
+        """A known entry's array, to copy rows from."""
+        array = self.store.load(array_name, mmap_mode="r")
+        if array is None:
+            raise FileNotFoundError(f"{self.store.dir / array_name}: cache file disappeared while in use")
+        return array
 
     def alias(self, key: str, array_key: str, files: list[str], bad: list[tuple[str, str, str]]) -> None:
-        """Write the json that makes entry `key` (rows `files` of array `array_key`) visible."""
-        meta = {"array": f"{array_key}.npy", "rows": len(files), "files": files, "bad": bad}
-        tmp = self.dir / f".{uuid.uuid4().hex}.tmp.json"
-        tmp.write_text(json.dumps(meta))
-        os.replace(tmp, self.dir / f"{key}.json")
+        """Write the index that makes entry `key` (rows `files` of array `array_key`) visible."""
+        self.store.write_index(key, {"array": f"{array_key}.npy", "rows": len(files), "files": files, "bad": bad})
 
 
 # --------------------------------------------------------------------------- cohort
@@ -579,7 +569,7 @@ class Cohort:
         keys = [file_key(p) or f"missing:{p}" for p in paths]
         cache = None if cache_dir is False else _ImageCache(
             default_cache_dir() if cache_dir in (None, True) else Path(cache_dir), resolution, dtype)
-        entry = cache.key(keys) if cache else None
+        entry = content_key(keys) if cache else None
         hit = cache.get(entry) if cache else None
         if hit is not None:
             array, bad_keys = hit
@@ -589,7 +579,7 @@ class Cohort:
         if bad:
             self._drop(bad)
             if cache:  # the reduced cohort maps to the same array
-                cache.alias(cache.key([k for i, k in enumerate(keys) if i not in bad]), entry,
+                cache.alias(content_key([k for i, k in enumerate(keys) if i not in bad]), entry,
                             [k for i, k in enumerate(keys) if i not in bad], [])
         return array
 
@@ -597,9 +587,9 @@ class Cohort:
                cache: _ImageCache | None, entry: str | None, progress: bool,
                workers: int) -> tuple[np.ndarray, dict[int, str]]:
         known_rows, known_bad = cache.known() if cache else ({}, {})
-        shape = (len(paths), resolution, resolution)
-        out, tmp = cache.new_array(shape, dtype) if cache else (np.empty(shape, dtype), None)
-        try:
+
+        def fill(out: np.ndarray) -> tuple[dict[int, str], int]:
+            """Write the usable images into ``out``'s leading rows: (unusable rows and why, rows written)."""
             todo = [i for i, k in enumerate(keys) if k not in known_rows and k not in known_bad]
             decoded = _imap(load_preprocessed_or_reason, [(paths[i], resolution) for i in todo], workers=workers,
                             progress=progress, desc=f"Decoding images ({resolution}px)")
@@ -616,7 +606,7 @@ class Cohort:
                 if k in known_rows:
                     name, src_row = known_rows[k]
                     if name not in sources:
-                        sources[name] = np.load(cache.dir / name, mmap_mode="r")
+                        sources[name] = cache.row_source(name)
                     out[row] = sources[name][src_row]
                 else:
                     image, reason = next(decoded)
@@ -625,17 +615,17 @@ class Cohort:
                         continue
                     out[row] = image
                 row += 1
-            if cache:
-                out.flush()
-                del out, sources
-                good = [k for i, k in enumerate(keys) if i not in bad]
-                cache.commit(tmp, entry, good, [(keys[i], str(paths[i]), r) for i, r in bad.items()])
-                tmp = None
-                return cache.get(entry)[0], bad
-            return out[:row], bad
-        finally:
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
+            return bad, row
+
+        shape = (len(paths), resolution, resolution)
+        if cache is None:
+            out = np.empty(shape, dtype)
+            bad, rows = fill(out)
+            return out[:rows], bad
+        bad, _ = cache.store.write_array(f"{entry}.npy", shape, dtype, fill)
+        good = [k for i, k in enumerate(keys) if i not in bad]
+        cache.alias(entry, entry, good, [(keys[i], str(paths[i]), r) for i, r in bad.items()])
+        return cache.get(entry)[0], bad
 
     def _drop(self, bad: dict[int, str]) -> None:
         rows = sorted(bad)

@@ -16,10 +16,8 @@ of the rows and process 0 assembles and writes them.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,8 +28,8 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from ..data.cohort import Cohort, CohortWarning, default_cache_dir, file_key
-from ..fileio import atomic_write
 from ..model.seegaan import SeeGaan
+from ..store import ArrayStore, content_key
 
 __all__ = ["Latents", "encode_cohort", "model_digest", "store_dir"]
 
@@ -124,10 +122,6 @@ class Latents:
 
 # --------------------------------------------------------------------------- on-disk store
 
-def _hash_list(keys: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]
-
-
 def _as_bytes(rows: np.ndarray) -> list[bytes]:
     width = rows.shape[1]
     flat = np.ascontiguousarray(rows).tobytes()
@@ -135,27 +129,27 @@ def _as_bytes(rows: np.ndarray) -> list[bytes]:
 
 
 class _Store:
-    """``<entry>.npy`` latents, ``<entry>.digests.npy`` row content hashes, ``<entry>.files.npy``
-    row file keys, ``<entry>.json`` the index written last; ``files/<hash>.json`` maps a list of
-    files to its entry. Damaged or partial entries are ignored, so the folder may be deleted at
-    any time."""
+    """One model's latents in an :class:`~seegaan_explore.store.ArrayStore`: entry ``<entry>`` (the
+    :func:`~seegaan_explore.store.content_key` of its rows' content hashes) is ``<entry>.npy`` the
+    latents, ``<entry>.digests.npy`` the rows' content hashes, ``<entry>.files.npy`` their file keys
+    and ``<entry>.json`` the index written last; ``files/<content_key of file keys>.json`` maps a
+    list of files to its entry."""
 
     def __init__(self, directory: Path):
-        self.dir = directory
+        self.store = ArrayStore(directory)
+        self.dir = self.store.dir
 
     def open(self, entry: str, rows: int) -> np.ndarray | None:
-        try:
-            meta = json.loads((self.dir / f"{entry}.json").read_text())
-            # copy-on-write: torch and numpy may write to it (in memory only); the store never changes
-            array = np.load(self.dir / meta["array"], mmap_mode="c")
-        except (OSError, ValueError, KeyError):
+        # copy-on-write: torch and numpy may write to it (in memory only); the store never changes
+        found = self.store.open(entry, mmap_mode="c")
+        if found is None:
             return None
+        meta, array = found
         return array if array.ndim == 2 and len(array) == rows == meta["rows"] else None
 
     def by_files(self, file_keys: list[str]) -> tuple[str, np.ndarray] | None:
-        try:
-            entry = json.loads((self.dir / "files" / f"{_hash_list(file_keys)}.json").read_text())["entry"]
-        except (OSError, ValueError, KeyError):
+        entry = (self.store.index(f"files/{content_key(file_keys)}") or {}).get("entry")
+        if not isinstance(entry, str) or Path(entry).name != entry:
             return None
         array = self.open(entry, len(file_keys))
         return None if array is None else (entry, array)
@@ -163,42 +157,36 @@ class _Store:
     def known(self) -> tuple[dict[bytes, bytes], dict[bytes, tuple[str, int]]]:
         """File key -> content hash, and content hash -> (array file, row), over complete entries."""
         by_file, by_content = {}, {}
-        for meta_path in sorted(self.dir.glob("*.json")):
-            try:
-                meta = json.loads(meta_path.read_text())
-                digests = np.load(self.dir / meta["digests"])
-                files = np.load(self.dir / meta["files"])
-            except (OSError, ValueError, KeyError):
-                continue
-            if not (self.dir / meta["array"]).is_file() or len(digests) != meta["rows"]:
+        for _, meta in self.store.entries():
+            digests, files = self.store.load(meta.get("digests")), self.store.load(meta.get("files"))
+            if digests is None or files is None or digests.ndim != 2 or files.ndim != 2 \
+                    or len(digests) != meta["rows"]:
                 continue
             digest_bytes = _as_bytes(digests)
             by_file.update(zip(_as_bytes(files), digest_bytes))
             by_content.update((d, (meta["array"], k)) for k, d in enumerate(digest_bytes))
         return by_file, by_content
 
+    def rows_of(self, array_name: str) -> np.ndarray:
+        """A known entry's latents, to copy rows from."""
+        array = self.store.load(array_name, mmap_mode="r")
+        if array is None:
+            raise FileNotFoundError(f"{self.dir / array_name}: latent store file disappeared while in use")
+        return array
+
     def commit(self, entry: str, fill, shape: tuple[int, int], digests: np.ndarray, files: np.ndarray,
                file_keys: list[str]) -> np.ndarray:
         """Write entry ``entry`` (``fill(out)`` writes its rows into a new memmap) and its file alias."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with atomic_write(self.dir / f"{entry}.npy") as tmp:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
-            fill(out)
-            out.flush()
-            del out
-        for name, array in (("digests", digests), ("files", files)):
-            with atomic_write(self.dir / f"{entry}.{name}.npy") as tmp, open(tmp, "wb") as f:
-                np.save(f, array)
-        meta = {"rows": shape[0], "w_dim": shape[1], "array": f"{entry}.npy",
-                "digests": f"{entry}.digests.npy", "files": f"{entry}.files.npy"}
-        with atomic_write(self.dir / f"{entry}.json") as tmp:
-            tmp.write_text(json.dumps(meta))
+        self.store.write_array(f"{entry}.npy", shape, np.float32, fill)
+        self.store.save_array(f"{entry}.digests.npy", digests)
+        self.store.save_array(f"{entry}.files.npy", files)
+        self.store.write_index(entry, {"rows": shape[0], "w_dim": shape[1], "array": f"{entry}.npy",
+                                       "digests": f"{entry}.digests.npy", "files": f"{entry}.files.npy"})
         self.alias(file_keys, entry)
         return self.open(entry, shape[0])
 
     def alias(self, file_keys: list[str], entry: str) -> None:
-        with atomic_write(self.dir / "files" / f"{_hash_list(file_keys)}.json") as tmp:
-            tmp.write_text(json.dumps({"entry": entry}))
+        self.store.write_index(f"files/{content_key(file_keys)}", {"entry": entry})
 
 
 # --------------------------------------------------------------------------- encoding
@@ -266,7 +254,7 @@ def encode_cohort(model: SeeGaan, cohort: Cohort, cache_dir: str | os.PathLike |
             files = np.frombuffer(b"".join(bytes.fromhex(k) for k in keys), np.uint8).reshape(-1, _FILE_KEY)
 
             def fill(out: np.ndarray) -> None:
-                _copy_rows(out, store.dir, sources)
+                _copy_rows(out, store, sources)
                 _check_finite(_encode_rows(model, images, todo, batch_size, progress, rank, world, out), cohort)
 
             store.commit(entry, fill, (len(keys), model.config.w_dim), digests, files, keys)
@@ -301,7 +289,7 @@ def _plan(store: _Store, images: np.ndarray, keys: list[str]):
         if digest is None:  # a new or changed file: hash its pixels
             digest = hashlib.blake2b(np.ascontiguousarray(images[k]).tobytes(), digest_size=_DIGEST).digest()
         digests.append(digest)
-    entry = _hash_list([d.hex() for d in digests])
+    entry = content_key([d.hex() for d in digests])
     digest_array = np.frombuffer(b"".join(digests), np.uint8).reshape(-1, _DIGEST)
     if store.open(entry, len(keys)) is not None:
         return entry, None, digest_array, {}
@@ -352,13 +340,13 @@ def _check_finite(rows: list[int], cohort: Cohort) -> None:
                          f"{'; '.join(named)}; is the checkpoint damaged?")
 
 
-def _copy_rows(out: np.ndarray, directory: Path, sources: dict[int, tuple[str, int]]) -> None:
+def _copy_rows(out: np.ndarray, store: _Store, sources: dict[int, tuple[str, int]]) -> None:
     """Rows already in the store: ``out[dst] = <array>[src]`` for ``sources[dst] = (array, src)``."""
     by_array: dict[str, list[tuple[int, int]]] = {}
     for dst, (name, src) in sources.items():
         by_array.setdefault(name, []).append((dst, src))
     for name, pairs in by_array.items():
-        source = np.load(directory / name, mmap_mode="r")
+        source = store.rows_of(name)
         pairs = np.array(pairs)
         for lo in range(0, len(pairs), _COPY_ROWS):
             chunk = pairs[lo:lo + _COPY_ROWS]
