@@ -371,3 +371,30 @@ def test_export_buttons_write_the_traversal_and_offer_a_download(explorer, tmp_p
     assert path.name.startswith("nt_probnp_pg_ml_0_sd_-2_2")
     assert magic in path.read_bytes()[:200]
     assert f"download {path.name}" in explorer.export_link.value and "Exported" in explorer.status.value
+
+
+def test_the_film_is_shown_before_the_attribution_is_ready(setup, tmp_path):
+    """A slow attribution (integrated gradients) must not hold the traversal back."""
+    model, latents, table, cnn, oracle, images = setup
+    e = Explorer(model, latents, table, cnn=cnn, oracle=oracle, images=images, export_dir=tmp_path)
+    e.wait()
+    release, entered = threading.Event(), threading.Event()
+    real = e.renderer.attribute
+
+    def slow(result, **kwargs):
+        entered.set()
+        release.wait(30)
+        return real(result, **kwargs)
+
+    e.renderer.attribute = slow
+    try:
+        e.attribute.value = "age"
+        assert entered.wait(30)
+        assert e.result["attribute"] == "age" and e.result["attribution_original"] is None
+        assert "Ready: age" in e.status.value and "follows" in e.attribution_caption.value
+        release.set()
+        e.wait()
+        assert e.result["attribution_original"] is not None and "seegaan-agreement" in e.attribution_caption.value
+    finally:
+        release.set()
+        e.close()

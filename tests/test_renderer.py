@@ -310,3 +310,15 @@ def test_embedding_is_the_latents_on_their_principal_axes(renderer, setup):
     assert xy.shape == (len(latents), 2) and share[0] >= share[1] > 0
     centred = latents - latents.mean(0)
     assert np.var(xy[:, 0]) == pytest.approx(np.linalg.svd(centred, compute_uv=False)[0] ** 2 / len(latents), rel=1e-3)
+
+
+def test_the_film_can_come_first_and_the_attribution_after(renderer):
+    args = {"attribute": "age", "patient": 2, "method": "gradcam", "frame": 3}
+    film = renderer.render(args, attribution=False)
+    assert film["error"] is None and film["attribution_original"] is None and film["agreement"] is None
+    attributed = renderer.attribute(film)
+    whole = renderer.render(args)
+    np.testing.assert_array_equal(attributed["attribution_frame"], whole["attribution_frame"])
+    np.testing.assert_array_equal(attributed["frames"], film["frames"])
+    assert attributed["agreement"] == whole["agreement"]
+    assert renderer.attribute(film, cancelled=lambda: True)["cancelled"]

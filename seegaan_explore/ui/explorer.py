@@ -263,9 +263,14 @@ class Explorer(widgets.VBox):
         self._started, self._stage = time.perf_counter(), "starting"
         timer.start()
         try:
-            result = self.renderer.render(args, cancelled=lambda: self._token != token, progress=self._on_stage)
-            if not result.get("cancelled") and token == self._token:
-                self._show(result)
+            superseded = lambda: self._token != token  # noqa: E731
+            result = self.renderer.render(args, cancelled=superseded, progress=self._on_stage, attribution=False)
+            if not result.get("cancelled") and not superseded():
+                self._show(result)  # the film first: the attribution must not hold it back
+                if not result.get("error") and result["args"]["method"] is not None and self.renderer.cnn is not None:
+                    attributed = self.renderer.attribute(result, cancelled=superseded, progress=self._on_stage)
+                    if not attributed.get("cancelled") and not superseded():
+                        self._show_attribution(attributed)
         except Exception as e:  # noqa: BLE001 -- showing a result failed: say so, keep the worker alive
             self._set_status(f"Could not show the result: {type(e).__name__}: {e}", error=True)
         finally:
@@ -527,7 +532,6 @@ class Explorer(widgets.VBox):
             self._set_status(result["error"], error=True)
             return
         previous, self.result = self.result, result
-        a = result["args"]
         key = result["traversal"]
         if key is not self._player_key:
             self.player.outputs = (mime_output(player_figure(result)),)
@@ -537,9 +541,18 @@ class Explorer(widgets.VBox):
         value = result["patient_value"]
         self.patient_info.value = (f"<small>{html.escape(result['patient_label'])}: {html.escape(result['attribute'])} "
                                    f"{format_value(value)} ({html.escape(result['patient_value_source'])})</small>")
-        k = a["frame"]
+        self._show_attribution(result)
+        timings = result["timings"]
+        self._set_status(f"Ready: {result['label']}, {len(result['frames'])} frames "
+                         f"({timings['total']:.2f} s{', traversal cached' if result['cached']['traversal'] else ''}).")
+        self._ensure_scatter_is_live()
+
+    def _show_attribution(self, result: dict) -> None:
+        """The attribution panel and the plain words, once ``result`` has its maps (or has none)."""
+        self.result = result
+        a, k = result["args"], result["args"]["frame"]
+        original = result["original"] if result["original"] is not None else result["reconstruction"]
         if result["attribution_original"] is not None:
-            original = result["original"] if result["original"] is not None else result["reconstruction"]
             self.attribution_original.value = png(export.heat_overlay(_signed_unit(original),
                                                                       result["attribution_original"]))
             self.attribution_frame.value = png(export.heat_overlay(_signed_unit(result["frames"][k]),
@@ -552,12 +565,9 @@ class Explorer(widgets.VBox):
                 f"Agreement with where the traversal changes the image: rank correlation "
                 f"<b class='seegaan-agreement'>{g['spearman']:.2f}</b>, top-5% overlap {g['top_overlap']:.0%}.</small>")
         else:
-            self.attribution_original.value = png(result["original"] if result["original"] is not None
-                                                  else result["reconstruction"])
+            self.attribution_original.value = png(original)
             self.attribution_frame.value = png(result["frames"][k])
-            self.attribution_caption.value = "<small>No attribution (no CNN, or none chosen).</small>"
+            following = a["method"] is not None and self.renderer.cnn is not None
+            self.attribution_caption.value = ("<small>Attribution follows…</small>" if following
+                                              else "<small>No attribution (no CNN, or none chosen).</small>")
         self.words.value = "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in plain_words(result)) + "</ul>"
-        timings = result["timings"]
-        self._set_status(f"Ready: {result['label']}, {len(result['frames'])} frames "
-                         f"({timings['total']:.2f} s{', traversal cached' if result['cached']['traversal'] else ''}).")
-        self._ensure_scatter_is_live()

@@ -264,12 +264,25 @@ class Renderer:
     # ------------------------------------------------------------------ the one call
 
     def render(self, args: dict, *, cancelled: Callable[[], bool] | None = None,
-               progress: Callable[[str], None] | None = None) -> dict:
+               progress: Callable[[str], None] | None = None, attribution: bool = True) -> dict:
         """Everything the screen shows for ``args`` (see :data:`DEFAULTS`), or ``{"error": message}``.
 
         ``cancelled()`` is polled between stages: when it turns true the result is
         ``{"cancelled": True}`` (a newer request wins). ``progress(stage)`` names each stage as it starts.
+        ``attribution=False`` leaves the attribution maps out, for :meth:`attribute` to add: the film
+        need not wait for them.
         """
+        return self._staged(lambda check: self._render(args, check, attribution), args, cancelled, progress)
+
+    def attribute(self, result: dict, *, cancelled: Callable[[], bool] | None = None,
+                  progress: Callable[[str], None] | None = None) -> dict:
+        """``result`` (rendered with ``attribution=False``) with its attribution maps added."""
+        return self._staged(lambda check: {**result, **self._attribution_stage(result, check)}, result["args"],
+                            cancelled, progress)
+
+    @staticmethod
+    def _staged(run: Callable, args: dict, cancelled, progress) -> dict:
+        """Run ``run(check)``: time each stage, stop when ``cancelled()``, turn errors into messages."""
         timings: dict[str, float] = {}
         started = time.perf_counter()
         clock = [started]
@@ -285,7 +298,7 @@ class Renderer:
                 progress(next_stage)
 
         try:
-            result = self._render(args, check)
+            result = run(check)
         except Cancelled:
             return {"args": args, "cancelled": True, "error": None, "timings": timings}
         except (ValueError, KeyError) as e:
@@ -297,7 +310,7 @@ class Renderer:
         timings["total"] = time.perf_counter() - started
         return {**result, "timings": timings}
 
-    def _render(self, args: dict, check: Callable[[str], None]) -> dict:
+    def _render(self, args: dict, check: Callable[[str], None], attribution: bool) -> dict:
         a = self._normalise(args)
         check("fitting the direction")
         direction = self.direction(a)
@@ -328,12 +341,19 @@ class Renderer:
             "attribution_original": None, "attribution_frame": None, "agreement": None,
             "cached": {"traversal": cached_traversal},
         }
-        if self.cnn is not None and a["method"] is not None:
-            check("attributing the original")
-            image = original if original is not None else t.reconstruction
-            result["attribution_original"] = self._attribution(("original", a["patient"]), image, a["method"])
-            check("attributing the frame")
-            result["attribution_frame"] = self._attribution(("frame", entry["key"], a["frame"]), t.frames[a["frame"]],
-                                                            a["method"])
-            result["agreement"] = agreement(t.summary_map, result["attribution_original"])
-        return result
+        return {**result, **self._attribution_stage(result, check)} if attribution else result
+
+    def _attribution_stage(self, result: dict, check: Callable[[str], None]) -> dict:
+        """The attribution maps on the original (or its reconstruction) and on the chosen frame, and
+        their agreement with where the traversal changes the image; empty without a CNN or a method."""
+        a, t = result["args"], result["traversal"]
+        if self.cnn is None or a["method"] is None:
+            return {}
+        check("attributing the original")
+        original = self._original(a["patient"])
+        image = original if original is not None else t.reconstruction
+        on_original = self._attribution(("original", a["patient"]), image, a["method"])
+        check("attributing the frame")
+        on_frame = self._attribution(("frame", _traversal_key(a), a["frame"]), t.frames[a["frame"]], a["method"])
+        return {"attribution_original": on_original, "attribution_frame": on_frame,
+                "agreement": agreement(t.summary_map, on_original)}
