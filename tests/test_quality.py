@@ -50,3 +50,16 @@ def test_reconstruction_psnr_and_calibration():
     assert c.diagnostics["calibration"] == 0.25
     with pytest.raises(ValueError, match="does not move"):
         calibrated(d, -0.1)
+
+
+def test_one_psnr_for_arrays_and_training_tensors():
+    import torch
+
+    from seegaan_explore import metrics
+    from seegaan_explore.train import loop
+
+    assert psnr_db is metrics.psnr_db and loop.psnr_db is metrics.psnr_db
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(-1, 1, (2, 3, 1, 16, 16)).astype(np.float32)
+    assert psnr_db(torch.from_numpy(a), torch.from_numpy(b)) == pytest.approx(psnr_db(a, b), abs=1e-5)
+    assert psnr_db(a, a) == psnr_db(torch.from_numpy(a), torch.from_numpy(a)) == pytest.approx(10 * math.log10(4e12))

@@ -14,6 +14,7 @@ import math
 import numpy as np
 from scipy.stats import spearmanr
 
+from ..metrics import psnr_db
 from .directions import Direction
 
 
@@ -23,12 +24,6 @@ def _slope(x: np.ndarray, y: np.ndarray) -> float:
     dx = x - x.mean()
     denominator = float(dx @ dx)
     return float(dx @ (y - y.mean()) / denominator) if denominator > 0 else math.nan
-
-
-def psnr_db(a: np.ndarray, b: np.ndarray, peak_to_peak: float = 2.0) -> float:
-    """PSNR of two images in [-1, 1] (peak-to-peak 2)."""
-    mse = float(np.mean(np.square(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
-    return 10 * math.log10(peak_to_peak**2 / max(mse, 1e-12))
 
 
 def proximity(differences: np.ndarray, changed_fraction: float = 0.1) -> float:

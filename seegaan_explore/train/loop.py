@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ..device import autocast, compute_dtype
 from ..fileio import atomic_write
+from ..metrics import psnr_db
 from ..model.checkpoint import load_training_checkpoint, save_model, save_training_checkpoint
 from ..model.seegaan import SeeGaan
 from . import losses
@@ -68,12 +69,6 @@ class TrainConfig:
         values["augment"] = Augmentation(**values.get("augment", {}))
         values["betas"] = tuple(values.get("betas", (0.0, 0.99)))
         return cls(**values)
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB for images in [-1, 1] (peak-to-peak 2)."""
-    mse = (a.float() - b.float()).square().mean().item()
-    return 10 * math.log10(4.0 / max(mse, 1e-12))
 
 
 class Trainer:
@@ -202,7 +197,7 @@ class Trainer:
             average_gradients(self.optimizers[name].param_groups[0]["params"], self.group)
             self.optimizers[name].step()
         metrics["loss_reconstruction"] = loss_rec.item()
-        metrics["train_psnr_db"] = psnr(rec.detach(), real)
+        metrics["train_psnr_db"] = psnr_db(rec.detach(), real)
 
         # Discriminator phase (after warm-up), with lazy R1 on real images.
         if adversarial:
@@ -273,7 +268,7 @@ class Trainer:
         recs = None
         if self.val_images is not None:
             recs = m.reconstruct(self.val_images)
-            out["val_psnr_db"] = psnr(recs, self.val_images)
+            out["val_psnr_db"] = psnr_db(recs, self.val_images)
         if self.group.is_main:
             save_sample_grid(self.run_dir / f"samples-{self.step:07d}.png", self.val_images, recs,
                              m.sample(8, seed=self.config.seed))
