@@ -22,6 +22,7 @@ import torch
 from ..data.cohort import parse_attribute
 from ..model.cnn import at_resolution_of
 from .attribution import module_device
+from .dictionary import AttributeInfo
 from .directions import Direction, SplineMeanShift, cosine_matrix, fit_direction
 from .latent_shift import latent_shift
 
@@ -172,11 +173,12 @@ class Study:
     the CNN reads; ``cnn`` a module predicting one value
     per image; ``oracle`` an object whose ``predict(images)`` returns a DataFrame, one column per
     factor it reads; ``model`` the autoencoder (for Latent Shift, and for the CNN on reconstructions
-    when no images are given). ``attributes`` restricts the columns offered.
+    when no images are given). ``attributes`` restricts the columns offered; a ``dictionary``
+    (:mod:`~seegaan_explore.explore.dictionary`) offers the columns it describes, in its words.
     """
 
     def __init__(self, latents, table: pd.DataFrame, *, model=None, cnn=None, oracle=None, images=None,
-                 attributes: Sequence[str] | None = None):
+                 attributes: Sequence[str] | None = None, dictionary: Mapping[str, AttributeInfo] | None = None):
         latents = latents.detach().cpu().numpy() if torch.is_tensor(latents) else np.asarray(latents)
         if latents.ndim != 2:
             raise ValueError(f"latents must be [N, w_dim], got shape {latents.shape}")
@@ -186,6 +188,9 @@ class Study:
         self.table = table.reset_index(drop=True)
         self.model, self.cnn, self.oracle, self._images = model, cnn, oracle, images
         columns = detect_attributes(self.table)
+        self.dictionary = dict(dictionary or {})
+        if attributes is None and dictionary is not None:
+            attributes = [c for c in self.dictionary if c in columns]
         if attributes is not None:
             unknown = [a for a in attributes if a not in columns]
             if unknown:
@@ -219,13 +224,47 @@ class Study:
         trained_on = getattr(getattr(self.cnn, "config", None), "attribute", None)
         return trained_on if trained_on in self.attributes else self.attributes[0]
 
+    def info(self, name: str) -> AttributeInfo:
+        """What the attribute means (the dictionary's entry, or what the table itself says)."""
+        if name in self.dictionary:
+            return self.dictionary[name]
+        if name == CNN_PREDICTION:
+            return AttributeInfo(name, cnn_label(getattr(self.cnn, "config", None)))
+        return AttributeInfo(name)
+
     def label(self, name: str) -> str:
         """How an attribute is called on screen."""
         if name == CNN_PREDICTION:
             return cnn_label(getattr(self.cnn, "config", None))
+        return self.info(name).name
+
+    def levels(self, name: str) -> dict[float, str] | None:
+        """Words for each value of a two-level attribute (0 -> "female", 1 -> "male"); None otherwise."""
+        if not self.two_level(name):
+            return None
+        words = self.info(name).levels
         if name in self.encodings:
-            return f"{name} ({', '.join(f'{k}={v}' for k, v in self.encodings[name].items())})"
-        return name
+            return {float(code): words.get(text, text) for text, code in self.encodings[name].items()}
+        values = np.unique(self._columns[name][np.isfinite(self._columns[name])])
+        spelled = {0.0: ("0", "false"), 1.0: ("1", "true")}
+        return {float(v): next((words[k] for k in spelled.get(float(v), ()) if k in words), f"{v:g}") for v in values}
+
+    def format(self, name: str, value: float) -> str:
+        """A value of the attribute as a clinician reads it: "17,200 pg/mL", "male"."""
+        levels = self.levels(name)
+        if levels is not None and value in levels:
+            return levels[value]
+        return self.info(name).format(value)
+
+    def ends(self, name: str, log: bool = False) -> tuple[str, str]:
+        """The two ends of the attribute's direction in words: ("female", "male"), ("lower NT-proBNP",
+        "higher NT-proBNP"); what - and + mean."""
+        levels = self.levels(name)
+        if levels is not None:
+            low, high = sorted(levels)
+            return levels[low], levels[high]
+        label = self.label(name)
+        return f"lower {label}", f"higher {label}"
 
     def check(self, name: str) -> str:
         if name not in self.attributes:

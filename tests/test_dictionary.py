@@ -1,0 +1,82 @@
+"""A data dictionary puts the table's columns in a clinician's words, units and ranges."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seegaan_explore.explore.dictionary import PHANTOM_DICTIONARY, AttributeInfo, read_dictionary
+from seegaan_explore.explore.study import Study
+
+
+def test_values_read_as_a_clinician_writes_them():
+    nt = PHANTOM_DICTIONARY["nt_probnp_pg_ml"]
+    assert nt.format(17234.0) == "17,200 pg/mL"
+    assert nt.format(1.2134) == "1.21 pg/mL"
+    assert nt.format(float("nan")) == "unknown"
+    assert PHANTOM_DICTIONARY["age"].format(63.6) == "64 years"
+    assert AttributeInfo("x").format(-0.000123456) == "-0.000123"
+    assert nt.clip(1.0, 405_000.0) == (5.0, 35_000.0)
+
+
+def test_a_csv_dictionary(tmp_path):
+    path = tmp_path / "dictionary.csv"
+    path.write_text("column,label,unit,log,low,high,anchors,levels,hold\n"
+                    "nt,NT-proBNP,pg/mL,true,5,35000,125: rule-out; 450,,age; sex\n"
+                    "sex,sex,,,,,,f: female; M: male,\n"
+                    "age,age,years,false,18,100,,,\n", encoding="utf-8")
+    d = read_dictionary(path)
+    assert list(d) == ["nt", "sex", "age"]
+    assert d["nt"].log and d["nt"].anchors == ((125.0, "rule-out"), (450.0, ""))
+    assert d["nt"].hold == ("age", "sex") and d["sex"].levels == {"f": "female", "m": "male"}
+
+
+def test_a_yaml_dictionary(tmp_path):
+    path = tmp_path / "dictionary.yaml"
+    path.write_text("nt:\n  label: NT-proBNP\n  unit: pg/mL\n  log: true\n  anchors: {125: rule-out, 900: null}\n"
+                    "  hold: [age]\nview:\n  levels: {ap: supine, pa: standing}\n", encoding="utf-8")
+    d = read_dictionary(path)
+    assert d["nt"].anchors == ((125.0, "rule-out"), (900.0, "")) and d["nt"].hold == ("age",)
+    assert d["view"].levels == {"ap": "supine", "pa": "standing"}
+
+
+@pytest.mark.parametrize("row, message", [
+    ("nt,,,maybe,,,,,", "nt: log: 'maybe' is neither true nor false"),
+    ("nt,,,,ten,,,,", "nt: low: 'ten' is not a number"),
+    ("nt,,,,50,5,,,", "the plausible range 50 to 5 is empty"),
+    ("nt,,,true,0,10,,,", "needs a positive low end"),
+])
+def test_a_bad_entry_names_the_file_the_column_and_the_value(tmp_path, row, message):
+    path = tmp_path / "bad.csv"
+    path.write_text("column,label,unit,log,low,high,anchors,levels,hold\n" + row + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="bad.csv") as error:
+        read_dictionary(path)
+    assert message in str(error.value)
+
+
+def test_unknown_keys_and_repeated_columns_are_refused(tmp_path):
+    path = tmp_path / "d.yaml"
+    path.write_text("nt:\n  units: pg/mL\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['units'\]"):
+        read_dictionary(path)
+    path = tmp_path / "d.csv"
+    path.write_text("column,label\nnt,a\nnt,b\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="'nt' is described twice"):
+        read_dictionary(path)
+
+
+def test_the_study_speaks_the_dictionarys_words():
+    rng = np.random.default_rng(0)
+    n = 60
+    table = pd.DataFrame({"image_id": range(n), "nt_probnp_pg_ml": np.exp(rng.normal(6, 1, n)),
+                          "log_nt_probnp": rng.normal(6, 1, n), "sex": rng.choice(["F", "M"], n),
+                          "device": rng.random(n) < 0.3, "age": rng.uniform(20, 90, n)})
+    study = Study(rng.normal(size=(n, 4)), table, dictionary=PHANTOM_DICTIONARY)
+    assert study.attributes == ["nt_probnp_pg_ml", "age", "sex", "device"]  # the dictionary's order; no duplicate
+    assert study.label("nt_probnp_pg_ml") == "NT-proBNP"
+    assert study.ends("sex") == ("female", "male") and study.ends("device") == ("none", "pacemaker")
+    assert study.ends("nt_probnp_pg_ml") == ("lower NT-proBNP", "higher NT-proBNP")
+    assert study.format("sex", 1.0) == "male" and study.format("age", 71.2) == "71 years"
+    plain = Study(rng.normal(size=(n, 4)), table)
+    assert "log_nt_probnp" in plain.attributes and plain.label("sex") == "sex" and plain.ends("sex") == ("f", "m")
