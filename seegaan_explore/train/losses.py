@@ -1,4 +1,7 @@
-"""The SEE-GAAN objectives: logistic GAN loss, lazy R1, reconstruction, perceptual, latent consistency."""
+"""The SEE-GAAN objectives: logistic GAN loss, lazy R1, perceptual distance.
+
+Reconstruction and latent consistency are one line each in :meth:`~seegaan_explore.train.loop.Trainer.train_step`,
+the latter with its means taken over all processes."""
 
 from __future__ import annotations
 
@@ -24,11 +27,6 @@ def r1_penalty(discriminator: nn.Module, real: torch.Tensor) -> torch.Tensor:
     logits = discriminator(real)
     (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
     return grad.square().sum(dim=(1, 2, 3)).mean()
-
-
-def latent_consistency(w_mapped: torch.Tensor, w_encoded: torch.Tensor) -> torch.Tensor:
-    """Keeps encoded latents at the scale of mapped ones: (mean w_map^2 - mean w_enc^2)^2."""
-    return (w_mapped.square().mean() - w_encoded.square().mean()).square()
 
 
 def _normalize_channels(f: torch.Tensor) -> torch.Tensor:
