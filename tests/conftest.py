@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-HANNOVER = Path(__file__).resolve().parents[2] / "shared" / "data" / "hannover-covid-cxr"
+#: Where the Hannover COVID-19 CXR data set lies: ``$SEEGAAN_HANNOVER_DIR`` if set, else
+#: ``shared/data/hannover-covid-cxr`` of the ``shared/`` checkout beside the repository (as in CI).
+HANNOVER_ENV = "SEEGAAN_HANNOVER_DIR"
+HANNOVER_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "hannover-covid-cxr"
 
 
 @pytest.fixture(scope="session")
 def hannover_dir() -> Path:
     """The Hannover COVID-19 CXR data set (data.csv + png/), skipped when not present."""
-    if not (HANNOVER / "data.csv").is_file() or not (HANNOVER / "png").is_dir():
-        pytest.skip(f"Hannover COVID CXR data not found at {HANNOVER}")
-    return HANNOVER
+    given = os.environ.get(HANNOVER_ENV)
+    folder = Path(given).expanduser() if given else HANNOVER_DEFAULT
+    if not (folder / "data.csv").is_file() or not (folder / "png").is_dir():
+        where = f"{HANNOVER_ENV}={given}" if given else f"{folder} (set {HANNOVER_ENV} to point elsewhere)"
+        pytest.skip(f"Hannover COVID CXR data (data.csv and png/) not found at {where}")
+    return folder
 
 
 def _testdata(name: str) -> Path:
