@@ -54,8 +54,6 @@ __all__ = [
     "image_id",
     "patient_id",
     "to_uint16",
-    "add_phantoms_parser",
-    "main_phantoms",
 ]
 
 #: exogenous noise of the clinical SCM (standard normal unless the name starts with ``u_``)
@@ -610,53 +608,3 @@ def write_cohort(
     table = pd.DataFrame(rows, columns=cols)
     _atomic_write_bytes(out / csv_name, table.to_csv(index=False, float_format="%.6g").encode())
     return table
-
-
-# --------------------------------------------------------------------------------------------
-# command line
-# --------------------------------------------------------------------------------------------
-def add_phantoms_parser(subparsers):
-    """Add the ``phantoms`` subcommand to an ``argparse`` subparsers object; sets ``run``."""
-    p = subparsers.add_parser(
-        "phantoms",
-        help="write a synthetic chest-radiograph cohort with known causal ground truth",
-        description="Write N phantom chest radiographs (PNG or DICOM) and their clinical table (CSV).",
-    )
-    p.add_argument("--n", type=int, default=1000, help="number of images (default 1000)")
-    p.add_argument("--size", type=int, default=256, help="image size in pixels (default 256)")
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--seed", type=int, default=0, help="cohort seed (default 0)")
-    p.add_argument("--format", dest="fmt", choices=("png", "dicom"), default="png", help="image format")
-    p.add_argument("--workers", type=int, default=None, help="parallel processes (default: CPU count)")
-    p.add_argument("--start", type=int, default=0, help="first individual index (default 0)")
-    p.add_argument("--randomize", default="", metavar="FACTORS",
-                   help="comma-separated factors assigned at random, not by their causes "
-                        "(e.g. severity,view,device: the oracle's cohort)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(run=main_phantoms)
-    return p
-
-
-def main_phantoms(args) -> int:
-    """Run the ``phantoms`` subcommand from a parsed ``argparse`` namespace."""
-    import time
-
-    t0 = time.perf_counter()
-    table = write_cohort(
-        args.out,
-        n=args.n,
-        size=args.size,
-        seed=args.seed,
-        fmt=args.fmt,
-        progress=not args.no_progress,
-        workers=args.workers,
-        start=args.start,
-        randomize=tuple(name.strip() for name in args.randomize.split(",") if name.strip()),
-    )
-    dt = time.perf_counter() - t0
-    print(
-        f"wrote {len(table)} phantoms ({args.size}px) and phantoms.csv to {args.out} in {dt:.1f}s "
-        f"({60 * len(table) / max(dt, 1e-9):.0f} images/min)"
-    )
-    return 0
-

@@ -1,0 +1,46 @@
+"""The ``seegaan-explore`` command line: every command is registered here, in :func:`build_parser`.
+
+One module per group of commands, each only arguments and I/O over the Python API:
+
+* :mod:`.model`: ``info``, ``bench``;
+* :mod:`.phantoms`: ``phantoms``, ``evaluate``;
+* :mod:`.train`: ``train``, ``train-cnn``, ``train-oracle``;
+* :mod:`.explore`: ``encode``, ``direction``, ``traverse``, ``export``, ``attribute`` (the direction each
+  traverses: :mod:`.directions`);
+* :mod:`.serve`: ``demo``;
+* :mod:`.common`: the arguments and loading they share.
+
+Heavy imports (torch, the models) happen inside the commands, so ``--help`` stays quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+from . import explore, model, phantoms, serve, train
+
+__all__ = ["build_parser", "main"]
+
+DESCRIPTION = "`seegaan-explore`: subcommands, each a few lines over the Python API."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seegaan-explore", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"seegaan-explore {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (model.add_info, phantoms.add_phantoms, train.add_train, train.add_train_cnn, train.add_train_oracle,
+                phantoms.add_evaluate, model.add_bench, explore.add_encode, explore.add_direction,
+                explore.add_traverse, explore.add_export, explore.add_attribute, serve.add_demo):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""What the commands share: the cohort and autoencoder arguments, loading them, and bad input as a message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["add_autoencoder_arguments", "add_cohort_arguments", "add_optional_cohort_arguments", "autoencoder",
+           "encoded_cohort", "load_cohort", "safe_name", "user_errors"]
+
+
+def user_errors(run):
+    """Bad input (an unknown id, column or file) ends the command with its message, not a traceback."""
+    import functools
+
+    @functools.wraps(run)
+    def wrapped(args) -> int:
+        from ..model import CheckpointError
+
+        try:
+            return run(args)
+        except (ValueError, KeyError, FileNotFoundError, CheckpointError) as exc:
+            raise SystemExit(f"seegaan-explore {args.command}: {exc.args[0] if exc.args else exc}") from exc
+    return wrapped
+
+
+def add_cohort_arguments(p) -> None:
+    p.add_argument("--data", required=True, type=Path, help="image folder, or CSV table with image ids/paths")
+    p.add_argument("--image-root", type=Path, help="folder the table's ids/paths are relative to")
+    p.add_argument("--id-column", help="image id column of the table")
+    p.add_argument("--path-column", help="image path column of the table")
+    p.add_argument("--patient-column", help="patient id column (held-out split by patient)")
+    p.add_argument("--cache-dir", type=Path, help="preprocessed-image cache (default ~/.cache/seegaan-explore)")
+
+
+def add_optional_cohort_arguments(p, needed_for: str) -> None:
+    g = p.add_argument_group("cohort", f"needed for {needed_for}")
+    g.add_argument("--data", type=Path, help="image folder, or CSV table with image ids/paths")
+    g.add_argument("--image-root", type=Path, help="folder the table's ids/paths are relative to")
+    g.add_argument("--id-column", help="image id column of the table")
+    g.add_argument("--path-column", help="image path column of the table")
+    g.add_argument("--patient-column", help="patient id column")
+    g.add_argument("--cache-dir", type=Path, help="preprocessed images and latent store "
+                                                  "(default ~/.cache/seegaan-explore)")
+
+
+def load_cohort(args, progress: bool):
+    from ..data.cohort import Cohort
+
+    if args.data.is_dir():
+        return Cohort.from_folder(args.data, progress=progress)
+    return Cohort.from_table(args.data, args.image_root, id_column=args.id_column,
+                             path_column=args.path_column, patient_column=args.patient_column)
+
+
+def add_autoencoder_arguments(p) -> None:
+    p.add_argument("--checkpoint", required=True, type=Path, help="autoencoder checkpoint (.safetensors)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--batch-size", type=int, default=64, help="images encoded at once")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto: bf16 where the device runs it fast, else fp32")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def autoencoder(args):
+    from ..device import default_device
+    from ..model import load_model
+
+    model = load_model(args.checkpoint, default_device(args.device), with_training_networks=False)
+    model.precision = args.precision
+    return model
+
+
+def encoded_cohort(args, model, progress: bool):
+    from ..explore.latents import encode_cohort
+
+    if args.data is None:
+        raise ValueError("--data is needed: the cohort to take ids and attributes from")
+    cohort = load_cohort(args, progress)
+    return cohort, encode_cohort(model, cohort, args.cache_dir, batch_size=args.batch_size, progress=progress)
+
+
+def safe_name(text: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "image"

@@ -1,0 +1,317 @@
+"""``encode``, ``direction``, ``traverse``, ``export`` and ``attribute``: a cohort in latent space, its
+attribute directions, patients moved along them, and the files written from them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .common import (
+    add_autoencoder_arguments,
+    add_cohort_arguments,
+    add_optional_cohort_arguments,
+    autoencoder,
+    encoded_cohort,
+    load_cohort,
+    safe_name,
+    user_errors,
+)
+from .directions import CNN_PREDICTION, cnn_measures, explainer, fit_cohort_direction, per_patient_fitter
+
+__all__ = ["FORMATS", "add_attribute", "add_direction", "add_encode", "add_export", "add_traverse"]
+
+FORMATS = ("gif", "mp4", "png", "html", "npz")
+
+
+def _add_direction_fit_arguments(p) -> None:
+    from ..explore.directions import ESTIMATORS
+
+    p.add_argument("--estimator", default="mean_shift", choices=list(ESTIMATORS),
+                   help="mean_shift (default), spline_mean_shift (the slope at each patient's own value; without "
+                        "one, at the cohort's mean +/- 1 SD), binned_means and pca move the image; ridge, logistic "
+                        "and svm are predictive diagnostics")
+    p.add_argument("--confounders", nargs="+", default=[], metavar="COLUMN",
+                   help="columns held fixed (mean_shift and spline_mean_shift), e.g. age sex")
+    p.add_argument("--log", action="store_true", help="fit on ln(attribute), e.g. for lab values")
+
+
+def _write_traversal(traversal, stem: Path, formats, fps: float, predictions=None, attributions=None,
+                     prediction_label: str = "prediction") -> list[Path]:
+    from ..explore import export
+
+    written = []
+    for fmt in formats:
+        path = stem.with_name(f"{stem.name}.{fmt}")
+        if fmt == "gif":
+            export.save_gif(traversal, path, fps=fps)
+        elif fmt == "mp4":
+            export.save_mp4(traversal, path, fps=fps)
+        elif fmt == "png":
+            export.save_panel(traversal, path, attributions=attributions, predictions=predictions)
+        elif fmt == "html":
+            export.save_html_report(traversal, path, predictions, prediction_label=prediction_label)
+        else:
+            export.save_traversal(traversal, path, predictions)
+        written.append(path)
+    return written
+
+
+def add_encode(sub) -> None:
+    p = sub.add_parser("encode", help="encode a cohort into the latent store",
+                       description="Encode every image of a cohort with the checkpoint's EMA encoder into the "
+                                   "latent store (under --cache-dir). Unchanged images are never encoded twice; "
+                                   "changed ones are. Multi-process: torchrun --nproc-per-node N -m "
+                                   "seegaan_explore encode ...")
+    add_cohort_arguments(p)
+    add_autoencoder_arguments(p)
+    p.set_defaults(run=user_errors(_run_encode))
+
+
+def _run_encode(args) -> int:
+    from ..explore.latents import encode_cohort
+    from ..model import load_model
+    from ..train.distributed import init_from_environment
+
+    group = init_from_environment(args.device)
+    progress = not args.no_progress and group.is_main
+    model = load_model(args.checkpoint, group.device, with_training_networks=False)
+    model.precision = args.precision
+    cohort = load_cohort(args, progress)
+    latents = encode_cohort(model, cohort, args.cache_dir, batch_size=args.batch_size, progress=progress)
+    if group.is_main:
+        for image_id, path, reason in latents.skipped:
+            print(f"skipped {image_id} ({path}): {reason}", file=sys.stderr)
+        print(f"{len(latents)} latents ({latents.encoded} encoded now, {len(latents) - latents.encoded} from the "
+              f"store, {len(latents.skipped)} images skipped) in {latents.path}", file=sys.stderr)
+        print(json.dumps({"images": len(latents), "encoded": latents.encoded, "skipped": len(latents.skipped),
+                          "w_dim": int(latents.latents.shape[1]), "store": str(latents.path)}))
+    return 0
+
+
+def add_direction(sub) -> None:
+    p = sub.add_parser("direction", help="fit attribute directions in latent space",
+                       description="Encode the cohort (from the latent store when unchanged), fit one direction "
+                                   "per attribute and write each as <out>/<attribute>[.ln].<estimator>.safetensors "
+                                   "(vector, units and diagnostics). Prints one JSON line per direction.")
+    add_cohort_arguments(p)
+    add_autoencoder_arguments(p)
+    p.add_argument("--attribute", required=True, nargs="+",
+                   help=f"table column(s), or {CNN_PREDICTION} (with --cnn) for what the CNN predicts")
+    p.add_argument("--cnn", type=Path, help="CNN checkpoint whose prediction is the attribute cnn_prediction")
+    _add_direction_fit_arguments(p)
+    p.add_argument("--at", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                   help="spline_mean_shift: the range of the attribute (ln units with --log) its slope is taken "
+                        "over (default: the cohort's mean +/- 1 SD)")
+    p.add_argument("--out", required=True, type=Path, help="folder for the direction files")
+    p.set_defaults(run=user_errors(_run_direction))
+
+
+def _run_direction(args) -> int:
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from ..explore.export import save_direction
+
+    progress = not args.no_progress
+    model = autoencoder(args)
+    cohort, latents = encoded_cohort(args, model, progress)
+    for attribute in tqdm(args.attribute, desc="Directions", unit="attribute",
+                          disable=not progress or len(args.attribute) < 2):
+        direction = fit_cohort_direction(cohort, latents, attribute, args)
+        path = args.out / f"{safe_name(attribute)}{'.ln' if args.log else ''}.{args.estimator}.safetensors"
+        save_direction(direction, path)
+        scalars = {k: v for k, v in direction.diagnostics.items() if isinstance(v, (int, float, str, tuple))}
+        print(json.dumps({"attribute": direction.attribute, "estimator": direction.estimator,
+                          "kind": direction.kind, "sd": direction.scale,
+                          "norm": float(np.linalg.norm(direction.vector)), **scalars, "file": str(path)}))
+    return 0
+
+
+def add_traverse(sub) -> None:
+    p = sub.add_parser("traverse", help="move patients along a direction and write the frames",
+                       description="Decode each patient's latent stepped along a direction (noise shared by "
+                                   "every frame) and write <out>/<patient>.<attribute>.<format>. Steps are in "
+                                   "attribute units (ln units with --log), or SDs with --sd.")
+    add_autoencoder_arguments(p)
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--id", nargs="+", help="image id(s) of the cohort (needs --data)")
+    who.add_argument("--image", nargs="+", type=Path, help="image file(s) (DICOM/PNG/JPEG/NPY)")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--direction", type=Path,
+                     help="a direction file (.safetensors), or the original's average latents (.npy, k x w_dim)")
+    how.add_argument("--attribute", help="fit the direction of this column now (needs --data)")
+    how.add_argument("--latent-shift", action="store_true",
+                     help="per patient, the gradient of --cnn's prediction through the generator (Latent Shift); "
+                          "steps in units of the prediction")
+    _add_direction_fit_arguments(p)
+    p.add_argument("--match", nargs="+", default=[], metavar="COLUMN",
+                   help="with --id and --attribute (mean_shift, spline_mean_shift): fit each patient's direction on "
+                        "the exams that share its value of these columns (e.g. view), instead of holding them by a "
+                        "linear term")
+    p.add_argument("--bin-values", nargs="+", type=float,
+                   help="attribute value of each average-latents bin (default 0..k-1: one unit per bin)")
+    steps = p.add_mutually_exclusive_group(required=True)
+    steps.add_argument("--amounts", nargs="+", type=float, help="steps, e.g. -2 -1 0 1 2")
+    steps.add_argument("--range", nargs=2, type=float, metavar=("FROM", "TO"), help="evenly spaced steps")
+    p.add_argument("--frames", type=int, default=9, help="number of steps with --range (default 9)")
+    p.add_argument("--sd", action="store_true", help="steps in SDs of the attribute")
+    p.add_argument("--noise-seed", type=int, default=0)
+    p.add_argument("--cnn", type=Path, help="attribute CNN checkpoint: its prediction for every frame")
+    p.add_argument("--attribution", help="with --cnn: add this attribution method's maps to the PNG panel")
+    p.add_argument("--format", nargs="+", default=["gif", "png", "npz"], choices=FORMATS,
+                   help="output formats (default gif png npz; npz can be re-exported with `export`)")
+    p.add_argument("--fps", type=float, default=8)
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    add_optional_cohort_arguments(p, "--id and --attribute")
+    p.set_defaults(run=user_errors(_run_traverse))
+
+
+def _run_traverse(args) -> int:
+    import math
+
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+
+    from ..data.images import load_preprocessed
+    from ..explore import quality
+    from ..explore.export import load_direction
+    from ..explore.traversal import traverse
+
+    progress = not args.no_progress
+    if args.range is not None and args.frames < 2:
+        raise ValueError(f"--frames must be at least 2, got {args.frames}")
+    amounts = np.array(args.amounts) if args.amounts else np.linspace(*args.range, args.frames)
+    model = autoencoder(args)
+    cnn, label = explainer(args, model.config.resolution)
+    if args.latent_shift and (cnn is None or args.sd):
+        raise ValueError("--latent-shift needs --cnn, and steps in units of its prediction (no --sd)")
+    direction = load_direction(args.direction, bin_values=args.bin_values) if args.direction else None
+    if direction is not None and args.sd and not math.isfinite(direction.scale):
+        raise ValueError(f"{args.direction}: the direction does not record the attribute's SD; give steps in "
+                         "attribute units (without --sd)")
+    if args.match and not (args.id and args.attribute and args.estimator in ("mean_shift", "spline_mean_shift")):
+        raise ValueError("--match fits each cohort patient's mean shift among the exams like it: it needs --id, "
+                         "--attribute and the mean_shift or spline_mean_shift estimator")
+    per_patient = bool(args.attribute and (args.match or args.estimator == "spline_mean_shift"))
+    if per_patient and not args.id:
+        raise ValueError("spline_mean_shift takes each patient's slope from its own value of the attribute: "
+                         "it needs cohort patients (--id), not --image")
+    if args.id or args.attribute:
+        cohort, latents = encoded_cohort(args, model, progress)
+        if per_patient:
+            fit_for = per_patient_fitter(cohort, latents, args.attribute, args, amounts)
+        elif direction is None:
+            direction = fit_cohort_direction(cohort, latents, args.attribute, args)
+    subjects = args.id or args.image
+    paths = dict(zip(cohort.ids, cohort.paths)) if args.id else {}
+    for subject in tqdm(subjects, desc="Traversals", unit="patient", disable=not progress or len(subjects) < 2):
+        if args.id:
+            w0, name = latents.latent(subject), subject
+            if per_patient:
+                direction = fit_for(subject)
+            original = load_preprocessed(paths[subject], model.config.resolution)
+        else:
+            original = load_preprocessed(subject, model.config.resolution)
+            w0, name = model.encode(torch.from_numpy(original)[None, None])[0].cpu().numpy(), subject.stem
+        if args.latent_shift:
+            from ..explore.latent_shift import latent_shift
+
+            direction = latent_shift(model, cnn, w0, noise_seed=args.noise_seed, attribute=f"{label} (latent shift)")
+        t = traverse(model, w0, direction, amounts, in_sd=args.sd, noise_seed=args.noise_seed)
+        predictions = attributions = None
+        if cnn is not None:
+            frames = torch.from_numpy(t.frames)[:, None]
+            predictions = cnn.predict(frames).cpu().numpy()
+            if args.attribution:
+                from ..explore.attribution import attribute
+
+                attributions = attribute(cnn, frames, args.attribution)
+        measures_target = cnn is not None and len(amounts) >= 3 and cnn_measures(cnn, direction)
+        scores = quality.score(t, predictions if measures_target else None, original=original)
+        stem = args.out / f"{safe_name(name)}.{safe_name(direction.attribute)}"
+        written = _write_traversal(t, stem, args.format, args.fps, predictions, attributions, label)
+        print(json.dumps({"subject": str(subject), "attribute": direction.attribute, "amounts": amounts.tolist(),
+                          "in_sd": args.sd, **({"predictions": predictions.tolist()} if cnn is not None else {}),
+                          "quality": {**scores, "measured_by": "the CNN" if measures_target else None},
+                          "files": [str(p) for p in written]}))
+    return 0
+
+
+def add_export(sub) -> None:
+    p = sub.add_parser("export", help="write saved traversals (.npz from `traverse`) as GIF/MP4/PNG/HTML")
+    p.add_argument("traversal", nargs="+", type=Path, help="traversal file(s) (.npz)")
+    p.add_argument("--format", nargs="+", default=["gif", "png", "html"], choices=FORMATS[:-1],
+                   help="output formats (default gif png html)")
+    p.add_argument("--fps", type=float, default=8)
+    p.add_argument("--out", type=Path, help="output folder (default: beside each input)")
+    p.set_defaults(run=user_errors(_run_export))
+
+
+def _run_export(args) -> int:
+    from ..explore.export import load_traversal
+
+    for source in args.traversal:
+        traversal, predictions = load_traversal(source)
+        stem = (args.out or source.parent) / source.stem
+        written = _write_traversal(traversal, stem, args.format, args.fps, predictions)
+        print(json.dumps({"traversal": str(source), "files": [str(p) for p in written]}))
+    return 0
+
+
+def add_attribute(sub) -> None:
+    from ..explore.attribution import METHODS
+
+    p = sub.add_parser("attribute", help="attribution maps of the attribute CNN for images",
+                       description="Write <out>/<image>.<method>.png (the image beside the map over it) and "
+                                   ".npy (the map at the CNN's resolution) per image; prints the CNN's prediction.")
+    p.add_argument("--cnn", required=True, type=Path, help="attribute CNN checkpoint (from train-cnn)")
+    p.add_argument("--method", default="gradcam", choices=list(METHODS))
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--id", nargs="+", help="image id(s) of the cohort (needs --data)")
+    who.add_argument("--image", nargs="+", type=Path, help="image file(s)")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--no-progress", action="store_true")
+    add_optional_cohort_arguments(p, "--id")
+    p.set_defaults(run=user_errors(_run_attribute))
+
+
+def _run_attribute(args) -> int:
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+
+    from ..data.images import load_preprocessed
+    from ..device import default_device
+    from ..explore.attribution import attribute
+    from ..explore.export import save_attribution_png
+    from ..fileio import atomic_write
+    from ..model.cnn import load_cnn
+
+    progress = not args.no_progress
+    cnn = load_cnn(args.cnn, default_device(args.device))
+    resolution = cnn.config.resolution
+    if args.id:
+        if args.data is None:
+            raise ValueError("--id needs --data: the cohort the ids belong to")
+        cohort = load_cohort(args, progress)
+        images = cohort.images(resolution, args.cache_dir, progress=progress)
+        rows = {image_id: k for k, image_id in enumerate(cohort.ids)}
+        unknown = [i for i in args.id if i not in rows]
+        if unknown:
+            raise KeyError(f"{args.data}: no usable image with id {', '.join(map(repr, unknown))}")
+        subjects = [(i, np.asarray(images[rows[i]], np.float32)) for i in args.id]
+    else:
+        subjects = [(p.stem, load_preprocessed(p, resolution)) for p in args.image]
+    for name, image in tqdm(subjects, desc="Attributions", unit="image", disable=not progress or len(subjects) < 2):
+        x = torch.from_numpy(image)[None, None]
+        attribution_map = attribute(cnn, x, args.method)[0]
+        stem = args.out / f"{safe_name(name)}.{args.method}"
+        save_attribution_png(image, attribution_map, stem.with_name(stem.name + ".png"))
+        with atomic_write(stem.with_name(stem.name + ".npy")) as tmp, open(tmp, "wb") as f:
+            np.save(f, attribution_map.astype(np.float32))
+        print(json.dumps({"image": name, "method": args.method, "prediction": float(cnn.predict(x)[0]),
+                          "png": str(stem) + ".png", "npy": str(stem) + ".npy"}))
+    return 0
