@@ -10,11 +10,11 @@ from PIL import Image
 from ui_cohort import brightness, small_setup
 
 from seegaan_explore.data.images import read_image, to_uint8
-from seegaan_explore.data.phantoms import render, sample_individual
 from seegaan_explore.explore import quality
 from seegaan_explore.explore.directions import fit_direction
 from seegaan_explore.explore.latent_shift import latent_shift
 from seegaan_explore.explore.traversal import traverse
+from seegaan_explore.phantoms import render, sample_individual
 from seegaan_explore.ui import renderer as renderer_module
 from seegaan_explore.ui.renderer import CNN_PREDICTION, LATENT_SHIFT, Renderer
 from seegaan_explore.ui.words import plain_words
@@ -297,7 +297,7 @@ def test_plain_words_explain_the_direction_and_the_scores(renderer):
     text = " ".join(words)
     assert "not explained by age" in text
     assert "Measured by the oracle, brightness" in text
-    assert "Most entangled with" in text
+    assert "the direction lies closest to" in text
     assert "rank correlation" in text
     predictive = " ".join(plain_words(renderer.render({"attribute": "age", "estimator": "ridge", "method": None})))
     assert "diagnostic" in predictive and "cross-validated R²" in predictive

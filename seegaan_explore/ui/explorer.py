@@ -27,13 +27,14 @@ from ..explore import export
 from ..explore.attribution import METHODS
 from ..explore.directions import ESTIMATORS
 from .cohort_map import CohortMap
-from .player import format_value, mime_output, player_figure, png
+from .film import Film, film_curve, png
 from .renderer import CNN_PREDICTION, LATENT_SHIFT, MAX_FRAMES, SPLINE, Renderer
-from .words import plain_words
+from .words import VERDICT_COLOURS, verdict_html
 
 ESTIMATOR_LABELS = {SPLINE: "mean shift at the patient's level (spline)"}
 
 PROGRESS_AFTER_S = 0.5  # show the progress indicator only for work a user would notice
+MAP_PX = (300, 250)  # the cohort map's width and height: it shares the left column with the controls
 SCATTER_ACK_S = 1.5  # a browser that shows the cohort map acknowledges an edit within this (else: rebuild it)
 EXPORTS = ("GIF", "MP4", "PNG", "HTML")
 LINK_LIMIT = 20_000_000  # bytes: larger exports are only saved on the server, not offered as a download link
@@ -54,11 +55,13 @@ class Explorer(widgets.VBox):
     """
 
     def __init__(self, model=None, latents=None, table: pd.DataFrame | None = None, cnn=None, oracle=None,
-                 images=None, *, renderer: Renderer | None = None, threaded: bool = True,
-                 export_dir: str | Path | None = None):
+                 images=None, *, dictionary=None, note: str = "", renderer: Renderer | None = None,
+                 threaded: bool = True, export_dir: str | Path | None = None, server_paths: bool = True):
         if renderer is None and (model is None or latents is None or table is None):
             raise ValueError("an Explorer needs a model, latents and a table (or a ready renderer=...)")
-        self.renderer = renderer or Renderer(model, latents, table, cnn=cnn, oracle=oracle, images=images)
+        self.renderer = renderer or Renderer(model, latents, table, cnn=cnn, oracle=oracle, images=images,
+                                             dictionary=dictionary)
+        self._server_paths = server_paths
         r = self.renderer
         self.result: dict | None = None  # the result on screen
         self._quiet = False  # set while the Explorer itself moves controls, so that no request follows
@@ -73,12 +76,28 @@ class Explorer(widgets.VBox):
         self._stage = ""
         self._started = 0.0
         self._export_dir = Path(export_dir) if export_dir else Path(tempfile.mkdtemp(prefix="seegaan-export-"))
-        self._player_key = None
+        self._film_key = None
         self._scatter_thread: threading.Thread | None = None
         self._coloured_by = None
 
-        style = {"description_width": "110px"}
-        wide = widgets.Layout(width="300px")
+        self._build_controls(r)
+        self._build_cohort_map(r)
+        self._build_panels(r)
+        self._lay_out(note)
+        self._sync_confounders()
+        for control in (self.attribute, self.estimator, self.confounders, self.match, self.log_scale, self.units,
+                        self.start, self.stop, self.n_frames, self.patient, self.uploaded, self.method):
+            control.observe(self._on_control, names="value")
+        self.film.observe(self._on_frame, names="frame")
+        self.view.observe(self._on_view, names="value")
+        # The first view is rendered before the widget is displayed: a FigureWidget only ships the state it
+        # has when displayed, and Voila (preheated) displays it before any browser is connected.
+        self.request(sync=True)
+
+    # ------------------------------------------------------------------ building the page
+
+    def _build_controls(self, r: Renderer) -> None:
+        style, wide = {"description_width": "90px"}, widgets.Layout(width="300px")
         study = r.study
         self.attribute = widgets.Dropdown(options=[(study.label(a), a) for a in study.attributes],
                                           value=study.default_attribute, description="Attribute", style=style,
@@ -88,114 +107,116 @@ class Explorer(widgets.VBox):
                      for e in ESTIMATORS.values()]
             + ([("latent shift (this patient's CNN gradient)", LATENT_SHIFT)] if r.cnn is not None else []),
             value="mean_shift", description="Direction", style=style, layout=wide)
-        self.confounders = widgets.SelectMultiple(options=[], description="Hold fixed", rows=4, style=style,
+        self.confounders = widgets.SelectMultiple(options=[], description="Hold fixed", rows=3, style=style,
                                                   layout=wide)
         self.match = widgets.Checkbox(value=False, description="match two-level ones to the patient", indent=False,
                                       tooltip="fit on the exams that share the patient's value (its view, its sex), "
-                                              "instead of holding it by a linear term")
+                                              "instead of holding it by a linear term",
+                                      layout=widgets.Layout(width="auto"))
         self.log_scale = widgets.Checkbox(value=self._log_by_default(study.default_attribute), description="log scale",
-                                          indent=False)
+                                          indent=False, layout=widgets.Layout(width="auto"))
         self.units = widgets.ToggleButtons(options=[("SD", "sd"), ("values", "value")], value="sd",
-                                           description="Steps in", style={**style, "button_width": "70px"})
-        self.start = widgets.FloatText(value=-2.0, description="From", style=style, layout=wide)
-        self.stop = widgets.FloatText(value=2.0, description="To", style=style, layout=wide)
+                                           description="Steps in", style={**style, "button_width": "56px"},
+                                           layout=widgets.Layout(width="auto"))
+        narrow = widgets.Layout(width="148px")
+        self.start = widgets.FloatText(value=-2.0, description="From", style={"description_width": "90px"},
+                                       layout=narrow)
+        self.stop = widgets.FloatText(value=2.0, description="to", style={"description_width": "20px"},
+                                      layout=widgets.Layout(width="100px"))
         self.n_frames = widgets.IntSlider(value=9, min=3, max=MAX_FRAMES // 2, description="Frames", style=style,
                                           layout=wide, continuous_update=False)
         self.patient = widgets.BoundedIntText(value=0, min=0, max=len(r.latents) - 1, description="Patient #",
-                                              style=style, layout=wide)
+                                              style=style, layout=narrow)
         self.uploaded = widgets.Dropdown(options=[("a cohort patient (by #)", "")], value="",
                                          description="Image", style=style, layout=wide)
+        self.upload = widgets.FileUpload(accept=UPLOAD_SUFFIXES, multiple=False, description="Your image",
+                                         layout=widgets.Layout(width="140px"))
+        self.path = widgets.Text(placeholder="or a file path on the server", layout=widgets.Layout(width="210px"))
+        self.load = widgets.Button(description="Encode", icon="upload", layout=widgets.Layout(width="86px"))
+        self.upload.observe(self._on_upload, names="value")
+        self.load.on_click(self._on_load_path)
         self.patient_info = widgets.HTML()
+        self.method = widgets.Dropdown(options=[(m.replace("_", " "), m) for m in METHODS] + [("none", None)],
+                                       value="gradcam" if r.cnn is not None else None, description="Attribution",
+                                       style=style, layout=wide, disabled=r.cnn is None)
 
+    def _build_cohort_map(self, r: Renderer) -> None:
         self.view = widgets.ToggleButtons(options=[("latent map", "pca")]
                                           + ([("attribute vs CNN", "cnn")] if r.cnn is not None else []),
-                                          value="pca", style={"button_width": "130px"})
+                                          value="pca", style={"button_width": "120px"})
         xy = self._scatter_xy("pca")
         self._scatter_lock = threading.RLock()
         self._scatter_shown = False  # a browser acknowledged an edit of the current map widget
         # the map's content; a page that shows the dashboard gets it as a widget (see _on_cohort_viewed)
         self.scatter: go.Figure | CohortMap = go.Figure(
             data=[go.Scatter(x=xy[0], y=xy[1], mode="markers", customdata=np.arange(len(r.latents)),
-                             marker={"size": 7, "colorscale": "Viridis", "showscale": True,
-                                     "colorbar": {"thickness": 12}},
+                             marker={"size": 6, "colorscale": "Viridis", "showscale": True,
+                                     "colorbar": {"thickness": 10}},
                              hovertemplate="#%{customdata}<extra></extra>", name="cohort"),
                   go.Scatter(x=[xy[0][0]], y=[xy[1][0]], mode="markers", hoverinfo="skip", name="selected",
-                             marker={"size": 16, "color": "rgba(0,0,0,0)", "line": {"width": 3, "color": "#d62728"}})],
-            layout={"height": 340, "width": 460, "margin": {"l": 40, "r": 10, "t": 30, "b": 40}, "showlegend": False,
-                    "title": {"text": "Cohort: click a patient", "font": {"size": 13}}, "dragmode": "pan"})
+                             marker={"size": 14, "color": "rgba(0,0,0,0)", "line": {"width": 3, "color": "#d62728"}})],
+            layout={"height": MAP_PX[1], "width": MAP_PX[0], "margin": {"l": 36, "r": 6, "t": 26, "b": 34},
+                    "showlegend": False, "title": {"text": "Cohort: click a patient", "font": {"size": 12}},
+                    "dragmode": "pan", "font": {"size": 10}})
         self.scatter_box = widgets.Box([widgets.HTML("<i>Drawing the cohort map…</i>")],
-                                       layout=widgets.Layout(min_width="460px", min_height="340px"))
+                                       layout=widgets.Layout(min_width=f"{MAP_PX[0]}px", min_height=f"{MAP_PX[1]}px"))
         self.scatter_box._view_count = 0  # the browser reports its views of the box
         self.scatter_box.observe(self._on_cohort_viewed, names="_view_count")
-        self.thumbnail = widgets.Image(value=png(r.thumbnail(0)), format="png", width=150, height=150)
+        self.thumbnail = widgets.Image(value=png(r.thumbnail(0)), format="png", width=120, height=120)
         self.thumbnail_caption = widgets.HTML()
 
-        self.player = widgets.Output(layout=widgets.Layout(min_height="370px", width="100%"))
-        self.frame = widgets.IntSlider(value=8, min=0, max=8, description="Frame", style=style, layout=wide,
-                                       continuous_update=False)
-        self.method = widgets.Dropdown(options=[(m.replace("_", " "), m) for m in METHODS] + [("none", None)],
-                                       value="gradcam" if r.cnn is not None else None, description="Attribution",
-                                       style=style, layout=wide, disabled=r.cnn is None)
+    def _build_panels(self, r: Renderer) -> None:
+        self.film = Film(layout=widgets.Layout(min_height="330px"))
         self.attribution_original = widgets.Image(format="png", width=200, height=200)
         self.attribution_frame = widgets.Image(format="png", width=200, height=200)
         self.attribution_caption = widgets.HTML()
         self.words = widgets.HTML(layout=widgets.Layout(width="100%"))
-
         self.export_buttons = [widgets.Button(description=name, icon="download", layout=widgets.Layout(width="90px"))
                                for name in EXPORTS]
         for button in self.export_buttons:
             button.on_click(self._on_export)
         self.export_link = widgets.HTML()
-        self.upload = widgets.FileUpload(accept=UPLOAD_SUFFIXES, multiple=False, description="Upload image")
-        self.path = widgets.Text(placeholder="or a file path on the server (DICOM, PNG, JPEG, NPY)",
-                                 layout=widgets.Layout(width="360px"))
-        self.load = widgets.Button(description="Encode", icon="upload")
-        self.upload.observe(self._on_upload, names="value")
-        self.load.on_click(self._on_load_path)
-
         self.status = widgets.HTML()
         self.progress = widgets.HTML(layout=widgets.Layout(visibility="hidden"))
 
-        controls = widgets.VBox([self.attribute, self.estimator, self.confounders,
-                                 widgets.HBox([widgets.Label(layout=widgets.Layout(width="115px")), self.match]),
-                                 self.units, widgets.HBox([widgets.Label(layout=widgets.Layout(width="115px")),
-                                                           self.log_scale]), self.start, self.stop, self.n_frames,
-                                 self.uploaded, self.patient, self.patient_info],
-                                layout=widgets.Layout(width="320px"))
-        cohort = widgets.VBox([self.view, widgets.HBox([self.scatter_box, widgets.VBox([self.thumbnail,
-                                                                                    self.thumbnail_caption])])])
-        attribution = widgets.VBox([self.method, self.frame,
-                                    widgets.HBox([widgets.VBox([widgets.HTML("<b>Original</b>"),
-                                                                self.attribution_original]),
-                                                  widgets.VBox([widgets.HTML("<b>This frame</b>"),
-                                                                self.attribution_frame])]),
-                                    self.attribution_caption], layout=widgets.Layout(width="460px"))
-        super().__init__([
-            widgets.HTML("<h3 style='margin:4px 0'>SEE-GAAN explorer: what changes in a radiograph as an attribute "
-                         "changes, and where a CNN looks</h3>"),
-            widgets.HBox([self.status, self.progress]),
-            widgets.HBox([controls, cohort]),
-            self.player,
-            widgets.HBox([attribution, widgets.VBox([widgets.HTML("<b>What this shows</b>"), self.words],
-                                                    layout=widgets.Layout(width="100%"))]),
+    def _lay_out(self, note: str) -> None:
+        """At 1280 x 800 the controls, the film, Play and the cohort map fit without scrolling; the
+        attribution and the exports follow below."""
+        gap = widgets.Label(layout=widgets.Layout(width="94px"))
+        controls = widgets.VBox([
+            self.attribute, self.estimator, self.confounders, widgets.HBox([gap, self.match]),
+            widgets.HBox([self.units, self.log_scale], layout=widgets.Layout(align_items="center")),
+            widgets.HBox([self.start, self.stop]), self.n_frames,
+            widgets.HBox([self.patient, self.upload]), self.uploaded, self.patient_info,
+            self.view, self.scatter_box,
+        ], layout=widgets.Layout(width=f"{MAP_PX[0] + 24}px", min_width=f"{MAP_PX[0] + 24}px",
+                                 margin="0 10px 0 0"))
+        if self._server_paths:
+            controls.children = (*controls.children, widgets.HBox([self.path, self.load]))
+        attribution = widgets.VBox([
+            self.method,
+            widgets.HBox([widgets.VBox([widgets.HTML("<b>Original</b>"), self.attribution_original]),
+                          widgets.VBox([widgets.HTML("<b>This frame</b> (the film's slider)"),
+                                        self.attribution_frame])]),
+            self.attribution_caption], layout=widgets.Layout(width="440px"))
+        hover = widgets.VBox([widgets.HTML("<b>Hovered in the map</b>"), self.thumbnail, self.thumbnail_caption])
+        right = widgets.VBox([
+            self.film,
+            widgets.VBox([widgets.HTML("<b>What this shows</b>"), self.words]),
+            widgets.HBox([attribution, hover]),
             widgets.HBox([widgets.HTML("<b>Export</b>&nbsp;"), *self.export_buttons, self.export_link]),
-            widgets.HBox([self.upload, self.path, self.load]),
-        ])
+        ], layout=widgets.Layout(flex="1 1 auto"))
+        title = ("<b style='font-size:15px'>SEE-GAAN explorer</b> <span style='color:#555'>what changes in a "
+                 "radiograph as an attribute changes, and where a CNN looks"
+                 + (f" · {html.escape(note)}" if note else "") + "</span>")
+        self.progress.layout.margin = "0 0 0 16px"
+        super().__init__([widgets.HTML(title), widgets.HBox([self.status, self.progress]),
+                          widgets.HBox([controls, right])])
         self.add_class("seegaan-explorer")
         for name in ("attribute", "estimator", "units", "n_frames", "patient", "patient_info", "thumbnail",
-                     "thumbnail_caption", "player",
-                     "frame", "method", "attribution_original", "attribution_frame", "attribution_caption", "words",
-                     "status", "progress", "upload"):
+                     "thumbnail_caption", "film", "method", "attribution_original", "attribution_frame",
+                     "attribution_caption", "words", "status", "progress", "upload"):
             getattr(self, name).add_class("seegaan-" + name.replace("_", "-"))  # stable hooks for browser tests
-
-        self._sync_confounders()
-        for control in (self.attribute, self.estimator, self.confounders, self.match, self.log_scale, self.units,
-                        self.start, self.stop, self.n_frames, self.patient, self.uploaded, self.frame, self.method):
-            control.observe(self._on_control, names="value")
-        self.view.observe(self._on_view, names="value")
-        # The first view is rendered before the widget is displayed: a FigureWidget only ships the state it
-        # has when displayed, and Voila (preheated) displays it before any browser is connected.
-        self.request(sync=True)
 
     # ------------------------------------------------------------------ arguments and requests
 
@@ -208,7 +229,7 @@ class Explorer(widgets.VBox):
                 "log": self.log_scale.value, "units": self.units.value,
                 "start": self.start.value, "stop": self.stop.value, "n_frames": self.n_frames.value,
                 "patient": self.uploaded.value or self.patient.value,
-                "method": self.method.value, "frame": min(self.frame.value, self.n_frames.value - 1)}
+                "method": self.method.value, "frame": min(self.film.frame, self.n_frames.value - 1)}
 
     def request(self, sync: bool = False) -> None:
         """Render the current arguments; a request still waiting or running is superseded.
@@ -291,8 +312,8 @@ class Explorer(widgets.VBox):
                                f"({elapsed:.1f} s)</span>")
         self.progress.layout.visibility = "visible"
 
-    def _set_status(self, message: str, error: bool = False) -> None:
-        colour = "#b00020" if error else "#2e7d32"
+    def _set_status(self, message: str, error: bool = False, colour: str | None = None) -> None:
+        colour = colour or ("#b00020" if error else "#2e7d32")
         self.status.value = f"<span class='seegaan-status' style='color:{colour}'>{html.escape(message)}</span>"
 
     # ------------------------------------------------------------------ control handlers
@@ -312,14 +333,18 @@ class Explorer(widgets.VBox):
             self._quiet = False
         if change["owner"] is self.n_frames:
             self._quiet = True
-            self.frame.max = self.n_frames.value - 1
-            self.frame.value = self.n_frames.value - 1
+            self.film.frame = self.n_frames.value - 1
             self._quiet = False
         if change["owner"] is self.patient:
             self._quiet = True
             self.uploaded.value = ""
             self._quiet = False
         self.request()
+
+    def _on_frame(self, change) -> None:
+        """The film's slider stopped or the film paused on a frame: the attribution follows it."""
+        if not self._quiet and self.result is not None and change["new"] != self.result["args"]["frame"]:
+            self.request()
 
     def _log_by_default(self, attribute: str) -> bool:
         """A lab value the CNN learned on a log scale starts on that scale; everything else on its own."""
@@ -359,7 +384,8 @@ class Explorer(widgets.VBox):
             self.thumbnail.value = png(self.renderer.thumbnail(index))
             value = self.renderer.study.values(self.attribute.value)[index]
             self.thumbnail_caption.value = (f"{html.escape(self.renderer.patient_label(index))}<br>"
-                                            f"{html.escape(self.attribute.value)}: {format_value(value)}")
+                                            f"{html.escape(self.renderer.study.label(self.attribute.value))}: "
+                                            f"{html.escape(self.renderer.study.format(self.attribute.value, value))}")
         except ValueError as e:
             self._set_status(str(e), error=True)
 
@@ -533,19 +559,31 @@ class Explorer(widgets.VBox):
             return
         previous, self.result = self.result, result
         key = result["traversal"]
-        if key is not self._player_key:
-            self.player.outputs = (mime_output(player_figure(result)),)
-            self._player_key = key
+        if key is not self._film_key:
+            self._show_film(result)
+            self._film_key = key
         self._update_scatter(force=previous is None)
         self._mark_patient()
-        value = result["patient_value"]
-        self.patient_info.value = (f"<small>{html.escape(result['patient_label'])}: {html.escape(result['attribute'])} "
-                                   f"{format_value(value)} ({html.escape(result['patient_value_source'])})</small>")
+        said = self.renderer.study.format(result["attribute"], result["patient_value"])
+        self.patient_info.value = (f"<small>{html.escape(result['patient_label'])}: {html.escape(result['label'])} "
+                                   f"{html.escape(said)} ({html.escape(result['patient_value_source'])})</small>")
         self._show_attribution(result)
-        timings = result["timings"]
+        timings, verdict = result["timings"], result["verdict"]
         self._set_status(f"Ready: {result['label']}, {len(result['frames'])} frames "
-                         f"({timings['total']:.2f} s{', traversal cached' if result['cached']['traversal'] else ''}).")
+                         f"({timings['total']:.2f} s{', traversal cached' if result['cached']['traversal'] else ''}). "
+                         f"{verdict.headline}", colour=VERDICT_COLOURS[verdict.level])
         self._ensure_scatter_is_live()
+
+    def _show_film(self, result: dict) -> None:
+        study, name = self.renderer.study, result["attribute"]
+        steps = [f" ({a:+.2g} SD)" if result["in_sd"] else "" for a in result["amounts"]]
+        labels = [f"{result['label']}: {study.format(name, v)}{step}" for v, step in zip(result["targets"], steps)]
+        self._quiet = True
+        try:
+            self.film.show(result["frames"], result["differences"], result["difference_limit"], labels,
+                           film_curve(result, study), result["args"]["frame"])
+        finally:
+            self._quiet = False
 
     def _show_attribution(self, result: dict) -> None:
         """The attribution panel and the plain words, once ``result`` has its maps (or has none)."""
@@ -560,7 +598,8 @@ class Explorer(widgets.VBox):
             g = result["agreement"]
             self.attribution_caption.value = (
                 f"<small>{html.escape(a['method'].replace('_', ' '))} on the original and on frame {k} "
-                f"({html.escape(result['attribute'])} {format_value(result['targets'][k])}); "
+                f"({html.escape(result['label'])} "
+                f"{html.escape(self.renderer.study.format(result['attribute'], result['targets'][k]))}); "
                 "bright = where the CNN looks. "
                 f"Agreement with where the traversal changes the image: rank correlation "
                 f"<b class='seegaan-agreement'>{g['spearman']:.2f}</b>, top-5% overlap {g['top_overlap']:.0%}.</small>")
@@ -570,4 +609,4 @@ class Explorer(widgets.VBox):
             following = a["method"] is not None and self.renderer.cnn is not None
             self.attribution_caption.value = ("<small>Attribution follows…</small>" if following
                                               else "<small>No attribution (no CNN, or none chosen).</small>")
-        self.words.value = "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in plain_words(result)) + "</ul>"
+        self.words.value = verdict_html(result, self.renderer.study)

@@ -28,6 +28,8 @@ from ..explore.attribution import METHODS, agreement, attribute
 from ..explore.directions import ESTIMATORS, Direction
 from ..explore.study import CNN_PREDICTION, LATENT_SHIFT, MATCHABLE, SPLINE, Study, _Lru, from_scale, on_scale
 from ..explore.traversal import traverse
+from ..explore.verdict import Verdict, judge
+from ..metrics import psnr_db
 from ..model.cnn import at_resolution_of
 from ..model.seegaan import SeeGaan
 
@@ -59,7 +61,8 @@ class Renderer:
     """
 
     def __init__(self, model: SeeGaan, latents, table: pd.DataFrame, *, cnn: torch.nn.Module | None = None,
-                 oracle=None, images=None, attributes: list[str] | None = None, cache_size: int = 32):
+                 oracle=None, images=None, attributes: list[str] | None = None, dictionary=None,
+                 cache_size: int = 32):
         n = len(latents)
         if np.ndim(latents) != 2 or np.shape(latents)[1] != model.config.w_dim:
             raise ValueError(f"latents of shape {tuple(np.shape(latents))} do not fit the model "
@@ -68,7 +71,8 @@ class Renderer:
         if images is not None and tuple(np.shape(images)) != (n, r, r):
             raise ValueError(f"images of shape {tuple(np.shape(images))} do not match {n} latents "
                              f"at the model's {r} px")
-        self.study = Study(latents, table, model=model, cnn=cnn, oracle=oracle, images=images, attributes=attributes)
+        self.study = Study(latents, table, model=model, cnn=cnn, oracle=oracle, images=images, attributes=attributes,
+                           dictionary=dictionary)
         self.model, self.cnn, self.oracle, self.images = model, cnn, oracle, images
         self.resolution = r
         self._model_lock = threading.Lock()  # one forward pass at a time; held per call, never for a whole render
@@ -77,6 +81,7 @@ class Renderer:
         self._traversals = _Lru(cache_size)
         self._attributions = _Lru(4 * cache_size)
         self._embedding = None
+        self._cohort_psnr: tuple[float, float] | None = None
 
     @property
     def latents(self) -> np.ndarray:
@@ -246,9 +251,41 @@ class Renderer:
             reason = by if measured is None else "3 or more frames are needed to score a traversal"
             return {**quality.score(t, original=entry["original"]), "measured_by": None, "not_measured": reason}
         others = {c: oracle[c].to_numpy(np.float64) for c in oracle.columns
-                  if c != a["attribute"] and pd.api.types.is_numeric_dtype(oracle[c])} if oracle is not None else {}
+                  if c != a["attribute"] and c in self.study.attributes and pd.api.types.is_numeric_dtype(oracle[c])
+                  } if oracle is not None else {}
         return {**quality.score(t, measured, others=others, original=entry["original"]), "measured_by": by,
                 "measured": measured}
+
+    def cohort_psnr(self) -> tuple[float, float] | None:
+        """The cohort's reconstruction PSNR in dB, (median, 5th percentile), over up to 64 of its
+        images (None without images): what a traversal's starting point is compared with."""
+        with self._once:
+            if self._cohort_psnr is None and self.images is not None:
+                rows = np.unique(np.linspace(0, len(self.latents) - 1, min(64, len(self.latents))).astype(int))
+                with self._model_lock:
+                    decoded = self.model.decode(torch.from_numpy(self.latents[rows]))[:, 0].cpu().numpy()
+                psnr = [psnr_db(d, np.asarray(self.images[k], np.float32)) for d, k in zip(decoded, rows)]
+                self._cohort_psnr = (float(np.median(psnr)), float(np.percentile(psnr, 5)))
+            return self._cohort_psnr
+
+    def _verdict(self, a: dict, entry: dict, direction: Direction) -> tuple[Verdict, list]:
+        """The traffic light over this film (its scores against the cohort), and the other attributes'
+        change: (label, SDs per SD of the target, the change across the film in its own units)."""
+        study, q = self.study, entry["quality"]
+        leakage = []
+        target_sd = abs(direction.scale) if math.isfinite(direction.scale) else math.nan
+        intended = float(np.ptp(entry["targets_scaled"]))
+        for other, slope in q.get("leakage", {}).items():
+            other_sd = study.sd(other, False)
+            if not (other_sd > 0 and target_sd > 0 and math.isfinite(slope)):
+                continue
+            change = slope * intended
+            sign = "+" if change >= 0 else "−"
+            leakage.append((study.label(other), slope * target_sd / other_sd,
+                            f"{sign}{study.info(other).format(abs(change))} across the film"))
+        verdict = judge(q, target=study.label(a["attribute"]), cohort_psnr=self.cohort_psnr(), leakage=leakage,
+                        estimated=entry["patient_value_source"].startswith("estimated"))
+        return verdict, sorted(leakage, key=lambda item: -abs(item[1]))
 
     def _attribution(self, key: Hashable, image: np.ndarray, method: str) -> np.ndarray:
         cached = self._attributions.hit((key, method))
@@ -337,7 +374,8 @@ class Renderer:
             "cnn_label": self.study.label(CNN_PREDICTION) if self.cnn is not None else None,
             "cnn_predictions": entry["cnn_predictions"], "cnn_original": entry["cnn_original"],
             "cnn_reconstruction": entry["cnn_reconstruction"], "oracle_predictions": entry["oracle_predictions"],
-            "quality": entry["quality"], "frame": a["frame"], "method": a["method"],
+            "quality": entry["quality"], **dict(zip(("verdict", "leakage"), self._verdict(a, entry, direction))),
+            "frame": a["frame"], "method": a["method"],
             "attribution_original": None, "attribution_frame": None, "agreement": None,
             "cached": {"traversal": cached_traversal},
         }

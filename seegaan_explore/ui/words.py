@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 
 from ..explore.study import LATENT_SHIFT, SPLINE
@@ -11,20 +12,30 @@ def _signed(x: float) -> str:
     return f"{x:+.2f}"
 
 
-def plain_words(result: dict) -> list[str]:
-    """The direction's diagnostics and the traversal's quality, as sentences a clinician reads."""
+def plain_words(result: dict, study=None) -> list[str]:
+    """The direction's diagnostics and the traversal's quality, as sentences a clinician reads; in
+    the ``study``'s words and units where it is given (:class:`~seegaan_explore.explore.study.Study`)."""
     if result.get("error") or result.get("cancelled"):
         return []
-    name, d, q = result["attribute"], result["diagnostics"], result["quality"]
+    name, d, q = result["label"], result["diagnostics"], result["quality"]
     direction = result["direction"]
-    lines = [(f"Patient {result['patient_label']}: {result['label']} {result['patient_value']:.3g} "
-              f"(from {result['patient_value_source']}).")]
+
+    def say(value: float) -> str:
+        return study.format(result["attribute"], value) if study is not None else f"{value:.3g}"
+
+    lines = [f"Patient {result['patient_label']}: {name} {say(result['patient_value'])} "
+             f"(from {result['patient_value_source']})."]
+    if study is not None and direction.estimator != LATENT_SHIFT:
+        low, high = study.ends(result["attribute"])
+        forward = result["targets"][-1] >= result["targets"][0]
+        lines.append(f"The film runs from {say(result['targets'][0])} to {say(result['targets'][-1])}: towards "
+                     f"{high if forward else low}.")
     if direction.kind == "predictive":
         lines.append(f"The {direction.estimator} direction is diagnostic: it shows what the latent code knows "
                      f"about {name}, and need not change the image the way {name} does.")
     if direction.estimator == SPLINE:
         low, high = result["targets"][0], result["targets"][-1]
-        lines.append(f"The direction is the mean change of the latent code between {name} {low:.3g} and {high:.3g}, "
+        lines.append(f"The direction is the mean change of the latent code between {name} {say(low)} and {say(high)}, "
                      f"this traversal's range: what changes from this patient's level of {name}, where the "
                      f"straight mean shift averages the change over the whole cohort. {d['n_in_range']} of the "
                      f"{d['n']} exams lie in that range; the fewer, the noisier the direction.")
@@ -49,8 +60,9 @@ def plain_words(result: dict) -> list[str]:
         lines.append(f"Fitted on {d.get('n', '?')} images.")
     strongest = sorted(result["cosines"].items(), key=lambda kv: -abs(kv[1]))[:3]
     if strongest:
-        lines.append("Most entangled with: " + ", ".join(f"{k} (cosine {_signed(v)})" for k, v in strongest)
-                     + ". Near ±1 means moving along this direction also moves that attribute.")
+        closest = ", ".join(f"{study.label(k) if study else k} (cosine {_signed(v)})" for k, v in strongest)
+        lines.append(f"In the latent space, the direction lies closest to: {closest}. Near ±1: the cohort's "
+                     "exams differ in both together.")
     if q.get("measured_by"):
         mono = q["monotonicity"]
         lines.append(f"Measured by {q['measured_by']}, {name} "
@@ -59,10 +71,10 @@ def plain_words(result: dict) -> list[str]:
         achieved = q["achieved_over_intended"]
         if math.isfinite(achieved):
             lines.append(f"The frames reach {achieved:.0%} of the intended change in {name}.")
-        leaks = sorted(q["leakage"].items(), key=lambda kv: -abs(kv[1]))[:3]
+        leaks = result.get("leakage") or []
         if leaks:
-            lines.append("Other attributes change along the way (per unit of intended change): "
-                         + ", ".join(f"{k} {_signed(v)}" for k, v in leaks) + ".")
+            lines.append("Other attributes change along the way: "
+                         + ", ".join(f"{label} {words}" for label, _, words in leaks[:3]) + ".")
     elif q.get("not_measured"):
         lines.append(f"Not scored: {q['not_measured']}.")
     if "proximity" in q:
@@ -78,3 +90,20 @@ def plain_words(result: dict) -> list[str]:
                      f"agree with rank correlation {g['spearman']:.2f}; {g['top_overlap']:.0%} of their top 5% "
                      "pixels coincide.")
     return lines
+
+
+VERDICT_COLOURS = {"trust": "#2e7d32", "care": "#b26a00", "stop": "#b00020"}
+
+
+def verdict_html(result: dict, study=None) -> str:
+    """The verdict first, as a traffic light with its reasons; the numbers behind it on demand."""
+    lines = "".join(f"<li>{html.escape(line)}</li>" for line in plain_words(result, study))
+    verdict = result.get("verdict")
+    if verdict is None:
+        return f"<ul>{lines}</ul>"
+    colour = VERDICT_COLOURS[verdict.level]
+    reasons = "; ".join(verdict.reasons)
+    return (f"<div class='seegaan-verdict seegaan-verdict-{verdict.level}' style='border-left:6px solid {colour};"
+            f"padding:4px 10px;background:#f7f7f7;margin:2px 0 6px 0'><b style='color:{colour}'>"
+            f"{html.escape(verdict.headline)}</b> {html.escape(reasons[:1].upper() + reasons[1:])}.</div>"
+            f"<details><summary>The numbers behind it</summary><ul>{lines}</ul></details>")
