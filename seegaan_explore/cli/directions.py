@@ -1,115 +1,64 @@
-"""The direction a command traverses: an attribute's values (or the CNN's predictions) for the cohort,
-its fit, one per patient where matching or a spline asks for it, and the ``--cnn`` that scores it."""
+"""The direction a command traverses, through the study of the encoded cohort
+(:class:`~seegaan_explore.explore.study.Study`): the attribute's values or the CNN's predictions, the
+fit, one per patient where matching or a spline asks for it, and the ``--cnn`` that scores it."""
 
 from __future__ import annotations
 
-__all__ = ["CNN_PREDICTION", "cnn_measures", "cnn_predictions", "direction_inputs", "explainer",
-           "fit_cohort_direction", "per_patient_fitter"]
+from ..explore.study import CNN_PREDICTION, SPLINE, cnn_label, scaled_name
 
-CNN_PREDICTION = "cnn_prediction"
+__all__ = ["CNN_PREDICTION", "attribute_cnn", "cohort_study", "explainer", "fit_cohort_direction", "per_patient_fitter"]
 
 
-def cnn_predictions(cohort, args):
-    """The CNN's prediction for every image of the cohort, by image id: the paper's way of making
-    what a CNN has learned an attribute like any other."""
+def cohort_study(cohort, latents, args, cnn=None):
+    """The encoded cohort as a study, with ``cnn``'s predictions (from images preprocessed at its
+    resolution, loaded when first needed) as the attribute ``cnn_prediction``."""
     import numpy as np
-    import pandas as pd
-    import torch
 
+    from ..explore.study import Study
+
+    def images():
+        return np.asarray(cohort.images(cnn.config.resolution, args.cache_dir, progress=not args.no_progress),
+                          np.float32)
+
+    return Study(latents.latents, latents.table, cnn=cnn, images=images if cnn is not None else None)
+
+
+def attribute_cnn(args):
+    """The ``--cnn`` whose prediction is the attribute ``cnn_prediction``, or None."""
+    if not getattr(args, "cnn", None):
+        return None
     from ..model.cnn import load_cnn
 
-    if not getattr(args, "cnn", None):
-        raise ValueError(f"the attribute {CNN_PREDICTION!r} needs --cnn CHECKPOINT")
-    cnn = load_cnn(args.cnn, device=args.device)
-    images = cohort.images(cnn.config.resolution, args.cache_dir, progress=not args.no_progress)
-    predicted = cnn.predict(torch.from_numpy(np.asarray(images, dtype=np.float32))[:, None]).cpu().numpy()
-    return pd.Series(predicted.astype(np.float64), index=cohort.ids)
+    return load_cnn(args.cnn, device=args.device)
 
 
-def direction_inputs(cohort, latents, attribute: str, args):
-    """``attribute``'s values (ln of them with ``--log``), its name, and the ``--confounders`` columns,
-    in the order of the cohort's latents."""
-    import numpy as np
-
-    if attribute == CNN_PREDICTION:
-        values = cnn_predictions(cohort, args).reindex(latents.ids).to_numpy(dtype=np.float64)
-    else:
-        values = cohort.attribute(attribute).reindex(latents.ids).to_numpy(dtype=np.float64)
-    name = attribute
-    if args.log:
-        if np.any(values[~np.isnan(values)] <= 0):
-            raise ValueError(f"--log: column {attribute!r} has values <= 0")
-        values, name = np.log(values), f"ln({attribute})"
-    confounders = None
-    if args.confounders:
-        if attribute in args.confounders:
-            raise ValueError(f"{attribute!r} is both the attribute and a confounder")
-        confounders = np.column_stack([cohort.attribute(c).reindex(latents.ids).to_numpy(dtype=np.float64)
-                                       for c in args.confounders])
-    return values, name, confounders
-
-
-def fit_cohort_direction(cohort, latents, attribute: str, args):
+def fit_cohort_direction(study, attribute: str, args):
     """Fit ``args.estimator`` for ``attribute`` (ln of it with ``--log``) on the cohort's latents."""
-    from ..explore.directions import fit_direction
-
-    values, name, confounders = direction_inputs(cohort, latents, attribute, args)
+    if attribute == CNN_PREDICTION and study.cnn is None:
+        raise ValueError(f"the attribute {CNN_PREDICTION!r} needs --cnn CHECKPOINT")
     at = getattr(args, "at", None)
-    if at and args.estimator != "spline_mean_shift":
+    if at and args.estimator != SPLINE:
         raise ValueError(f"--at is the range a spline_mean_shift takes its slope over; {args.estimator} has none")
-    return fit_direction(args.estimator, latents.latents, values, confounders, attribute=name,
-                         confounder_names=tuple(args.confounders), **({"at": tuple(at)} if at else {}))
+    return study.direction(attribute, args.estimator, args.confounders, args.log, at=tuple(at) if at else None,
+                           name=scaled_name(attribute, args.log))
 
 
-def per_patient_fitter(cohort, latents, attribute: str, args, amounts):
+def per_patient_fitter(study, latents, attribute: str, args, amounts):
     """A function of an image id that fits ``attribute``'s direction for that patient: on the exams
     sharing its values of the ``--match`` columns, and for ``spline_mean_shift`` over the range its
-    ``amounts`` cover from its own value (the columns are read once, for every patient)."""
-    import numpy as np
+    ``amounts`` cover from its own value (the study's rules, as the dashboard's)."""
+    units = "sd" if args.sd else "units"
 
-    from ..explore.directions import fit_direction
-
-    values, name, confounders = direction_inputs(cohort, latents, attribute, args)
-    for column in args.match:
-        if column in (attribute, *args.confounders):
-            raise ValueError(f"--match {column!r}: it is already the attribute or a --confounders column")
-    matched = {column: cohort.attribute(column).reindex(latents.ids) for column in args.match}
-    written = cohort.table.set_index(cohort.id_column)
-    own = dict(zip(latents.ids, values))
-    unit = float(np.nanstd(values)) if args.sd else 1.0
-
-    def fit(like: str):
-        rows, at = None, {}
-        if matched:
-            rows = np.ones(len(values), dtype=bool)
-            for column, column_values in matched.items():
-                if not np.isfinite(column_values[like]):
-                    raise ValueError(f"--match {column!r}: image {like!r} has no value to match")
-                rows &= (column_values == column_values[like]).to_numpy()
-        if args.estimator == "spline_mean_shift":
-            if not np.isfinite(own[like]):
-                raise ValueError(f"spline_mean_shift: image {like!r} has no value of {attribute!r} to start from")
-            at = {"at": (own[like] + amounts.min() * unit, own[like] + amounts.max() * unit)}
+    def fit(image_id: str):
+        row = latents.row(image_id)
+        at = study.range_of(attribute, args.log, amounts, units=units, row=row) if args.estimator == SPLINE else None
         try:
-            return fit_direction(args.estimator, latents.latents, values, confounders, rows=rows, attribute=name,
-                                 confounder_names=tuple(args.confounders), **at)
+            return study.direction(attribute, args.estimator, args.confounders, args.log, args.match,
+                                   row=row if args.match else None, at=at, name=scaled_name(attribute, args.log))
         except ValueError as error:
-            if not matched:
-                raise
-            held = ", ".join(f"{column} = {written[column][like]}" for column in matched)
-            raise ValueError(f"{like}: among the {int(rows.sum())} exams with {held}: {error}") from error
+            raise ValueError(f"{image_id}: {error}") from error
 
     return fit
-
-
-def cnn_measures(cnn, direction) -> bool:
-    """Whether the CNN's output is the direction's attribute in the direction's units, so that its
-    predictions on the frames score the traversal."""
-    c = cnn.config
-    if c.task != "regression":
-        return False
-    return (direction.estimator == "latent_shift" or direction.attribute == CNN_PREDICTION
-            or direction.attribute == (f"ln({c.attribute})" if c.log_transform else c.attribute))
 
 
 def explainer(args, resolution: int):
@@ -128,7 +77,4 @@ def explainer(args, resolution: int):
     if cnn.config.resolution != resolution:
         raise ValueError(f"{args.cnn}: the CNN takes {cnn.config.resolution} px images, the autoencoder "
                          f"makes {resolution} px frames")
-    c = cnn.config
-    if c.task == "binary":
-        return cnn, f"CNN: P({c.attribute})"
-    return cnn, f"CNN: {'ln ' if c.log_transform else ''}{c.attribute}"
+    return cnn, cnn_label(cnn.config)

@@ -17,7 +17,14 @@ from .common import (
     safe_name,
     user_errors,
 )
-from .directions import CNN_PREDICTION, cnn_measures, explainer, fit_cohort_direction, per_patient_fitter
+from .directions import (
+    CNN_PREDICTION,
+    attribute_cnn,
+    cohort_study,
+    explainer,
+    fit_cohort_direction,
+    per_patient_fitter,
+)
 
 __all__ = ["FORMATS", "add_attribute", "add_direction", "add_encode", "add_export", "add_traverse"]
 
@@ -116,9 +123,10 @@ def _run_direction(args) -> int:
     progress = not args.no_progress
     model = autoencoder(args)
     cohort, latents = encoded_cohort(args, model, progress)
+    study = cohort_study(cohort, latents, args, cnn=attribute_cnn(args))
     for attribute in tqdm(args.attribute, desc="Directions", unit="attribute",
                           disable=not progress or len(args.attribute) < 2):
-        direction = fit_cohort_direction(cohort, latents, attribute, args)
+        direction = fit_cohort_direction(study, attribute, args)
         path = args.out / f"{safe_name(attribute)}{'.ln' if args.log else ''}.{args.estimator}.safetensors"
         save_direction(direction, path)
         scalars = {k: v for k, v in direction.diagnostics.items() if isinstance(v, (int, float, str, tuple))}
@@ -177,6 +185,7 @@ def _run_traverse(args) -> int:
     from ..data.images import load_preprocessed
     from ..explore import quality
     from ..explore.export import load_direction
+    from ..explore.study import measured, split_scaled_name
     from ..explore.traversal import traverse
 
     progress = not args.no_progress
@@ -200,10 +209,11 @@ def _run_traverse(args) -> int:
                          "it needs cohort patients (--id), not --image")
     if args.id or args.attribute:
         cohort, latents = encoded_cohort(args, model, progress)
+        study = cohort_study(cohort, latents, args, cnn=cnn)
         if per_patient:
-            fit_for = per_patient_fitter(cohort, latents, args.attribute, args, amounts)
+            fit_for = per_patient_fitter(study, latents, args.attribute, args, amounts)
         elif direction is None:
-            direction = fit_cohort_direction(cohort, latents, args.attribute, args)
+            direction = fit_cohort_direction(study, args.attribute, args)
     subjects = args.id or args.image
     paths = dict(zip(cohort.ids, cohort.paths)) if args.id else {}
     for subject in tqdm(subjects, desc="Traversals", unit="patient", disable=not progress or len(subjects) < 2):
@@ -228,13 +238,16 @@ def _run_traverse(args) -> int:
                 from ..explore.attribution import attribute
 
                 attributions = attribute(cnn, frames, args.attribution)
-        measures_target = cnn is not None and len(amounts) >= 3 and cnn_measures(cnn, direction)
-        scores = quality.score(t, predictions if measures_target else None, original=original)
+        target, log = (CNN_PREDICTION, False) if args.latent_shift else split_scaled_name(direction.attribute)
+        measured_target, by = measured(target, log, getattr(cnn, "config", None), cnn_predictions=predictions)
+        if len(amounts) < 3:
+            measured_target = None
+        scores = quality.score(t, measured_target, original=original)
         stem = args.out / f"{safe_name(name)}.{safe_name(direction.attribute)}"
         written = _write_traversal(t, stem, args.format, args.fps, predictions, attributions, label)
         print(json.dumps({"subject": str(subject), "attribute": direction.attribute, "amounts": amounts.tolist(),
                           "in_sd": args.sd, **({"predictions": predictions.tolist()} if cnn is not None else {}),
-                          "quality": {**scores, "measured_by": "the CNN" if measures_target else None},
+                          "quality": {**scores, "measured_by": by if measured_target is not None else None},
                           "files": [str(p) for p in written]}))
     return 0
 

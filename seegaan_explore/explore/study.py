@@ -123,6 +123,25 @@ def _held(match, like, labels) -> str:
     return ", ".join(f"{name} = {(labels or {}).get(name, f'{like[name]:g}')}" for name in match)
 
 
+def measured(attribute: str, log: bool, cnn_config=None, *, cnn_predictions=None, oracle_predictions=None):
+    """The target as measured on each frame, on the fitted scale, and by what; ``(None, reason)``
+    when nothing measures it. The oracle reads its factors; the CNN (``cnn_config`` describes it)
+    reads its own prediction, and its target where it regresses it."""
+    if oracle_predictions is not None and attribute in oracle_predictions.columns:
+        values, by = oracle_predictions[attribute].to_numpy(np.float64), "the oracle"
+    elif cnn_predictions is not None and attribute == CNN_PREDICTION:
+        values, by = np.asarray(cnn_predictions, np.float64), "the CNN"
+    elif (cnn_predictions is not None and getattr(cnn_config, "attribute", None) == attribute
+          and getattr(cnn_config, "task", "regression") == "regression"):
+        predicted = np.asarray(cnn_predictions, np.float64)
+        values, by = (np.exp(predicted) if cnn_config.log_transform else predicted), "the CNN"
+    else:
+        return None, f"nothing measures {attribute} on an image (no oracle column or CNN for it)"
+    if log and np.any(values <= 0):
+        return None, f"{by} measured values <= 0 on some frames, which a log scale cannot show"
+    return on_scale(values, log, attribute), by
+
+
 def detect_attributes(table: pd.DataFrame) -> dict[str, tuple[np.ndarray, dict | None]]:
     """Every column a direction can be fitted on: numbers, censored lab values, or two text levels
     (as 0/1, with their mapping); bookkeeping columns (ids, paths) and constant columns are left out."""
@@ -267,9 +286,26 @@ class Study:
         return f"lower {label}", f"higher {label}"
 
     def check(self, name: str) -> str:
-        if name not in self.attributes:
-            raise ValueError(f"unknown attribute {name!r}; choose one of {', '.join(self.attributes)}")
-        return name
+        """``name`` if it is an attribute of this study; else an error that says why not."""
+        if name in self.attributes:
+            return name
+        if name in self.table.columns:
+            raise ValueError(f"column {name!r} is not an attribute: {self._why_not(name)}")
+        raise ValueError(f"unknown attribute {name!r}; choose one of {', '.join(self.attributes)}")
+
+    def _why_not(self, name: str) -> str:
+        if self.dictionary and name not in self.dictionary:
+            return "the data dictionary does not describe it"
+        if str(name).lower() in RESERVED or str(name).lower().endswith("_id"):
+            return "it is bookkeeping (an id, a path or an index)"
+        try:
+            values, _ = parse_attribute(self.table[name])
+        except ValueError as error:
+            return str(error)
+        finite = values[np.isfinite(values)]
+        if len(finite) < 2:
+            return f"only {len(finite)} row(s) have a value"
+        return f"it is constant ({finite[0]:g}), so it defines no direction"
 
     def values(self, name: str) -> np.ndarray:
         """The attribute for every cohort row in its own units (NaN where unknown)."""
@@ -329,23 +365,9 @@ class Study:
         return self._cohort_predictions is not None
 
     def measured(self, attribute: str, log: bool, *, cnn_predictions=None, oracle_predictions=None):
-        """The target as measured on each frame, on the fitted scale, and by what; ``(None, reason)``
-        when nothing measures it. The oracle reads its factors; the CNN reads its own prediction, and
-        its target where it regresses it."""
-        config = getattr(self.cnn, "config", None)
-        if oracle_predictions is not None and attribute in oracle_predictions.columns:
-            measured, by = oracle_predictions[attribute].to_numpy(np.float64), "the oracle"
-        elif cnn_predictions is not None and attribute == CNN_PREDICTION:
-            measured, by = np.asarray(cnn_predictions, np.float64), "the CNN"
-        elif (cnn_predictions is not None and getattr(config, "attribute", None) == attribute
-              and getattr(config, "task", "regression") == "regression"):
-            predicted = np.asarray(cnn_predictions, np.float64)
-            measured, by = (np.exp(predicted) if config.log_transform else predicted), "the CNN"
-        else:
-            return None, f"nothing measures {attribute} on an image (no oracle column or CNN for it)"
-        if log and np.any(measured <= 0):
-            return None, f"{by} measured values <= 0 on some frames, which a log scale cannot show"
-        return on_scale(measured, log, attribute), by
+        """The target as measured on each frame (:func:`measured`), by this study's CNN or oracle."""
+        return measured(attribute, log, getattr(self.cnn, "config", None), cnn_predictions=cnn_predictions,
+                        oracle_predictions=oracle_predictions)
 
     # ------------------------------------------------------------------ the patient
 
