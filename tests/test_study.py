@@ -94,7 +94,7 @@ def test_held_columns_must_be_other_attributes():
         study.direction("age", confounders=("age",))
     with pytest.raises(ValueError, match="both by matching and by a linear term"):
         study.direction("age", confounders=("view",), match=("view",), row=0)
-    with pytest.raises(ValueError, match="unknown attribute 'site'"):
+    with pytest.raises(ValueError, match=r"column 'site' is not an attribute: .* neither numeric nor binary \(3 distinct"):
         study.values("site")
 
 
@@ -139,3 +139,15 @@ def test_names_on_the_log_scale_round_trip():
     assert split_scaled_name(scaled_name("nt_probnp", True)) == ("nt_probnp", True)
     assert split_scaled_name("age") == ("age", False)
     assert traversal_range(2.0, [1, -1, 0], 0.5) == (1.5, 2.5)
+
+
+def test_a_column_that_is_no_attribute_says_why():
+    w, table = _cohort()
+    table["patient_id"] = range(len(table))
+    study = Study(w, table)
+    with pytest.raises(ValueError, match="'constant' is not an attribute: it is constant \\(1\\)"):
+        study.values("constant")
+    with pytest.raises(ValueError, match="'patient_id' is not an attribute: it is bookkeeping"):
+        study.values("patient_id")
+    with pytest.raises(ValueError, match="unknown attribute 'nope'; choose one of age, view, lab"):
+        study.values("nope")
