@@ -24,20 +24,20 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
-from seegaan_explore.data.phantoms import sample_individual
 from seegaan_explore.demo import FILES, WEIGHTS_DIR
-from seegaan_explore.evaluate import (
+from seegaan_explore.explore.directions import fit_direction
+from seegaan_explore.model import load_model
+from seegaan_explore.model.oracle import load_oracle
+from seegaan_explore.phantoms import sample_individual
+from seegaan_explore.phantoms.evaluation import (
     FIT_SEED,
     PATIENT_SEED,
-    SPECS,
     encode_held_out,
     encode_images,
     true_ends,
     true_latent_change,
 )
-from seegaan_explore.explore.directions import fit_direction
-from seegaan_explore.model import load_model
-from seegaan_explore.model.oracle import load_oracle
+from seegaan_explore.phantoms.specs import SPECS
 
 SIGMAS = (0.7, 1.0, 1.4, 2.0)
 

@@ -13,9 +13,9 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from seegaan_explore.data.images import intensity_window
-from seegaan_explore.data.phantoms import generate_cohort, render_noise_free, sample_individual
-from seegaan_explore.evaluate import PATIENT_SEED, as_read
 from seegaan_explore.explore.quality import psnr_db
+from seegaan_explore.phantoms import generate_cohort, render_noise_free, sample_individual
+from seegaan_explore.phantoms.evaluation import PATIENT_SEED, as_read
 
 
 def main() -> None:

@@ -31,9 +31,9 @@ from playwright.async_api import async_playwright
 CHROMIUM = "/usr/bin/chromium"
 LOCAL = ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:", "about:")
 FALLBACK = """import torch
-from seegaan_explore.data.phantoms import generate_cohort
 from seegaan_explore.model import SeeGaan, preset_config
 from seegaan_explore.model.cnn import CnnConfig, RadiographCNN
+from seegaan_explore.phantoms import generate_cohort
 from seegaan_explore.ui.explorer import Explorer
 
 torch.manual_seed(0)

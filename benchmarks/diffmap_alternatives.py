@@ -22,23 +22,23 @@ import numpy as np
 import torch
 from sklearn.linear_model import Ridge
 
-from seegaan_explore.data.phantoms import sample_individual
 from seegaan_explore.demo import FILES, WEIGHTS_DIR
-from seegaan_explore.evaluate import (
+from seegaan_explore.explore.directions import fit_direction
+from seegaan_explore.explore.latent_shift import latent_shift
+from seegaan_explore.model import load_model
+from seegaan_explore.model.cnn import load_cnn
+from seegaan_explore.model.oracle import FACTORS
+from seegaan_explore.phantoms import sample_individual
+from seegaan_explore.phantoms.evaluation import (
     FIT_SEED,
     PATIENT_SEED,
-    SPECS,
     encode_held_out,
     encode_images,
     pearson,
     true_ends,
     true_latent_change,
 )
-from seegaan_explore.explore.directions import fit_direction
-from seegaan_explore.explore.latent_shift import latent_shift
-from seegaan_explore.model import load_model
-from seegaan_explore.model.cnn import load_cnn
-from seegaan_explore.model.oracle import FACTORS
+from seegaan_explore.phantoms.specs import SPECS
 
 NEIGHBOURS = (1000, 300, 100)
 

@@ -23,20 +23,20 @@ import argparse
 import numpy as np
 import torch
 
-from seegaan_explore.data.phantoms import sample_individual
 from seegaan_explore.demo import FILES, WEIGHTS_DIR
-from seegaan_explore.evaluate import (
+from seegaan_explore.model import load_model
+from seegaan_explore.model.oracle import FACTORS, factor_targets
+from seegaan_explore.phantoms import sample_individual
+from seegaan_explore.phantoms.evaluation import (
     FIT_SEED,
     PATIENT_SEED,
-    SPECS,
     encode_held_out,
     encode_images,
     pearson,
     true_ends,
     true_latent_change,
 )
-from seegaan_explore.model import load_model
-from seegaan_explore.model.oracle import FACTORS, factor_targets
+from seegaan_explore.phantoms.specs import SPECS
 
 
 def main() -> None:

@@ -26,10 +26,11 @@ import argparse
 import numpy as np
 
 from seegaan_explore.data.images import intensity_window
-from seegaan_explore.data.phantoms import cohort_table, factors, generate_cohort, sample_individual
-from seegaan_explore.evaluate import FIT_SEED, PATIENT_SEED, SPECS, pearson, true_ends
 from seegaan_explore.explore.directions import fit_direction
 from seegaan_explore.model.oracle import FACTORS, factor_targets
+from seegaan_explore.phantoms import cohort_table, factors, generate_cohort, sample_individual
+from seegaan_explore.phantoms.evaluation import FIT_SEED, PATIENT_SEED, pearson, true_ends
+from seegaan_explore.phantoms.specs import SPECS
 
 RENDER_INPUTS = {"age": (18.0, 95.0), "bmi": (15.0, 60.0), "ctr": (0.30, 0.80), "edema_score": (0.0, 3.0),
                  "effusion_left": (0.0, 1500.0), "effusion_right": (0.0, 1500.0), "bone_density": (0.0, 2.0)}

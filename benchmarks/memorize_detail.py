@@ -24,12 +24,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from seegaan_explore.data.phantoms import generate_cohort
 from seegaan_explore.demo import FILES, WEIGHTS_DIR
-from seegaan_explore.evaluate import as_read
 from seegaan_explore.explore.quality import psnr_db
 from seegaan_explore.model import load_model, preset_config
 from seegaan_explore.model.widen import widen
+from seegaan_explore.phantoms import generate_cohort
+from seegaan_explore.phantoms.evaluation import as_read
 
 
 def main() -> None:

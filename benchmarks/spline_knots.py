@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 
 from seegaan_explore.demo import FILES, WEIGHTS_DIR
-from seegaan_explore.evaluate import SPECS, evaluate
 from seegaan_explore.explore import directions
 from seegaan_explore.model import load_model
 from seegaan_explore.model.oracle import load_oracle
+from seegaan_explore.phantoms.evaluation import evaluate
+from seegaan_explore.phantoms.specs import SPECS
 
 
 def main() -> None:

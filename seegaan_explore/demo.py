@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 
 from .data.cohort import Cohort, default_cache_dir
-from .data.phantoms import SCM_VERSION, write_cohort
 from .explore.latents import encode_cohort
 from .fileio import atomic_write
 from .model.checkpoint import load_model
 from .model.cnn import RadiographCNN, load_cnn
 from .model.oracle import Oracle, load_oracle
 from .model.seegaan import SeeGaan
+from .phantoms import SCM_VERSION, write_cohort
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 FILES = {"autoencoder": "demo-seegaan.safetensors", "cnn": "demo-cnn-ntprobnp.safetensors",

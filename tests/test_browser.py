@@ -24,7 +24,7 @@ from PIL import Image
 from ports import free_port, listening
 
 from seegaan_explore.data.images import to_uint8
-from seegaan_explore.data.phantoms import render, sample_individual
+from seegaan_explore.phantoms import render, sample_individual
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [pytest.mark.slow,

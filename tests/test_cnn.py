@@ -10,10 +10,10 @@ import torch
 from safetensors.torch import save_file
 
 from seegaan_explore.cli import main
-from seegaan_explore.data.phantoms import generate_cohort, write_cohort
 from seegaan_explore.model.checkpoint import CheckpointError
 from seegaan_explore.model.cnn import CnnConfig, load_cnn, save_cnn
 from seegaan_explore.model.oracle import factor_targets, load_oracle
+from seegaan_explore.phantoms import generate_cohort, write_cohort
 from seegaan_explore.train.cnn import train_cnn
 
 SIZE = 64

@@ -12,14 +12,15 @@ import torch
 from seegaan_explore.cli import main
 from seegaan_explore.data.cohort import Cohort
 from seegaan_explore.data.images import intensity_window, preprocess
-from seegaan_explore.data.phantoms import generate_cohort, render_noise_free, sample_individual, write_cohort
 from seegaan_explore.demo import FILES, WEIGHTS_DIR, load_demo, manifest, write_bundle
-from seegaan_explore.evaluate import PATIENT_SEED, SPECS, Spec, as_read, bootstrap_ratio_ci, evaluate
 from seegaan_explore.model.checkpoint import save_model
 from seegaan_explore.model.cnn import CnnConfig, RadiographCNN, save_cnn
 from seegaan_explore.model.config import preset_config
 from seegaan_explore.model.oracle import FACTORS, Oracle, OracleConfig, save_oracle
 from seegaan_explore.model.seegaan import SeeGaan
+from seegaan_explore.phantoms import generate_cohort, render_noise_free, sample_individual, write_cohort
+from seegaan_explore.phantoms.evaluation import PATIENT_SEED, as_read, bootstrap_ratio_ci, evaluate
+from seegaan_explore.phantoms.specs import SPECS, Spec
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from PIL import Image
 from ui_cohort import small_setup
 
 from seegaan_explore.data.images import to_uint8
-from seegaan_explore.data.phantoms import render, sample_individual
+from seegaan_explore.phantoms import render, sample_individual
 from seegaan_explore.ui.cohort_map import CohortMap
 from seegaan_explore.ui.explorer import PROGRESS_AFTER_S, Explorer
 from seegaan_explore.ui.renderer import Renderer

@@ -18,9 +18,9 @@ from PIL import Image
 from ports import free_port
 
 from seegaan_explore.data.cohort import Cohort, CohortWarning
-from seegaan_explore.data.phantoms import write_cohort
 from seegaan_explore.explore.latents import encode_cohort, model_digest, store_dir
 from seegaan_explore.model import SeeGaan, preset_config, save_model
+from seegaan_explore.phantoms import write_cohort
 
 N = 12
 

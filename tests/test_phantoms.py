@@ -1,4 +1,4 @@
-"""Tests of the phantom chest-radiograph generator (seegaan_explore.data.phantoms)."""
+"""Tests of the phantom chest-radiograph generator (seegaan_explore.phantoms)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 from scipy import ndimage
 
-from seegaan_explore.data import phantoms as ph
+from seegaan_explore import phantoms as ph
 from seegaan_explore.data.images import to_uint8
-from seegaan_explore.data.phantom_anatomy import MASK_NAMES
-from seegaan_explore.data.phantoms import (
+from seegaan_explore.phantoms import (
     FACTOR_COLUMNS,
+    MASK_NAMES,
     NT_PROBNP_MAX,
     NT_PROBNP_MIN,
     Phantom,

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from seegaan_explore.data.phantoms import generate_cohort
 from seegaan_explore.model import SeeGaan, preset_config
 from seegaan_explore.model.cnn import CnnConfig, RadiographCNN
+from seegaan_explore.phantoms import generate_cohort
 
 N = 24
 

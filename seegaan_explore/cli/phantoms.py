@@ -31,7 +31,7 @@ def add_phantoms(sub) -> None:
 def _run_phantoms(args) -> int:
     import time
 
-    from ..data.phantoms import write_cohort
+    from ..phantoms import write_cohort
 
     t0 = time.perf_counter()
     table = write_cohort(
@@ -79,9 +79,9 @@ def add_evaluate(sub) -> None:
 
 def _run_evaluate(args) -> int:
     from ..demo import FILES, WEIGHTS_DIR
-    from ..evaluate import evaluate
     from ..model.checkpoint import load_model
     from ..model.oracle import load_oracle
+    from ..phantoms.evaluation import evaluate
 
     model = load_model(args.checkpoint or WEIGHTS_DIR / FILES["autoencoder"], device=args.device).eval()
     oracle = load_oracle(args.oracle or WEIGHTS_DIR / FILES["oracle"], device=args.device)

@@ -1,59 +1,44 @@
-"""Phantom chest radiographs with a known causal ground truth.
+"""The phantoms' structural causal model: who an individual is and what their factors are.
 
-A synthetic cohort in three separate stages (equations in ``docs/phantoms.md``):
+The first two stages of the phantom generator (equations in ``docs/phantoms.md``):
 
 1. :func:`sample_individual` draws all exogenous noise of one individual from ``(seed, index)``
    (SCM noise terms, anatomy/pose, and a render seed for textures and quantum noise).
 2. :func:`factors` evaluates the structural causal model: exogenous noise plus interventions
    (``do={'severity': 0.8, 'view': 'AP'}``) give the row of the clinical table.  Intervened
    factors are fixed; their descendants are recomputed from the same noise.
-3. :func:`render` draws the radiograph and ground-truth masks from the row and the exogenous anatomy.
 
-Re-rendering the same individual with ``do=...`` is the true counterfactual.
-
-Example::
-
-    ind = sample_individual(seed=0, index=12)
-    base = render(ind, 256)
-    worse = render(ind, 256, do={"severity": 0.9})
-    diff = worse.image - base.image          # the true counterfactual difference map
+The third, drawing the radiograph from the row and the exogenous anatomy, is :mod:`.radiograph`.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
-from ..fileio import atomic_write
-from .images import to_uint8
-from .phantom_anatomy import AP_HEART_MAGNIFICATION, MASK_NAMES, RenderInputs, render_arrays
+from .anatomy import AP_HEART_MAGNIFICATION
 
 __all__ = [
-    "MASK_NAMES",
-    "SCM_NOISE",
     "ANATOMY_NORMAL",
     "ANATOMY_UNIFORM",
+    "EFFUSION_MAX_ML",
     "FACTOR_COLUMNS",
+    "NT_PROBNP_MAX",
+    "NT_PROBNP_MIN",
+    "SCM_NOISE",
+    "SCM_VERSION",
     "Individual",
-    "Phantom",
-    "sample_individual",
-    "randomized_do",
     "factors",
-    "render",
-    "render_noise_free",
-    "cohort_table",
-    "generate_cohort",
-    "write_cohort",
+    "id_row",
     "image_id",
     "patient_id",
-    "to_uint16",
+    "randomized_do",
+    "sample_individual",
 ]
 
 #: exogenous noise of the clinical SCM (standard normal unless the name starts with ``u_``)
@@ -71,6 +56,8 @@ SCM_NOISE = (
     "u_device",
     "bone",
 )
+
+
 #: exogenous anatomy / pose / exposure draws (standard normal)
 ANATOMY_NORMAL = (
     "z_scale",
@@ -107,6 +94,8 @@ ANATOMY_NORMAL = (
     "z_dev_x",
     "z_dev_y",
 )
+
+
 #: exogenous anatomy draws (uniform on [0, 1))
 ANATOMY_UNIFORM = (
     "u_tex",
@@ -120,9 +109,11 @@ ANATOMY_UNIFORM = (
     "u_label_side",
 )
 
+
 #: the generator's version: bump it whenever the SCM or the renderer changes what an (seed, id)
 #: looks like, so that weights trained on phantoms name the phantoms they were trained on
 SCM_VERSION = "phantoms-1"
+
 
 #: columns of the clinical table, in order
 FACTOR_COLUMNS = (
@@ -189,6 +180,18 @@ def image_id(seed: int, index: int) -> str:
 
 def patient_id(seed: int, index: int) -> str:
     return f"PH{int(seed)}-{int(index):06d}"
+
+
+def id_row(individual: Individual, row: dict) -> dict:
+    """``row`` (factors) preceded by the individual's ids: a row of the clinical table."""
+    out = {
+        "image_id": individual.image_id,
+        "patient_id": individual.patient_id,
+        "seed": individual.seed,
+        "index": individual.index,
+    }
+    out.update(row)
+    return out
 
 
 def sample_individual(seed: int, index: int, stream: int = 0) -> Individual:
@@ -351,61 +354,6 @@ def factors(individual: Individual, do: Mapping[str, Any] | None = None) -> dict
     return {k: r[k] for k in FACTOR_COLUMNS}
 
 
-# --------------------------------------------------------------------------------------------
-# (c) rendering
-# --------------------------------------------------------------------------------------------
-@dataclass
-class Phantom:
-    """One rendered phantom: ``image`` float32 ``[size, size]`` in ``[-1, 1]`` (bright = dense),
-    ``row`` the clinical-table row (plus ids), ``masks`` boolean ``[size, size]`` arrays."""
-
-    image: np.ndarray
-    row: dict
-    masks: dict = field(default_factory=dict)
-
-
-def _render_inputs(individual: Individual, row: Mapping[str, Any]) -> RenderInputs:
-    return RenderInputs(
-        age=float(row["age"]),
-        sex=str(row["sex"]),
-        bmi=float(row["bmi"]),
-        ctr=float(row["ctr"]),
-        edema_score=float(row["edema_score"]),
-        effusion_left_ml=float(row["effusion_left"]),
-        effusion_right_ml=float(row["effusion_right"]),
-        view=str(row["view"]),
-        device=bool(row["device"]),
-        bone_density=float(row["bone_density"]),
-        anatomy=individual.anatomy,
-        render_seed=individual.render_seed,
-    )
-
-
-def _id_row(individual: Individual, row: dict) -> dict:
-    out = {
-        "image_id": individual.image_id,
-        "patient_id": individual.patient_id,
-        "seed": individual.seed,
-        "index": individual.index,
-    }
-    out.update(row)
-    return out
-
-
-def render(individual: Individual, size: int = 256, do: Mapping[str, Any] | None = None, noise: bool = True) -> Phantom:
-    """Render ``individual`` (under intervention ``do``) at ``size`` x ``size`` pixels.
-
-    ``noise=False`` leaves out the quantum noise (the clean image, e.g. to score reconstructions).
-    The noise field itself is part of the individual's exogenous noise: counterfactual renders of
-    the same individual share it, so they differ only where the anatomy differs.
-    """
-    if int(size) < 32:
-        raise ValueError("size must be at least 32 pixels")
-    row = factors(individual, do)
-    img, masks = render_arrays(_render_inputs(individual, row), int(size), noise=noise)
-    return Phantom(img, _id_row(individual, row), masks)
-
-
 def randomized_do(seed: int, index: int, names: Iterable[str]) -> dict:
     """A randomized trial's assignment for individual ``index``: each named factor takes the value
     its structural equation gives in a donor individual drawn for it alone. It keeps its population
@@ -418,193 +366,3 @@ def randomized_do(seed: int, index: int, names: Iterable[str]) -> dict:
             raise KeyError(f"cannot randomize {name!r}; choose from {sorted(_INTERVENABLE)}")
         do[name] = factors(sample_individual(seed, index, stream))[name]
     return do
-
-
-def render_noise_free(individual: Individual, size: int = 256, do: Mapping[str, Any] | None = None) -> Phantom:
-    """:func:`render` without quantum noise."""
-    return render(individual, size, do=do, noise=False)
-
-
-# --------------------------------------------------------------------------------------------
-# cohorts
-# --------------------------------------------------------------------------------------------
-def cohort_table(n: int, seed: int = 0, start: int = 0, do: Mapping[str, Any] | None = None):
-    """The clinical table of ``n`` individuals (no rendering; fast)."""
-    import pandas as pd
-
-    rows = [_id_row(ind, factors(ind, do)) for ind in (sample_individual(seed, i) for i in range(start, start + n))]
-    return pd.DataFrame(rows)
-
-
-def generate_cohort(n: int, size: int = 128, seed: int = 0, start: int = 0, noise: bool = True, progress: bool = False):
-    """Render ``n`` phantoms in memory: ``(images float32 [n, size, size], DataFrame)``."""
-    import pandas as pd
-
-    images = np.empty((n, size, size), dtype=np.float32)
-    rows = []
-    it: Iterable[int] = range(n)
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc="phantoms", unit="img")
-    for k in it:
-        ph = render(sample_individual(seed, start + k), size, noise=noise)
-        images[k] = ph.image
-        rows.append(ph.row)
-    return images, pd.DataFrame(rows)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    with atomic_write(path) as tmp:
-        tmp.write_bytes(data)
-
-
-def to_uint16(image: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint((image + 1.0) * 32767.5), 0, 65535).astype(np.uint16)
-
-
-def _png_bytes(image: np.ndarray) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(to_uint8(image)).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
-
-
-def _dicom_bytes(image: np.ndarray, row: Mapping[str, Any], size: int) -> bytes:
-    import io
-
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    sop_class = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
-    key = f"{row['seed']}-{row['index']}"
-    sop_uid = generate_uid(entropy_srcs=["seegaan-phantom-sop", key])
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = sop_uid
-    ds.StudyInstanceUID = generate_uid(entropy_srcs=["seegaan-phantom-study", key])
-    ds.SeriesInstanceUID = generate_uid(entropy_srcs=["seegaan-phantom-series", key])
-    ds.Modality = "DX"
-    ds.BodyPartExamined = "CHEST"
-    ds.ViewPosition = str(row["view"])
-    ds.PatientOrientation = ["R", "F"] if row["view"] == "AP" else ["L", "F"]
-    ds.PatientID = str(row["patient_id"])
-    ds.PatientName = f"Phantom^{row['index']}"
-    ds.PatientSex = str(row["sex"])
-    ds.PatientAge = f"{int(row['age']):03d}Y"
-    ds.ImageComments = "synthetic phantom (seegaan-explore); not a real patient"
-    ds.StudyDescription = "Phantom chest radiograph"
-    ds.SeriesDescription = f"Chest {row['view']}"
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows = size
-    ds.Columns = size
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    spacing = 400.0 / size
-    ds.PixelSpacing = [f"{spacing:.4f}", f"{spacing:.4f}"]
-    ds.WindowCenter = 32768
-    ds.WindowWidth = 65536
-    ds.PixelData = to_uint16(image).tobytes()
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
-
-
-def _write_one(args) -> dict:
-    out_dir, seed, index, size, fmt, randomize = args
-    ind = sample_individual(seed, index)
-    ph = render(ind, size, do=randomized_do(seed, index, randomize))
-    ext = "png" if fmt == "png" else "dcm"
-    name = f"{ind.image_id}.{ext}"
-    data = _png_bytes(ph.image) if fmt == "png" else _dicom_bytes(ph.image, ph.row, size)
-    _atomic_write_bytes(Path(out_dir) / name, data)
-    row = dict(ph.row)
-    row["file"] = name
-    return row
-
-
-def write_cohort(
-    out_dir,
-    n: int,
-    size: int = 128,
-    seed: int = 0,
-    fmt: str = "png",
-    progress: bool = True,
-    workers: int | None = None,
-    start: int = 0,
-    csv_name: str = "phantoms.csv",
-    randomize: tuple[str, ...] = (),
-):
-    """Write ``n`` phantoms (``fmt`` 'png' or 'dicom') and the clinical table ``csv_name`` to
-    ``out_dir``; returns the table as a DataFrame.  Files are written atomically.
-
-    ``randomize``: factors assigned as in a randomized trial (:func:`randomized_do`), not by their
-    causes: the cohort an unbiased oracle is trained on.
-
-    ``workers`` processes render in parallel (default: the CPU count, at most 8).
-    """
-    import pandas as pd
-
-    fmt = fmt.lower()
-    if fmt in ("dcm",):
-        fmt = "dicom"
-    if fmt not in ("png", "dicom"):
-        raise ValueError("fmt must be 'png' or 'dicom'")
-    n, size = int(n), int(size)
-    randomize = tuple(randomize)
-    randomized_do(seed, start, randomize)  # an unknown factor fails here, before anything is written
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if workers is None:
-        workers = min(8, os.cpu_count() or 1)
-    workers = max(1, min(int(workers), n)) if n > 0 else 1
-    jobs = [(str(out), seed, i, size, fmt, randomize) for i in range(start, start + n)]
-    pool = None
-    if workers > 1:
-        import multiprocessing as mp
-
-        # fork (where available) before the progress bar starts its monitor thread; the workers
-        # only use numpy / scipy / PIL, never torch, so forking a process that imported torch is safe
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-        pool = ctx.Pool(workers)
-    bar = None
-    rows = []
-    ok = False
-    try:
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=n, desc=f"phantoms {size}px", unit="img")
-        if pool is None:
-            results = map(_write_one, jobs)
-        else:
-            results = pool.imap(_write_one, jobs, chunksize=max(1, min(64, n // (workers * 8))))
-        for row in results:
-            rows.append(row)
-            if bar is not None:
-                bar.update(1)
-        ok = True
-    finally:
-        if bar is not None:
-            bar.close()
-        if pool is not None:
-            if ok:
-                pool.close()
-            else:  # an error or Ctrl-C: do not wait for the remaining images
-                pool.terminate()
-            pool.join()
-    cols = ["image_id", "patient_id", "file", "seed", "index", *FACTOR_COLUMNS]
-    table = pd.DataFrame(rows, columns=cols)
-    _atomic_write_bytes(out / csv_name, table.to_csv(index=False, float_format="%.6g").encode())
-    return table
