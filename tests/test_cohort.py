@@ -14,7 +14,6 @@ import torch
 from PIL import Image
 
 import seegaan_explore.data.cohort as cohort_module
-import seegaan_explore.data.images as images_module
 from seegaan_explore.data.cohort import (
     Cohort,
     CohortDataset,
@@ -24,7 +23,7 @@ from seegaan_explore.data.cohort import (
     parse_lab_value,
     scan_images,
 )
-from seegaan_explore.data.images import load_preprocessed
+from seegaan_explore.data.images import load_preprocessed, load_preprocessed_info
 
 RNG = np.random.default_rng(99)
 
@@ -39,11 +38,11 @@ def count_decodes(monkeypatch):
     """Counts files actually decoded by Cohort.images (in-process, workers=1)."""
     calls = []
 
-    def counting(path, resolution):
+    def counting(path, resolution, *args):
         calls.append(path)
-        return load_preprocessed(path, resolution)
+        return load_preprocessed_info(path, resolution, *args)
 
-    monkeypatch.setattr(images_module, "load_preprocessed", counting)
+    monkeypatch.setattr(cohort_module, "load_preprocessed_info", counting)
     return calls
 
 
@@ -99,12 +98,15 @@ def test_scan_reports_every_bad_file_and_keeps_good_ones(tmp_path, write_dicom, 
     assert set(reasons) == {path for path, _ in bad_image_files.values()}
     for name, (path, words) in bad_image_files.items():
         assert words in reasons[path].lower(), (name, reasons[path])
-    assert sorted(report.skipped) == sorted([folder / "notes.txt", folder / ".DS_Store"])
+    ignored = dict(report.ignored)
+    assert sorted(ignored) == sorted([folder / "notes.txt", folder / ".DS_Store"])
+    assert "not a recognised image" in ignored[folder / "notes.txt"] and ignored[folder / ".DS_Store"] == "hidden file"
 
     frame = report.to_frame()
     assert len(frame) == len(good) + len(bad_image_files) + 2
-    assert frame.groupby("status").size().to_dict() == {"ok": len(good), "bad": len(bad_image_files), "skipped": 2}
-    assert (frame.loc[frame.status == "bad", "reason"] != "").all()
+    assert frame.groupby("status").size().to_dict() == {"imported": len(good), "skipped": len(bad_image_files),
+                                                        "ignored": 2}
+    assert (frame.loc[frame.status != "imported", "reason"] != "").all()
     summary = report.summary()
     assert f"{len(good)} usable" in summary and f"{len(bad_image_files)} unusable" in summary
     assert str(report.bad[0][0]) in summary and report.bad[0][1] in summary
@@ -274,17 +276,17 @@ def test_cache_reuses_decoded_images_and_redecodes_changed_files(small_cohort_di
 def test_an_interrupted_decode_leaves_no_cache_file(small_cohort_dir, tmp_path, monkeypatch):
     decoded = []
 
-    def fail_on_third(path, resolution):
+    def fail_on_third(path, resolution, *args):
         decoded.append(path)
         if len(decoded) == 3:
             raise KeyboardInterrupt
-        return load_preprocessed(path, resolution)
+        return load_preprocessed_info(path, resolution, *args)
 
-    monkeypatch.setattr(images_module, "load_preprocessed", fail_on_third)
+    monkeypatch.setattr(cohort_module, "load_preprocessed_info", fail_on_third)
     with pytest.raises(KeyboardInterrupt):
         Cohort.from_table(small_cohort_dir / "table.csv").images(16, tmp_path / "cache", progress=False)
     assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
-    monkeypatch.setattr(images_module, "load_preprocessed", load_preprocessed)
+    monkeypatch.setattr(cohort_module, "load_preprocessed_info", load_preprocessed_info)
     images = Cohort.from_table(small_cohort_dir / "table.csv").images(16, tmp_path / "cache", progress=False)
     assert images.shape == (6, 16, 16)
 
@@ -298,7 +300,8 @@ def test_preprocess_version_invalidates_cache(small_cohort_dir, tmp_path, count_
 
 
 def test_undecodable_files_are_dropped_and_remembered(small_cohort_dir, tmp_path, count_decodes):
-    (small_cohort_dir / "img" / "x2.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 50)  # corrupt
+    whole = (small_cohort_dir / "img" / "x2.png").read_bytes()
+    (small_cohort_dir / "img" / "x2.png").write_bytes(whole[:60])  # its header is fine, its pixels cut short
     cohort = Cohort.from_table(small_cohort_dir / "table.csv")
     with pytest.warns(CohortWarning, match="x2.png"):
         images = cohort.images(16, tmp_path, progress=False)
