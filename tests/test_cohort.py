@@ -6,6 +6,7 @@ import os
 import pickle
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -401,3 +402,124 @@ def test_hannover_cache_second_run_is_much_faster(hannover_dir, tmp_path):
     assert first.shape == (243, 128, 128)
     np.testing.assert_array_equal(second, first)
     assert warm < cold / 10, (cold, warm)
+
+
+# --------------------------------------------------------------------------- import: content, ids, filters, framing
+
+@pytest.fixture
+def archive_dir(tmp_path, write_dicom):
+    """An archive export: a Siemens .IMA, an extensionless DICOM, a .tif, x.dcm and x.png sharing a stem,
+    a CT slice, a text file and a DICOMDIR."""
+    folder = tmp_path / "archive"
+    (folder / "series").mkdir(parents=True)
+    pixels = RNG.integers(0, 4096, (96, 80)).astype(np.uint16)
+    write_dicom(folder / "series" / "1.3.12.2.IMA", pixels, bits_stored=12, Modality="CR", BodyPartExamined="CHEST")
+    write_dicom(folder / "series" / "I0000001", pixels, bits_stored=12, Modality="DX")
+    Image.fromarray(pixels).save(folder / "scan.tif")
+    write_dicom(folder / "x.dcm", pixels, bits_stored=12, Modality="DX")
+    _png(folder / "x.png", 96, 80)
+    write_dicom(folder / "slice.dcm", pixels, bits_stored=12, Modality="CT")
+    (folder / "README.txt").write_text("export of 2024-05-01\n")
+    (folder / "DICOMDIR").write_bytes(b"\0" * 200)
+    return folder
+
+
+def test_a_folder_imports_every_image_by_content_and_lists_what_it_leaves(archive_dir):
+    with pytest.warns(CohortWarning, match="slice.dcm: modality CT"):
+        cohort = Cohort.from_folder(archive_dir, progress=False)
+    assert sorted(cohort.ids) == ["scan", "series/1.3.12.2", "series/I0000001", "x.dcm", "x.png"]
+    frame = cohort.report.frame.set_index("path")
+    assert frame.loc[str(archive_dir / "slice.dcm"), "status"] == "skipped"
+    assert frame.loc[str(archive_dir / "slice.dcm"), "reason"].startswith("modality CT (not a chest radiograph")
+    ignored = frame[frame.status == "ignored"]
+    assert sorted(Path(p).name for p in ignored.index) == ["DICOMDIR", "README.txt"]
+    assert cohort.report.counts() == {"imported": 5, "skipped": 1, "ignored": 2}
+    assert frame.loc[str(archive_dir / "series" / "1.3.12.2.IMA"), "body_part"] == "CHEST"
+    everything = Cohort.from_folder(archive_dir, progress=False, filters=None)
+    assert len(everything) == 6
+
+
+def test_by_id_a_table_finds_ima_tif_and_extensionless_files(archive_dir):
+    table = pd.DataFrame({"image_id": ["1.3.12.2", "I0000001", "scan"], "age": [60, 70, 80]})
+    cohort = Cohort.from_table(table, archive_dir)
+    assert [p.name for p in cohort.paths] == ["1.3.12.2.IMA", "I0000001", "scan.tif"]
+
+
+def test_a_path_only_table_makes_unique_ids_in_the_users_words(archive_dir):
+    table = pd.DataFrame({"file": ["x.dcm", "x.png", "series/I0000001", "scan.tif"], "age": [1, 2, 3, 4]})
+    cohort = Cohort.from_table(table, archive_dir)  # x.dcm and x.png share a stem: no refusal
+    assert cohort.ids == ["x.dcm", "x.png", "series/I0000001", "scan"]
+    assert cohort.id_label == "file" and cohort.attributes == ["age"]
+    with pytest.raises(ValueError, match="same file in several rows of 'file'") as info:
+        Cohort.from_table(pd.concat([table, table.iloc[[1]]]), archive_dir)
+    assert "image_id" not in str(info.value)
+    with pytest.raises(ValueError, match="empty 'file'") as info:
+        Cohort.from_table(table.assign(file=table.file.where(table.index != 2)), archive_dir)
+    assert "image_id" not in str(info.value)
+    absolute = table.assign(file=[str(archive_dir / f) for f in table.file])
+    assert Cohort.from_table(absolute, archive_dir).ids == cohort.ids  # relative to the image root
+
+
+def test_a_table_row_that_is_not_a_chest_radiograph_is_dropped_with_its_reason(archive_dir):
+    table = pd.DataFrame({"path": ["x.dcm", "slice.dcm", "README.txt", "gone.dcm"]})
+    with pytest.warns(CohortWarning) as caught:
+        cohort = Cohort.from_table(table, archive_dir)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "slice (modality CT" in messages and "README" in messages and "gone" in messages
+    assert cohort.ids == ["x"]
+    reasons = dict(zip(cohort.report.frame.id, cohort.report.frame.reason))
+    assert reasons["slice"].startswith("modality CT") and reasons["gone"] == "image file not found"
+    assert reasons["README.txt"].startswith("not a recognised image format")
+    line = cohort.report.line()
+    assert line.startswith("imported 1, skipped 3 (") and "1 modality CT" in line
+    with pytest.raises(ValueError, match="none of the 1 images can be imported.*modality CT"), \
+            pytest.warns(CohortWarning):
+        Cohort.from_table(table.iloc[[1]], archive_dir)
+
+
+def test_framing_and_colour_have_their_own_caches_and_pad_keeps_its_place(small_cohort_dir, tmp_path):
+    cohort = Cohort.from_table(small_cohort_dir / "table.csv")
+    pad = cohort.images(32, tmp_path / "cache", progress=False)
+    crop = cohort.images(32, tmp_path / "cache", progress=False, framing="crop")
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["v1-r32-float16", "v1-r32-float16-crop"]
+    assert pad.shape == crop.shape == (6, 32, 32)
+    assert (pad == -1).all(axis=1).any() and not (crop == -1).all(axis=1).any()  # 48x40 padded vs cropped
+    cropped = Cohort.from_table(small_cohort_dir / "table.csv", framing="crop")
+    np.testing.assert_array_equal(cropped.images(32, tmp_path / "cache", progress=False), crop)
+    assert cropped.subset([0, 1]).framing == "crop"
+    with pytest.raises(ValueError, match="framing must be one of"):
+        Cohort.from_table(small_cohort_dir / "table.csv", framing="letterbox")
+
+
+def test_decoding_notes_and_colour_reach_the_report_through_the_cache(tmp_path):
+    folder = tmp_path / "rgb"
+    folder.mkdir()
+    grey = RNG.integers(0, 240, (48, 40))
+    Image.fromarray(np.stack([grey, grey + 4, grey + 9], -1).astype(np.uint8)).save(folder / "near.png")
+    Image.fromarray(np.stack([grey, 240 - grey, grey // 2], -1).astype(np.uint8)).save(folder / "colour.png")
+    table = pd.DataFrame({"path": ["near.png", "colour.png"]})
+    for attempt in range(2):  # decoded, then from the cache
+        cohort = Cohort.from_table(table, folder)
+        assert len(cohort) == 2  # colour is only known once decoded
+        with pytest.warns(CohortWarning, match="colour.png: colour image"):
+            cohort.images(16, tmp_path / "cache", progress=False)
+        frame = cohort.report.frame.set_index("id")
+        assert "near-grey RGB" in frame.loc["near", "notes"], attempt
+        assert frame.loc["colour", "status"] == "skipped" and frame.loc["colour", "reason"].startswith("colour image")
+    converted = Cohort.from_table(table, folder, colour="luminance")
+    assert converted.images(16, tmp_path / "cache", progress=False).shape == (2, 16, 16)
+    assert "converted to luminance" in converted.report.frame.set_index("id").loc["colour", "notes"]
+
+
+def test_old_cache_entries_retry_their_unusable_files(small_cohort_dir, tmp_path, count_decodes):
+    cohort = Cohort.from_table(small_cohort_dir / "table.csv")
+    cohort.images(16, tmp_path, progress=False)
+    store = cohort_module._ImageCache(tmp_path, 16, np.dtype("float16")).store
+    for name, meta in list(store.entries()):  # as an older reader wrote them: the first file refused
+        first = meta["files"][0]
+        store.write_index(name, {"array": meta["array"], "rows": meta["rows"] - 1, "files": meta["files"][1:],
+                                 "bad": [[first, "x", "colour image (an older reader)"]]})
+    count_decodes.clear()
+    again = Cohort.from_table(small_cohort_dir / "table.csv")
+    assert again.images(16, tmp_path, progress=False).shape == (6, 16, 16)  # nothing dropped
+    assert count_decodes == [again.paths[0]]  # the refused file was tried again, the others reused

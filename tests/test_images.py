@@ -13,12 +13,17 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
 from seegaan_explore.data.images import (
+    GREY_TOLERANCE,
     ImageReadError,
+    ImportFilter,
     check_image,
+    image_format,
+    inspect_image,
     intensity_window,
     load_preprocessed,
     preprocess,
     read_image,
+    read_image_info,
 )
 
 RNG = np.random.default_rng(1234)
@@ -228,7 +233,7 @@ def test_load_preprocessed_is_read_then_preprocess(tmp_path, write_dicom):
 
 def test_jpeg_lossless_dicom_decodes_through_gdcm():
     """JPEG Lossless (process 14) is the usual CR/DX transfer syntax; pydicom decodes it with the
-    BSD-licensed python-gdcm plugin (pylibjpeg-libjpeg would be GPL)."""
+    python-gdcm plugin."""
     pydicom_data = pytest.importorskip("pydicom.data")
     path = pydicom_data.get_testdata_file("JPEG-LL.dcm")
     if path is None:
@@ -237,3 +242,180 @@ def test_jpeg_lossless_dicom_decodes_through_gdcm():
     assert image.shape == (1024, 256)
     assert image.std() > 0
     assert preprocess(image, 64).shape == (64, 64)
+
+
+def test_12bit_jpeg_extended_dicom_decodes(tmp_path):
+    """JPEG Extended (process 2 and 4, 1.2.840.10008.1.2.4.51) with 12-bit samples, common in older CR
+    archives: GDCM and Pillow refuse 12 bits, pylibjpeg-libjpeg decodes it. pydicom's JPGExtended.dcm
+    is such a file (its JPEG-lossy.dcm is the same image with a broken scan header)."""
+    pydicom_data = pytest.importorskip("pydicom.data")
+    source = pydicom_data.get_testdata_file("JPGExtended.dcm")
+    ds = pydicom.dcmread(source)
+    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.51" and ds.BitsStored == 12
+    image = read_image(source)
+    assert image.shape == (1024, 256) and image.std() > 0 and image.max() > 255  # more than 8 bits survive
+    ds.Modality, ds.BodyPartExamined = "CR", "CHEST"  # as a CR chest film it is imported
+    ds.save_as(tmp_path / "cr.dcm")
+    info = inspect_image(tmp_path / "cr.dcm", level="decode", filters=ImportFilter())
+    assert info.ok and info.bits_stored == 12, info
+    np.testing.assert_array_equal(read_image(tmp_path / "cr.dcm"), image)
+
+
+# --------------------------------------------------------------------------- recognised by content
+
+def test_files_are_recognised_by_content_whatever_their_name(tmp_path, write_dicom):
+    pixels = _grey(60, 50)
+    ima = write_dicom(tmp_path / "1.3.12.2.1107.5.IMA", pixels)  # Siemens names its DICOMs *.IMA
+    bare = write_dicom(tmp_path / "I0000123", pixels)
+    Image.fromarray(pixels).save(tmp_path / "film.tif")  # 16-bit TIFF
+    Image.fromarray((pixels >> 4).astype(np.uint8)).save(tmp_path / "film8.tiff")
+    for path in (ima, bare):
+        assert image_format(path) == "dicom"
+        np.testing.assert_array_equal(read_image(path), pixels)
+    assert image_format(tmp_path / "film.tif") == "tiff"
+    np.testing.assert_array_equal(read_image(tmp_path / "film.tif"), pixels)
+    np.testing.assert_array_equal(read_image(tmp_path / "film8.tiff"), pixels >> 4)
+    info = inspect_image(tmp_path / "film.tif", level="header")
+    assert (info.format, info.rows, info.columns, info.bits_stored) == ("tiff", 60, 50, 16)
+    assert any("no DICOM header" in n for n in info.notes)
+    (tmp_path / "notes.txt").write_text("a report, not an image\n")
+    text = inspect_image(tmp_path / "notes.txt")
+    assert text.not_image and "not a recognised image" in text.reason and image_format(tmp_path / "notes.txt") is None
+
+
+def test_truncated_dicom_is_named_at_every_level(tmp_path, write_dicom):
+    whole = write_dicom(tmp_path / "a.dcm", _grey(64, 64)).read_bytes()
+    (tmp_path / "cut.dcm").write_bytes(whole[:-1000])
+    for level in ("check", "decode"):
+        info = inspect_image(tmp_path / "cut.dcm", level=level)
+        assert "truncated" in info.reason and not info.not_image, (level, info.reason)
+    with pytest.raises(ImageReadError, match="truncated"):
+        read_image(tmp_path / "cut.dcm")
+
+
+# --------------------------------------------------------------------------- header windows
+
+def test_window_width_zero_falls_back_to_the_stored_values_with_a_warning(tmp_path, write_dicom):
+    pixels = _grey(64, 64)
+    path = write_dicom(tmp_path / "ww0.dcm", pixels, bits_stored=12, WindowCenter=2048, WindowWidth=0)
+    image, info = read_image_info(path)
+    np.testing.assert_array_equal(image, pixels)
+    assert any("window unusable (width 0)" in w for w in info.warnings), info.warnings
+    assert any("width 0" in w for w in inspect_image(path, level="header").warnings)  # known from the header
+
+
+def test_a_ct_window_that_flattens_a_radiograph_falls_back_with_a_warning(tmp_path, write_dicom):
+    pixels = RNG.integers(500, 3500, (64, 64)).astype(np.uint16)  # a radiograph's range
+    path = write_dicom(tmp_path / "ct_window.dcm", pixels, bits_stored=12, WindowCenter=40, WindowWidth=400)
+    image, info = read_image_info(path)  # the window would make it "constant"
+    np.testing.assert_array_equal(image, pixels)
+    assert any("window unusable (center 40" in w and "unsaturated" in w for w in info.warnings), info.warnings
+    assert inspect_image(path, level="decode").ok
+    good = write_dicom(tmp_path / "fine.dcm", pixels, bits_stored=12, WindowCenter=2000, WindowWidth=3000)
+    assert read_image_info(good)[1].warnings == []  # a window that keeps the image is applied, silently
+
+
+# --------------------------------------------------------------------------- colour
+
+def test_near_grey_rgb_is_accepted_with_a_note_and_true_colour_refused_or_converted(tmp_path):
+    grey = _grey(64, 64, high=240, dtype=np.int16)
+    near = np.stack([grey, grey + 5, grey + 11], -1).astype(np.uint8)  # JPEG-like channel noise: 11 levels
+    Image.fromarray(near).save(tmp_path / "near.png")
+    image, info = read_image_info(tmp_path / "near.png")
+    np.testing.assert_allclose(image, grey + 16 / 3, atol=1e-4)
+    assert any("near-grey RGB (channels differ by up to 11 levels)" in n for n in info.notes), info.notes
+
+    colour = np.stack([grey, 240 - grey, grey // 2], -1).astype(np.uint8)
+    Image.fromarray(colour).save(tmp_path / "colour.png")
+    with pytest.raises(ImageReadError, match="colour image.*luminance"):
+        read_image(tmp_path / "colour.png")
+    image, info = read_image_info(tmp_path / "colour.png", colour="luminance")
+    expected = colour.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    np.testing.assert_allclose(image, expected, rtol=1e-6)
+    assert any("converted to luminance" in n for n in info.notes)
+    assert inspect_image(tmp_path / "colour.png", colour="luminance").ok
+    with pytest.raises(ValueError, match="colour must be one of"):
+        read_image(tmp_path / "colour.png", colour="grey")
+    assert GREY_TOLERANCE >= 12  # the JPEG noise measured on a real cohort
+
+
+def test_near_grey_rgb_dicom_is_accepted(tmp_path, write_dicom):
+    grey = _grey(32, 32, high=240, dtype=np.int16)
+    path = write_dicom(tmp_path / "sc.dcm", np.stack([grey, grey + 3, grey + 6], -1).astype(np.uint8), "RGB")
+    image, info = read_image_info(path)
+    np.testing.assert_allclose(image, grey + 3, atol=1e-4)
+    assert any("near-grey" in n for n in info.notes)
+
+
+# --------------------------------------------------------------------------- not a chest radiograph
+
+@pytest.mark.parametrize("elements,words", [
+    ({"Modality": "CT"}, "modality CT"),
+    ({"Modality": "MR"}, "modality MR"),
+    ({"Modality": "NM"}, "modality NM"),
+    ({"Modality": "US"}, "modality US"),
+    ({"Modality": "RTDOSE"}, "modality RTDOSE"),
+    ({"Modality": "SEG"}, "modality SEG"),
+    ({"Modality": "CR", "BodyPartExamined": "CSPINE"}, "body part CSPINE"),
+    ({"Modality": "DX", "BodyPartExamined": "HAND"}, "body part HAND"),
+    ({"Modality": "DX", "BodyPartExamined": "CHEST", "ViewPosition": "CC"}, "view position CC"),
+])
+def test_the_filter_skips_what_is_not_a_chest_radiograph_with_the_reason(tmp_path, write_dicom, elements, words):
+    path = write_dicom(tmp_path / "x.dcm", _grey(), **elements)
+    info = inspect_image(path, filters=ImportFilter())
+    assert info.reason.startswith(words) and "not a chest" in info.reason, info.reason
+    assert inspect_image(path, filters=ImportFilter.any()).ok  # overridable
+    assert inspect_image(path).ok  # no filter, no judgement
+
+
+@pytest.mark.parametrize("elements", [
+    {"Modality": "CR", "BodyPartExamined": "CHEST", "ViewPosition": "PA"},
+    {"Modality": "DX", "BodyPartExamined": "THORAX", "ViewPosition": "AP"},
+    {"Modality": "DX", "BodyPartExamined": "PORT CHEST", "ViewPosition": "LL"},
+    {"Modality": "CR"},  # body part and view absent
+    {"Modality": "DX", "BodyPartExamined": "", "ViewPosition": ""},
+])
+def test_the_filter_keeps_cr_and_dx_chest(tmp_path, write_dicom, elements):
+    info = inspect_image(write_dicom(tmp_path / "x.dcm", _grey(80, 70), **elements), filters=ImportFilter())
+    assert info.ok and info.warnings == [], info
+
+
+def test_the_filter_warns_about_modality_ot_and_can_be_narrowed(tmp_path, write_dicom):
+    path = write_dicom(tmp_path / "ot.dcm", _grey())  # the fixture writes Modality OT (secondary capture)
+    info = inspect_image(path, filters=ImportFilter())
+    assert info.ok and any("modality OT" in w for w in info.warnings)
+    narrow = ImportFilter(modalities=("DX",), warn_modalities=())
+    assert "modality OT" in inspect_image(path, filters=narrow).reason
+    assert "modality DX" in narrow.describe()
+
+
+def test_what_passes_but_looks_wrong_is_warned(tmp_path):
+    Image.fromarray(_grey(40, 40, high=256, dtype=np.uint8)).save(tmp_path / "tiny.png")
+    np.save(tmp_path / "strip.npy", RNG.normal(size=(5, 512)))
+    Image.fromarray(_grey(300, 240, high=256, dtype=np.uint8)).save(tmp_path / "film.png")
+    tiny, strip, film = (inspect_image(tmp_path / n, filters=ImportFilter()) for n in
+                         ("tiny.png", "strip.npy", "film.png"))
+    assert tiny.ok and tiny.warnings == ["tiny image (40 x 40 pixels)"]
+    assert strip.ok and any("tiny image (5 x 512" in w for w in strip.warnings)
+    assert any("extreme aspect ratio (5 x 512 pixels, 102.4:1)" in w for w in strip.warnings)
+    assert film.ok and film.warnings == []
+    assert inspect_image(tmp_path / "strip.npy", level="header").warnings == strip.warnings  # no decode needed
+
+
+# --------------------------------------------------------------------------- framing
+
+@pytest.mark.parametrize("shape", [(100, 300), (300, 100)])
+def test_crop_framing_fills_the_square_with_the_centre(shape):
+    image = RNG.uniform(10, 20, shape).astype(np.float32)
+    side = min(shape)
+    top, left = (shape[0] - side) // 2, (shape[1] - side) // 2
+    image[top:top + side, left:left + side] += 100  # the centre square is bright, the ends dark
+    pad, crop = preprocess(image, 50), preprocess(image, 50, framing="crop")
+    assert pad.shape == crop.shape == (50, 50)
+    assert (pad == -1).all(axis=1 - int(shape[0] > shape[1])).sum() > 0  # pad: rows/columns of padding
+    assert crop.min() > 0.5  # crop: only the bright centre, no padding, no dark ends
+    np.testing.assert_array_equal(crop, preprocess(image[top:top + side, left:left + side], 50, (
+        *intensity_window(image),)))
+    np.testing.assert_array_equal(pad, preprocess(image, 50, framing="pad"))  # pad is the default
+    with pytest.raises(ValueError, match="framing must be one of"):
+        preprocess(image, 50, framing="stretch")
