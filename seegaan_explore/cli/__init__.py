@@ -8,6 +8,7 @@ One module per group of commands, each only arguments and I/O over the Python AP
 * :mod:`.explore`: ``encode``, ``direction``, ``traverse``, ``export``, ``attribute`` (the direction each
   traverses: :mod:`.directions`);
 * :mod:`.serve`: ``demo``;
+* :mod:`.check`: ``check`` (and the import summary line of ``encode``, ``train``, ``direction``);
 * :mod:`.common`: the arguments and loading they share.
 
 Heavy imports (torch, the models) happen inside the commands, so ``--help`` stays quick.
@@ -19,7 +20,7 @@ import argparse
 import sys
 
 from .. import __version__
-from . import explore, model, phantoms, serve, train
+from . import check, explore, model, phantoms, serve, train
 
 __all__ = ["build_parser", "main"]
 
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"seegaan-explore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (model.add_info, phantoms.add_phantoms, train.add_train, train.add_train_cnn, train.add_train_oracle,
-                phantoms.add_evaluate, model.add_bench, explore.add_encode, explore.add_direction,
+                phantoms.add_evaluate, model.add_bench, check.add_check, explore.add_encode, explore.add_direction,
                 explore.add_traverse, explore.add_export, explore.add_attribute, serve.add_demo):
         add(sub)
     return parser

@@ -87,6 +87,9 @@ def _run_encode(args) -> int:
     cohort = load_cohort(args, progress)
     latents = encode_cohort(model, cohort, args.cache_dir, batch_size=args.batch_size, progress=progress)
     if group.is_main:
+        from .check import default_report_path, report_import
+
+        report_import(cohort, default_report_path(args.data, args.cache_dir))
         for image_id, path, reason in latents.skipped:
             print(f"skipped {image_id} ({path}): {reason}", file=sys.stderr)
         print(f"{len(latents)} latents ({latents.encoded} encoded now, {len(latents) - latents.encoded} from the "
@@ -123,6 +126,9 @@ def _run_direction(args) -> int:
     progress = not args.no_progress
     model = autoencoder(args)
     cohort, latents = encoded_cohort(args, model, progress)
+    from .check import report_import
+
+    report_import(cohort, args.out / "import-report.csv")
     study = cohort_study(cohort, latents, args, cnn=attribute_cnn(args))
     for attribute in tqdm(args.attribute, desc="Directions", unit="attribute",
                           disable=not progress or len(args.attribute) < 2):

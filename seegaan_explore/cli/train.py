@@ -84,6 +84,10 @@ def _run_train(args) -> int:
         if val_fraction > 0 else (cohort, None)
     images = train_cohort.images(config.resolution, args.cache_dir, progress=progress)
     val_images = val_cohort.images(config.resolution, args.cache_dir, progress=progress) if val_cohort else None
+    if group.is_main:
+        from .check import report_import
+
+        report_import(cohort, args.out / "import-report.csv")
     d = TrainConfig()
     train_config = TrainConfig(
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, betas=tuple(args.adam_betas),
