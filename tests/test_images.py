@@ -150,6 +150,7 @@ def test_unusable_files_raise_with_file_and_reason(bad_image_files):
         assert isinstance(info.value, ValueError)
         copy = pickle.loads(pickle.dumps(info.value))  # crosses process boundaries intact
         assert (copy.path, copy.reason) == (info.value.path, info.value.reason)
+        assert info.value.args == (str(info.value),)  # what a command prints: the file and the reason
 
 
 def test_check_image_header_only_vs_decode(tmp_path, write_dicom, bad_image_files):

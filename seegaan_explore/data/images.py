@@ -215,12 +215,15 @@ class ImageReadError(ValueError):
     """An image file that cannot be used; the message names the file and the reason."""
 
     def __init__(self, path: str | os.PathLike, reason: str):
-        super().__init__(str(path), reason)
+        super().__init__(f"{path}: {reason}")  # args[0] is the whole message, as handlers print it
         self.path = Path(path)
         self.reason = reason
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"
+
+    def __reduce__(self):
+        return type(self), (str(self.path), self.reason)
 
 
 class _NotAnImage(ImageReadError):
