@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .data.cohort import Cohort, default_cache_dir
+from .explore.dictionary import PHANTOM_DICTIONARY
 from .explore.latents import encode_cohort
 from .fileio import atomic_write
 from .model.checkpoint import load_model
@@ -51,9 +52,11 @@ class Demo:
     images: np.ndarray  # [N, R, R] in [-1, 1]
 
     def explorer_kwargs(self) -> dict:
-        """The arguments of :class:`seegaan_explore.ui.explorer.Explorer` (and of its renderer)."""
+        """The arguments of :class:`seegaan_explore.ui.explorer.Explorer`: the models, the cohort, the
+        phantoms' data dictionary and a note that the cohort is synthetic."""
         return {"model": self.model, "latents": self.latents, "table": self.table, "cnn": self.cnn,
-                "oracle": self.oracle, "images": self.images}
+                "oracle": self.oracle, "images": self.images, "dictionary": PHANTOM_DICTIONARY,
+                "note": "a synthetic cohort of phantom radiographs, not patient data"}
 
 
 def demo_cohort(n: int = DEMO_SIZE, size: int = 128, cache_dir: str | os.PathLike | None = None,

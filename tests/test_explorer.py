@@ -20,8 +20,6 @@ from seegaan_explore.ui.cohort_map import CohortMap
 from seegaan_explore.ui.explorer import PROGRESS_AFTER_S, Explorer
 from seegaan_explore.ui.renderer import Renderer
 
-PLOTLY = "application/vnd.plotly.v1+json"
-
 
 @pytest.fixture(scope="module")
 def setup():
@@ -38,9 +36,9 @@ def explorer(setup, tmp_path):
     e.close()
 
 
-def _player(e: Explorer) -> dict:
-    (output,) = e.player.outputs
-    return output["data"][PLOTLY]
+def _film_frames(e: Explorer) -> list[np.ndarray]:
+    """The film's frames as the browser receives them (PNG data URIs), decoded."""
+    return [_decoded(base64.b64decode(uri.split(",", 1)[1])) for uri in e.film.frames]
 
 
 def _page_shows(e: Explorer) -> None:
@@ -55,13 +53,6 @@ def _pointer(e: Explorer, event: str, index: int) -> None:
         "trace_indexes": [0]}}
 
 
-def _array(value) -> np.ndarray:
-    """An array from plotly's JSON, which sends numbers as base64 typed arrays."""
-    if isinstance(value, dict):
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-    return np.asarray(value)
-
-
 def _decoded(png_bytes: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png_bytes)))
 
@@ -69,13 +60,13 @@ def _decoded(png_bytes: bytes) -> np.ndarray:
 def test_first_view_shows_the_cnn_target_with_a_playable_traversal(explorer, setup):
     r = explorer.result
     assert r["error"] is None and r["attribute"] == "nt_probnp_pg_ml" and r["log"]
-    player = _player(explorer)
-    assert len(player["frames"]) == 9
-    assert [b["label"] for b in player["layout"]["updatemenus"][0]["buttons"]] == ["▶ Play", "❚❚ Pause"]
-    assert len(player["layout"]["sliders"][0]["steps"]) == 9
-    sources = [f["data"][0]["source"] for f in player["frames"]]
-    assert len(set(sources)) > 1  # the frames differ
-    np.testing.assert_allclose(_array(player["data"][2]["y"]), r["cnn_predictions"])  # the prediction curve
+    frames = _film_frames(explorer)
+    assert len(frames) == 9 and len(explorer.film.changes) == 9 and len(explorer.film.labels) == 9
+    np.testing.assert_array_equal(frames[4], r["frames"][4])  # what the browser paints is the decoded frame
+    assert len({f.tobytes() for f in frames}) > 1  # the frames differ
+    np.testing.assert_allclose(explorer.film.curve["y"], r["cnn_predictions"])  # the prediction curve
+    assert explorer.film.curve["x_low"].endswith(" pg/mL") is False  # no dictionary here: plain numbers
+    assert explorer.film.colour_low.startswith("−") and explorer.film.colour_high.startswith("+")
     assert "Ready" in explorer.status.value
     # a lab value on the log scale is coloured on it too
     logged = np.log10(explorer.renderer.study.values("nt_probnp_pg_ml"))
@@ -86,13 +77,12 @@ def test_first_view_shows_the_cnn_target_with_a_playable_traversal(explorer, set
     assert "nt_probnp_pg_ml" not in explorer.confounders.options[0]
 
 
-def test_picking_an_attribute_recolours_the_cohort_and_replaces_the_player(explorer):
-    before = _player(explorer)
+def test_picking_an_attribute_recolours_the_cohort_and_replaces_the_film(explorer):
+    before = explorer.film.frames
     explorer.attribute.value = "ctr"
     r = explorer.wait()
     assert r["attribute"] == "ctr"
-    after = _player(explorer)
-    assert after["frames"][-1]["data"][0]["source"] != before["frames"][-1]["data"][0]["source"]
+    assert explorer.film.frames[-1] != before[-1]
     np.testing.assert_allclose(explorer.scatter.data[0].marker.color, explorer.renderer.study.values("ctr"))
     assert "ctr" not in [value for _, value in explorer.confounders.options]
     assert "ctr" in explorer.words.value
@@ -239,13 +229,14 @@ def test_hovering_shows_the_patients_thumbnail(explorer, setup):
     assert "phantom_s0_000011" in explorer.thumbnail_caption.value
 
 
-def test_the_frame_scrubber_reattributes_without_resending_the_player(explorer):
-    player = explorer.player.outputs
+def test_the_films_slider_is_the_attributions_frame(explorer):
+    """One slider: where the film stops, the attribution follows, without resending the film."""
+    film = explorer.film.frames
     shown = explorer.attribution_frame.value
-    explorer.frame.value = 2
+    explorer.film.frame = 2  # what the browser syncs when the slider stops or the film pauses
     r = explorer.wait()
     assert r["frame"] == 2 and r["cached"]["traversal"]
-    assert explorer.player.outputs is player
+    assert explorer.film.frames is film
     assert explorer.attribution_frame.value != shown
     assert "frame 2" in explorer.attribution_caption.value
     explorer.method.value = "saliency"
@@ -256,8 +247,8 @@ def test_the_frame_scrubber_reattributes_without_resending_the_player(explorer):
 def test_frame_count_and_units_rebuild_the_range(explorer):
     explorer.n_frames.value = 5
     r = explorer.wait()
-    assert len(r["frames"]) == 5 and explorer.frame.max == 4 and r["frame"] == 4
-    assert len(_player(explorer)["frames"]) == 5
+    assert len(r["frames"]) == 5 and explorer.film.frame == 4 and r["frame"] == 4
+    assert len(explorer.film.frames) == 5
     explorer.units.value = "value"
     r = explorer.wait()
     values = explorer.renderer.study.values("nt_probnp_pg_ml")
@@ -265,7 +256,7 @@ def test_frame_count_and_units_rebuild_the_range(explorer):
     expected = tuple(float(f"{v:.3g}") for v in np.exp(np.percentile(np.log(values), [5, 95])))
     assert (explorer.start.value, explorer.stop.value) == expected
     np.testing.assert_allclose(r["targets"], np.geomspace(*expected, 5))
-    assert _player(explorer)["layout"]["xaxis3"]["type"] == "log"
+    assert explorer.film.curve["log"]
     explorer.log_scale.value = False
     r = explorer.wait()
     expected = tuple(float(f"{v:.3g}") for v in np.percentile(values, [5, 95]))

@@ -116,3 +116,34 @@ def test_off_loopback_the_generated_token_is_printed_and_required(tmp_path):
     finally:
         process.terminate()
         process.wait(30)
+
+
+@pytest.mark.slow
+def test_the_url_printed_is_the_one_served_and_the_page_asks_for_nothing_outside(tmp_path):
+    notebook = tmp_path / "hello.ipynb"
+    notebook.write_text(json.dumps({"cells": [{"cell_type": "code", "execution_count": None, "id": "a",
+                                               "metadata": {}, "outputs": [], "source": "print('hello voila')"}],
+                                    "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = subprocess.Popen([sys.executable, "-m", "seegaan_explore", "demo", "--port", str(port),
+                                    "--no-browser", "--notebook", str(notebook)], stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            assert process.stdout.readline().startswith(f"port {port} is taken; serving on ")
+            served = int(re.match(r"Dashboard: http://127\.0\.0\.1:(\d+)/", process.stdout.readline()).group(1))
+            assert served != port
+            deadline = time.monotonic() + 120
+            while not listening(served):
+                assert time.monotonic() < deadline and process.poll() is None, "voila did not start"
+                time.sleep(0.3)
+            status, body = _get(f"http://127.0.0.1:{served}/")
+            assert status == 200 and "hello voila" in body
+            assert "https://" not in re.sub(r"<script.*?</script>", "", body, flags=re.S)  # no CDN stylesheet
+        finally:
+            process.terminate()
+            process.wait(30)

@@ -13,10 +13,12 @@ from ..ui.serve import (
     IDLE_MINUTES,
     PLOTLY_MODULE_ENV,
     dashboard_notebook,
+    free_port,
     is_loopback,
     plotly_widget_module,
     url,
     voila_command,
+    voila_environment,
 )
 
 __all__ = ["add_demo"]
@@ -48,7 +50,10 @@ def _run_demo(args: argparse.Namespace) -> int:
         if not Path(notebook).is_file():
             raise FileNotFoundError(f"no notebook at {notebook}")
         token = args.token or (None if is_loopback(args.ip) else secrets.token_urlsafe(24))
-        command = voila_command(Path(notebook), ip=args.ip, port=args.port, token=token,
+        port = free_port(args.ip, args.port)
+        if port != args.port:
+            print(f"port {args.port} is taken; serving on {port}", flush=True)
+        command = voila_command(Path(notebook), ip=args.ip, port=port, token=token,
                                 open_browser=not args.no_browser, idle_minutes=args.idle_minutes,
                                 timeout_s=args.timeout, preheated=args.preheated)
     except (ValueError, FileNotFoundError) as e:
@@ -56,5 +61,6 @@ def _run_demo(args: argparse.Namespace) -> int:
     module = plotly_widget_module()
     if module:  # the kernels' cohort maps load it from there instead of carrying it (see CohortMap)
         os.environ[PLOTLY_MODULE_ENV] = module[1]
-    print(f"Dashboard: {url(args.ip, args.port, token)}  (Ctrl-C stops it)", flush=True)
-    os.execv(command[0], command)  # Voila replaces this process: no idle Python (with torch loaded) beside it
+    print(f"Dashboard: {url(args.ip, port, token)}  (Ctrl-C stops it)", flush=True)
+    # Voila replaces this process: no idle Python (with torch loaded) beside it
+    os.execve(command[0], command, voila_environment(dict(os.environ)))

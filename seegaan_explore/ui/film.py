@@ -38,7 +38,7 @@ function decoded(sources) {
 }
 
 function render({ model, el }) {
-  el.classList.add("seegaan-film");
+  el.classList.add("seegaan-film-player");
   el.innerHTML = `
     <div class="seegaan-film-panels">
       <figure><figcaption class="seegaan-film-title-frame">Synthetic radiograph</figcaption>
@@ -170,11 +170,11 @@ export default { render };
 """
 
 _CSS = """
-.seegaan-film { font-family: sans-serif; font-size: 13px; }
+.seegaan-film-player { font-family: sans-serif; font-size: 13px; }
 .seegaan-film-panels { display: flex; gap: 10px; align-items: flex-start; }
-.seegaan-film figure { margin: 0; }
-.seegaan-film figcaption { font-size: 13px; text-align: center; height: 18px; white-space: nowrap; overflow: hidden; }
-.seegaan-film img { width: 260px; height: 260px; image-rendering: auto; display: block; background: #000; }
+.seegaan-film-player figure { margin: 0; }
+.seegaan-film-player figcaption { font-size: 13px; text-align: center; height: 18px; white-space: nowrap; overflow: hidden; }
+.seegaan-film-player img { width: 260px; height: 260px; image-rendering: auto; display: block; background: #000; }
 .seegaan-film-colourbar { width: 260px; height: 14px; display: flex; justify-content: space-between;
   font-size: 11px; padding: 0 2px; box-sizing: border-box; color: #222;
   background: linear-gradient(to right, rgb(5,48,97), rgb(67,147,195), rgb(247,247,247), rgb(214,96,77),

@@ -101,7 +101,7 @@ class Renderer:
 
     def patient_label(self, patient) -> str:
         if isinstance(patient, str):
-            return patient.removeprefix("upload:") + " (uploaded)"
+            return f"your image ({patient.removeprefix('upload:')})"
         table = self.study.table
         for column in ("image_id", "patient_id", "id"):
             if column in table.columns:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import ipaddress
+import os
 import shutil
+import socket
 import sys
 from importlib import resources
 from pathlib import Path
@@ -22,6 +24,7 @@ IDLE_MINUTES = 15  # a kernel nobody has used this long is shut down
 CULL_INTERVAL_S = 60
 EXECUTION_TIMEOUT_S = 600  # loading the demo and the first render must finish within this
 PLOTLY_MODULE_ENV = "SEEGAAN_EXPLORE_PLOTLY_MODULE"  # tells the kernels' cohort maps where to load plotly from
+TEMPLATE = "seegaan"  # Voila's lab page without its CDN stylesheets (ui/share/voila/templates/seegaan)
 
 
 def dashboard_notebook() -> Path:
@@ -30,6 +33,27 @@ def dashboard_notebook() -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"the dashboard notebook is missing from the installation: {path}")
     return path
+
+
+def voila_environment(environ: dict) -> dict:
+    """``environ`` with this package's Voila template on the Jupyter data path, where Voila looks
+    for :data:`TEMPLATE`: the page then asks for nothing outside this server."""
+    share = str(Path(str(resources.files("seegaan_explore.ui") / "share")))
+    paths = [share, *filter(None, environ.get("JUPYTER_PATH", "").split(os.pathsep))]
+    return {**environ, "JUPYTER_PATH": os.pathsep.join(paths)}
+
+
+def free_port(ip: str, port: int, tries: int = 50) -> int:
+    """The first port from ``port`` on that nothing listens on at ``ip`` (as Voila would pick it), so
+    that the URL printed is the one served."""
+    for candidate in range(port, port + tries):
+        with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET) as probe:
+            try:
+                probe.bind((ip, candidate))
+            except OSError:
+                continue
+            return candidate
+    raise ValueError(f"ports {port} to {port + tries - 1} on {ip} are all taken; choose another with --port")
 
 
 def plotly_widget_module() -> tuple[Path, str] | None:
@@ -64,7 +88,8 @@ def voila_command(notebook: Path, *, ip: str = "127.0.0.1", port: int = DEFAULT_
     voila = shutil.which("voila", path=str(Path(sys.executable).parent)) or shutil.which("voila")
     if voila is None:
         raise FileNotFoundError("the voila command is not installed (pip install voila)")
-    command = [voila, str(notebook), f"--port={port}", f"--Voila.ip={ip}",
+    command = [voila, str(notebook), f"--port={port}", "--Voila.port_retries=0", f"--Voila.ip={ip}",
+               f"--template={TEMPLATE}",
                f"--preheat_kernel={preheated > 0}", f"--pool_size={max(preheated, 1)}",
                f"--MappingKernelManager.cull_idle_timeout={int(idle_minutes * 60)}",
                f"--MappingKernelManager.cull_interval={CULL_INTERVAL_S}",
