@@ -173,7 +173,8 @@ _CSS = """
 .seegaan-film-player { font-family: sans-serif; font-size: 13px; }
 .seegaan-film-panels { display: flex; gap: 10px; align-items: flex-start; }
 .seegaan-film-player figure { margin: 0; }
-.seegaan-film-player figcaption { font-size: 13px; text-align: center; height: 18px; white-space: nowrap; overflow: hidden; }
+.seegaan-film-player figcaption { font-size: 13px; text-align: center; height: 18px; white-space: nowrap;
+  overflow: hidden; }
 .seegaan-film-player img { width: 260px; height: 260px; image-rendering: auto; display: block; background: #000; }
 .seegaan-film-colourbar { width: 260px; height: 14px; display: flex; justify-content: space-between;
   font-size: 11px; padding: 0 2px; box-sizing: border-box; color: #222;
