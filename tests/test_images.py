@@ -420,3 +420,17 @@ def test_crop_framing_fills_the_square_with_the_centre(shape):
     np.testing.assert_array_equal(pad, preprocess(image, 50, framing="pad"))  # pad is the default
     with pytest.raises(ValueError, match="framing must be one of"):
         preprocess(image, 50, framing="stretch")
+
+
+def test_without_the_gpl_decoder_a_12bit_jpeg_says_how_to_get_it(monkeypatch):
+    """The 12-bit JPEG Extended decoder is GPL-3 licensed and opt-in: its absence is named with the fix."""
+    from types import SimpleNamespace
+
+    import seegaan_explore.data.images as images
+
+    pydicom_data = pytest.importorskip("pydicom.data")
+    source = pydicom_data.get_testdata_file("JPGExtended.dcm")
+    monkeypatch.setattr(images, "get_decoder", lambda syntax: SimpleNamespace(is_available=False,
+                                                                              missing_dependencies=[]))
+    with pytest.raises(ImageReadError, match=r"seegaan-explore\[jpeg-extended\]"):
+        read_image(source)

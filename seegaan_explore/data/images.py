@@ -341,6 +341,8 @@ def _dicom_dataset(path: Path, info: ImageInfo, *, sniffed: bool, full: bool = T
         decoder = get_decoder(syntax)
         if not decoder.is_available:
             missing = "; ".join(decoder.missing_dependencies) or "no decoding plugin installed"
+            if syntax == "1.2.840.10008.1.2.4.51":  # 12-bit JPEG Extended: only a GPL-3 plugin decodes it
+                missing += "; install it with pip install 'seegaan-explore[jpeg-extended]'"
             raise ImageReadError(path, f"cannot decode transfer syntax '{syntax.name}' ({missing})")
     elif full and "PixelData" in ds and len(ds.PixelData) < get_expected_length(ds):
         raise ImageReadError(path, f"truncated DICOM pixel data ({len(ds.PixelData)} of "

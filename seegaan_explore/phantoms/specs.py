@@ -30,7 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..explore.directions import Direction, fit_direction
+from ..explore.directions import Direction
+from ..explore.study import direction_for, traversal_range
 
 __all__ = ["SEVERITY_PER_LOG_NT_PROBNP", "SPECS", "Spec"]
 
@@ -53,16 +54,14 @@ class Spec:
         ``fit_factors`` are; needed with ``matched`` or a spline). ``estimator="spline_mean_shift"``
         takes the slope over the patient's own range, its value plus ``span`` (:meth:`span`); a
         binary attribute keeps the straight mean shift, which is its spline."""
-        rows = None
-        for name in self.matched:
-            same = fit_factors[name].to_numpy() == patient[name]
-            rows = same if rows is None else rows & same
-        confounders = fit_factors[list(self.confounders)].to_numpy() if self.confounders else None
         if estimator not in ("mean_shift", "spline_mean_shift"):
             raise ValueError(f"evaluate fits mean_shift or spline_mean_shift, not {estimator!r}")
-        at = {"at": tuple(float(patient[self.factor] + step) for step in span)} if self.per_patient(estimator) else {}
-        return fit_direction(estimator if at else "mean_shift", latents, fit_factors[self.factor].to_numpy(),
-                             confounders, rows=rows, attribute=self.name, confounder_names=self.confounders, **at)
+        confounders = fit_factors[list(self.confounders)].to_numpy() if self.confounders else None
+        at = traversal_range(float(patient[self.factor]), span) if self.per_patient(estimator) else None
+        return direction_for(estimator if at else "mean_shift", latents, fit_factors[self.factor].to_numpy(),
+                             confounders, attribute=self.name, confounder_names=self.confounders,
+                             match={name: fit_factors[name].to_numpy() for name in self.matched},
+                             like={name: patient[name] for name in self.matched}, at=at)
 
     def per_patient(self, estimator: str) -> bool:
         """Whether each patient needs its own fit: a spline's slope is taken at the patient's value."""
