@@ -9,6 +9,7 @@ import io
 import threading
 import time
 
+import ipywidgets as widgets
 import numpy as np
 import pytest
 from PIL import Image
@@ -252,16 +253,47 @@ def test_frame_count_and_units_rebuild_the_range(explorer):
     explorer.units.value = "value"
     r = explorer.wait()
     values = explorer.renderer.study.values("nt_probnp_pg_ml")
+    own = values[explorer.patient.value]
     assert explorer.log_scale.value  # the CNN learned NT-proBNP on a log scale: so does the first view
-    expected = tuple(float(f"{v:.3g}") for v in np.exp(np.percentile(np.log(values), [5, 95])))
+    # the patient's own value 2 SDs either side, within what the cohort shows
+    sd = np.std(np.log(values))
+    ends = np.clip(np.log(own) + np.array([-2, 2]) * sd, np.log(values.min()), np.log(values.max()))
+    expected = tuple(float(f"{v:.3g}") for v in np.exp(ends))
     assert (explorer.start.value, explorer.stop.value) == expected
-    np.testing.assert_allclose(r["targets"], np.geomspace(*expected, 5))
+    np.testing.assert_allclose(r["targets"], np.geomspace(*expected, 5), rtol=1e-6)
     assert explorer.film.curve["log"]
     explorer.log_scale.value = False
     r = explorer.wait()
-    expected = tuple(float(f"{v:.3g}") for v in np.percentile(values, [5, 95]))
+    ends = np.clip(own + np.array([-2, 2]) * np.std(values), values.min(), values.max())
+    expected = tuple(float(f"{v:.3g}") for v in ends)
     assert (explorer.start.value, explorer.stop.value) == expected
-    np.testing.assert_allclose(r["targets"], np.linspace(*expected, 5))
+    np.testing.assert_allclose(r["targets"], np.linspace(*expected, 5), rtol=1e-6)
+
+
+def test_a_range_typed_for_one_attribute_is_kept_and_each_starts_with_what_it_holds(setup, tmp_path):
+    from seegaan_explore.explore.dictionary import AttributeInfo
+
+    model, latents, table, cnn, oracle, images = setup
+    dictionary = {"age": AttributeInfo("age", "age", "years", hold=("sex",)),
+                  "ctr": AttributeInfo("ctr", "cardiothoracic ratio", anchors=((0.5, "enlarged heart"),)),
+                  "sex": AttributeInfo("sex", levels={"f": "female", "m": "male"})}
+    e = Explorer(model, latents, table, cnn=cnn, oracle=oracle, images=images, dictionary=dictionary,
+                 export_dir=tmp_path)
+    try:
+        e.attribute.value = "age"
+        assert e.confounders.value == ("sex",)  # what the dictionary holds for age
+        e.start.value, e.stop.value = -1.0, 0.5
+        e.attribute.value = "ctr"
+        assert e.confounders.value == () and (e.start.value, e.stop.value) == (-2.0, 2.0)
+        (anchor,) = [c for c in e.anchors.children if isinstance(c, widgets.Button)]
+        anchor.click()
+        r = e.wait()
+        assert e.units.value == "value" and e.stop.value == 0.5 and r["targets"][-1] == pytest.approx(0.5)
+        e.attribute.value = "age"
+        assert (e.start.value, e.stop.value) == (-1.0, 0.5)  # kept
+        assert e.wait()["label"] == "age"
+    finally:
+        e.close()
 
 
 def test_an_error_is_shown_and_the_last_good_view_stays(explorer):

@@ -75,7 +75,7 @@ def test_result_holds_frames_predictions_attributions_and_scores(renderer, setup
 def test_target_values_on_a_log_scale(renderer, setup):
     table = setup[2]
     value = table["nt_probnp_pg_ml"][0]
-    result = renderer.render({"attribute": "nt_probnp_pg_ml", "log": True, "units": "value", "start": 50,
+    result = renderer.render({"attribute": "nt_probnp_pg_ml", "log": True, "units": "value", "clip": False, "start": 50,
                               "stop": 5000, "n_frames": 3, "method": None})
     assert result["error"] is None, result["error"]
     np.testing.assert_allclose(result["targets"], [50, 500, 5000], rtol=1e-9)
@@ -89,7 +89,7 @@ def test_target_values_on_a_log_scale(renderer, setup):
 
 def test_the_oracle_measures_the_target_and_what_leaks(renderer, setup):
     model, latents = setup[:2]
-    result = renderer.render({"attribute": "brightness", "n_frames": 4, "method": None})
+    result = renderer.render({"attribute": "brightness", "n_frames": 4, "method": None, "clip": False})
     assert result["error"] is None, result["error"]
     t = traverse(model, latents[0], result["direction"], np.linspace(-2, 2, 4), in_sd=True)
     measured = brightness(t.frames)
@@ -170,7 +170,7 @@ def test_a_spline_mean_shift_takes_its_slope_over_this_traversals_range(renderer
     young, old = int(np.argmin(age)), int(np.argmax(age))
     vectors = []
     for patient in (young, old):
-        result = renderer.render({**args, "patient": patient, "start": -1.0, "stop": 1.5})
+        result = renderer.render({**args, "patient": patient, "start": -1.0, "stop": 1.5, "clip": False})
         assert result["error"] is None, result["error"]
         at = (age[patient] - age.std(), age[patient] + 1.5 * age.std())  # steps in SDs, from the patient's age
         expected = fit_direction("spline_mean_shift", latents, age, at=at)
@@ -257,13 +257,14 @@ def test_an_uploaded_image_is_encoded_and_its_value_estimated(renderer, setup, t
     Image.fromarray(to_uint8(phantom.image)).save(tmp_path / "mine.png")
     key = renderer.add_image(read_image(tmp_path / "mine.png"), "mine.png")
     assert key == "upload:mine.png"
-    result = renderer.render({"attribute": "age", "patient": key, "n_frames": 3})
+    result = renderer.render({"attribute": "age", "patient": key, "n_frames": 3, "clip": False})
     assert result["error"] is None, result["error"]
     assert result["patient_value_source"].startswith("estimated from the latent")
     assert result["original"].shape == (32, 32)
     w = model.encode(torch.from_numpy(renderer._original(key))[None, None])[0].numpy()
     np.testing.assert_allclose(result["traversal"].latents[1] - w, 0, atol=1e-5)  # the middle frame: no step
-    by_cnn = renderer.render({"attribute": CNN_PREDICTION, "patient": key, "n_frames": 3, "method": None})
+    by_cnn = renderer.render({"attribute": CNN_PREDICTION, "patient": key, "n_frames": 3, "method": None,
+                              "clip": False})
     assert by_cnn["patient_value_source"] == "the CNN"
     assert by_cnn["patient_value"] == pytest.approx(by_cnn["cnn_original"], rel=1e-5)
 
@@ -322,3 +323,17 @@ def test_the_film_can_come_first_and_the_attribution_after(renderer):
     np.testing.assert_array_equal(attributed["frames"], film["frames"])
     assert attributed["agreement"] == whole["agreement"]
     assert renderer.attribute(film, cancelled=lambda: True)["cancelled"]
+
+
+def test_a_film_stays_within_what_the_cohort_shows_and_says_where_it_was_cut(renderer):
+    ages = renderer.study.values("age")
+    oldest = int(np.nanargmax(ages))
+    result = renderer.render({"attribute": "age", "patient": oldest, "start": -1.0, "stop": 2.0, "method": None})
+    assert result["targets"][-1] == pytest.approx(np.nanmax(ages))  # not beyond the oldest exam
+    assert result["targets"][0] < ages[oldest] and len(set(np.round(result["targets"], 9))) == 9
+    assert "lies above what the cohort shows" in result["range_note"]
+    inside = renderer.render({"attribute": "age", "patient": oldest, "start": -1.0, "stop": -0.5, "method": None})
+    assert inside["range_note"] is None
+    free = renderer.render({"attribute": "age", "patient": oldest, "start": -1.0, "stop": 2.0, "method": None,
+                            "clip": False})
+    assert free["targets"][-1] > np.nanmax(ages)

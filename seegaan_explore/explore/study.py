@@ -254,6 +254,9 @@ class Study:
     def label(self, name: str) -> str:
         """How an attribute is called on screen."""
         if name == CNN_PREDICTION:
+            target = getattr(getattr(self.cnn, "config", None), "attribute", None)
+            if target in self.dictionary and getattr(self.cnn.config, "task", None) == "regression":
+                return f"{self.dictionary[target].name} as the CNN reads it"
             return cnn_label(getattr(self.cnn, "config", None))
         return self.info(name).name
 
@@ -410,6 +413,32 @@ class Study:
             return float(low), float(high)
         value, _ = self.patient_value(attribute, log, row=row, w=w, image=image)
         return traversal_range(value, steps, self.sd(attribute, log) if units == "sd" else 1.0)
+
+    def bounds(self, attribute: str, log: bool) -> tuple[float, float]:
+        """Where a film may go (fitted scale): the cohort's observed range, within the dictionary's
+        plausible range. Beyond it the model has seen no exam, and the film would be extrapolation."""
+        values = self.scaled(attribute, log)
+        finite = values[np.isfinite(values)]
+        low, high = float(finite.min()), float(finite.max())
+        info = self.info(attribute)
+        if info.low is not None and (not log or info.low > 0):
+            low = max(low, float(on_scale([info.low], log, attribute)[0]))
+        if info.high is not None:
+            high = min(high, float(on_scale([info.high], log, attribute)[0]))
+        return low, high
+
+    def within_range(self, attribute: str, log: bool, first: float, last: float) -> tuple[float, float, str | None]:
+        """A film's first and last value (fitted scale) within :meth:`bounds`, and a note in words
+        where either had to move (None where neither did)."""
+        low, high = self.bounds(attribute, log)
+        clipped = [min(max(v, low), high) for v in (first, last)]
+        if clipped == [first, last] or clipped[0] == clipped[1]:
+            return first, last, None
+        say = lambda v: self.format(attribute, float(from_scale(v, log)))  # noqa: E731
+        moved = [f"{say(v)} lies {'below' if v < low else 'above'} what the cohort shows ({say(low)} to "
+                 f"{say(high)})" for v in (first, last) if not low <= v <= high]
+        return clipped[0], clipped[1], (f"The requested range was cut: {'; '.join(moved)}. The film runs from "
+                                        f"{say(clipped[0])} to {say(clipped[1])}.")
 
     # ------------------------------------------------------------------ directions
 

@@ -26,6 +26,7 @@ from ..data.images import ImageReadError, read_image
 from ..explore import export
 from ..explore.attribution import METHODS
 from ..explore.directions import ESTIMATORS
+from ..explore.study import from_scale
 from .cohort_map import CohortMap
 from .film import Film, film_curve, png
 from .renderer import CNN_PREDICTION, LATENT_SHIFT, MAX_FRAMES, SPLINE, Renderer
@@ -84,7 +85,8 @@ class Explorer(widgets.VBox):
         self._build_cohort_map(r)
         self._build_panels(r)
         self._lay_out(note)
-        self._sync_confounders()
+        self._sync_confounders(defaults=True)
+        self._sync_anchors()
         for control in (self.attribute, self.estimator, self.confounders, self.match, self.log_scale, self.units,
                         self.start, self.stop, self.n_frames, self.patient, self.uploaded, self.method):
             control.observe(self._on_control, names="value")
@@ -136,6 +138,8 @@ class Explorer(widgets.VBox):
         self.upload.observe(self._on_upload, names="value")
         self.load.on_click(self._on_load_path)
         self.patient_info = widgets.HTML()
+        self.anchors = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
+        self._ranges: dict[str, tuple] = {}  # per attribute, the range last typed for it
         self.method = widgets.Dropdown(options=[(m.replace("_", " "), m) for m in METHODS] + [("none", None)],
                                        value="gradcam" if r.cnn is not None else None, description="Attribution",
                                        style=style, layout=wide, disabled=r.cnn is None)
@@ -184,9 +188,8 @@ class Explorer(widgets.VBox):
         attribution and the exports follow below."""
         gap = widgets.Label(layout=widgets.Layout(width="94px"))
         controls = widgets.VBox([
-            self.attribute, self.estimator, self.confounders, widgets.HBox([gap, self.match]),
-            widgets.HBox([self.units, self.log_scale], layout=widgets.Layout(align_items="center")),
-            widgets.HBox([self.start, self.stop]), self.n_frames,
+            self.attribute, self.estimator, self.confounders, widgets.HBox([gap, self.match]), self.units,
+            widgets.HBox([self.start, self.stop]), widgets.HBox([gap, self.log_scale]), self.anchors, self.n_frames,
             widgets.HBox([self.patient, self.upload]), self.uploaded, self.patient_info,
             self.view, self.scatter_box,
         ], layout=widgets.Layout(width=f"{MAP_PX[0] + 24}px", min_width=f"{MAP_PX[0] + 24}px",
@@ -321,25 +324,54 @@ class Explorer(widgets.VBox):
     def _on_control(self, change) -> None:
         if self._quiet:
             return
-        if change["owner"] is self.attribute:
-            self._sync_confounders()
-            self._quiet = True
-            self.log_scale.value = self._log_by_default(self.attribute.value)
-            self._quiet = False
         owner = change["owner"]
-        if owner is self.units or (self.units.value == "value" and owner in (self.attribute, self.log_scale)):
-            self._quiet = True
-            self.start.value, self.stop.value = self._default_range()
-            self._quiet = False
-        if change["owner"] is self.n_frames:
-            self._quiet = True
-            self.film.frame = self.n_frames.value - 1
-            self._quiet = False
-        if change["owner"] is self.patient:
-            self._quiet = True
-            self.uploaded.value = ""
+        self._quiet = True
+        try:
+            if owner is self.attribute:
+                self._ranges[change["old"]] = (self.units.value, self.start.value, self.stop.value,
+                                               self.log_scale.value)
+                self._sync_confounders(defaults=True)
+                self._sync_anchors()
+                kept = self._ranges.get(self.attribute.value)  # what was typed for it before is kept
+                if kept:
+                    self.units.value, self.start.value, self.stop.value, self.log_scale.value = kept
+                else:
+                    self.log_scale.value = self._log_by_default(self.attribute.value)
+                    self.start.value, self.stop.value = self._default_range()
+            elif owner is self.units or (self.units.value == "value" and owner is self.log_scale):
+                self.start.value, self.stop.value = self._default_range()
+            if owner is self.n_frames:
+                self.film.frame = self.n_frames.value - 1
+            if owner is self.patient:
+                self.uploaded.value = ""
+        finally:
             self._quiet = False
         self.request()
+
+    def _on_anchor(self, button) -> None:
+        """A clinical anchor: the film runs from the patient's value to it, in the attribute's units."""
+        value = self.result["patient_value"] if self.result and self.result["attribute"] == self.attribute.value \
+            else None
+        self._quiet = True
+        try:
+            self.units.value = "value"
+            start = float(f"{value:.3g}") if value is not None and np.isfinite(value) else self._default_range()[0]
+            self.start.value, self.stop.value = start, button.anchor
+        finally:
+            self._quiet = False
+        self.request()
+
+    def _sync_anchors(self) -> None:
+        info = self.renderer.study.info(self.attribute.value)
+        buttons = []
+        for value, words in info.anchors:
+            button = widgets.Button(description=info.format(value, unit=False), tooltip=words or info.format(value),
+                                    layout=widgets.Layout(width="auto"))
+            button.anchor = value
+            button.on_click(self._on_anchor)
+            buttons.append(button)
+        unit = f" ({info.unit})" if info.unit else ""
+        self.anchors.children = ([widgets.HTML(f"<small>go to{unit}:</small>"), *buttons] if buttons else [])
 
     def _on_frame(self, change) -> None:
         """The film's slider stopped or the film paused on a frame: the attribution follows it."""
@@ -347,25 +379,40 @@ class Explorer(widgets.VBox):
             self.request()
 
     def _log_by_default(self, attribute: str) -> bool:
-        """A lab value the CNN learned on a log scale starts on that scale; everything else on its own."""
+        """A lab value starts on its log scale: where the dictionary says so, or the CNN learned it so."""
+        if self.renderer.study.info(attribute).log:
+            return True
         config = getattr(self.renderer.cnn, "config", None)
         return attribute == getattr(config, "attribute", None) and bool(getattr(config, "log_transform", False))
 
     def _default_range(self) -> tuple[float, float]:
+        """In SDs, 2 either side; in values, the patient's own value 2 SDs either side, within what the
+        cohort shows (the study's bounds), in the attribute's units."""
         if self.units.value == "sd":
             return -2.0, 2.0
-        values = self.renderer.study.values(self.attribute.value)
-        finite = values[np.isfinite(values)]
-        if self.log_scale.value and finite.size and finite.min() > 0:
-            return tuple(float(f"{v:.3g}") for v in np.exp(np.percentile(np.log(finite), [5, 95])))
-        return tuple(float(f"{v:.3g}") for v in np.percentile(finite, [5, 95]))
+        study, name, log = self.renderer.study, self.attribute.value, self.log_scale.value
+        if log and not np.nanmin(study.values(name), initial=np.inf) > 0:
+            log = False
+        row = self.patient.value if not self.uploaded.value else None
+        try:
+            centre, _ = study.patient_value(name, log, row=row) if row is not None else (None, "")
+        except ValueError:
+            centre = None
+        if centre is None or not np.isfinite(centre):
+            centre = float(np.nanmedian(study.scaled(name, log)))
+        sd = study.sd(name, log)
+        low, high, _ = study.within_range(name, log, centre - 2 * sd, centre + 2 * sd)
+        return tuple(float(f"{v:.3g}") for v in from_scale(np.array([low, high]), log))
 
-    def _sync_confounders(self) -> None:
-        """Offer every attribute but the chosen one; keep what is still valid."""
-        keep = [c for c in self.confounders.value if c != self.attribute.value]
+    def _sync_confounders(self, defaults: bool = False) -> None:
+        """Offer every attribute but the chosen one; keep what is still valid, or with ``defaults``
+        hold what the dictionary holds for this attribute (NT-proBNP: age and view)."""
+        study, name = self.renderer.study, self.attribute.value
+        keep = [c for c in self.confounders.value if c != name]
+        if defaults:
+            keep = [c for c in study.info(name).hold if c in study.attributes and c != name]
         self._quiet = True
-        self.confounders.options = [(self.renderer.study.label(a), a) for a in self.renderer.study.attributes
-                                    if a != self.attribute.value]
+        self.confounders.options = [(study.label(a), a) for a in study.attributes if a != name]
         self.confounders.value = tuple(keep)
         self._quiet = False
 
@@ -418,7 +465,8 @@ class Explorer(widgets.VBox):
         if not force and (attribute, log) == self._coloured_by:
             return
         x, y = self._scatter_xy(self.view.value)
-        shown, label = (np.log10(values), f"log10 {attribute}") if log else (values, attribute)
+        name = self.renderer.study.label(attribute)
+        shown, label = (np.log10(values), f"log10 {name}") if log else (values, name)
         share = self.renderer.embedding()[1]
         titles = ((f"latent axis 1 ({share[0]:.0%} of variance)", f"latent axis 2 ({share[1]:.0%})")
                   if self.view.value == "pca"

@@ -45,7 +45,8 @@ function render({ model, el }) {
         <img class="seegaan-film-frame" alt="synthetic radiograph"></figure>
       <figure><figcaption class="seegaan-film-title-change"></figcaption>
         <img class="seegaan-film-change" alt="change from the reconstruction">
-        <div class="seegaan-film-colourbar"><span class="lo"></span><span>0</span><span class="hi"></span></div>
+        <div class="seegaan-film-colourbar"></div>
+        <div class="seegaan-film-colourlabels"><span class="lo"></span><span>0</span><span class="hi"></span></div>
       </figure>
       <figure class="seegaan-film-curve"><figcaption class="seegaan-film-title-curve"></figcaption></figure>
     </div>
@@ -145,8 +146,8 @@ function render({ model, el }) {
     frames = f; changes = d;
     slider.max = Math.max(0, frames.length - 1);
     el.querySelector(".seegaan-film-title-change").textContent = model.get("change_title");
-    el.querySelector(".seegaan-film-colourbar .lo").textContent = model.get("colour_low");
-    el.querySelector(".seegaan-film-colourbar .hi").textContent = model.get("colour_high");
+    el.querySelector(".seegaan-film-colourlabels .lo").textContent = model.get("colour_low");
+    el.querySelector(".seegaan-film-colourlabels .hi").textContent = model.get("colour_high");
     drawCurve();
     paint(model.get("frame"));
     el.dataset.loaded = mine;
@@ -176,11 +177,11 @@ _CSS = """
 .seegaan-film-player figcaption { font-size: 13px; text-align: center; height: 18px; white-space: nowrap;
   overflow: hidden; }
 .seegaan-film-player img { width: 260px; height: 260px; image-rendering: auto; display: block; background: #000; }
-.seegaan-film-colourbar { width: 260px; height: 14px; display: flex; justify-content: space-between;
-  font-size: 11px; padding: 0 2px; box-sizing: border-box; color: #222;
+.seegaan-film-colourbar { width: 260px; height: 8px;
   background: linear-gradient(to right, rgb(5,48,97), rgb(67,147,195), rgb(247,247,247), rgb(214,96,77),
     rgb(103,0,31)); }
-.seegaan-film-colourbar span { text-shadow: 0 0 2px #fff; }
+.seegaan-film-colourlabels { width: 260px; display: flex; justify-content: space-between; font-size: 11px;
+  color: #333; }
 .seegaan-film-chart { width: 280px; height: 220px; }
 .seegaan-film-chart .frame { fill: #f4f6fa; stroke: #ccd; }
 .seegaan-film-chart .line { fill: none; stroke: #1f77b4; stroke-width: 2; }

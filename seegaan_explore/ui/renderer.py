@@ -39,7 +39,7 @@ UNITS = ("sd", "value")  # steps in standard deviations of the attribute, or tar
 MAX_FRAMES = 64
 DEFAULTS = {"attribute": None, "estimator": "mean_shift", "confounders": (), "match": (), "log": False, "units": "sd",
             "start": -2.0, "stop": 2.0, "n_frames": 9, "patient": 0, "method": "gradcam", "frame": -1,
-            "noise_seed": 0}
+            "noise_seed": 0, "clip": True}
 
 
 class Cancelled(Exception):
@@ -48,7 +48,7 @@ class Cancelled(Exception):
 
 def _traversal_key(a: dict) -> tuple:
     return tuple(a[k] for k in ("attribute", "estimator", "confounders", "match", "log", "patient", "units", "start",
-                                "stop", "n_frames", "noise_seed"))
+                                "stop", "n_frames", "noise_seed", "clip"))
 
 
 class Renderer:
@@ -173,7 +173,8 @@ class Renderer:
                              "cannot use it")
         if a["units"] not in UNITS:
             raise ValueError(f"units must be one of {UNITS}, got {a['units']!r}")
-        a["start"], a["stop"], a["log"] = float(a["start"]), float(a["stop"]), bool(a["log"])
+        a["start"], a["stop"] = float(a["start"]), float(a["stop"])
+        a["log"], a["clip"] = bool(a["log"]), bool(a["clip"])
         if not (math.isfinite(a["start"]) and math.isfinite(a["stop"])) or a["start"] == a["stop"]:
             raise ValueError(f"the range {a['start']:g} to {a['stop']:g} is empty or not finite")
         if not 2 <= int(a["n_frames"]) <= MAX_FRAMES:
@@ -201,6 +202,8 @@ class Renderer:
         if a["estimator"] == SPLINE:
             at = self.study.range_of(a["attribute"], a["log"], (a["start"], a["stop"]), units=a["units"],
                                      **self._who(patient))
+            if a["clip"]:  # the slope over the range the film will cover
+                at = self.study.within_range(a["attribute"], a["log"], *at)[:2]
         if a["match"] and isinstance(patient, str):
             raise ValueError(f"matching on {', '.join(a['match'])} needs a cohort patient's values; "
                              f"patient {patient!r} has none")
@@ -214,12 +217,14 @@ class Renderer:
             return cached
         log = a["log"]
         patient_scaled, source = self._patient_value(a)
-        if a["units"] == "sd":
-            amounts = np.linspace(a["start"], a["stop"], a["n_frames"])
-            targets = patient_scaled + amounts * direction.scale
-        else:
-            targets = np.linspace(*on_scale([a["start"], a["stop"]], log, a["attribute"]), a["n_frames"])
-            amounts = targets - patient_scaled
+        sd = a["units"] == "sd"
+        ends = ([patient_scaled + a[k] * direction.scale for k in ("start", "stop")] if sd
+                else list(on_scale([a["start"], a["stop"]], log, a["attribute"])))
+        note = None
+        if a["clip"] and a["estimator"] != LATENT_SHIFT:
+            *ends, note = self.study.within_range(a["attribute"], log, *ends)
+        targets = np.linspace(*ends, a["n_frames"])
+        amounts = (targets - patient_scaled) / direction.scale if sd else targets - patient_scaled
         check("decoding the frames")
         with self._model_lock:
             t = traverse(self.model, self._w(a["patient"]), direction, amounts, in_sd=a["units"] == "sd",
@@ -227,6 +232,7 @@ class Renderer:
         check("predicting on the frames")
         original = self._original(a["patient"])
         entry = {"key": key, "traversal": t, "targets_scaled": targets, "patient_scaled": patient_scaled,
+                 "range_note": note,
                  "patient_value_source": source, "original": original,
                  "cnn_predictions": None, "cnn_original": None, "cnn_reconstruction": None, "oracle_predictions": None}
         if self.cnn is not None:
@@ -374,7 +380,8 @@ class Renderer:
             "cnn_label": self.study.label(CNN_PREDICTION) if self.cnn is not None else None,
             "cnn_predictions": entry["cnn_predictions"], "cnn_original": entry["cnn_original"],
             "cnn_reconstruction": entry["cnn_reconstruction"], "oracle_predictions": entry["oracle_predictions"],
-            "quality": entry["quality"], **dict(zip(("verdict", "leakage"), self._verdict(a, entry, direction))),
+            "range_note": entry["range_note"], "quality": entry["quality"],
+            **dict(zip(("verdict", "leakage"), self._verdict(a, entry, direction))),
             "frame": a["frame"], "method": a["method"],
             "attribution_original": None, "attribution_frame": None, "agreement": None,
             "cached": {"traversal": cached_traversal},

@@ -25,6 +25,8 @@ def plain_words(result: dict, study=None) -> list[str]:
 
     lines = [f"Patient {result['patient_label']}: {name} {say(result['patient_value'])} "
              f"(from {result['patient_value_source']})."]
+    if result.get("range_note"):
+        lines.append(result["range_note"])
     if study is not None and direction.estimator != LATENT_SHIFT:
         low, high = study.ends(result["attribute"])
         forward = result["targets"][-1] >= result["targets"][0]
@@ -106,4 +108,6 @@ def verdict_html(result: dict, study=None) -> str:
     return (f"<div class='seegaan-verdict seegaan-verdict-{verdict.level}' style='border-left:6px solid {colour};"
             f"padding:4px 10px;background:#f7f7f7;margin:2px 0 6px 0'><b style='color:{colour}'>"
             f"{html.escape(verdict.headline)}</b> {html.escape(reasons[:1].upper() + reasons[1:])}.</div>"
-            f"<details><summary>The numbers behind it</summary><ul>{lines}</ul></details>")
+            + (f"<div class='seegaan-range-note'><small>{html.escape(result['range_note'])}</small></div>"
+               if result.get("range_note") else "")
+            + f"<details><summary>The numbers behind it</summary><ul>{lines}</ul></details>")
