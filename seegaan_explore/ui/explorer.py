@@ -115,11 +115,10 @@ class Explorer(widgets.VBox):
                                       tooltip="fit on the exams that share the patient's value (its view, its sex), "
                                               "instead of holding it by a linear term",
                                       layout=widgets.Layout(width="auto"))
-        self.log_scale = widgets.Checkbox(value=self._log_by_default(study.default_attribute), description="log scale",
-                                          indent=False, layout=widgets.Layout(width="auto"))
-        self.units = widgets.ToggleButtons(options=[("SD", "sd"), ("values", "value")], value="sd",
-                                           description="Steps in", style={**style, "button_width": "56px"},
-                                           layout=widgets.Layout(width="auto"))
+        self.log_scale = widgets.Checkbox(value=self._log_by_default(study.default_attribute), description="log",
+                                          indent=False, layout=widgets.Layout(width="80px"))
+        self.units = widgets.Dropdown(options=[("SDs of the cohort", "sd"), ("values", "value")], value="sd",
+                                      description="Steps in", style=style, layout=widgets.Layout(width="218px"))
         narrow = widgets.Layout(width="148px")
         self.start = widgets.FloatText(value=-2.0, description="From", style={"description_width": "90px"},
                                        layout=narrow)
@@ -130,7 +129,8 @@ class Explorer(widgets.VBox):
         self.patient = widgets.BoundedIntText(value=0, min=0, max=len(r.latents) - 1, description="Patient #",
                                               style=style, layout=narrow)
         self.uploaded = widgets.Dropdown(options=[("a cohort patient (by #)", "")], value="",
-                                         description="Image", style=style, layout=wide)
+                                         description="Image", style=style,
+                                         layout=widgets.Layout(width="300px", display="none"))  # until an upload
         self.upload = widgets.FileUpload(accept=UPLOAD_SUFFIXES, multiple=False, description="Your image",
                                          layout=widgets.Layout(width="140px"))
         self.path = widgets.Text(placeholder="or a file path on the server", layout=widgets.Layout(width="210px"))
@@ -188,8 +188,9 @@ class Explorer(widgets.VBox):
         attribution and the exports follow below."""
         gap = widgets.Label(layout=widgets.Layout(width="94px"))
         controls = widgets.VBox([
-            self.attribute, self.estimator, self.confounders, widgets.HBox([gap, self.match]), self.units,
-            widgets.HBox([self.start, self.stop]), widgets.HBox([gap, self.log_scale]), self.anchors, self.n_frames,
+            self.attribute, self.estimator, self.confounders, widgets.HBox([gap, self.match]),
+            widgets.HBox([self.units, self.log_scale], layout=widgets.Layout(align_items="center")),
+            widgets.HBox([self.start, self.stop]), self.anchors, self.n_frames,
             widgets.HBox([self.patient, self.upload]), self.uploaded, self.patient_info,
             self.view, self.scatter_box,
         ], layout=widgets.Layout(width=f"{MAP_PX[0] + 24}px", min_width=f"{MAP_PX[0] + 24}px",
@@ -544,6 +545,7 @@ class Explorer(widgets.VBox):
         key = self.renderer.add_image(image, name)
         self._quiet = True
         self.uploaded.options = [*[o for o in self.uploaded.options if o[1] != key], (name, key)]
+        self.uploaded.layout.display = None
         self._quiet = False
         self.uploaded.value = key  # observers request the render
         self._set_status(f"Encoded {name}.")

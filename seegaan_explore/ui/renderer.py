@@ -276,11 +276,15 @@ class Renderer:
 
     def _verdict(self, a: dict, entry: dict, direction: Direction) -> tuple[Verdict, list]:
         """The traffic light over this film (its scores against the cohort), and the other attributes'
-        change: (label, SDs per SD of the target, the change across the film in its own units)."""
+        change: (label, SDs per SD of the target, the change across the film in its own units). Where
+        attributes are held, only they count as leakage: heart failure may enlarge the heart on a film
+        of NT-proBNP, but age must not change when age is held."""
         study, q = self.study, entry["quality"]
         leakage = []
         target_sd = abs(direction.scale) if math.isfinite(direction.scale) else math.nan
         intended = float(np.ptp(entry["targets_scaled"]))
+        held = set(a["confounders"]) | set(a["match"])
+        judged = []  # what was held is what must not move; the rest may be how the attribute shows
         for other, slope in q.get("leakage", {}).items():
             other_sd = study.sd(other, False)
             if not (other_sd > 0 and target_sd > 0 and math.isfinite(slope)):
@@ -289,7 +293,9 @@ class Renderer:
             sign = "+" if change >= 0 else "−"
             leakage.append((study.label(other), slope * target_sd / other_sd,
                             f"{sign}{study.info(other).format(abs(change))} across the film"))
-        verdict = judge(q, target=study.label(a["attribute"]), cohort_psnr=self.cohort_psnr(), leakage=leakage,
+            if not held or other in held:
+                judged.append(leakage[-1])
+        verdict = judge(q, target=study.label(a["attribute"]), cohort_psnr=self.cohort_psnr(), leakage=judged,
                         estimated=entry["patient_value_source"].startswith("estimated"))
         return verdict, sorted(leakage, key=lambda item: -abs(item[1]))
 
