@@ -436,9 +436,10 @@ class Study:
             return first, last, None
         say = lambda v: self.format(attribute, float(from_scale(v, log)))  # noqa: E731
         moved = [f"{say(v)} lies {'below' if v < low else 'above'} what the cohort shows ({say(low)} to "
-                 f"{say(high)})" for v in (first, last) if not low <= v <= high]
-        return clipped[0], clipped[1], (f"The requested range was cut: {'; '.join(moved)}. The film runs from "
-                                        f"{say(clipped[0])} to {say(clipped[1])}.")
+                 f"{say(high)})" for v in (first, last) if not low <= v <= high and say(v) not in (say(low), say(high))]
+        note = (f"The requested range was cut: {'; '.join(moved)}. The film runs from {say(clipped[0])} to "
+                f"{say(clipped[1])}.") if moved else None  # a cut too small to show in words is not worth a note
+        return clipped[0], clipped[1], note
 
     # ------------------------------------------------------------------ directions
 

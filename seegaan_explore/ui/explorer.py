@@ -117,7 +117,7 @@ class Explorer(widgets.VBox):
                                       layout=widgets.Layout(width="auto"))
         self.log_scale = widgets.Checkbox(value=self._log_by_default(study.default_attribute), description="log",
                                           indent=False, layout=widgets.Layout(width="80px"))
-        self.units = widgets.Dropdown(options=[("SDs of the cohort", "sd"), ("values", "value")], value="sd",
+        self.units = widgets.Dropdown(options=[("SDs", "sd"), ("values", "value")], value="sd",
                                       description="Steps in", style=style, layout=widgets.Layout(width="218px"))
         narrow = widgets.Layout(width="148px")
         self.start = widgets.FloatText(value=-2.0, description="From", style={"description_width": "90px"},

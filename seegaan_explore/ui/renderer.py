@@ -290,9 +290,13 @@ class Renderer:
             if not (other_sd > 0 and target_sd > 0 and math.isfinite(slope)):
                 continue
             change = slope * intended
-            sign = "+" if change >= 0 else "−"
-            leakage.append((study.label(other), slope * target_sd / other_sd,
-                            f"{sign}{study.info(other).format(abs(change))} across the film"))
+            levels = study.levels(other)
+            if levels:  # a two-level attribute moves towards one of its levels
+                low, high = sorted(levels)
+                words = f"{abs(change) / (high - low):.0%} of the way towards {levels[high if change > 0 else low]}"
+            else:
+                words = f"{'+' if change >= 0 else '−'}{study.info(other).format(abs(change))} across the film"
+            leakage.append((study.label(other), slope * target_sd / other_sd, words))
             if not held or other in held:
                 judged.append(leakage[-1])
         verdict = judge(q, target=study.label(a["attribute"]), cohort_psnr=self.cohort_psnr(), leakage=judged,
