@@ -159,7 +159,7 @@ def detect_attributes(table: pd.DataFrame) -> dict[str, tuple[np.ndarray, dict |
     return out
 
 
-class _Lru(OrderedDict):
+class Lru(OrderedDict):
     """A small least-recently-used cache; its own lock, so that readers never wait for a computation."""
 
     def __init__(self, size: int):
@@ -223,7 +223,7 @@ class Study:
             raise ValueError(f"the table has no numeric or two-valued column to explore: {list(table.columns)}")
         self._once = threading.Lock()  # the cohort-wide computations below run once, whoever asks first
         self._cohort_predictions: np.ndarray | None = None
-        self._directions = _Lru(64)
+        self._directions = Lru(64)
 
     @classmethod
     def of(cls, latents, *, cnn=None, images=None) -> Study:

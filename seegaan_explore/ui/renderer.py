@@ -26,7 +26,7 @@ from ..data.images import preprocess, to_uint8
 from ..explore import quality
 from ..explore.attribution import METHODS, agreement, attribute
 from ..explore.directions import ESTIMATORS, Direction
-from ..explore.study import CNN_PREDICTION, LATENT_SHIFT, MATCHABLE, SPLINE, Study, _Lru, from_scale, on_scale
+from ..explore.study import CNN_PREDICTION, LATENT_SHIFT, MATCHABLE, SPLINE, Lru, Study, from_scale, on_scale
 from ..explore.traversal import traverse
 from ..explore.verdict import Verdict, judge
 from ..metrics import psnr_db
@@ -78,8 +78,8 @@ class Renderer:
         self._model_lock = threading.Lock()  # one forward pass at a time; held per call, never for a whole render
         self._once = threading.Lock()
         self._uploads: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self._traversals = _Lru(cache_size)
-        self._attributions = _Lru(4 * cache_size)
+        self._traversals = Lru(cache_size)
+        self._attributions = Lru(4 * cache_size)
         self._embedding = None
         self._cohort_psnr: tuple[float, float] | None = None
 
