@@ -421,3 +421,17 @@ def test_the_film_is_shown_before_the_attribution_is_ready(setup, tmp_path):
     finally:
         release.set()
         e.close()
+
+
+def test_off_loopback_the_page_offers_no_server_path(setup, tmp_path, monkeypatch):
+    """`demo --ip 0.0.0.0` sets SEEGAAN_EXPLORE_SERVER_PATHS=0: nobody with the token reads server files."""
+    model, latents, table, cnn, oracle, images = setup
+    monkeypatch.setenv("SEEGAAN_EXPLORE_SERVER_PATHS", "0")
+    e = Explorer(model, latents, table, cnn=cnn, oracle=oracle, images=images, export_dir=tmp_path)
+    try:
+        assert not any(e.path in getattr(box, "children", ()) for box in e.children[2].children[0].children)
+        e.path.value = str(tmp_path / "anything.png")
+        e._on_load_path(None)
+        assert "anything" not in e.status.value and e.uploaded.options == (("a cohort patient (by #)", ""),)
+    finally:
+        e.close()

@@ -12,6 +12,7 @@ from ..ui.serve import (
     EXECUTION_TIMEOUT_S,
     IDLE_MINUTES,
     PLOTLY_MODULE_ENV,
+    SERVER_PATHS_ENV,
     dashboard_notebook,
     free_port,
     is_loopback,
@@ -61,6 +62,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     module = plotly_widget_module()
     if module:  # the kernels' cohort maps load it from there instead of carrying it (see CohortMap)
         os.environ[PLOTLY_MODULE_ENV] = module[1]
+    # off loopback, whoever has the token must not read files on this server by typing a path
+    os.environ[SERVER_PATHS_ENV] = "1" if is_loopback(args.ip) else "0"
     print(f"Dashboard: {url(args.ip, port, token)}  (Ctrl-C stops it)", flush=True)
     # Voila replaces this process: no idle Python (with torch loaded) beside it
     os.execve(command[0], command, voila_environment(dict(os.environ)))

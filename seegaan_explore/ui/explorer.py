@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import copy
 import html
+import os
 import tempfile
 import threading
 import time
@@ -30,6 +31,7 @@ from ..explore.study import from_scale
 from .cohort_map import CohortMap
 from .film import Film, film_curve, png
 from .renderer import CNN_PREDICTION, LATENT_SHIFT, MAX_FRAMES, SPLINE, Renderer
+from .serve import SERVER_PATHS_ENV
 from .words import VERDICT_COLOURS, verdict_html
 
 ESTIMATOR_LABELS = {SPLINE: "mean shift at the patient's level (spline)"}
@@ -57,12 +59,14 @@ class Explorer(widgets.VBox):
 
     def __init__(self, model=None, latents=None, table: pd.DataFrame | None = None, cnn=None, oracle=None,
                  images=None, *, dictionary=None, note: str = "", renderer: Renderer | None = None,
-                 threaded: bool = True, export_dir: str | Path | None = None, server_paths: bool = True):
+                 threaded: bool = True, export_dir: str | Path | None = None,
+                 server_paths: bool | None = None):
         if renderer is None and (model is None or latents is None or table is None):
             raise ValueError("an Explorer needs a model, latents and a table (or a ready renderer=...)")
         self.renderer = renderer or Renderer(model, latents, table, cnn=cnn, oracle=oracle, images=images,
                                              dictionary=dictionary)
-        self._server_paths = server_paths
+        # a file path typed in the page reads files on the server: only for a server on this machine
+        self._server_paths = (os.environ.get(SERVER_PATHS_ENV, "1") != "0") if server_paths is None else server_paths
         r = self.renderer
         self.result: dict | None = None  # the result on screen
         self._quiet = False  # set while the Explorer itself moves controls, so that no request follows
@@ -559,6 +563,8 @@ class Explorer(widgets.VBox):
                 self._encode_file(path, name)
 
     def _on_load_path(self, _button) -> None:
+        if not self._server_paths:
+            return
         path = Path(self.path.value.strip()).expanduser()
         self._encode_file(path, path.name)
 
