@@ -20,6 +20,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from ports import free_port, listening
@@ -168,7 +169,7 @@ def _play_and_sample(page) -> tuple[list[dict], float | None]:
     return samples, second
 
 
-def _exercise(page, tmp_path: Path, label: str, viewport: dict, layout: bool = True) -> dict:
+def _exercise(page, tmp_path: Path, label: str, viewport: dict, layout: bool = True, bundled: bool = False) -> dict:
     """Pick an attribute, click a patient, play; returns the timings measured on the way."""
     timings = {}
     _wait_until_drawn(page)
@@ -237,6 +238,15 @@ def _exercise(page, tmp_path: Path, label: str, viewport: dict, layout: bool = T
     page.wait_for_function("() => document.querySelector('.seegaan-patient-info').textContent"
                            ".includes('your image (mine.png)')", timeout=60_000)
     page.wait_for_function(f"(before) => ({FILM})().frame !== before", arg=before, timeout=60_000)
+    if bundled:  # an image the bundled model cannot represent is flagged in the page, not shown as "Ready"
+        odd = tmp_path / "odd.png"
+        Image.fromarray(((np.indices((128, 128)).sum(0) % 2) * 255).astype(np.uint8)).save(odd)
+        with page.expect_file_chooser() as chooser:
+            page.click(".seegaan-upload")
+        chooser.value.set_files(str(odd))
+        page.wait_for_selector(".seegaan-verdict-stop", timeout=60_000)
+        assert "does not represent this image" in page.inner_text(".seegaan-verdict")
+        assert "Do not interpret" in page.inner_text(".seegaan-status")
     return timings
 
 
@@ -268,7 +278,8 @@ def test_demo_command_serves_a_dashboard_that_plays(served, viewport, notebook, 
         page.goto(f"http://127.0.0.1:{port}/", timeout=START_S * 1000)
         _wait_until_drawn(page)
         ready = time.perf_counter() - started
-        timings = _exercise(page, tmp_path, f"voila-{served.replace(' ', '-')}", viewport)
+        timings = _exercise(page, tmp_path, f"voila-{served.replace(' ', '-')}", viewport,
+                            bundled=served == "bundled dashboard")
         assert not errors, errors  # (before the server stops: a closing connection may raise in the page)
         # the cohort map's plotly module came from the server by URL, not inside the widget's state
         assert page.evaluate("() => performance.getEntriesByType('resource')"
