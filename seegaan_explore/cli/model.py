@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .common import user_errors
+
 __all__ = ["add_bench", "add_info"]
 
 
@@ -15,7 +17,7 @@ def add_info(sub) -> None:
     src.add_argument("--checkpoint", type=Path, help="a .safetensors checkpoint")
     p.add_argument("--resolution", type=int, help="override the preset's resolution")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(run=_run_info)
+    p.set_defaults(run=user_errors(_run_info))
 
 
 def _run_info(args) -> int:
@@ -48,7 +50,7 @@ def add_bench(sub) -> None:
     p.add_argument("--rounds", type=int, default=7, help="paired conv-peak/decoder measurements (median counts)")
     p.add_argument("--no-traversal-256", action="store_true", help="skip the paper-preset traversal timing")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
-    p.set_defaults(run=_run_bench)
+    p.set_defaults(run=user_errors(_run_bench))
 
 
 def _run_bench(args) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .common import user_errors
+
 __all__ = ["add_evaluate", "add_phantoms"]
 
 
@@ -25,7 +27,7 @@ def add_phantoms(sub) -> None:
                    help="comma-separated factors assigned at random, not by their causes "
                         "(e.g. severity,view,device: the oracle's cohort)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(run=_run_phantoms)
+    p.set_defaults(run=user_errors(_run_phantoms))
 
 
 def _run_phantoms(args) -> int:
@@ -74,7 +76,7 @@ def add_evaluate(sub) -> None:
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(run=_run_evaluate)
+    p.set_defaults(run=user_errors(_run_evaluate))
 
 
 def _run_evaluate(args) -> int:

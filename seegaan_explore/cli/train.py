@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from .common import add_cohort_arguments, load_cohort
+from .common import add_cohort_arguments, load_cohort, user_errors
 
 __all__ = ["add_train", "add_train_cnn", "add_train_oracle"]
 
@@ -48,7 +48,7 @@ def add_train(sub) -> None:
     p.add_argument("--val-fraction", type=float, default=0.05, help="held-out fraction of patients")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(run=_run_train)
+    p.set_defaults(run=user_errors(_run_train))
 
 
 def _run_train(args) -> int:
@@ -144,7 +144,7 @@ def add_train_cnn(sub) -> None:
     p.add_argument("--auc-threshold", type=float,
                    help="also report the AUC for attribute > this value (native units, e.g. 125 pg/mL)")
     _add_image_model_training_arguments(p, seed=0)
-    p.set_defaults(run=_run_train_cnn)
+    p.set_defaults(run=user_errors(_run_train_cnn))
 
 
 def _run_train_cnn(args) -> int:
@@ -190,7 +190,7 @@ def add_train_oracle(sub) -> None:
                                    "Prints held-out metrics per factor as JSON.")
     add_cohort_arguments(p)
     _add_image_model_training_arguments(p, seed=1, seed_help="(the CNN's default is 0: a different initialisation)")
-    p.set_defaults(run=_run_train_oracle)
+    p.set_defaults(run=user_errors(_run_train_oracle))
 
 
 def _run_train_oracle(args) -> int:
