@@ -65,7 +65,7 @@ def test_train_cnn_command(tmp_path, capsys):
     write_cohort(tmp_path / "c", n=120, size=SIZE, seed=1, progress=False, workers=1)
     common = ["train-cnn", "--data", str(tmp_path / "c" / "phantoms.csv"), "--resolution", str(SIZE),
               "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--epochs", "1"]
-    with pytest.raises(KeyError, match="no attribute 'bnp'"):
+    with pytest.raises(SystemExit, match="seegaan-explore train-cnn: no attribute 'bnp'"):
         main(common + ["--attribute", "bnp", "--out", str(tmp_path / "x.safetensors")])
     out = tmp_path / "cnn.safetensors"
     assert main(common + ["--attribute", "nt_probnp_pg_ml", "--log", "--auc-threshold", "125",
