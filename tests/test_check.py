@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from seegaan_explore.cli import main
-from seegaan_explore.cli.check import FILTER_DEFAULTS
+from seegaan_explore.cli.common import FILTER_DEFAULTS
 from seegaan_explore.data.check import COLUMNS, check, reason_category
 from seegaan_explore.data.images import ImportFilter
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .common import user_errors
+from .common import add_import_arguments, import_options, user_errors
 
-__all__ = ["FILTER_DEFAULTS", "add_check", "add_filter_arguments", "default_report_path", "filters_from_args",
-           "report_import"]
+__all__ = ["add_check", "default_report_path", "report_import"]
 
 
 def add_check(sub) -> None:
@@ -29,12 +28,7 @@ def add_check(sub) -> None:
     p.add_argument("--attribute", nargs="+", default=[], metavar="COLUMN",
                    help="table columns (e.g. sex view) whose levels are compared in aspect ratio and padding "
                         "share: a warning where they differ")
-    add_filter_arguments(p)
-    p.add_argument("--framing", default="pad", choices=["pad", "crop"],
-                   help="pad (letterbox, the default) or crop (the centred square)")
-    p.add_argument("--colour", default="refuse", choices=["refuse", "luminance"],
-                   help="colour images (channels differing by more than JPEG noise): refuse (default) or "
-                        "convert to luminance")
+    add_import_arguments(p)
     p.add_argument("--header-only", action="store_true",
                    help="do not decode DICOM pixels (faster; misses corrupt streams, constant images and "
                         "windows that destroy the image)")
@@ -43,55 +37,13 @@ def add_check(sub) -> None:
     p.set_defaults(run=user_errors(_run_check))
 
 
-#: ImportFilter()'s defaults in words (not imported from data.images, so that --help stays quick;
-#: tests/test_check.py holds them equal).
-FILTER_DEFAULTS = {"modality": "CR DX DR RG", "warn_modality": "OT", "body_part": "CHEST THORAX LUNG",
-                   "view_position": "PA AP LL RL LAT LATERAL LLD RLD"}
-
-
-def add_filter_arguments(p) -> None:
-    d = FILTER_DEFAULTS
-    g = p.add_argument_group("what counts as a chest radiograph (from the DICOM header; other formats pass)")
-    g.add_argument("--modality", nargs="+", metavar="CODE",
-                   help=f"modalities kept (default {d['modality']}, and {d['warn_modality']} with a warning); "
-                        "'any' keeps all")
-    g.add_argument("--body-part", nargs="+", metavar="TERM",
-                   help=f"body part examined containing one of these (default {d['body_part']}; absent "
-                        "passes); 'any' keeps all")
-    g.add_argument("--view-position", nargs="+", metavar="VIEW",
-                   help=f"view positions kept (default {d['view_position']}; absent passes); 'any' keeps all")
-
-
-def filters_from_args(args):
-    """The :class:`~seegaan_explore.data.images.ImportFilter` of ``--modality``, ``--body-part`` and
-    ``--view-position`` (each default where not given; ``any``: no filter on it)."""
-    import dataclasses
-
-    from ..data.images import ImportFilter
-
-    def values(given):
-        if given is None:
-            return None
-        return None if [v.lower() for v in given] == ["any"] else tuple(v.upper() for v in given)
-
-    changes = {}
-    if args.modality is not None:
-        changes.update(modalities=values(args.modality), warn_modalities=())
-    if args.body_part is not None:
-        changes["body_parts"] = values(args.body_part)
-    if args.view_position is not None:
-        changes["view_positions"] = values(args.view_position)
-    return dataclasses.replace(ImportFilter(), **changes)
-
-
 def _run_check(args) -> int:
     from ..data.check import check
 
     if args.data.is_dir() and args.attribute:
         raise ValueError("--attribute needs a table: a folder of images has no columns")
     report = check(args.data, args.image_root, id_column=args.id_column, path_column=args.path_column,
-                   patient_column=args.patient_column, filters=filters_from_args(args), framing=args.framing,
-                   colour=args.colour, attributes=args.attribute, decode=not args.header_only,
+                   patient_column=args.patient_column, **import_options(args), attributes=args.attribute, decode=not args.header_only,
                    workers=args.workers, progress=not args.no_progress, report=args.report)
     print(report.table())
     print(report.line())

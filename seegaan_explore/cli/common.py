@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["add_autoencoder_arguments", "add_cohort_arguments", "add_optional_cohort_arguments", "autoencoder",
+__all__ = ["FILTER_DEFAULTS", "add_autoencoder_arguments", "add_cohort_arguments", "add_import_arguments",
+           "add_optional_cohort_arguments", "autoencoder", "import_options",
            "encoded_cohort", "load_cohort", "safe_name", "user_errors"]
 
 
@@ -30,6 +31,54 @@ def add_cohort_arguments(p) -> None:
     p.add_argument("--path-column", help="image path column of the table")
     p.add_argument("--patient-column", help="patient id column (held-out split by patient)")
     p.add_argument("--cache-dir", type=Path, help="preprocessed-image cache (default ~/.cache/seegaan-explore)")
+    add_import_arguments(p)
+
+
+#: ImportFilter()'s defaults in words (not imported from data, so that --help stays quick;
+#: tests/test_check.py holds them equal).
+FILTER_DEFAULTS = {"modality": "CR DX DR RG", "warn_modality": "OT", "body_part": "CHEST THORAX LUNG",
+                   "view_position": "PA AP LL RL LAT LATERAL LLD RLD"}
+
+
+def add_import_arguments(p) -> None:
+    """What counts as a chest radiograph, and how its pixels become the model's square: the same
+    options for ``check`` and every command that imports a cohort, so that they import alike."""
+    d = FILTER_DEFAULTS
+    g = p.add_argument_group("import (what counts as a chest radiograph: from the DICOM header; other formats pass)")
+    g.add_argument("--modality", nargs="+", metavar="CODE",
+                   help=f"modalities kept (default {d['modality']}, and {d['warn_modality']} with a warning); "
+                        "'any' keeps all")
+    g.add_argument("--body-part", nargs="+", metavar="TERM",
+                   help=f"body part examined containing one of these (default {d['body_part']}; absent "
+                        "passes); 'any' keeps all")
+    g.add_argument("--view-position", nargs="+", metavar="VIEW",
+                   help=f"view positions kept (default {d['view_position']}; absent passes); 'any' keeps all")
+    g.add_argument("--framing", default="pad", choices=["pad", "crop"],
+                   help="pad (letterbox, the default) or crop (the centred square)")
+    g.add_argument("--colour", default="refuse", choices=["refuse", "luminance"],
+                   help="colour images (channels differing by more than JPEG noise): refuse (default) or "
+                        "convert to luminance")
+
+
+def import_options(args) -> dict:
+    """``filters``, ``framing`` and ``colour`` for :class:`~seegaan_explore.data.cohort.Cohort` from the
+    arguments of :func:`add_import_arguments` (each filter its default where not given; ``any``: none)."""
+    import dataclasses
+
+    from ..data.images import ImportFilter
+
+    def values(given):
+        return None if [v.lower() for v in given] == ["any"] else tuple(v.upper() for v in given)
+
+    changes = {}
+    if args.modality is not None:
+        changes.update(modalities=values(args.modality), warn_modalities=())
+    if args.body_part is not None:
+        changes["body_parts"] = values(args.body_part)
+    if args.view_position is not None:
+        changes["view_positions"] = values(args.view_position)
+    return {"filters": dataclasses.replace(ImportFilter(), **changes), "framing": args.framing,
+            "colour": args.colour}
 
 
 def add_optional_cohort_arguments(p, needed_for: str) -> None:
@@ -41,15 +90,16 @@ def add_optional_cohort_arguments(p, needed_for: str) -> None:
     g.add_argument("--patient-column", help="patient id column")
     g.add_argument("--cache-dir", type=Path, help="preprocessed images and latent store "
                                                   "(default ~/.cache/seegaan-explore)")
+    add_import_arguments(p)
 
 
 def load_cohort(args, progress: bool):
     from ..data.cohort import Cohort
 
     if args.data.is_dir():
-        return Cohort.from_folder(args.data, progress=progress)
-    return Cohort.from_table(args.data, args.image_root, id_column=args.id_column,
-                             path_column=args.path_column, patient_column=args.patient_column)
+        return Cohort.from_folder(args.data, progress=progress, **import_options(args))
+    return Cohort.from_table(args.data, args.image_root, id_column=args.id_column, path_column=args.path_column,
+                             patient_column=args.patient_column, **import_options(args))
 
 
 def add_autoencoder_arguments(p) -> None:
