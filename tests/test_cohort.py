@@ -20,11 +20,10 @@ from seegaan_explore.data.cohort import (
     CohortDataset,
     CohortWarning,
     ScanReport,
-    parse_lab_column,
-    parse_lab_value,
     scan_images,
 )
 from seegaan_explore.data.images import load_preprocessed, load_preprocessed_info
+from seegaan_explore.data.table import parse_lab_column, parse_lab_value
 
 RNG = np.random.default_rng(99)
 

@@ -38,6 +38,16 @@ from .images import (
     inspect_image,
     load_preprocessed_info,
 )
+from .table import (
+    ID_CANDIDATES,
+    LISTED,
+    PATH_CANDIDATES,
+    PATIENT_CANDIDATES,
+    listing,
+    parse_attribute,
+    pick_column,
+    read_table,
+)
 
 __all__ = [
     "Cohort",
@@ -48,80 +58,12 @@ __all__ = [
     "ScanReport",
     "default_cache_dir",
     "file_key",
-    "parse_lab_column",
-    "parse_lab_value",
     "scan_images",
 ]
-
-_ID_CANDIDATES = ("image_id", "imageid", "id", "image")
-_PATH_CANDIDATES = ("path", "image_path", "file", "filepath", "file_path", "filename")
-_PATIENT_CANDIDATES = ("patient_id", "patientid", "patient", "subject_id", "subject")
-_LISTED = 10  # how many offending items an error or warning message spells out
 
 
 class CohortWarning(UserWarning):
     """Rows were dropped from a cohort (missing or unreadable image files)."""
-
-
-def _listing(items: Sequence, limit: int = _LISTED) -> str:
-    shown = "; ".join(str(x) for x in items[:limit])
-    return shown + (f"; ... and {len(items) - limit} more" if len(items) > limit else "")
-
-
-# --------------------------------------------------------------------------- lab values
-
-_LAB_PATTERN = r"^(?P<op>[<>]=?)?\s*(?P<num>\S+)$"
-
-
-def parse_lab_column(series: pd.Series) -> pd.DataFrame:
-    """Parse a column of possibly censored lab values into ``value`` (float) and ``censor``.
-
-    Numbers parse as themselves with censor ``""``; ``"<5"`` and ``"<=5"`` give
-    ``(5.0, "<")`` and ``">3000"``/``">=3000"`` give ``(3000.0, ">")`` (a value
-    at a detection limit); ``-inf``/``inf`` (string or float) mean below/above the
-    detection limit with no known limit and give ``(nan, "<")``/``(nan, ">")``;
-    empty cells give ``(nan, "")``.  Anything else raises ``ValueError`` naming
-    the offending values, rather than being turned into NaN unnoticed.
-    """
-    if pd.api.types.is_numeric_dtype(series):  # includes bool
-        value = series.astype(float)
-        op = pd.Series("", index=series.index, dtype=object)
-    else:
-        text = series.astype("string").str.strip()
-        parts = text.str.extract(_LAB_PATTERN)
-        value = pd.to_numeric(parts["num"], errors="coerce").astype(float)
-        present = text.notna() & (text != "")
-        bad = present & (value.isna() & ~parts["num"].str.lower().isin(["nan", "na", "n/a"]).fillna(False))
-        if bad.any():
-            offenders = list(dict.fromkeys(series[bad].astype(str)))
-            where = f"column {series.name!r}: " if series.name is not None else ""
-            raise ValueError(f"{where}cannot parse lab value(s) {_listing(offenders)}")
-        op = parts["op"].fillna("").astype(object).str[:1]
-    censor = op.where(op != "", np.where(value == -np.inf, "<", np.where(value == np.inf, ">", "")))
-    value = value.where(np.isfinite(value))
-    return pd.DataFrame({"value": value, "censor": censor.astype(object)}, index=series.index)
-
-
-def parse_attribute(series: pd.Series) -> tuple[np.ndarray, dict | None]:
-    """A table column as floats, and its text levels' codes: numbers and censored lab values
-    (:func:`parse_lab_column`) as themselves; exactly two text levels (case-insensitive, e.g. sex
-    ``f``/``m``) as 0/1 in sorted order, with the mapping. Anything else raises ``ValueError``."""
-    try:
-        return parse_lab_column(series)["value"].to_numpy(np.float64), None
-    except ValueError as parse_error:
-        text = series.astype("string").str.strip().str.lower()
-        levels = sorted(set(text.dropna()) - {""})
-        if len(levels) != 2:
-            raise ValueError(f"attribute {series.name!r} is neither numeric nor binary "
-                             f"({len(levels)} distinct values: {_listing(levels)})") from parse_error
-        mapping = {level: code for code, level in enumerate(levels)}
-        return pd.to_numeric(text.map(mapping)).astype(float).to_numpy(), mapping
-
-
-def parse_lab_value(v) -> tuple[float, str]:
-    """Parse one possibly censored lab value; see :func:`parse_lab_column` for the rules."""
-    row = parse_lab_column(pd.Series([v], dtype=object)).iloc[0]
-    return float(row["value"]), row["censor"]
 
 
 # --------------------------------------------------------------------------- scanning
@@ -147,9 +89,9 @@ class ScanReport:
         """Human-readable counts plus the first unusable files and why."""
         lines = [f"{len(self.ok) + len(self.bad)} image files checked: {len(self.ok)} usable, "
                  f"{len(self.bad)} unusable; {len(self.ignored)} other files ignored"]
-        lines += [f"  {p}: {r}" for p, r in self.bad[:_LISTED]]
-        if len(self.bad) > _LISTED:
-            lines.append(f"  ... and {len(self.bad) - _LISTED} more (see ScanReport.to_frame())")
+        lines += [f"  {p}: {r}" for p, r in self.bad[:LISTED]]
+        if len(self.bad) > LISTED:
+            lines.append(f"  ... and {len(self.bad) - LISTED} more (see ScanReport.to_frame())")
         return "\n".join(lines)
 
 
@@ -350,21 +292,6 @@ class _ImageCache:
 
 # --------------------------------------------------------------------------- cohort
 
-def _read_table(table: str | os.PathLike, string_columns: Callable[[list[str]], list[str]]) -> pd.DataFrame:
-    path = Path(table)
-    if not path.is_file():
-        raise FileNotFoundError(f"cohort table not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return pd.read_parquet(path)
-    if suffix in (".xlsx", ".xls"):
-        return pd.read_excel(path, dtype={c: str for c in string_columns(list(pd.read_excel(path, nrows=0)))})
-    sep = "\t" if suffix in (".tsv", ".tab") else ","
-    header = list(pd.read_csv(path, sep=sep, nrows=0).columns)
-    # ids such as "00123" or "1e5" must stay strings, not become numbers
-    return pd.read_csv(path, sep=sep, dtype={c: str for c in string_columns(header)})
-
-
 def _relative(path: Path, root: Path) -> str:
     """`path` relative to `root` where it lies under it (POSIX form), else as it is."""
     try:
@@ -374,16 +301,6 @@ def _relative(path: Path, root: Path) -> str:
             return path.resolve().relative_to(root.resolve()).as_posix()
         except (ValueError, OSError):
             return path.as_posix()
-
-
-def _pick(columns: Sequence[str], given: str | None, candidates: Sequence[str], what: str,
-          source: str) -> str | None:
-    if given is not None:
-        if given not in columns:
-            raise KeyError(f"{source}: {what} column {given!r} not found; columns are {list(columns)}")
-        return given
-    lower = {c.lower(): c for c in columns}
-    return next((lower[c] for c in candidates if c in lower), None)
 
 
 def _index_images(root: Path) -> dict[str, list[Path]]:
@@ -475,20 +392,20 @@ class Cohort:
             source, base = str(table), Path(table).parent
 
             def string_columns(columns: list[str]) -> list[str]:
-                picks = [_pick(columns, id_column, _ID_CANDIDATES, "id", source),
-                         _pick(columns, path_column, _PATH_CANDIDATES, "path", source),
-                         _pick(columns, patient_column, _PATIENT_CANDIDATES, "patient", source)]
+                picks = [pick_column(columns, id_column, ID_CANDIDATES, "id", source),
+                         pick_column(columns, path_column, PATH_CANDIDATES, "path", source),
+                         pick_column(columns, patient_column, PATIENT_CANDIDATES, "patient", source)]
                 return [c for c in picks if c is not None]
-            frame = _read_table(table, string_columns)
+            frame = read_table(table, string_columns)
         if frame.empty:
             raise ValueError(f"{source}: the table has no rows")
         columns = list(frame.columns)
-        id_col = _pick(columns, id_column, _ID_CANDIDATES, "id", source)
-        path_col = _pick(columns, path_column, _PATH_CANDIDATES, "path", source)
-        patient_col = _pick(columns, patient_column, _PATIENT_CANDIDATES, "patient", source)
+        id_col = pick_column(columns, id_column, ID_CANDIDATES, "id", source)
+        path_col = pick_column(columns, path_column, PATH_CANDIDATES, "path", source)
+        patient_col = pick_column(columns, patient_column, PATIENT_CANDIDATES, "patient", source)
         if id_col is None and path_col is None:
-            raise KeyError(f"{source}: no id column ({'/'.join(_ID_CANDIDATES)}) or path column "
-                           f"({'/'.join(_PATH_CANDIDATES)}) found in {columns}; pass id_column= or path_column=")
+            raise KeyError(f"{source}: no id column ({'/'.join(ID_CANDIDATES)}) or path column "
+                           f"({'/'.join(PATH_CANDIDATES)}) found in {columns}; pass id_column= or path_column=")
         if image_root is None and path_col is None and isinstance(table, pd.DataFrame):
             raise ValueError("images are named by id: pass image_root= to say where to find them")
         root = Path(image_root) if image_root is not None else base
@@ -501,7 +418,7 @@ class Cohort:
             paths = frame[path_col]
             if paths.isna().any():
                 rows = list(np.flatnonzero(paths.isna()))
-                raise ValueError(f"{source}: empty {path_col!r} in row(s) {_listing(rows)} (0-based)")
+                raise ValueError(f"{source}: empty {path_col!r} in row(s) {listing(rows)} (0-based)")
             written = [Path(p.strip()) for p in paths.astype(str)]
             resolved = [p if p.is_absolute() else root / p for p in written]
             if id_col is None:  # ids from the paths: the user's words are the path column's
@@ -509,7 +426,7 @@ class Cohort:
                 relative = [_relative(p, root) for p in resolved]
                 twice = [p for p, n in Counter(relative).items() if n > 1]
                 if twice:
-                    raise ValueError(f"{source}: the same file in several rows of {path_col!r}: {_listing(twice)}")
+                    raise ValueError(f"{source}: the same file in several rows of {path_col!r}: {listing(twice)}")
                 frame[id_col] = _unique_ids(relative)
         frame[id_col] = cls._check_ids(frame[id_col], source, id_label)
         if path_col is None:
@@ -540,11 +457,11 @@ class Cohort:
                 unusable.append((image_id, path, info.reason))
         if missing:
             warnings.warn(f"{source}: dropped {len(missing)} row(s) whose image file is missing: "
-                          f"{_listing([f'{i} ({p})' if p else i for i, p, _ in missing])}",
+                          f"{listing([f'{i} ({p})' if p else i for i, p, _ in missing])}",
                           CohortWarning, stacklevel=2)
         if unusable:
             warnings.warn(f"{source}: dropped {len(unusable)} row(s) whose image is unusable or not a chest "
-                          f"radiograph: {_listing([f'{i} ({r})' for i, _, r in unusable])}",
+                          f"radiograph: {listing([f'{i} ({r})' for i, _, r in unusable])}",
                           CohortWarning, stacklevel=2)
         if exists.any() and not usable.any() and not allow_empty:
             raise ValueError(f"{source}: none of the {len(frame)} images can be imported ({report.line()}); "
@@ -556,11 +473,11 @@ class Cohort:
     def _check_ids(ids: pd.Series, source: str, column: str) -> pd.Series:
         if ids.isna().any():
             rows = list(np.flatnonzero(ids.isna()))
-            raise ValueError(f"{source}: empty {column!r} in row(s) {_listing(rows)} (0-based)")
+            raise ValueError(f"{source}: empty {column!r} in row(s) {listing(rows)} (0-based)")
         ids = ids.astype(str).str.strip()
         duplicated = ids[ids.duplicated(keep=False)]
         if not duplicated.empty:
-            raise ValueError(f"{source}: duplicate {column!r} value(s): {_listing(list(dict.fromkeys(duplicated)))}")
+            raise ValueError(f"{source}: duplicate {column!r} value(s): {listing(list(dict.fromkeys(duplicated)))}")
         return ids
 
     @staticmethod
@@ -574,7 +491,7 @@ class Cohort:
                 ambiguous.append(f"{image_id} -> {', '.join(map(str, matches))}")
             found.append(matches[0] if matches else None)
         if ambiguous:
-            raise ValueError(f"{source}: several image files match {column!r} value(s): {_listing(ambiguous)}; "
+            raise ValueError(f"{source}: several image files match {column!r} value(s): {listing(ambiguous)}; "
                              "use a path column instead")
         return found
 
@@ -613,7 +530,7 @@ class Cohort:
             report.add(scan.infos.get(path), "ignored", path=path, reason=reason)
         if problems:
             listed = [f"{p.relative_to(root).as_posix()}: {r}" for p, r in scan.bad]
-            warnings.warn(f"{root}: left out {len(problems)} unusable file(s): {_listing(listed)}",
+            warnings.warn(f"{root}: left out {len(problems)} unusable file(s): {listing(listed)}",
                           CohortWarning, stacklevel=2)
         table = pd.DataFrame({"image_id": ids, "path": [str(p) for p in scan.ok]}, dtype=object)
         return cls(table, id_column="image_id", path_column="path", problems=problems, framing=framing,
@@ -692,7 +609,7 @@ class Cohort:
             unknown = patients.isna()
             if unknown.any():
                 warnings.warn(f"{unknown.sum()} image(s) without {self.patient_column!r} are split as if "
-                              f"each were its own patient: {_listing(ids[unknown].tolist())}",
+                              f"each were its own patient: {listing(ids[unknown].tolist())}",
                               CohortWarning, stacklevel=2)
                 patients = patients.where(~unknown, "\0image:" + ids)
         counts = patients.value_counts().sort_index()
@@ -807,7 +724,7 @@ class Cohort:
         paths = self.table[self.path_column].iloc[rows].tolist()
         new = [(i, p, bad[r]) for i, p, r in zip(ids, paths, rows)]
         warnings.warn(f"dropped {len(new)} unusable image(s) from the cohort: "
-                      f"{_listing([f'{p}: {r}' for _, p, r in new])}", CohortWarning, stacklevel=3)
+                      f"{listing([f'{p}: {r}' for _, p, r in new])}", CohortWarning, stacklevel=3)
         self.problems.extend(new)
         for _, path, reason in new:
             self.report.update(path, reason=reason)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data.cohort import parse_attribute
+from ..data.table import parse_attribute
 from ..model.cnn import at_resolution_of
 from .attribution import module_device
 from .dictionary import AttributeInfo
