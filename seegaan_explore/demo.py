@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data.cohort import Cohort, default_cache_dir
+from .data.cohort import Cohort
+from .data.image_cache import default_cache_dir
 from .explore.dictionary import PHANTOM_DICTIONARY
 from .explore.latents import encode_cohort
 from .fileio import atomic_write

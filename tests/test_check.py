@@ -12,7 +12,7 @@ from PIL import Image
 from seegaan_explore.cli import main
 from seegaan_explore.cli.common import FILTER_DEFAULTS
 from seegaan_explore.data.check import COLUMNS, check, reason_category
-from seegaan_explore.data.images import ImportFilter
+from seegaan_explore.data.formats import ImportFilter
 
 RNG = np.random.default_rng(16)
 

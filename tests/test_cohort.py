@@ -14,15 +14,10 @@ import pytest
 import torch
 from PIL import Image
 
-import seegaan_explore.data.cohort as cohort_module
-from seegaan_explore.data.cohort import (
-    Cohort,
-    CohortDataset,
-    CohortWarning,
-    ScanReport,
-    scan_images,
-)
+import seegaan_explore.data.image_cache as image_cache
+from seegaan_explore.data.cohort import Cohort, CohortDataset, CohortWarning
 from seegaan_explore.data.images import load_preprocessed, load_preprocessed_info
+from seegaan_explore.data.scan import ScanReport, scan_images
 from seegaan_explore.data.table import parse_lab_column, parse_lab_value
 
 RNG = np.random.default_rng(99)
@@ -42,7 +37,7 @@ def count_decodes(monkeypatch):
         calls.append(path)
         return load_preprocessed_info(path, resolution, *args)
 
-    monkeypatch.setattr(cohort_module, "load_preprocessed_info", counting)
+    monkeypatch.setattr(image_cache, "load_preprocessed_info", counting)
     return calls
 
 
@@ -282,11 +277,11 @@ def test_an_interrupted_decode_leaves_no_cache_file(small_cohort_dir, tmp_path, 
             raise KeyboardInterrupt
         return load_preprocessed_info(path, resolution, *args)
 
-    monkeypatch.setattr(cohort_module, "load_preprocessed_info", fail_on_third)
+    monkeypatch.setattr(image_cache, "load_preprocessed_info", fail_on_third)
     with pytest.raises(KeyboardInterrupt):
         Cohort.from_table(small_cohort_dir / "table.csv").images(16, tmp_path / "cache", progress=False)
     assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
-    monkeypatch.setattr(cohort_module, "load_preprocessed_info", load_preprocessed_info)
+    monkeypatch.setattr(image_cache, "load_preprocessed_info", load_preprocessed_info)
     images = Cohort.from_table(small_cohort_dir / "table.csv").images(16, tmp_path / "cache", progress=False)
     assert images.shape == (6, 16, 16)
 
@@ -294,7 +289,7 @@ def test_an_interrupted_decode_leaves_no_cache_file(small_cohort_dir, tmp_path, 
 def test_preprocess_version_invalidates_cache(small_cohort_dir, tmp_path, count_decodes, monkeypatch):
     cohort = Cohort.from_table(small_cohort_dir / "table.csv")
     cohort.images(16, tmp_path, progress=False)
-    monkeypatch.setattr(cohort_module, "PREPROCESS_VERSION", cohort_module.PREPROCESS_VERSION + 1)
+    monkeypatch.setattr(image_cache, "PREPROCESS_VERSION", image_cache.PREPROCESS_VERSION + 1)
     cohort.images(16, tmp_path, progress=False)
     assert len(count_decodes) == 12
 
@@ -513,7 +508,7 @@ def test_decoding_notes_and_colour_reach_the_report_through_the_cache(tmp_path):
 def test_old_cache_entries_retry_their_unusable_files(small_cohort_dir, tmp_path, count_decodes):
     cohort = Cohort.from_table(small_cohort_dir / "table.csv")
     cohort.images(16, tmp_path, progress=False)
-    store = cohort_module._ImageCache(tmp_path, 16, np.dtype("float16")).store
+    store = image_cache.ImageCache(tmp_path, 16, np.dtype("float16")).store
     for name, meta in list(store.entries()):  # as an older reader wrote them: the first file refused
         first = meta["files"][0]
         store.write_index(name, {"array": meta["array"], "rows": meta["rows"] - 1, "files": meta["files"][1:],

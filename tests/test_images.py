@@ -12,19 +12,9 @@ from PIL import Image
 from pydicom.dataset import FileMetaDataset
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
-from seegaan_explore.data.images import (
-    GREY_TOLERANCE,
-    ImageReadError,
-    ImportFilter,
-    check_image,
-    image_format,
-    inspect_image,
-    intensity_window,
-    load_preprocessed,
-    preprocess,
-    read_image,
-    read_image_info,
-)
+from seegaan_explore.data.formats import ImageReadError, ImportFilter, image_format
+from seegaan_explore.data.images import intensity_window, load_preprocessed, preprocess
+from seegaan_explore.data.readers import GREY_TOLERANCE, check_image, inspect_image, read_image, read_image_info
 
 RNG = np.random.default_rng(1234)
 
@@ -426,11 +416,11 @@ def test_without_the_gpl_decoder_a_12bit_jpeg_says_how_to_get_it(monkeypatch):
     """The 12-bit JPEG Extended decoder is GPL-3 licensed and opt-in: its absence is named with the fix."""
     from types import SimpleNamespace
 
-    import seegaan_explore.data.images as images
+    import seegaan_explore.data.formats as formats
 
     pydicom_data = pytest.importorskip("pydicom.data")
     source = pydicom_data.get_testdata_file("JPGExtended.dcm")
-    monkeypatch.setattr(images, "get_decoder", lambda syntax: SimpleNamespace(is_available=False,
-                                                                              missing_dependencies=[]))
+    monkeypatch.setattr(formats, "get_decoder", lambda syntax: SimpleNamespace(is_available=False,
+                                                                               missing_dependencies=[]))
     with pytest.raises(ImageReadError, match=r"seegaan-explore\[jpeg-extended\]"):
         read_image(source)

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from PIL import Image
 from ui_cohort import brightness, small_setup
 
-from seegaan_explore.data.images import read_image, to_uint8
+from seegaan_explore.data.images import to_uint8
+from seegaan_explore.data.readers import read_image
 from seegaan_explore.explore import quality
 from seegaan_explore.explore.directions import fit_direction
 from seegaan_explore.explore.latent_shift import latent_shift

@@ -55,7 +55,7 @@ def default_report_path(data: Path, cache_dir: Path | None) -> Path:
     source (its name and a hash of its absolute path)."""
     import hashlib
 
-    from ..data.cohort import default_cache_dir
+    from ..data.image_cache import default_cache_dir
     from .common import safe_name
 
     root = default_cache_dir() if cache_dir is None else Path(cache_dir)

@@ -65,7 +65,7 @@ def import_options(args) -> dict:
     arguments of :func:`add_import_arguments` (each filter its default where not given; ``any``: none)."""
     import dataclasses
 
-    from ..data.images import ImportFilter
+    from ..data.formats import ImportFilter
 
     def values(given):
         return None if [v.lower() for v in given] == ["any"] else tuple(v.upper() for v in given)

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from ..fileio import atomic_write
-from .images import ImageInfo, ImportFilter, inspect_image
+from .formats import ImageInfo, ImportFilter
+from .readers import inspect_image
 
 __all__ = ["COLUMNS", "STATUSES", "ImportReport", "check", "reason_category"]
 
@@ -328,7 +329,7 @@ def check(data: str | os.PathLike | pd.DataFrame, image_root: str | os.PathLike 
     `data`: an image folder (every file under it, recognised by content) or a table (CSV/TSV/Parquet/
     Excel path or DataFrame) read as :meth:`~seegaan_explore.data.cohort.Cohort.from_table` does, with
     `image_root`, `id_column`, `path_column` and `patient_column`. `filters` (default
-    :class:`~seegaan_explore.data.images.ImportFilter`: CR/DX chest) skips what is not a chest
+    :class:`~seegaan_explore.data.formats.ImportFilter`: CR/DX chest) skips what is not a chest
     radiograph; `colour` and `framing` as for the cohort. ``decode=True`` (default) decodes every file the
     import keeps, so that what only the pixels tell (corrupt streams, constant images, near-grey colour,
     a header window that destroys the image) is in the report too. `attributes`: table columns whose
@@ -336,7 +337,8 @@ def check(data: str | os.PathLike | pd.DataFrame, image_root: str | os.PathLike 
     report to. Never raises for a bad file; raises for a table it cannot use (no such column, duplicate
     ids), as the import would.
     """
-    from .cohort import Cohort, CohortWarning, _imap
+    from .cohort import Cohort, CohortWarning
+    from .scan import imap
 
     filters = ImportFilter() if filters is None else filters
     with warnings.catch_warnings():
@@ -352,8 +354,8 @@ def check(data: str | os.PathLike | pd.DataFrame, image_root: str | os.PathLike 
                                        framing=framing, allow_empty=True)
     result = cohort.report
     if decode and len(cohort):
-        infos = _imap(_decode_info, [(p, colour, filters) for p in cohort.paths], workers=workers,
-                      progress=progress, desc="Decoding images")
+        infos = imap(_decode_info, [(p, colour, filters) for p in cohort.paths], workers=workers,
+                     progress=progress, desc="Decoding images")
         for path, info in zip(cohort.paths, infos):
             result.update(path, reason=info.reason, info=info)
     if attributes:

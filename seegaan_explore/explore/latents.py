@@ -27,7 +27,8 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from ..data.cohort import Cohort, CohortWarning, default_cache_dir, file_key
+from ..data.cohort import Cohort, CohortWarning
+from ..data.image_cache import default_cache_dir, file_key
 from ..model.seegaan import SeeGaan
 from ..store import ArrayStore, content_key
 
@@ -215,7 +216,7 @@ def encode_cohort(model: SeeGaan, cohort: Cohort, cache_dir: str | os.PathLike |
     where possible.
 
     ``cache_dir`` holds both the preprocessed images and the latent store (default
-    :func:`~seegaan_explore.data.cohort.default_cache_dir`). Unreadable images are dropped from
+    :func:`~seegaan_explore.data.image_cache.default_cache_dir`). Unreadable images are dropped from
     ``cohort`` (as :meth:`Cohort.images` does) and listed in ``skipped``. Encoding runs on the
     model's device. Under ``torch.distributed`` every process must call this with the same cohort;
     each returns the same result.

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..data.images import ImageReadError, read_image
+from ..data.formats import ImageReadError
+from ..data.readers import read_image
 from ..explore import export
 from ..explore.attribution import METHODS
 from ..explore.directions import ESTIMATORS

@@ -118,7 +118,7 @@ class Renderer:
             return to_uint8(self.model.decode(torch.from_numpy(self.latents[patient:patient + 1]))[0, 0].cpu().numpy())
 
     def add_image(self, image: np.ndarray, name: str) -> str:
-        """Encode a user's radiograph (as :func:`~seegaan_explore.data.images.read_image` returns it);
+        """Encode a user's radiograph (as :func:`~seegaan_explore.data.readers.read_image` returns it);
         returns the patient key (``"upload:<name>"``) to put in ``args["patient"]``."""
         prepared = preprocess(image, self.resolution)
         with self._model_lock:
