@@ -177,6 +177,45 @@ def test_unreadable_images_are_skipped_and_named(model, phantom_dir, tmp_path, c
     assert calls.calls == 0 and again.ids == latents.ids
 
 
+@pytest.fixture
+def oblong_dir(tmp_path):
+    """Radiographs taller than wide, so that padding and cropping frame them differently, one of them in
+    colour (read only with ``colour="luminance"``), named in a table (so the colour is found on decoding)."""
+    rng = np.random.default_rng(5)
+    root = tmp_path / "oblong"
+    root.mkdir()
+    for k in range(4):
+        Image.fromarray(rng.integers(0, 256, (40, 24), dtype=np.uint8)).save(root / f"x{k}.png")
+    Image.fromarray(rng.integers(0, 256, (40, 24, 3), dtype=np.uint8)).save(root / "colour.png")
+    names = ["x0", "x1", "x2", "x3", "colour"]
+    pd.DataFrame({"image_id": names, "path": [f"{n}.png" for n in names]}).to_csv(root / "table.csv", index=False)
+    return root
+
+
+def test_latents_of_one_framing_are_never_returned_for_another(model, oblong_dir, tmp_path):
+    cache = tmp_path / "cache"
+    pad = Cohort.from_table(oblong_dir / "table.csv", framing="pad", colour="luminance")
+    padded = np.array(encode_cohort(model, pad, cache, progress=False).latents)
+    crop = Cohort.from_table(oblong_dir / "table.csv", framing="crop", colour="luminance")
+    cropped = encode_cohort(model, crop, cache, progress=False)
+    np.testing.assert_allclose(cropped.latents, _direct(model, crop, cache), atol=1e-5)
+    assert np.abs(cropped.latents - padded).max() > 1e-3
+    again = encode_cohort(model, Cohort.from_table(oblong_dir / "table.csv", colour="luminance"), cache,
+                          progress=False)
+    assert again.encoded == 0
+    np.testing.assert_array_equal(again.latents, padded)  # each keeps its own
+
+
+def test_latents_read_with_one_colour_rule_are_never_returned_for_another(model, oblong_dir, tmp_path):
+    cache = tmp_path / "cache"
+    converted = encode_cohort(model, Cohort.from_table(oblong_dir / "table.csv", colour="luminance"), cache,
+                              progress=False)
+    assert "colour" in converted.ids
+    with pytest.warns(CohortWarning, match="colour.png: colour image"):
+        refused = encode_cohort(model, Cohort.from_table(oblong_dir / "table.csv"), cache, progress=False)
+    assert refused.ids == ["x0", "x1", "x2", "x3"] and [s[0] for s in refused.skipped] == ["colour"]
+
+
 def test_join_and_frame_align_the_clinical_table_by_id(model, phantom_dir, tmp_path):
     cohort = _cohort(phantom_dir)
     latents = encode_cohort(model, cohort, tmp_path / "cache", progress=False)

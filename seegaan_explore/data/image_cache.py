@@ -20,7 +20,7 @@ from ..store import ArrayStore, content_key
 from .images import PREPROCESS_VERSION, load_preprocessed_info
 from .scan import imap
 
-__all__ = ["ImageCache", "cached_images", "default_cache_dir", "file_key"]
+__all__ = ["ImageCache", "cached_images", "default_cache_dir", "file_key", "import_options_suffix"]
 
 
 def default_cache_dir() -> Path:
@@ -38,6 +38,14 @@ def file_key(path: Path) -> str | None:
     except OSError:
         return None
     return hashlib.sha1(f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()
+
+
+def import_options_suffix(framing: str, colour: str) -> str:
+    """How a cache names the import options that change an image's pixels or usability: ``""`` for the
+    defaults (framing pad, colour refuse), so that caches written before the options existed stay
+    valid, else ``-<framing>`` and/or ``-<colour>``. Both caches (this one and the latent store) use it,
+    so that neither returns what was made under other options."""
+    return ("" if framing == "pad" else f"-{framing}") + ("" if colour == "refuse" else f"-{colour}")
 
 
 #: Version of what the image cache records about unusable files and notes: entries written by an
@@ -60,9 +68,7 @@ class ImageCache:
 
     def __init__(self, root: Path, resolution: int, dtype: np.dtype, framing: str = "pad",
                  colour: str = "refuse"):
-        name = f"v{PREPROCESS_VERSION}-r{resolution}-{dtype.name}"
-        name += "" if framing == "pad" else f"-{framing}"
-        name += "" if colour == "refuse" else f"-{colour}"
+        name = f"v{PREPROCESS_VERSION}-r{resolution}-{dtype.name}{import_options_suffix(framing, colour)}"
         self.store = ArrayStore(Path(root) / name)
 
     @staticmethod

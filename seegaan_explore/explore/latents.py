@@ -5,7 +5,8 @@ array, the clinical table aligned to it). Rows live under
 ``<cache>/latents/<model digest>/``: the digest hashes the EMA encoder's weights, so a retrained
 model never reuses stale rows, and each row is keyed by a hash of its preprocessed pixels, so a
 changed image is the only one encoded again. A second run over unchanged files reads no image and
-runs no encoder at all: the list of files (path, size, mtime) maps straight to its array.
+runs no encoder at all: the list of files (path, size, mtime) maps straight to its array. Files are
+keyed together with the cohort's import options (framing, colour), which change their pixels.
 
 Every file is written to a temporary name and renamed into place, the index (``.json``) last, so
 an interrupted run leaves either the previous store or the new one, never half a one.
@@ -28,7 +29,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from ..data.cohort import Cohort, CohortWarning
-from ..data.image_cache import default_cache_dir, file_key
+from ..data.image_cache import default_cache_dir, file_key, import_options_suffix
 from ..model.seegaan import SeeGaan
 from ..store import ArrayStore, content_key
 
@@ -36,7 +37,7 @@ __all__ = ["Latents", "encode_cohort", "model_digest", "store_dir"]
 
 _COPY_ROWS = 65536  # rows copied from an earlier array at a time: bounds memory at 1M x 512
 _DIGEST = 16  # bytes of a row's content hash
-_FILE_KEY = 20  # bytes of a file key (sha1 of path, size, mtime)
+_FILE_KEY = 20  # bytes of a file key (sha1 of path, size, mtime; and import options, see _file_keys)
 
 
 def model_digest(model: SeeGaan) -> str:
@@ -207,7 +208,20 @@ def _broadcast(value, rank: int, world: int):
 
 
 def _file_keys(cohort: Cohort) -> list[str]:
-    return [file_key(p) or f"missing:{p}" for p in cohort.paths]
+    """The store's key of each of the cohort's files: its :func:`~seegaan_explore.data.image_cache.file_key`,
+    hashed with the cohort's import options where they are not the defaults (framing pad, colour refuse),
+    because one file gives other pixels (framing) or is usable or not (colour) under other options: a
+    list of files, or a file's content hash, found under one set of options is never used for another.
+    Rows are still shared where the preprocessed pixels are identical (they are keyed by those)."""
+    options = import_options_suffix(cohort.framing, cohort.colour)
+    keys = []
+    for path in cohort.paths:
+        key = file_key(path)
+        if key is None:
+            keys.append(f"missing:{path}")
+        else:
+            keys.append(hashlib.sha1(f"{key}{options}".encode()).hexdigest() if options else key)
+    return keys
 
 
 def encode_cohort(model: SeeGaan, cohort: Cohort, cache_dir: str | os.PathLike | None = None, *,
