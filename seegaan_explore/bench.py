@@ -59,7 +59,7 @@ class ConvPeak:
         F.conv2d(self.x, self.w, padding=1)
 
     def flops_per_s(self, calls: int = 3) -> float:
-        """Best of a few back-to-back calls (each call is ~50 ms here)."""
+        """Best of a few back-to-back calls: the one least slowed by the machine's drift."""
         with torch.inference_mode():
             return self.flops / min(_seconds(self._run, self.device) for _ in range(calls))
 

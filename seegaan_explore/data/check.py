@@ -37,9 +37,9 @@ COLUMNS = ["path", "id", "status", "reason", "notes", "warnings", "format", "mod
            "view_position", "photometric", "bits_stored", "rows", "columns", "aspect_ratio", "padding_share"]
 
 # An attribute's levels differ materially in padding share (or aspect ratio) when their means differ by
-# at least this much AND by at least _MIN_EFFECT pooled standard deviations.
-# (On the Hannover cohort: projection ap/pa 0.181/0.072 padding, 3.0 SD; sex f/m aspect 1.166/1.192, 0.29 SD,
-# and the sex traversals of a model trained there put about half their change in the padded rows.)
+# at least this much AND by at least _MIN_EFFECT pooled standard deviations. Low enough to flag a small
+# difference in aspect ratio, because a model trained on such films puts much of an attribute's change
+# into the padded rows (the Hannover figures: docs/results/import-check.md).
 _MIN_PADDING_DIFFERENCE = 0.01
 _MIN_ASPECT_DIFFERENCE = 0.02
 _MIN_EFFECT = 0.2

@@ -53,17 +53,17 @@ PRESETS: dict[str, ModelConfig] = {
     # The published configuration: 256 px, 512-d W, 512..64 generator filters.
     "paper": ModelConfig(preset="paper"),
     # CPU-friendly, the bundled model: 128 px, generator 256..32 filters, encoder 16..256.
-    # Half the width of the paper's at each scale above 16 px: a training step costs 0.8 s on a
-    # 2-core CPU instead of 2.0 s, which is what makes training it here feasible.
+    # Half the width of the paper's at each scale above 16 px, so that training it on a 2-core CPU is
+    # feasible (the step times: docs/results/speed.md).
     "demo": ModelConfig(
         preset="demo", resolution=128, z_dim=256, w_dim=256, mapping_layers=4,
         generator_channel_base=4096, generator_channel_max=256,
         encoder_channel_base=2048, encoder_channel_max=256,
     ),
     # The demo preset with twice its filters from 32 px up (generator 256 / 128 / 64 at 32 / 64 /
-    # 128 px, encoder 32 / 64 / 128 / 256 from 128 px down). It learns fine detail (ribs) faster:
-    # fitted to one phantom, 37.9 dB after 3,000 steps against the demo preset's 35.8
-    # (benchmarks/memorize_detail.py). Grown from demo weights with `train --init ... --preset demo-wide`.
+    # 128 px, encoder 32 / 64 / 128 / 256 from 128 px down), for learning fine detail (ribs) faster
+    # (docs/results/studies.md, "Can the generator draw ribs at all?"). Grown from demo weights with
+    # `train --init ... --preset demo-wide`.
     "demo-wide": ModelConfig(
         preset="demo-wide", resolution=128, z_dim=256, w_dim=256, mapping_layers=4,
         generator_channel_base=8192, generator_channel_max=256,

@@ -123,7 +123,7 @@ def evaluate(model: SeeGaan, oracle: Oracle, *, n_fit: int = 1000, n_patients: i
              n_reconstructed: int = 200, specs: tuple[Spec, ...] = SPECS, estimator: str = "mean_shift",
              progress: bool = True) -> dict:
     """Reconstruction PSNR (mean over ``n_reconstructed`` held-out phantoms, at least the
-    ``n_patients`` traversed; it varies by about 1.7 dB between phantoms) and per-attribute
+    ``n_patients`` traversed, because it varies between phantoms; with its SD) and per-attribute
     traversal scores, means over the patients, with the spread of diffmap r between them and a
     bootstrap interval for the conditioned-leakage ratio (see the module docstring).
     ``estimator``: ``mean_shift``, or ``spline_mean_shift`` (each patient's slope at its own value)."""
