@@ -7,7 +7,8 @@ silently: missing or unreadable files are named in a warning and kept in
 the result in a memory-mapped cache (:mod:`~seegaan_explore.data.image_cache`) so that later
 runs start instantly. Reading the table is :mod:`~seegaan_explore.data.table`'s, finding and
 checking files :mod:`~seegaan_explore.data.scan`'s; this module joins them into the rows a model
-is trained on and explored with.
+is trained on and explored with. It is a little over 400 lines because it is one class whose two
+constructors must drop and report rows by the same rules.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .formats import IMAGE_SUFFIXES, ImageInfo, ImportFilter
 from .image_cache import cached_images
 from .images import FRAMINGS
 from .readers import COLOUR_MODES, inspect_image
-from .scan import index_images, relative_path, scan_images, unique_ids
+from .scan import find_by_id, relative_path, scan_images, unique_ids
 from .table import (
     ID_CANDIDATES,
     PATH_CANDIDATES,
@@ -159,7 +160,7 @@ class Cohort:
         frame[id_col] = cls._check_ids(frame[id_col], source, id_label)
         if path_col is None:
             path_col = "path" if "path" not in columns else "_path"
-            resolved = cls._find_by_id(frame[id_col], root, source, id_label)
+            resolved = find_by_id(frame[id_col], root, source, id_label)
         if patient_col is not None:
             frame[patient_col] = frame[patient_col].astype("string").astype(object)
         frame[path_col] = [str(p) if p is not None else "" for p in resolved]
@@ -207,21 +208,6 @@ class Cohort:
         if not duplicated.empty:
             raise ValueError(f"{source}: duplicate {column!r} value(s): {listing(list(dict.fromkeys(duplicated)))}")
         return ids
-
-    @staticmethod
-    def _find_by_id(ids: pd.Series, root: Path, source: str, column: str) -> list[Path | None]:
-        index = index_images(root)
-        found: list[Path | None] = []
-        ambiguous = []
-        for image_id in ids:
-            matches = index.get(image_id, [])
-            if len(matches) > 1:
-                ambiguous.append(f"{image_id} -> {', '.join(map(str, matches))}")
-            found.append(matches[0] if matches else None)
-        if ambiguous:
-            raise ValueError(f"{source}: several image files match {column!r} value(s): {listing(ambiguous)}; "
-                             "use a path column instead")
-        return found
 
     @classmethod
     def from_folder(cls, root: str | os.PathLike, *, recursive: bool = True, progress: bool = True,

@@ -2,7 +2,7 @@
 
 :func:`scan_images` looks at every file under a folder, recognises images by content and says of each
 why it is used, skipped or ignored; ids are made from relative paths (:func:`unique_ids`) and images
-found by id (:func:`index_images`). It is separate from :mod:`~seegaan_explore.data.cohort` because
+found by id (:func:`find_by_id`). It is separate from :mod:`~seegaan_explore.data.cohort` because
 the import check (:mod:`~seegaan_explore.data.check`) walks folders and checks files in worker
 processes (:func:`imap`) the same way without building a cohort, and the rules for which file is
 looked at and what it is called must be the same for both.
@@ -24,12 +24,12 @@ from tqdm.auto import tqdm
 
 from .formats import IMAGE_SUFFIXES, ImageInfo, ImportFilter, image_format
 from .readers import inspect_image
-from .table import LISTED
+from .table import LISTED, listing
 
 __all__ = [
     "ScanReport",
+    "find_by_id",
     "imap",
-    "index_images",
     "relative_path",
     "scan_images",
     "unique_ids",
@@ -178,7 +178,7 @@ def relative_path(path: Path, root: Path) -> str:
             return path.as_posix()
 
 
-def index_images(root: Path) -> dict[str, list[Path]]:
+def _index_images(root: Path) -> dict[str, list[Path]]:
     """Image files under `root` by relative path and by name, each with and without suffix. Files named
     as images count as such; any other file (no suffix, ``.IMA``'s cousins, a number) does when its
     content is an image's."""
@@ -190,3 +190,21 @@ def index_images(root: Path) -> dict[str, list[Path]]:
         for key in {rel.as_posix(), _image_id(rel), path.name, _image_id(path.name)}:
             index.setdefault(key, []).append(path)
     return index
+
+
+def find_by_id(ids: Sequence[str], root: Path, source: str, column: str) -> list[Path | None]:
+    """The image file under `root` of each id (None where there is none), matched by relative path or
+    name, with or without suffix; several files for one id raise ``ValueError`` naming them (`source`
+    and `column` say where the ids come from)."""
+    index = _index_images(root)
+    found: list[Path | None] = []
+    ambiguous = []
+    for image_id in ids:
+        matches = index.get(image_id, [])
+        if len(matches) > 1:
+            ambiguous.append(f"{image_id} -> {', '.join(map(str, matches))}")
+        found.append(matches[0] if matches else None)
+    if ambiguous:
+        raise ValueError(f"{source}: several image files match {column!r} value(s): {listing(ambiguous)}; "
+                         "use a path column instead")
+    return found
