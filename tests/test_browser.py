@@ -60,22 +60,25 @@ def _server(command: list[str], port: int, log: Path):
         process.wait(60)
 
 
-@pytest.fixture(scope="module")
-def notebook(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("served")
+def _tiny_dashboard(path: Path, change: str = "") -> Path:
+    """A notebook serving the tiny setup of ``ui_cohort.py``; ``change`` edits its table first."""
     source = ("import sys\n"
               f"sys.path.insert(0, {str(TESTS)!r})\n"
               "from ui_cohort import small_setup\n"
               "from seegaan_explore.ui.explorer import Explorer\n\n"
-              "model, latents, table, cnn, oracle, images = small_setup(40)\n"
+              f"model, latents, table, cnn, oracle, images = small_setup(40)\n{change}\n"
               "Explorer(model, latents, table, cnn=cnn, oracle=oracle, images=images)")
-    path = folder / "tiny_dashboard.ipynb"
     path.write_text(json.dumps({
         "cells": [{"cell_type": "code", "execution_count": None, "id": "dashboard", "metadata": {}, "outputs": [],
                    "source": source}],
         "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
         "nbformat": 4, "nbformat_minor": 5}))
     return path
+
+
+@pytest.fixture(scope="module")
+def notebook(tmp_path_factory) -> Path:
+    return _tiny_dashboard(tmp_path_factory.mktemp("served") / "tiny_dashboard.ipynb")
 
 
 LAPTOP = {"width": 1280, "height": 800}
@@ -314,3 +317,81 @@ def test_the_widget_works_in_jupyterlab(viewport, notebook, browser, tmp_path):
         assert not errors, errors
     print(json.dumps({"lab_run_to_ready_s": round(ready, 2), **{k: round(v, 3) for k, v in timings.items()}}))
     assert not blocked, f"requests left the machine: {blocked}"
+
+
+def _select(page, label: str) -> None:
+    """Pick the attribute shown as ``label`` and wait for its film."""
+    before = page.evaluate(FILM)["frame"]
+    names = page.eval_on_selector(".seegaan-attribute select", "s => [...s.options].map(o => o.textContent)")
+    page.select_option(".seegaan-attribute select", index=[n.replace("\xa0", " ") for n in names].index(label))
+    page.wait_for_function(f"(before) => ({FILM})().frame !== before", arg=before, timeout=60_000)
+    page.wait_for_function("(l) => document.querySelector('.seegaan-status').textContent.includes(l)", arg=label,
+                           timeout=60_000)
+
+
+def test_a_film_whose_target_moves_the_wrong_way_says_do_not_interpret(browser, tmp_path):
+    """A column whose sign is flipped (as a mislabelled export would be) gives a direction that moves the
+    oracle's reading of it the wrong way: the page must say so in red, not "Ready". (The tiny setup's
+    oracle reads the brightness of any image.)"""
+    page, blocked, errors = browser
+    notebook = _tiny_dashboard(tmp_path / "flipped.ipynb", 'table["brightness"] = -table["brightness"]')
+    port = free_port()
+    command = [sys.executable, "-m", "seegaan_explore", "demo", "--no-browser", "--port", str(port),
+               "--notebook", str(notebook)]
+    with _server(command, port, tmp_path / "voila.log"):
+        page.goto(f"http://127.0.0.1:{port}/", timeout=START_S * 1000)
+        _wait_until_drawn(page)
+        _select(page, "upper_brightness")  # not flipped: the tiny model moves it the right way, if barely
+        page.wait_for_selector(".seegaan-verdict-care", timeout=60_000)
+        assert "wrong way" not in page.inner_text(".seegaan-verdict")
+        _select(page, "brightness")
+        page.wait_for_selector(".seegaan-verdict-stop", timeout=60_000)
+        assert "Brightness moved the wrong way" in page.inner_text(".seegaan-verdict")
+        assert "Do not interpret" in page.inner_text(".seegaan-status")
+        assert not errors, errors
+    assert not blocked, f"requests left the machine: {sorted(set(blocked))}"
+
+
+HANNOVER_DICTIONARY = """\
+sex: {label: Sex, levels: {f: female, m: male}}
+projection: {label: View, levels: {ap: AP, pa: PA}}
+crp_val: {label: CRP, unit: mg/L, log: true, low: 0.1, high: 500, anchors: {5: upper normal limit}}
+"""
+
+
+def test_serve_shows_your_own_cohort_in_your_words_and_reads_only_the_data_folder(hannover_dir, browser, tmp_path):
+    """`seegaan-explore serve` on the real Hannover radiographs with a data dictionary: the attributes carry
+    the dictionary's words, a film is painted and plays, and the server-path box reads only the data folder."""
+    from seegaan_explore.demo import FILES, WEIGHTS_DIR
+
+    page, blocked, errors = browser
+    (tmp_path / "words.yaml").write_text(HANNOVER_DICTIONARY)
+    port = free_port()
+    command = [sys.executable, "-m", "seegaan_explore", "serve", "--no-browser", "--no-progress", "--port", str(port),
+               "--checkpoint", str(WEIGHTS_DIR / FILES["autoencoder"]), "--data", str(hannover_dir / "data.csv"),
+               "--image-root", str(hannover_dir / "png"), "--patient-column", "patient_id",
+               "--cache-dir", str(tmp_path / "cache"), "--dictionary", str(tmp_path / "words.yaml"),
+               "--data-root", str(hannover_dir / "png")]
+    with _server(command, port, tmp_path / "serve.log"):
+        page.goto(f"http://127.0.0.1:{port}/", timeout=START_S * 1000)
+        _wait_until_drawn(page)
+        names = page.eval_on_selector(".seegaan-attribute select", "s => [...s.options].map(o => o.textContent)")
+        assert [n.replace("\xa0", " ") for n in names][:3] == ["Sex", "View", "CRP"]
+        _select(page, "View")
+        samples, _ = _play_and_sample(page)
+        assert len({s["painted"] for s in samples}) >= 4
+        assert not [s for s in samples if s["frameSpread"] <= 1], "a blank frame while the film played"
+        assert page.locator(".seegaan-verdict").count() == 1
+        assert re.search(r"AP|PA", page.inner_text(".seegaan-film-player"))  # the ends in the dictionary's words
+        page.fill(".seegaan-server-path input", "../data.csv")
+        page.click(".seegaan-server-load")
+        page.wait_for_function("() => document.querySelector('.seegaan-status').textContent"
+                               ".includes('only files in the data folder')", timeout=30_000)
+        one = sorted((hannover_dir / "png").glob("*.png"))[0].name
+        page.fill(".seegaan-server-path input", one)
+        page.click(".seegaan-server-load")
+        page.wait_for_function("(n) => document.querySelector('.seegaan-patient-info').textContent"
+                               ".includes(`your image (${n})`)", arg=one, timeout=60_000)
+        page.screenshot(path=str(_screenshots(tmp_path) / "serve-hannover-1280x800.png"))
+        assert not errors, errors
+    assert not blocked, f"requests left the machine: {sorted(set(blocked))}"

@@ -435,3 +435,32 @@ def test_off_loopback_the_page_offers_no_server_path(setup, tmp_path, monkeypatc
         assert "anything" not in e.status.value and e.uploaded.options == (("a cohort patient (by #)", ""),)
     finally:
         e.close()
+
+
+def test_with_a_data_root_only_files_inside_it_are_read_and_outside_ones_are_not_probed(setup, tmp_path):
+    """`serve --data-root DIR`: a typed path is read under DIR; one outside (by .., an absolute path or a
+    link) gets the same answer whether or not it exists, so the page cannot probe the server's files."""
+    model, latents, table, cnn, oracle, images = setup
+    root, outside = tmp_path / "data", tmp_path / "private"
+    (root / "ward").mkdir(parents=True)
+    outside.mkdir()
+    png = io.BytesIO()
+    Image.fromarray(to_uint8(render(sample_individual(seed=9, index=1), 64).image)).save(png, format="PNG")
+    (root / "ward" / "film.png").write_bytes(png.getvalue())
+    (outside / "secret.png").write_bytes(png.getvalue())
+    (root / "link.png").symlink_to(outside / "secret.png")
+    e = Explorer(model, latents, table, cnn=cnn, oracle=oracle, images=images, export_dir=tmp_path,
+                 server_paths=str(root))
+    try:
+        answers = []
+        for typed in ("../private/secret.png", "../private/absent.png", str(outside / "secret.png"), "link.png"):
+            e.path.value = typed
+            e._on_load_path(None)
+            answers.append(e.status.value.replace(typed, "PATH"))
+        assert len(set(answers)) == 1 and "only files in the data folder" in answers[0]
+        assert e.uploaded.options == (("a cohort patient (by #)", ""),)
+        e.path.value = "ward/film.png"
+        e._on_load_path(None)
+        assert e.wait()["patient"] == "upload:film.png"
+    finally:
+        e.close()

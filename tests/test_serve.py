@@ -28,7 +28,7 @@ def test_the_notebook_in_notebooks_is_the_one_the_package_ships():
     notebook = json.loads(dashboard_notebook().read_text())
     code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
     assert all(not c["outputs"] and c["execution_count"] is None for c in code)  # committed without outputs
-    assert "from seegaan_explore.demo import load_demo" in "".join(code[0]["source"])
+    assert "Explorer(**dashboard_kwargs())" in "".join(code[0]["source"])  # the demo, or what `serve` names
 
 
 def test_voila_command_preheats_culls_and_times_out(tmp_path):

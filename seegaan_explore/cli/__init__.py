@@ -7,7 +7,7 @@ One module per group of commands, each only arguments and I/O over the Python AP
 * :mod:`.train`: ``train``, ``train-cnn``, ``train-oracle``;
 * :mod:`.explore`: ``encode``, ``direction``, ``traverse``, ``export``, ``attribute`` (the direction each
   traverses: :mod:`.directions`);
-* :mod:`.serve`: ``demo``;
+* :mod:`.serve`: ``demo`` and ``serve``;
 * :mod:`.check`: ``check`` (and the import summary line of ``encode``, ``train``, ``direction``);
 * :mod:`.common`: the arguments and loading they share.
 
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (model.add_info, phantoms.add_phantoms, train.add_train, train.add_train_cnn, train.add_train_oracle,
                 phantoms.add_evaluate, model.add_bench, check.add_check, explore.add_encode, explore.add_direction,
-                explore.add_traverse, explore.add_export, explore.add_attribute, serve.add_demo):
+                explore.add_traverse, explore.add_export, explore.add_attribute, serve.add_demo, serve.add_serve):
         add(sub)
     return parser
 

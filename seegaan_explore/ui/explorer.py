@@ -42,7 +42,15 @@ MAP_PX = (300, 250)  # the cohort map's width and height: it shares the left col
 SCATTER_ACK_S = 1.5  # a browser that shows the cohort map acknowledges an edit within this (else: rebuild it)
 EXPORTS = ("GIF", "MP4", "PNG", "HTML")
 LINK_LIMIT = 20_000_000  # bytes: larger exports are only saved on the server, not offered as a download link
-UPLOAD_SUFFIXES = ".dcm,.dicom,.png,.jpg,.jpeg,.npy"
+UPLOAD_SUFFIXES = ".dcm,.dicom,.ima,.png,.jpg,.jpeg,.tif,.tiff,.npy"
+
+
+def _server_paths(setting: bool | str | Path) -> tuple[Path | None, bool]:
+    """(the folder typed paths are confined to, whether the page offers the box at all) from
+    :data:`~seegaan_explore.ui.serve.SERVER_PATHS_ENV`'s "0" (no), "1" (any path) or a folder."""
+    if isinstance(setting, bool) or setting in ("0", "1"):
+        return None, setting in (True, "1")
+    return Path(setting).resolve(), True
 
 
 def _signed_unit(image: np.ndarray) -> np.ndarray:
@@ -61,13 +69,15 @@ class Explorer(widgets.VBox):
     def __init__(self, model=None, latents=None, table: pd.DataFrame | None = None, cnn=None, oracle=None,
                  images=None, *, dictionary=None, note: str = "", renderer: Renderer | None = None,
                  threaded: bool = True, export_dir: str | Path | None = None,
-                 server_paths: bool | None = None):
+                 server_paths: bool | str | Path | None = None):
         if renderer is None and (model is None or latents is None or table is None):
             raise ValueError("an Explorer needs a model, latents and a table (or a ready renderer=...)")
         self.renderer = renderer or Renderer(model, latents, table, cnn=cnn, oracle=oracle, images=images,
                                              dictionary=dictionary)
-        # a file path typed in the page reads files on the server: only for a server on this machine
-        self._server_paths = (os.environ.get(SERVER_PATHS_ENV, "1") != "0") if server_paths is None else server_paths
+        # a file path typed in the page reads files on the server: anywhere only for a server on this
+        # machine; under a folder (``--data-root``) for one that others reach
+        self._server_root, self._server_paths = _server_paths(
+            os.environ.get(SERVER_PATHS_ENV, "1") if server_paths is None else server_paths)
         r = self.renderer
         self.result: dict | None = None  # the result on screen
         self._quiet = False  # set while the Explorer itself moves controls, so that no request follows
@@ -138,7 +148,8 @@ class Explorer(widgets.VBox):
                                          layout=widgets.Layout(width="300px", display="none"))  # until an upload
         self.upload = widgets.FileUpload(accept=UPLOAD_SUFFIXES, multiple=False, description="Your image",
                                          layout=widgets.Layout(width="140px"))
-        self.path = widgets.Text(placeholder="or a file path on the server", layout=widgets.Layout(width="210px"))
+        self.path = widgets.Text(placeholder="or a file path on the server" if self._server_root is None
+                                 else "or a file path in the data folder", layout=widgets.Layout(width="210px"))
         self.load = widgets.Button(description="Encode", icon="upload", layout=widgets.Layout(width="86px"))
         self.upload.observe(self._on_upload, names="value")
         self.load.on_click(self._on_load_path)
@@ -226,6 +237,8 @@ class Explorer(widgets.VBox):
                      "thumbnail_caption", "film", "method", "attribution_original", "attribution_frame",
                      "attribution_caption", "words", "status", "progress", "upload"):
             getattr(self, name).add_class("seegaan-" + name.replace("_", "-"))  # stable hooks for browser tests
+        self.path.add_class("seegaan-server-path")
+        self.load.add_class("seegaan-server-load")
 
     # ------------------------------------------------------------------ arguments and requests
 
@@ -566,8 +579,15 @@ class Explorer(widgets.VBox):
     def _on_load_path(self, _button) -> None:
         if not self._server_paths:
             return
-        path = Path(self.path.value.strip()).expanduser()
-        self._encode_file(path, path.name)
+        typed = self.path.value.strip()
+        if self._server_root is None:
+            path = Path(typed).expanduser()
+        else:  # the same answer whether or not a file outside exists: nothing to probe
+            path = (self._server_root / typed).resolve()
+            if not path.is_relative_to(self._server_root):
+                self._set_status(f"Could not use {typed}: only files in the data folder can be read", error=True)
+                return
+        self._encode_file(path, Path(typed).name)
 
     def _encode_file(self, path: Path, name: str) -> None:
         try:

@@ -24,7 +24,7 @@ IDLE_MINUTES = 15  # a kernel nobody has used this long is shut down
 CULL_INTERVAL_S = 60
 EXECUTION_TIMEOUT_S = 600  # loading the demo and the first render must finish within this
 PLOTLY_MODULE_ENV = "SEEGAAN_EXPLORE_PLOTLY_MODULE"  # tells the kernels' cohort maps where to load plotly from
-SERVER_PATHS_ENV = "SEEGAAN_EXPLORE_SERVER_PATHS"  # "0": the dashboard offers no box to read a server path
+SERVER_PATHS_ENV = "SEEGAAN_EXPLORE_SERVER_PATHS"  # what the page may read by path: "0" nothing, "1" any, or a folder
 TEMPLATE = "seegaan"  # Voila's lab page without its CDN stylesheets (ui/share/voila/templates/seegaan)
 
 
