@@ -189,17 +189,28 @@ def test_traverse_an_image_file_along_a_direction_fitted_on_the_spot(setup, tmp_
 
 def test_traverse_reads_the_original_average_latents(setup, tmp_path, capsys):
     rng = np.random.default_rng(0)
-    average = (rng.normal(size=64) + np.arange(5)[:, None] * rng.normal(size=64) * 0.1).astype(np.float32)
+    average = rng.normal(size=(5, 64)).astype(np.float32) * 0.3  # bins on no straight line, as real bin means
     np.save(tmp_path / "HeartFailure_average_latents.npy", average)
     image = setup / "phantoms" / "phantom_s0_000001.png"
     args = ["traverse", "--checkpoint", str(setup / "tiny.safetensors"), *FP32, "--image", str(image),
             "--direction", str(tmp_path / "HeartFailure_average_latents.npy"), "--format", "npz",
             "--out", str(tmp_path)]
+    saved_as = tmp_path / "phantom_s0_000001.HeartFailure_average_latents.npz"
     assert main([*args, "--amounts", "0", "1", "2", "3", "4"]) == 0
-    saved, _ = load_traversal(tmp_path / "phantom_s0_000001.HeartFailure_average_latents.npz")
+    saved, _ = load_traversal(saved_as)
     np.testing.assert_allclose(saved.latents - saved.latents[0], average - average[0], atol=1e-5)  # G(w + h_k - h_0)
+    assert main([*args, "--range", "0", "4", "--frames", "9"]) == 0  # between two bins: the line joining them
+    saved, _ = load_traversal(saved_as)
+    np.testing.assert_allclose(saved.latents[::2] - saved.latents[0], average - average[0], atol=1e-5)
+    np.testing.assert_allclose(saved.latents[3] - saved.latents[0], (average[1] + average[2]) / 2 - average[0],
+                               atol=1e-5)
+    assert main([*args, "--amounts", "0", "100", "200", "--bin-values", "100", "200", "300", "350", "500"]) == 0
+    saved, _ = load_traversal(saved_as)
+    np.testing.assert_allclose(saved.latents[2] - saved.latents[0], average[2] - average[0], atol=1e-5)
     with pytest.raises(SystemExit, match="does not record the attribute's SD"):
         main([*args, "--amounts", "1", "--sd"])
+    with pytest.raises(SystemExit, match="step 5 lies beyond the bins; steps from 0 to 4 reach every bin"):
+        main([*args, "--amounts", "0", "5"])
 
 
 def test_traverse_matches_each_patient_to_the_exams_that_share_its_value(setup, tmp_path, capsys):
@@ -333,3 +344,116 @@ def test_traverse_along_latent_shift_per_patient(setup, tmp_path, capsys):
     expected = latent_shift(model, load_cnn(setup / "cnn.safetensors"), w0)
     np.testing.assert_allclose(saved.latents[1] - w0.numpy(), 1e-4 * expected.vector, rtol=1e-3, atol=1e-7)
     assert "latent shift" in out["attribute"] and len(predictions) == 2
+
+
+def test_directions_of_a_categorical_column_fitted_on_a_split(setup, tmp_path, capsys):
+    table = pd.read_csv(setup / "phantoms" / "phantoms.csv")
+    table["scanner"] = ["A", "B", "A", "C", "B", "A", "A", "B", "C", "A", "B", "A"]  # A 6, B 4, C 2
+    table["split"] = ["train"] * 10 + ["test"] * 2
+    table.loc[4, "bmi"] = np.nan
+    table.to_csv(tmp_path / "cohort.csv", index=False)
+    data = ["--data", str(tmp_path / "cohort.csv"), "--image-root", str(setup / "phantoms"),
+            "--cache-dir", str(setup / "cache")]
+    base = ["direction", "--checkpoint", str(setup / "tiny.safetensors"), *FP32, *data, "--out", str(tmp_path)]
+    latents = _latents(setup)
+    w = latents.latents[[latents.row(i) for i in table["image_id"]]]
+    scanner = table["scanner"].to_numpy()
+
+    assert main([*base, "--attribute", "scanner=b", "--confounders", "bmi"]) == 0  # B against the rest
+    captured = capsys.readouterr()
+    line = _json_lines(captured.out)[0]
+    assert (line["attribute"], line["ends"], line["n"]) == ("scanner=B", ["not B", "B"], 11)
+    assert line["dropped"] == [{"column": "bmi", "rows": 1, "reason": "without a value of bmi"}]
+    assert "scanner=B: fitted on 11 rows; left out 1 row without a value of bmi" in captured.err
+    assert line["file"] == str(tmp_path / "scanner_B.mean_shift.safetensors")
+    saved = load_direction(line["file"])
+    assert saved.ends == ("not B", "B") and saved.diagnostics["dropped"] == line["dropped"]
+    keep = table["bmi"].notna().to_numpy()
+    expected = fit_direction("mean_shift", w[keep], (scanner[keep] == "B").astype(float),
+                             table[["bmi"]].to_numpy(float)[keep])
+    np.testing.assert_allclose(saved.vector, expected.vector, rtol=1e-4, atol=1e-6)
+
+    assert main([*base, "--attribute", "scanner=B:A"]) == 0  # B against A: the C exams are left out
+    line = _json_lines(capsys.readouterr().out)[0]
+    assert (line["ends"], line["n"]) == (["A", "B"], 10)
+    assert line["dropped"] == [{"column": "scanner", "rows": 2, "reason": "of other levels of scanner (C)"}]
+    two = scanner != "C"
+    expected = fit_direction("mean_shift", w[two], (scanner[two] == "B").astype(float))
+    np.testing.assert_allclose(load_direction(line["file"]).vector, expected.vector, rtol=1e-4, atol=1e-6)
+
+    assert main([*base, "--attribute", "sex=M:F", "--where", "split=train"]) == 0
+    captured = capsys.readouterr()
+    line = _json_lines(captured.out)[0]
+    assert (line["ends"], line["n"], line["fitted_on"]) == (["F", "M"], 10, "split = train")
+    assert "sex=M:F: fitted on 10 rows where split = train" in captured.err
+    train = (table["split"] == "train").to_numpy()
+    expected = fit_direction("mean_shift", w[train], (table["sex"][train] == "M").to_numpy(float))
+    np.testing.assert_allclose(load_direction(line["file"]).vector, expected.vector, rtol=1e-4, atol=1e-6)
+
+    with pytest.raises(SystemExit, match=r"column 'scanner' has no level 'D'; its levels are A \(6 rows\), B \(4\), "
+                                         r"C \(2\)"):
+        main([*base, "--attribute", "scanner=D"])
+    with pytest.raises(SystemExit, match=r"column 'split' has no value 'trian'; its values are train \(10 rows\), "
+                                         r"test \(2\)"):
+        main([*base, "--attribute", "age", "--where", "split=trian"])
+    with pytest.raises(SystemExit, match=r"'scanner' is not an attribute: it has 3 levels .*\(scanner=B:A\)"):
+        main([*base, "--attribute", "scanner"])
+
+    traverse = ["traverse", "--checkpoint", str(setup / "tiny.safetensors"), *FP32, *data, "--attribute", "sex=M:F",
+                "--where", "split=train", "--amounts", "0", "1", "--format", "npz", "--out", str(tmp_path)]
+    assert main([*traverse, "--id", "phantom_s0_000011", "phantom_s0_000003"]) == 0
+    captured = capsys.readouterr()
+    held_out, trained_on = _json_lines(captured.out)
+    assert (held_out["in_fit"], trained_on["in_fit"]) == (False, True)
+    assert "sex=M:F: fitted on 10 rows where split = train" in captured.err
+    saved, _ = load_traversal(tmp_path / "phantom_s0_000011.sex_M_F.npz")
+    np.testing.assert_allclose(saved.latents[1] - saved.latents[0], expected.vector, rtol=1e-4, atol=1e-5)
+    assert saved.direction.ends == ("F", "M")
+    with pytest.raises(SystemExit, match="--where chooses the rows a direction is fitted on: it needs --attribute"):
+        main([*traverse[:traverse.index("--attribute")], "--direction", line["file"], "--where", "split=train",
+              "--amounts", "1", "--out", str(tmp_path), "--id", "phantom_s0_000011"])
+
+
+def test_directions_on_the_hannover_radiographs_fitted_on_training_patients(hannover_dir, setup, tmp_path, capsys):
+    """The real cohort: a categorical column (how the film was taken: CR ap, DX pa, CR pa), a
+    two-level one and a lab value with gaps, fitted on the training patients and shown on a held-out one."""
+    table = pd.read_csv(hannover_dir / "data.csv", dtype={"patient_id": str, "image_id": str})
+    table["acquisition"] = table["modality"] + " " + table["projection"]
+    patients = sorted(table["patient_id"].unique())
+    table["split"] = np.where(table["patient_id"].isin(patients[:int(0.8 * len(patients))]), "train", "test")
+    table.to_csv(tmp_path / "cohort.csv", index=False)
+    data = ["--data", str(tmp_path / "cohort.csv"), "--image-root", str(hannover_dir / "png"),
+            "--patient-column", "patient_id", "--cache-dir", str(tmp_path / "cache")]
+    assert main(["direction", "--checkpoint", str(setup / "tiny.safetensors"), *FP32, *data, "--out", str(tmp_path),
+                 "--attribute", "acquisition=dx PA:cr AP", "projection=pa", "--confounders", "crp_val",
+                 "--where", "split=train"]) == 0
+    captured = capsys.readouterr()
+    acquisition, projection = _json_lines(captured.out)
+    train = (table["split"] == "train").to_numpy()
+    unknown = ~np.isfinite(table["crp_val"].to_numpy())  # empty, or -inf: below a limit the table does not give
+    no_crp = int((train & unknown).sum())
+    cr_pa = (table["acquisition"] == "CR pa").to_numpy()
+    assert acquisition["attribute"] == "acquisition=DX pa:CR ap" and acquisition["ends"] == ["CR ap", "DX pa"]
+    assert acquisition["fitted_on"] == "split = train"
+    assert acquisition["dropped"] == [
+        {"column": "acquisition", "rows": int((train & cr_pa).sum()),
+         "reason": "of other levels of acquisition (CR pa)"},
+        {"column": "crp_val", "rows": int((train & ~cr_pa & unknown).sum()), "reason": "without a value of crp_val"}]
+    assert acquisition["n"] == int(train.sum()) - sum(d["rows"] for d in acquisition["dropped"])
+    assert projection["ends"] == ["ap", "pa"] and projection["n"] == int(train.sum()) - no_crp
+    assert f"left out {no_crp} rows without a value of crp_val" in captured.err
+
+    model = _model(setup)
+    from seegaan_explore.explore.study import Study
+
+    latents = encode_cohort(model, Cohort.from_table(tmp_path / "cohort.csv", hannover_dir / "png",
+                                                     patient_column="patient_id"), tmp_path / "cache", progress=False)
+    expected = Study.of(latents).direction("acquisition=DX pa:CR ap", confounders=["crp_val"], rows="split=train")
+    np.testing.assert_allclose(load_direction(acquisition["file"]).vector, expected.vector, rtol=1e-4, atol=1e-6)
+
+    held_out = table["image_id"][~train].iloc[0]
+    assert main(["traverse", "--checkpoint", str(setup / "tiny.safetensors"), *FP32, *data, "--id", held_out,
+                 "--attribute", "projection=pa", "--where", "split=train", "--amounts", "0", "1", "--format", "npz",
+                 "--out", str(tmp_path)]) == 0
+    line = _json_lines(capsys.readouterr().out)[0]
+    assert line["in_fit"] is False and line["attribute"] == "projection=pa"

@@ -57,3 +57,13 @@ def test_the_jupyterlab_snippet_builds_the_explorer(demo_cache):
         assert result["error"] is None and len(result["frames"]) == result["args"]["n_frames"]
     finally:
         explorer.close()
+
+
+@pytest.mark.slow
+def test_the_python_study_snippet_fits_a_contrast_on_the_training_rows(demo_cache, capsys):
+    namespace: dict = {}
+    exec(compile(python_block(ROOT / "docs" / "python.md", "A study of your cohort"), "python.md", "exec"), namespace)
+    direction = namespace["direction"]
+    assert (direction.attribute, direction.ends) == ("view=PA:AP", ("AP", "PA"))
+    assert direction.diagnostics["fitted_on"] == "split = train" and direction.diagnostics["n"] == 320
+    assert "view=PA:AP ('AP', 'PA')" in capsys.readouterr().out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import re
 
@@ -163,14 +164,11 @@ def test_average_latents_of_the_original_become_a_direction(tmp_path):
     rng = np.random.default_rng(1)
     base, step = rng.normal(size=16), rng.normal(size=16) * 0.05
     values = np.array([100.0, 200.0, 300.0, 400.0, 500.0])
-    average = base + (values[:, None] - 100) * step / 100  # collinear, evenly spaced, as the original's
+    average = base + (values[:, None] - 100) * step / 100  # collinear, evenly spaced
     d = direction_from_average_latents(average, "nt_probnp", values)
     np.testing.assert_allclose(d.vector, step / 100, rtol=1e-5)
     assert d.estimator == "average_latents" and d.diagnostics["min_step_cosine"] == pytest.approx(1.0)
     assert np.isnan(d.scale)
-    # default bins 0..k-1: amounts 0..k-1 step to h_k - h_0, the original's frames
-    per_bin = direction_from_average_latents(average, "nt_probnp")
-    np.testing.assert_allclose(per_bin.offsets(np.arange(5)), average - average[0], atol=1e-6)
 
     np.save(tmp_path / "HeartFailure_average_latents.npy", average.astype(np.float32))
     loaded = load_direction(tmp_path / "HeartFailure_average_latents.npy", bin_values=values)
@@ -182,3 +180,39 @@ def test_average_latents_of_the_original_become_a_direction(tmp_path):
         direction_from_average_latents(average[0], "x")
     with pytest.raises(ValueError, match="define no range"):
         direction_from_average_latents(average, "x", [1, 2, 3, 4, 1])
+    with pytest.raises(ValueError, match="bin values must rise \\(or fall\\) from bin to bin, got 1, 3, 2, 4, 5"):
+        direction_from_average_latents(average, "x", [1, 3, 2, 4, 5])
+
+
+def test_average_latents_step_through_every_bin_as_the_original():
+    """The original's frames are G(w + h_k - h_0) for every bin k; bins that do not lie on one line
+    (as real bin means do not) must not be replaced by the line from the first bin to the last."""
+    average = np.random.default_rng(2).normal(size=(5, 16))  # bins on no line
+    d = direction_from_average_latents(average, "nt_probnp")
+    assert d.diagnostics["min_step_cosine"] < 0.9
+    np.testing.assert_allclose(d.offsets(np.arange(5)), average - average[0], atol=1e-6)
+    halfway = d.offsets([1.5, 3.25])
+    np.testing.assert_allclose(halfway[0], (average[1] + average[2]) / 2 - average[0], atol=1e-6)
+    np.testing.assert_allclose(halfway[1], 0.75 * average[3] + 0.25 * average[4] - average[0], atol=1e-6)
+    straight = np.arange(5)[:, None] * (average[-1] - average[0])[None] / 4
+    assert np.abs(d.offsets(np.arange(5)) - straight).max() > 0.5  # what the straight line got wrong
+    falling = direction_from_average_latents(average, "x", [500, 400, 300, 200, 100])
+    np.testing.assert_allclose(falling.offsets([0, -100, -250]),
+                               [np.zeros(16), average[1] - average[0], (average[2] + average[3]) / 2 - average[0]],
+                               atol=1e-6)
+    with pytest.raises(ValueError, match=r"nt_probnp: step 4.5 lies beyond the bins; steps from 0 to 4 reach every "
+                                         r"bin \(bin values 0, 1, 2, 3, 4\)"):
+        d.offsets([0, 4.5])
+    with pytest.raises(ValueError, match="step -1 lies beyond the bins"):
+        d.offsets([-1])
+
+
+def test_a_direction_file_keeps_its_ends_and_an_average_latents_path(tmp_path):
+    average = np.random.default_rng(3).normal(size=(4, 16)).astype(np.float32)
+    path = dataclasses.replace(direction_from_average_latents(average, "nt_probnp", [10, 20, 40, 80]),
+                               ends=("lower NT-proBNP", "higher NT-proBNP"))
+    save_direction(path, tmp_path / "path.safetensors")
+    back = load_direction(tmp_path / "path.safetensors")
+    assert back.ends == ("lower NT-proBNP", "higher NT-proBNP")
+    np.testing.assert_allclose(back.offsets([0, 10, 30, 70]), average - average[0], atol=1e-6)
+    np.testing.assert_allclose(back.offsets([50]), path.offsets([50]), atol=1e-6)

@@ -9,17 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seegaan_explore.explore.directions import fit_direction
-from seegaan_explore.explore.study import (
+from seegaan_explore.explore.attributes import (
     CNN_PREDICTION,
-    Study,
     cnn_label,
     detect_attributes,
-    direction_for,
     scaled_name,
     split_scaled_name,
-    traversal_range,
 )
+from seegaan_explore.explore.dictionary import AttributeInfo
+from seegaan_explore.explore.directions import fit_direction
+from seegaan_explore.explore.study import Study, direction_for, traversal_range
 
 
 def _cohort(n: int = 240, seed: int = 0):
@@ -36,13 +35,23 @@ def _cohort(n: int = 240, seed: int = 0):
     return w.astype(np.float32), table
 
 
-def test_attributes_are_numbers_and_two_level_text_not_bookkeeping():
+def test_attributes_are_numbers_two_level_text_and_contrasts_not_bookkeeping():
     _, table = _cohort()
+    table["split"] = np.where(np.arange(len(table)) % 5, "train", "test")
     found = detect_attributes(table)
-    assert set(found) == {"age", "view", "lab"}  # not the id, the 3-level site or the constant column
+    plain = {name for name in found if "=" not in name}
+    assert plain == {"age", "view", "lab"}  # not the id, the split or the constant column
     values, mapping = found["view"]
     assert mapping == {"ap": 0, "pa": 1}
     assert set(np.unique(values)) == {0.0, 1.0}
+    # the 3-level site: every level against the most frequent one, and every level against the rest
+    reference, *others = table["site"].value_counts().index
+    assert [n for n in found if n.startswith("site=")] == (
+        [f"site={level}:{reference}" for level in others] + [f"site={level}" for level in (reference, *others)])
+    values, contrast = found[f"site={others[0]}:{reference}"]
+    np.testing.assert_array_equal(values, np.where(table["site"] == others[0], 1.0,
+                                                   np.where(table["site"] == reference, 0.0, np.nan)))
+    assert contrast.column == "site"
 
 
 def test_matching_fits_among_the_patients_like_it_and_says_so():
@@ -90,11 +99,15 @@ def test_direction_for_on_plain_arrays_equals_the_study():
 def test_held_columns_must_be_other_attributes():
     w, table = _cohort()
     study = Study(w, table)
-    with pytest.raises(ValueError, match="must be another attribute"):
+    with pytest.raises(ValueError, match="'age' cannot be held: it is the attribute itself"):
         study.direction("age", confounders=("age",))
+    with pytest.raises(ValueError, match="'nope' cannot be held: it must be another attribute or a categorical "
+                                         "column, one of view, lab"):
+        study.direction("age", confounders=("nope",))
     with pytest.raises(ValueError, match="both by matching and by a linear term"):
         study.direction("age", confounders=("view",), match=("view",), row=0)
-    with pytest.raises(ValueError, match=r"'site' is not an attribute: .* neither numeric nor binary \(3"):
+    with pytest.raises(ValueError, match=r"'site' is not an attribute: it has 3 levels \(.*\); name one against the "
+                                         r"rest \(site=\w\) or against a reference level \(site=\w:\w\)"):
         study.values("site")
 
 
@@ -151,3 +164,130 @@ def test_a_column_that_is_no_attribute_says_why():
         study.values("patient_id")
     with pytest.raises(ValueError, match="unknown attribute 'nope'; choose one of age, view, lab"):
         study.values("nope")
+
+
+def _views(n: int = 300, seed: int = 1):
+    """Three views: PA exams sit +1 along axis 0, LATERAL ones +1 along axis 1; age moves axis 2."""
+    rng = np.random.default_rng(seed)
+    view = rng.choice(["AP", "PA", "LATERAL"], n, p=[0.5, 0.35, 0.15])
+    age = rng.uniform(20, 90, n)
+    w = rng.normal(0, 0.05, (n, 4))
+    w[view == "PA", 0] += 1.0
+    w[view == "LATERAL", 1] += 1.0
+    w[:, 2] += 0.02 * age
+    table = pd.DataFrame({"image_id": [f"im{i}" for i in range(n)], "view_raw": view, "age": age,
+                          "split": np.where(rng.random(n) < 0.7, "train", "test")})
+    return w.astype(np.float32), table
+
+
+def test_a_level_against_a_reference_level_fits_on_those_two_levels_only():
+    w, table = _views()
+    study = Study(w, table)
+    direction = study.direction("view_raw=pa:ap")  # any case; named as the table spells it
+    assert direction.attribute == "view_raw=PA:AP" and direction.ends == ("AP", "PA")
+    two = table["view_raw"].isin(["AP", "PA"]).to_numpy()
+    expected = fit_direction("mean_shift", w[two], (table["view_raw"][two] == "PA").to_numpy(float))
+    np.testing.assert_allclose(direction.vector, expected.vector, rtol=1e-5)
+    assert direction.vector[0] == pytest.approx(1.0, abs=0.03) and abs(direction.vector[1]) < 0.03  # not LATERAL's
+    lateral = int((table["view_raw"] == "LATERAL").sum())
+    assert direction.diagnostics["n"] == len(table) - lateral
+    assert direction.diagnostics["dropped"] == [
+        {"column": "view_raw", "rows": lateral, "reason": "of other levels of view_raw (LATERAL)"}]
+
+
+def test_one_level_against_the_rest_fits_on_every_row():
+    w, table = _views()
+    direction = Study(w, table).direction("view_raw=LATERAL")
+    lateral = (table["view_raw"] == "LATERAL").to_numpy()
+    assert direction.ends == ("not LATERAL", "LATERAL") and direction.diagnostics["n"] == len(table)
+    assert direction.vector[1] == pytest.approx(1.0, abs=0.03)
+    assert direction.vector[0] == pytest.approx(-w[~lateral, 0].mean() + w[lateral, 0].mean(), abs=1e-4)
+
+
+def test_the_dashboard_offers_a_categorical_columns_contrasts_in_words():
+    """The attribute dropdown is [(study.label(a), a) for a in study.attributes]."""
+    w, table = _views()
+    study = Study(w, table)
+    options = dict((study.label(a), a) for a in study.attributes)
+    assert options["view_raw: PA vs AP"] == "view_raw=PA:AP"
+    assert options["view_raw: LATERAL vs the rest"] == "view_raw=LATERAL"
+    assert study.levels("view_raw=PA:AP") == {0.0: "AP", 1.0: "PA"} and study.two_level("view_raw=PA")
+    assert study.format("view_raw=PA", 0.0) == "not PA"
+    words = {"view_raw": AttributeInfo("view_raw", "view", levels={"pa": "PA (standing)", "ap": "AP (supine)"}),
+             "age": AttributeInfo("age", "age", "years")}
+    in_words = Study(w, table, dictionary=words)
+    assert in_words.attributes[:2] == ["view_raw=PA:AP", "view_raw=LATERAL:AP"]
+    assert in_words.label("view_raw=PA:AP") == "view: PA (standing) vs AP (supine)"
+    assert in_words.ends("view_raw=LATERAL") == ("not LATERAL", "LATERAL")
+    assert in_words.info("view_raw=PA").name == "view: PA (standing) vs the rest"
+    chosen = Study(w, table, attributes=["view_raw", "age"])
+    assert [a for a in chosen.attributes if a.startswith("view_raw")] == [
+        "view_raw=PA:AP", "view_raw=LATERAL:AP", "view_raw=AP", "view_raw=PA", "view_raw=LATERAL"]
+    assert Study(w, table, attributes=["view_raw=PA"]).attributes == ["view_raw=PA"]
+
+
+def test_a_contrast_that_cannot_be_says_why():
+    w, table = _views()
+    study = Study(w, table)
+    with pytest.raises(ValueError, match=r"column 'view_raw' has no level 'LAT'; its levels are AP \(\d+ rows\), "
+                                         r"PA \(\d+\), LATERAL \(\d+\)"):
+        study.direction("view_raw=PA:LAT")
+    with pytest.raises(ValueError, match=r"'view_raw' is not an attribute: it has 3 levels .* \(view_raw=PA\) or "
+                                         r"against a reference level \(view_raw=PA:AP\)"):
+        study.direction("view_raw")
+    with pytest.raises(ValueError, match="'split' is not an attribute: it is bookkeeping"):
+        study.direction("split=train")
+    with pytest.raises(ValueError, match="'view_raw=PA' cannot be held: 'view_raw' is the attribute's own column"):
+        study.direction("view_raw=LATERAL", confounders=["view_raw=PA"])
+    with pytest.raises(ValueError, match="data dictionary does not describe it"):
+        Study(w, table, dictionary={"age": AttributeInfo("age")}).direction("view_raw=PA")
+
+
+def test_a_categorical_column_is_held_by_indicators_or_matched():
+    w, table = _views()
+    table.loc[:4, "view_raw"] = None
+    study = Study(w, table)
+    direction = study.direction("age", confounders=["view_raw"])
+    indicators = np.column_stack([(table["view_raw"] == v).to_numpy(float) for v in ("PA", "LATERAL")])
+    known = table["view_raw"].notna().to_numpy()
+    expected = fit_direction("mean_shift", w[known], table["age"][known].to_numpy(), indicators[known])
+    np.testing.assert_allclose(direction.vector, expected.vector, rtol=1e-5)
+    assert direction.confounders == ("view_raw",)
+    assert direction.diagnostics["dropped"] == [
+        {"column": "view_raw", "rows": 5, "reason": "without a value of view_raw"}]
+    lateral = int(np.flatnonzero(table["view_raw"] == "LATERAL")[0])
+    matched = study.direction("age", match=["view_raw"], row=lateral)
+    assert matched.diagnostics["matched"] == {"view_raw": "LATERAL"}
+    assert matched.diagnostics["n"] == int((table["view_raw"] == "LATERAL").sum())
+
+
+def test_a_direction_fitted_on_a_subset_says_so_and_what_it_left_out():
+    w, table = _views()
+    table.loc[[0, 1, 2], "age"] = np.nan
+    table.loc[[0, 1, 2, 3], "split"] = ["train", "train", "test", "train"]
+    study = Study(w, table)
+    train = (table["split"] == "train").to_numpy()
+    direction = study.direction("view_raw=PA", confounders=["age"], rows="split=train")
+    assert direction.diagnostics["fitted_on"] == "split = train"
+    assert direction.diagnostics["dropped"] == [{"column": "age", "rows": 2, "reason": "without a value of age"}]
+    keep = train & table["age"].notna().to_numpy()
+    expected = fit_direction("mean_shift", w[keep], (table["view_raw"][keep] == "PA").to_numpy(float),
+                             table[["age"]][keep].to_numpy())
+    np.testing.assert_allclose(direction.vector, expected.vector, rtol=1e-5)
+    by_mask = study.direction("view_raw=PA", confounders=["age"], rows=train)
+    np.testing.assert_allclose(by_mask.vector, direction.vector)
+    assert by_mask.diagnostics["fitted_on"] == f"{train.sum()} of {len(train)} rows"
+    assert study.direction("view_raw=PA", confounders=["age"]).diagnostics["n"] > direction.diagnostics["n"]
+    with pytest.raises(ValueError, match=r"column 'split' has no value 'trian'; its values are train \(\d+ rows\)"):
+        study.direction("age", rows="split=trian")
+    with pytest.raises(ValueError, match=r"among the \d+ exams with 2 of 300 rows: age: only 2 rows have a value"):
+        study.direction("age", rows=[10, 11])
+    with pytest.raises(ValueError, match=r"a mask of rows needs one entry per cohort row \(300\), not shape \(3,\)"):
+        study.direction("age", rows=np.ones(3, bool))
+
+
+def test_every_direction_records_its_two_ends_in_words():
+    w, table = _cohort()
+    study = Study(w, table)
+    assert study.direction("view").ends == ("AP", "PA")
+    assert study.direction("lab", log=True).ends == ("lower lab", "higher lab")

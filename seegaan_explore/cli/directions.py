@@ -4,9 +4,11 @@ fit, one per patient where matching or a spline asks for it, and the ``--cnn`` t
 
 from __future__ import annotations
 
-from ..explore.study import CNN_PREDICTION, SPLINE, cnn_label, scaled_name
+from ..explore.attributes import CNN_PREDICTION, cnn_label, scaled_name
+from ..explore.study import SPLINE
 
-__all__ = ["CNN_PREDICTION", "attribute_cnn", "cohort_study", "explainer", "fit_cohort_direction", "per_patient_fitter"]
+__all__ = ["CNN_PREDICTION", "attribute_cnn", "cohort_study", "explainer", "fit_cohort_direction", "per_patient_fitter",
+           "said_rows"]
 
 
 def cohort_study(cohort, latents, args, cnn=None):
@@ -33,14 +35,27 @@ def attribute_cnn(args):
 
 
 def fit_cohort_direction(study, attribute: str, args):
-    """Fit ``args.estimator`` for ``attribute`` (ln of it with ``--log``) on the cohort's latents."""
+    """Fit ``args.estimator`` for ``attribute`` (ln of it with ``--log``) on the cohort's latents, on
+    the rows ``--where`` keeps."""
     if attribute == CNN_PREDICTION and study.cnn is None:
         raise ValueError(f"the attribute {CNN_PREDICTION!r} needs --cnn CHECKPOINT")
     at = getattr(args, "at", None)
     if at and args.estimator != SPLINE:
         raise ValueError(f"--at is the range a spline_mean_shift takes its slope over; {args.estimator} has none")
+    attribute = study.check(attribute)  # a contrast in the table's spelling: view=pa -> view=PA
     return study.direction(attribute, args.estimator, args.confounders, args.log, at=tuple(at) if at else None,
-                           name=scaled_name(attribute, args.log))
+                           name=scaled_name(attribute, args.log), rows=args.where)
+
+
+def said_rows(direction) -> str | None:
+    """The rows a direction was fitted on and left out, in words for the terminal; None if all were used."""
+    from ..explore.rows import spoken
+
+    fitted_on, dropped = direction.diagnostics.get("fitted_on"), direction.diagnostics.get("dropped")
+    if not (fitted_on or dropped):
+        return None
+    return (f"{direction.attribute}: fitted on {direction.diagnostics.get('n', '?')} rows"
+            + (f" where {fitted_on}" if fitted_on else "") + (f"; left out {spoken(dropped)}" if dropped else ""))
 
 
 def per_patient_fitter(study, latents, attribute: str, args, amounts):
@@ -48,13 +63,15 @@ def per_patient_fitter(study, latents, attribute: str, args, amounts):
     sharing its values of the ``--match`` columns, and for ``spline_mean_shift`` over the range its
     ``amounts`` cover from its own value (the study's rules, as the dashboard's)."""
     units = "sd" if args.sd else "units"
+    attribute = study.check(attribute)
 
     def fit(image_id: str):
         row = latents.row(image_id)
         at = study.range_of(attribute, args.log, amounts, units=units, row=row) if args.estimator == SPLINE else None
         try:
             return study.direction(attribute, args.estimator, args.confounders, args.log, args.match,
-                                   row=row if args.match else None, at=at, name=scaled_name(attribute, args.log))
+                                   row=row if args.match else None, at=at, name=scaled_name(attribute, args.log),
+                                   rows=args.where)
         except ValueError as error:
             raise ValueError(f"{image_id}: {error}") from error
 

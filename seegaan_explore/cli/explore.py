@@ -24,6 +24,7 @@ from .directions import (
     explainer,
     fit_cohort_direction,
     per_patient_fitter,
+    said_rows,
 )
 
 __all__ = ["FORMATS", "add_attribute", "add_direction", "add_encode", "add_export", "add_traverse"]
@@ -39,8 +40,12 @@ def _add_direction_fit_arguments(p) -> None:
                         "one, at the cohort's mean +/- 1 SD), binned_means and pca move the image; ridge, logistic "
                         "and svm are predictive diagnostics")
     p.add_argument("--confounders", nargs="+", default=[], metavar="COLUMN",
-                   help="columns held fixed (mean_shift and spline_mean_shift), e.g. age sex")
+                   help="columns held fixed (mean_shift and spline_mean_shift), e.g. age sex; a categorical column "
+                        "(view: AP, PA, LATERAL) is held by one indicator per level")
     p.add_argument("--log", action="store_true", help="fit on ln(attribute), e.g. for lab values")
+    p.add_argument("--where", nargs="+", metavar="CONDITION",
+                   help="fit on the rows that satisfy every condition: COLUMN=VALUE (or =A,B), COLUMN!=VALUE, "
+                        "COLUMN<NUMBER (<=, >, >=), e.g. split=train 'age>=18'; text matches in any case")
 
 
 def _write_traversal(traversal, stem: Path, formats, fps: float, predictions=None, attributions=None,
@@ -107,7 +112,9 @@ def add_direction(sub) -> None:
     add_cohort_arguments(p)
     add_autoencoder_arguments(p)
     p.add_argument("--attribute", required=True, nargs="+",
-                   help=f"table column(s), or {CNN_PREDICTION} (with --cnn) for what the CNN predicts")
+                   help=f"table column(s); of a categorical column one level against the rest (view=PA) or "
+                        f"against a reference level (view=PA:AP); or {CNN_PREDICTION} (with --cnn) for what the CNN "
+                        f"predicts")
     p.add_argument("--cnn", type=Path, help="CNN checkpoint whose prediction is the attribute cnn_prediction")
     _add_direction_fit_arguments(p)
     p.add_argument("--at", nargs=2, type=float, metavar=("LOW", "HIGH"),
@@ -121,6 +128,7 @@ def _run_direction(args) -> int:
     import numpy as np
     from tqdm.auto import tqdm
 
+    from ..explore.attributes import split_scaled_name
     from ..explore.export import save_direction
 
     progress = not args.no_progress
@@ -133,12 +141,16 @@ def _run_direction(args) -> int:
     for attribute in tqdm(args.attribute, desc="Directions", unit="attribute",
                           disable=not progress or len(args.attribute) < 2):
         direction = fit_cohort_direction(study, attribute, args)
+        attribute = split_scaled_name(direction.attribute)[0]  # a contrast as the table spells it: view=PA
         path = args.out / f"{safe_name(attribute)}{'.ln' if args.log else ''}.{args.estimator}.safetensors"
         save_direction(direction, path)
+        if said_rows(direction):
+            print(said_rows(direction), file=sys.stderr)
         scalars = {k: v for k, v in direction.diagnostics.items() if isinstance(v, (int, float, str, tuple))}
         print(json.dumps({"attribute": direction.attribute, "estimator": direction.estimator,
-                          "kind": direction.kind, "sd": direction.scale,
-                          "norm": float(np.linalg.norm(direction.vector)), **scalars, "file": str(path)}))
+                          "kind": direction.kind, "ends": list(direction.ends), "sd": direction.scale,
+                          "norm": float(np.linalg.norm(direction.vector)), **scalars,
+                          "dropped": direction.diagnostics.get("dropped", []), "file": str(path)}))
     return 0
 
 
@@ -153,8 +165,10 @@ def add_traverse(sub) -> None:
     who.add_argument("--image", nargs="+", type=Path, help="image file(s) (DICOM/PNG/JPEG/NPY)")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--direction", type=Path,
-                     help="a direction file (.safetensors), or the original's average latents (.npy, k x w_dim)")
-    how.add_argument("--attribute", help="fit the direction of this column now (needs --data)")
+                     help="a direction file (.safetensors), or the original's average latents (.npy, k x w_dim; "
+                          "steps follow the bins, see --bin-values)")
+    how.add_argument("--attribute", help="fit the direction of this column now (needs --data); view=PA or view=PA:AP "
+                                         "for a level of a categorical column")
     how.add_argument("--latent-shift", action="store_true",
                      help="per patient, the gradient of --cnn's prediction through the generator (Latent Shift); "
                           "steps in units of the prediction")
@@ -164,7 +178,9 @@ def add_traverse(sub) -> None:
                         "the exams that share its value of these columns (e.g. view), instead of holding them by a "
                         "linear term")
     p.add_argument("--bin-values", nargs="+", type=float,
-                   help="attribute value of each average-latents bin (default 0..k-1: one unit per bin)")
+                   help="attribute value of each average-latents bin (default 0..k-1: one unit per bin, so "
+                        "--amounts 0 1 .. k-1 give the original's frames G(w + h_k - h_0); steps between bins "
+                        "follow the straight line between them, steps beyond the bins are refused)")
     steps = p.add_mutually_exclusive_group(required=True)
     steps.add_argument("--amounts", nargs="+", type=float, help="steps, e.g. -2 -1 0 1 2")
     steps.add_argument("--range", nargs=2, type=float, metavar=("FROM", "TO"), help="evenly spaced steps")
@@ -190,8 +206,9 @@ def _run_traverse(args) -> int:
 
     from ..data.images import load_preprocessed
     from ..explore import quality
+    from ..explore.attributes import split_scaled_name
     from ..explore.export import load_direction
-    from ..explore.study import measured, split_scaled_name
+    from ..explore.study import measured
     from ..explore.traversal import traverse
 
     progress = not args.no_progress
@@ -213,13 +230,18 @@ def _run_traverse(args) -> int:
     if per_patient and not args.id:
         raise ValueError("spline_mean_shift takes each patient's slope from its own value of the attribute: "
                          "it needs cohort patients (--id), not --image")
+    if args.where and not args.attribute:
+        raise ValueError("--where chooses the rows a direction is fitted on: it needs --attribute")
     if args.id or args.attribute:
         cohort, latents = encoded_cohort(args, model, progress)
         study = cohort_study(cohort, latents, args, cnn=cnn)
+        fitted_on = study.subset(args.where)[0] if args.attribute else None
         if per_patient:
             fit_for = per_patient_fitter(study, latents, args.attribute, args, amounts)
         elif direction is None:
             direction = fit_cohort_direction(study, args.attribute, args)
+            if said_rows(direction):
+                print(said_rows(direction), file=sys.stderr)
     subjects = args.id or args.image
     paths = dict(zip(cohort.ids, cohort.paths)) if args.id else {}
     for subject in tqdm(subjects, desc="Traversals", unit="patient", disable=not progress or len(subjects) < 2):
@@ -254,6 +276,7 @@ def _run_traverse(args) -> int:
         print(json.dumps({"subject": str(subject), "attribute": direction.attribute, "amounts": amounts.tolist(),
                           "in_sd": args.sd, **({"predictions": predictions.tolist()} if cnn is not None else {}),
                           "quality": {**scores, "measured_by": by if measured_target is not None else None},
+                          **({"in_fit": bool(fitted_on[latents.row(subject)])} if args.id and args.where else {}),
                           "files": [str(p) for p in written]}))
     return 0
 

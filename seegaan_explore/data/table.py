@@ -27,6 +27,7 @@ __all__ = [
     "parse_lab_value",
     "pick_column",
     "read_table",
+    "text_levels",
 ]
 
 ID_CANDIDATES = ("image_id", "imageid", "id", "image")
@@ -113,13 +114,20 @@ def parse_attribute(series: pd.Series) -> tuple[np.ndarray, dict | None]:
     try:
         return parse_lab_column(series)["value"].to_numpy(np.float64), None
     except ValueError as parse_error:
-        text = series.astype("string").str.strip().str.lower()
-        levels = sorted(set(text.dropna()) - {""})
+        text = text_levels(series)
+        levels = sorted(set(text.dropna()))
         if len(levels) != 2:
             raise ValueError(f"attribute {series.name!r} is neither numeric nor binary "
                              f"({len(levels)} distinct values: {listing(levels)})") from parse_error
         mapping = {level: code for code, level in enumerate(levels)}
         return pd.to_numeric(text.map(mapping)).astype(float).to_numpy(), mapping
+
+
+def text_levels(series: pd.Series) -> pd.Series:
+    """A text column's level in each row as :func:`parse_attribute` compares levels: stripped and
+    lower case ("PA " and "pa" are one level), missing (``<NA>``) where the cell is empty."""
+    text = series.astype("string").str.strip().str.lower()
+    return text.mask(text == "")
 
 
 def parse_lab_value(v) -> tuple[float, str]:

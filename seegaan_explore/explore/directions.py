@@ -10,6 +10,7 @@ Predictive estimators are kept, labelled ``kind="predictive"``, to show how much
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -21,7 +22,13 @@ MIN_LABELLED = 10
 @dataclass(frozen=True, eq=False)
 class Direction:
     """``vector`` is the change of w per unit of the attribute (as fitted: log units where the
-    values were logged); ``scale`` is the attribute's SD, so ``vector * scale`` is one SD."""
+    values were logged); ``scale`` is the attribute's SD, so ``vector * scale`` is one SD. ``ends``
+    says what - and + mean in words (``("female", "male")``; empty where unknown).
+
+    A direction read from the original's average latents is a *path* rather than a line:
+    ``path[k]`` is the offset ``h_k - h_0`` of bin ``k`` from the first, at attribute value
+    ``knots[k]``, and :meth:`offsets` follows it piecewise linearly (``vector`` is then the mean
+    slope from the first bin to the last)."""
 
     attribute: str
     estimator: str
@@ -30,15 +37,35 @@ class Direction:
     scale: float
     confounders: tuple[str, ...] = ()
     diagnostics: dict = field(default_factory=dict)
+    ends: tuple[str, ...] = ()
+    path: np.ndarray | None = None  # [k, w_dim], the first row zero
+    knots: np.ndarray | None = None  # [k], strictly rising or falling
 
     @property
     def unit_vector(self) -> np.ndarray:
         return self.vector / np.linalg.norm(self.vector)
 
     def offsets(self, amounts, in_sd: bool = False) -> np.ndarray:
-        """Latent offsets [len(amounts), w_dim] for steps of ``amounts`` attribute units (or SDs)."""
-        amounts = np.asarray(amounts, dtype=np.float64)[:, None]
-        return (amounts * (self.scale if in_sd else 1.0) * self.vector[None]).astype(np.float32)
+        """Latent offsets [len(amounts), w_dim] for steps of ``amounts`` attribute units (or SDs).
+
+        Along a path, step ``a`` reaches attribute value ``knots[0] + a``: steps ``knots[k] -
+        knots[0]`` give ``h_k - h_0`` exactly, steps between two bins the straight line between
+        their offsets; a step beyond the first or last bin is refused (the bins show nothing there)."""
+        amounts = np.asarray(amounts, dtype=np.float64) * (self.scale if in_sd else 1.0)
+        if self.path is None:
+            return (amounts[:, None] * self.vector[None]).astype(np.float32)
+        knots = np.asarray(self.knots, np.float64)
+        rising = knots if knots[-1] > knots[0] else -knots
+        reach = rising - rising[0]
+        steps = amounts if knots[-1] > knots[0] else -amounts
+        slack = 1e-9 * reach[-1]
+        outside = (steps < -slack) | (steps > reach[-1] + slack)
+        if outside.any():
+            raise ValueError(f"{self.attribute}: step {amounts[outside][0]:g} lies beyond the bins; steps from 0 to "
+                             f"{knots[-1] - knots[0]:g} reach every bin (bin values "
+                             f"{', '.join(f'{k:g}' for k in knots)})")
+        path = np.asarray(self.path, np.float64)
+        return np.stack([np.interp(steps, reach, path[:, d]) for d in range(path.shape[1])], axis=1).astype(np.float32)
 
 
 def _validated(latents, values, confounders, attribute: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -266,6 +293,67 @@ def fit_direction(estimator: str, latents, values, confounders=None, *, rows=Non
     return replace(direction, scale=float(np.nanstd(values)))
 
 
+SPLINE = SplineMeanShift.name  # fitted at the patient's own level: needs the traversal's range
+MATCHABLE = ("mean_shift", SPLINE)  # the estimators that can hold an attribute by matching
+
+
+def traversal_range(value: float, amounts, unit: float = 1.0) -> tuple[float, float]:
+    """The range of the attribute (fitted scale) a traversal of ``amounts`` steps of ``unit`` covers
+    from ``value``: where a spline mean shift takes the patient's slope."""
+    amounts = np.asarray(amounts, np.float64)
+    return float(value + amounts.min() * unit), float(value + amounts.max() * unit)
+
+
+def matched_rows(columns: Mapping[str, np.ndarray], like: Mapping[str, float]) -> np.ndarray | None:
+    """The exams that share the patient's value (``like``) of every column in ``columns``; None without any."""
+    rows = None
+    for name, column in columns.items():
+        if not np.isfinite(like[name]):
+            raise ValueError(f"the patient has no value of {name!r} to match")
+        same = np.asarray(column) == like[name]
+        rows = same if rows is None else rows & same
+    return rows
+
+
+def direction_for(estimator: str, latents, values, confounders=None, *, attribute: str,
+                  confounder_names: Sequence[str] = (), match: Mapping[str, np.ndarray] | None = None,
+                  like: Mapping[str, float] | None = None, like_labels: Mapping[str, str] | None = None,
+                  at: tuple[float, float] | None = None, rows: np.ndarray | None = None,
+                  rows_said: str | None = None) -> Direction:
+    """The direction one patient traverses.
+
+    ``match`` holds columns by fitting only on the exams that share the patient's values ``like``
+    (an AP patient's direction from AP exams), where ``confounders`` are held by linear terms:
+    matching lets the attribute's effect differ between the groups. ``at`` is the range a spline
+    mean shift takes its slope over (:func:`traversal_range`). ``like_labels`` words the patient's
+    matched values as the table writes them, for the diagnostics and errors. ``rows`` (a boolean
+    mask, ``rows_said`` in words) fits on a subset only: the training patients."""
+    match = dict(match or {})
+    if match and estimator not in MATCHABLE:
+        raise ValueError(f"matching holds an attribute for the mean shift; the {estimator} estimator cannot use it")
+    if at is not None and estimator != SPLINE:
+        raise ValueError(f"the range a spline_mean_shift takes its slope over; {estimator} has none")
+    matched = matched_rows(match, like or {})
+    subset = matched if rows is None else (rows if matched is None else rows & matched)
+    try:
+        direction = fit_direction(estimator, latents, values, confounders, rows=subset, attribute=attribute,
+                                  confounder_names=tuple(confounder_names), **({"at": at} if at else {}))
+    except ValueError as error:
+        if subset is None:
+            raise
+        held = " and ".join(([rows_said or f"{int(rows.sum())} chosen rows"] if rows is not None else []) +
+                            ([_held(match, like, like_labels)] if match else []))
+        raise ValueError(f"among the {int(subset.sum())} exams with {held}: {error}") from error
+    if not match:
+        return direction
+    words = {name: (like_labels or {}).get(name, f"{like[name]:g}") for name in match}
+    return replace(direction, diagnostics={**direction.diagnostics, "matched": words})
+
+
+def _held(match, like, labels) -> str:
+    return ", ".join(f"{name} = {(labels or {}).get(name, f'{like[name]:g}')}" for name in match)
+
+
 def cosine_matrix(directions: list[Direction]) -> np.ndarray:
     """Cosine similarity between directions: entanglement between attributes, at a glance."""
     units = np.stack([d.unit_vector for d in directions]).astype(np.float64)
@@ -275,10 +363,11 @@ def cosine_matrix(directions: list[Direction]) -> np.ndarray:
 def direction_from_average_latents(array, attribute: str, bin_values=None, *,
                                    scale: float = float("nan")) -> Direction:
     """A direction from the original SEE-GAAN code's "average latents" file: ``k`` mean latents
-    ``[k, w_dim]`` of ascending attribute bins. The vector is the last bin minus the first per unit
-    of the attribute's range between them.
+    ``[k, w_dim]`` of ascending attribute bins. As the original, it steps a patient ``w`` to
+    ``w + h_k - h_0`` for every bin ``k`` (:attr:`Direction.path`), and between two bins along the
+    straight line joining them; ``vector`` is the last bin minus the first per unit of the range.
 
-    ``bin_values``: the attribute value of each bin; default ``0..k-1``, so one unit is one bin and
+    ``bin_values``: the attribute value of each bin, rising or falling; default ``0..k-1``, so
     amounts ``0..k-1`` give the original's frames ``G(w + h_k - h_0)``. ``scale``: the attribute's
     SD, which the file does not record (NaN: steps in SDs are undefined).
     """
@@ -294,11 +383,15 @@ def direction_from_average_latents(array, attribute: str, bin_values=None, *,
     if not np.isfinite(span) or span == 0:
         raise ValueError(f"{attribute}: the first and last bin values ({values[0]:g}, {values[-1]:g}) "
                          "define no range")
+    if not np.all(np.diff(values) * np.sign(span) > 0):
+        raise ValueError(f"{attribute}: bin values must rise (or fall) from bin to bin, got "
+                         f"{', '.join(f'{v:g}' for v in values)}")
     vector = (array[-1] - array[0]) / span
     steps = np.diff(array, axis=0)
     norms = np.linalg.norm(steps, axis=1)
-    # how far the bins lie on one evenly spaced line, as the original's do
-    cosines = steps @ vector / np.maximum(norms * np.linalg.norm(vector), 1e-12)
+    # how far the bins lie on one line: 1 where they do, lower where the path bends
+    cosines = steps @ vector * np.sign(span) / np.maximum(norms * np.linalg.norm(vector), 1e-12)
     return Direction(attribute, "average_latents", "generative", vector.astype(np.float32), float(scale), (),
                      {"n_bins": len(array), "bin_values": values.tolist(), "step_norms": norms.tolist(),
-                      "min_step_cosine": float(cosines.min())})
+                      "min_step_cosine": float(cosines.min())},
+                     path=(array - array[0]).astype(np.float32), knots=values)

@@ -236,19 +236,24 @@ def _jsonable(value):
 
 def _direction_fields(direction: Direction) -> dict:
     return {"attribute": direction.attribute, "estimator": direction.estimator, "kind": direction.kind,
-            "scale": direction.scale, "confounders": list(direction.confounders),
+            "scale": direction.scale, "confounders": list(direction.confounders), "ends": list(direction.ends),
             "diagnostics": _jsonable(direction.diagnostics)}
 
 
-def _direction_from(fields: dict, vector: np.ndarray) -> Direction:
+def _direction_from(fields: dict, vector: np.ndarray, path=None, knots=None) -> Direction:
     return Direction(fields["attribute"], fields["estimator"], fields["kind"], np.asarray(vector, np.float32),
-                     float(fields["scale"]), tuple(fields["confounders"]), fields["diagnostics"])
+                     float(fields["scale"]), tuple(fields["confounders"]), fields["diagnostics"],
+                     tuple(fields.get("ends", ())), path, knots)  # files before ends were recorded have none
 
 
 def save_direction(direction: Direction, path: str | Path) -> None:
-    """A direction as one safetensors file: the vector, and its estimator, units (``scale``, the
-    attribute's SD), confounders and diagnostics as JSON metadata."""
-    atomic_save_tensors(Path(path), {"vector": torch.from_numpy(np.asarray(direction.vector, np.float32))},
+    """A direction as one safetensors file: the vector (and an average-latents path with its bin
+    values), and its estimator, units (``scale``, the attribute's SD), confounders, its two ends in
+    words and diagnostics as JSON metadata."""
+    tensors = {"vector": np.asarray(direction.vector, np.float32)}
+    if direction.path is not None:
+        tensors.update(path=np.asarray(direction.path, np.float32), knots=np.asarray(direction.knots, np.float64))
+    atomic_save_tensors(Path(path), {k: torch.from_numpy(v) for k, v in tensors.items()},
                         {"format": DIRECTION_FORMAT, "direction": json.dumps(_direction_fields(direction))})
 
 
@@ -272,7 +277,8 @@ def load_direction(path: str | Path, attribute: str | None = None, bin_values=No
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from exc
     fields = read_header(path, DIRECTION_FORMAT, "direction file")["direction"]
-    return _direction_from(fields, load_file(str(path))["vector"].numpy())
+    tensors = {k: v.numpy() for k, v in load_file(str(path)).items()}
+    return _direction_from(fields, tensors["vector"], tensors.get("path"), tensors.get("knots"))
 
 
 _TRAVERSAL_KEYS = ("amounts", "in_sd", "latents", "reconstruction", "frames", "differences", "direction_vector",

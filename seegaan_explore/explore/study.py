@@ -4,13 +4,16 @@ The command line, the dashboard's renderer, ``evaluate`` and the benchmark studi
 questions: which columns are attributes and in what units, what is this patient's value (or, for
 an image without one, its estimate), which direction does this patient traverse (the confounders
 held, the exams like it matched, a spline's slope over the range the traversal covers), and what
-measures the target on a frame. :class:`Study` answers them once, and the pure functions below it
-serve callers that hold plain arrays (``evaluate`` on the phantoms' factors).
+measures the target on a frame. :class:`Study` answers them once: what the table's columns mean it
+takes from :class:`~seegaan_explore.explore.attribute_table.AttributeTable`, and callers that hold
+plain arrays (``evaluate`` on the phantoms' factors) use
+:func:`~seegaan_explore.explore.directions.direction_for` as it does.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -19,109 +22,30 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data.table import parse_attribute
 from ..model.cnn import at_resolution_of
+from .attribute_table import AttributeTable
+from .attributes import CNN_PREDICTION, cnn_label, from_scale, on_scale
 from .attribution import module_device
 from .dictionary import AttributeInfo
-from .directions import Direction, SplineMeanShift, cosine_matrix, fit_direction
+from .directions import (
+    MATCHABLE,
+    SPLINE,
+    Direction,
+    cosine_matrix,
+    direction_for,
+    matched_rows,
+    traversal_range,
+)
 from .latent_shift import latent_shift
 
-CNN_PREDICTION = "cnn_prediction"  # what the CNN predicts, as an attribute like any other (the paper's way)
+# what the other modules take from here, some defined where they belong and kept here for them
+__all__ = ["CNN_PREDICTION", "LATENT_SHIFT", "MATCHABLE", "SPLINE", "Lru", "Study", "direction_for", "from_scale",
+           "measured", "on_scale", "traversal_range"]
+
 LATENT_SHIFT = "latent_shift"  # a per-patient direction (the CNN's gradient through the generator), not a cohort fit
-SPLINE = SplineMeanShift.name  # fitted at the patient's own level: needs the traversal's range
-MATCHABLE = ("mean_shift", SPLINE)  # the estimators that can hold an attribute by matching
-RESERVED = {"index", "seed", "row", "path", "file", "filename"}  # numbers that are bookkeeping, not attributes
 
 
 # --------------------------------------------------------------------------- pure functions
-
-def on_scale(values, log: bool, name: str) -> np.ndarray:
-    """Values on the scale directions are fitted in: ln where ``log`` (refused for values <= 0)."""
-    values = np.asarray(values, np.float64)
-    if not log:
-        return values
-    finite = values[np.isfinite(values)]
-    if finite.size and finite.min() <= 0:
-        raise ValueError(f"{name}: a log scale needs positive values, but the smallest is {finite.min():g}")
-    return np.log(values)
-
-
-def from_scale(scaled, log: bool) -> np.ndarray:
-    return np.exp(scaled) if log else np.asarray(scaled, np.float64)
-
-
-def scaled_name(attribute: str, log: bool) -> str:
-    """How a direction fitted on the log scale is named in files and on the command line."""
-    return f"ln({attribute})" if log else attribute
-
-
-def split_scaled_name(name: str) -> tuple[str, bool]:
-    """``"ln(x)"`` -> ``("x", True)``: the inverse of :func:`scaled_name`."""
-    if name.startswith("ln(") and name.endswith(")"):
-        return name[3:-1], True
-    return name, False
-
-
-def cnn_label(config) -> str:
-    """How the CNN's prediction is called on screen and in exports."""
-    target = getattr(config, "attribute", "") or "its target"
-    if getattr(config, "task", None) == "binary":
-        return f"CNN probability of {target}"
-    return f"CNN prediction of {'ln ' if getattr(config, 'log_transform', False) else ''}{target}"
-
-
-def traversal_range(value: float, amounts, unit: float = 1.0) -> tuple[float, float]:
-    """The range of the attribute (fitted scale) a traversal of ``amounts`` steps of ``unit`` covers
-    from ``value``: where a spline mean shift takes the patient's slope."""
-    amounts = np.asarray(amounts, np.float64)
-    return float(value + amounts.min() * unit), float(value + amounts.max() * unit)
-
-
-def matched_rows(columns: Mapping[str, np.ndarray], like: Mapping[str, float]) -> np.ndarray | None:
-    """The exams that share the patient's value (``like``) of every column in ``columns``; None without any."""
-    rows = None
-    for name, column in columns.items():
-        if not pd.notna(like[name]):
-            raise ValueError(f"the patient has no value of {name!r} to match")
-        same = np.asarray(column) == like[name]
-        rows = same if rows is None else rows & same
-    return rows
-
-
-def direction_for(estimator: str, latents, values, confounders=None, *, attribute: str,
-                  confounder_names: Sequence[str] = (), match: Mapping[str, np.ndarray] | None = None,
-                  like: Mapping[str, float] | None = None, like_labels: Mapping[str, str] | None = None,
-                  at: tuple[float, float] | None = None) -> Direction:
-    """The direction one patient traverses.
-
-    ``match`` holds columns by fitting only on the exams that share the patient's values ``like``
-    (an AP patient's direction from AP exams), where ``confounders`` are held by linear terms:
-    matching lets the attribute's effect differ between the groups. ``at`` is the range a spline
-    mean shift takes its slope over (:func:`traversal_range`). ``like_labels`` words the patient's
-    matched values as the table writes them, for the diagnostics and errors."""
-    match = dict(match or {})
-    if match and estimator not in MATCHABLE:
-        raise ValueError(f"matching holds an attribute for the mean shift; the {estimator} estimator cannot use it")
-    if at is not None and estimator != SPLINE:
-        raise ValueError(f"the range a spline_mean_shift takes its slope over; {estimator} has none")
-    rows = matched_rows(match, like or {})
-    try:
-        direction = fit_direction(estimator, latents, values, confounders, rows=rows, attribute=attribute,
-                                  confounder_names=tuple(confounder_names), **({"at": at} if at else {}))
-    except ValueError as error:
-        if rows is None:
-            raise
-        held = _held(match, like, like_labels)
-        raise ValueError(f"among the {int(rows.sum())} exams with {held}: {error}") from error
-    if not match:
-        return direction
-    words = {name: (like_labels or {}).get(name, f"{like[name]:g}") for name in match}
-    return dataclasses.replace(direction, diagnostics={**direction.diagnostics, "matched": words})
-
-
-def _held(match, like, labels) -> str:
-    return ", ".join(f"{name} = {(labels or {}).get(name, f'{like[name]:g}')}" for name in match)
-
 
 def measured(attribute: str, log: bool, cnn_config=None, *, cnn_predictions=None, oracle_predictions=None):
     """The target as measured on each frame, on the fitted scale, and by what; ``(None, reason)``
@@ -140,23 +64,6 @@ def measured(attribute: str, log: bool, cnn_config=None, *, cnn_predictions=None
     if log and np.any(values <= 0):
         return None, f"{by} measured values <= 0 on some frames, which a log scale cannot show"
     return on_scale(values, log, attribute), by
-
-
-def detect_attributes(table: pd.DataFrame) -> dict[str, tuple[np.ndarray, dict | None]]:
-    """Every column a direction can be fitted on: numbers, censored lab values, or two text levels
-    (as 0/1, with their mapping); bookkeeping columns (ids, paths) and constant columns are left out."""
-    out = {}
-    for name in table.columns:
-        if str(name).lower() in RESERVED or str(name).lower().endswith("_id"):
-            continue
-        try:
-            values, mapping = parse_attribute(table[name])
-        except ValueError:
-            continue
-        finite = values[np.isfinite(values)]
-        if len(finite) >= 2 and np.ptp(finite) > 0:
-            out[str(name)] = values, mapping
-    return out
 
 
 class Lru(OrderedDict):
@@ -184,7 +91,7 @@ class Lru(OrderedDict):
 
 # --------------------------------------------------------------------------- the study
 
-class Study:
+class Study(AttributeTable):
     """An encoded cohort under study.
 
     ``latents`` [N, w_dim] are the encodings, row ``i`` belonging to ``table`` row ``i``; ``images``
@@ -204,23 +111,9 @@ class Study:
         if len(table) != len(latents):
             raise ValueError(f"the table has {len(table)} rows but there are {len(latents)} latents")
         self.latents = latents if latents.dtype == np.float32 else latents.astype(np.float32)
-        self.table = table.reset_index(drop=True)
         self.model, self.cnn, self.oracle, self._images = model, cnn, oracle, images
-        columns = detect_attributes(self.table)
-        self.dictionary = dict(dictionary or {})
-        if attributes is None and dictionary is not None:
-            attributes = [c for c in self.dictionary if c in columns]
-        if attributes is not None:
-            unknown = [a for a in attributes if a not in columns]
-            if unknown:
-                raise ValueError(f"attribute(s) {unknown} are not numeric or two-valued columns of the table; "
-                                 f"usable columns: {sorted(columns)}")
-            columns = {a: columns[a] for a in attributes}
-        self._columns = {name: values for name, (values, _) in columns.items()}
-        self.encodings = {name: mapping for name, (_, mapping) in columns.items() if mapping}
-        self.attributes = list(self._columns) + ([CNN_PREDICTION] if cnn is not None else [])
-        if not self.attributes:
-            raise ValueError(f"the table has no numeric or two-valued column to explore: {list(table.columns)}")
+        super().__init__(table, attributes=attributes, dictionary=dictionary,
+                         extra=[CNN_PREDICTION] if cnn is not None else [])
         self._once = threading.Lock()  # the cohort-wide computations below run once, whoever asks first
         self._cohort_predictions: np.ndarray | None = None
         self._directions = Lru(64)
@@ -244,97 +137,22 @@ class Study:
         return trained_on if trained_on in self.attributes else self.attributes[0]
 
     def info(self, name: str) -> AttributeInfo:
-        """What the attribute means (the dictionary's entry, or what the table itself says)."""
-        if name in self.dictionary:
-            return self.dictionary[name]
-        if name == CNN_PREDICTION:
+        if name == CNN_PREDICTION and name not in self.dictionary:
             return AttributeInfo(name, cnn_label(getattr(self.cnn, "config", None)))
-        return AttributeInfo(name)
+        return super().info(name)
 
     def label(self, name: str) -> str:
-        """How an attribute is called on screen."""
         if name == CNN_PREDICTION:
             target = getattr(getattr(self.cnn, "config", None), "attribute", None)
             if target in self.dictionary and getattr(self.cnn.config, "task", None) == "regression":
                 return f"{self.dictionary[target].name} as the CNN reads it"
             return cnn_label(getattr(self.cnn, "config", None))
-        return self.info(name).name
-
-    def levels(self, name: str) -> dict[float, str] | None:
-        """Words for each value of a two-level attribute (0 -> "female", 1 -> "male"); None otherwise."""
-        if not self.two_level(name):
-            return None
-        words = self.info(name).levels
-        if name in self.encodings:
-            return {float(code): words.get(text, text) for text, code in self.encodings[name].items()}
-        values = np.unique(self._columns[name][np.isfinite(self._columns[name])])
-        spelled = {0.0: ("0", "false"), 1.0: ("1", "true")}
-        return {float(v): next((words[k] for k in spelled.get(float(v), ()) if k in words), f"{v:g}") for v in values}
-
-    def format(self, name: str, value: float) -> str:
-        """A value of the attribute as a clinician reads it: "17,200 pg/mL", "male"."""
-        levels = self.levels(name)
-        if levels is not None and value in levels:
-            return levels[value]
-        return self.info(name).format(value)
-
-    def ends(self, name: str, log: bool = False) -> tuple[str, str]:
-        """The two ends of the attribute's direction in words: ("female", "male"), ("lower NT-proBNP",
-        "higher NT-proBNP"); what - and + mean."""
-        levels = self.levels(name)
-        if levels is not None:
-            low, high = sorted(levels)
-            return levels[low], levels[high]
-        label = self.label(name)
-        return f"lower {label}", f"higher {label}"
-
-    def check(self, name: str) -> str:
-        """``name`` if it is an attribute of this study; else an error that says why not."""
-        if name in self.attributes:
-            return name
-        if name in self.table.columns:
-            raise ValueError(f"column {name!r} is not an attribute: {self._why_not(name)}")
-        raise ValueError(f"unknown attribute {name!r}; choose one of {', '.join(self.attributes)}")
-
-    def _why_not(self, name: str) -> str:
-        if self.dictionary and name not in self.dictionary:
-            return "the data dictionary does not describe it"
-        if str(name).lower() in RESERVED or str(name).lower().endswith("_id"):
-            return "it is bookkeeping (an id, a path or an index)"
-        try:
-            values, _ = parse_attribute(self.table[name])
-        except ValueError as error:
-            return str(error)
-        finite = values[np.isfinite(values)]
-        if len(finite) < 2:
-            return f"only {len(finite)} row(s) have a value"
-        return f"it is constant ({finite[0]:g}), so it defines no direction"
+        return super().label(name)
 
     def values(self, name: str) -> np.ndarray:
-        """The attribute for every cohort row in its own units (NaN where unknown)."""
-        if self.check(name) == CNN_PREDICTION:
-            return self.cohort_predictions()
-        return self._columns[name]
-
-    def scaled(self, name: str, log: bool) -> np.ndarray:
-        return on_scale(self.values(name), log, name)
-
-    def sd(self, name: str, log: bool) -> float:
-        """One SD of the attribute on the fitted scale: the unit of steps in SDs."""
-        return float(np.nanstd(self.scaled(name, log)))
-
-    def two_level(self, name: str) -> bool:
-        """Whether the attribute takes two values (sex, AP/PA view): one a patient can be matched on."""
-        if name not in self._columns:  # the CNN's prediction: continuous, and costly to compute
-            return False
-        values = self._columns[name]
-        return np.unique(values[np.isfinite(values)]).size == 2
-
-    def value_label(self, name: str, row: int) -> str:
-        """A patient's value of ``name`` as the table writes it (a text level, or a number)."""
-        if name in self.encodings:
-            return str(self.table[name].iloc[row]).strip()
-        return f"{float(self.values(name)[row]):g}"
+        """The attribute for every cohort row in its own units (:meth:`AttributeTable.values`), or
+        the CNN's prediction on every image."""
+        return self.cohort_predictions() if self.check(name) == CNN_PREDICTION else super().values(name)
 
     # ------------------------------------------------------------------ what the CNN and the oracle read
 
@@ -445,35 +263,45 @@ class Study:
 
     def direction(self, attribute: str, estimator: str = "mean_shift", confounders: Sequence[str] = (),
                   log: bool = False, match: Sequence[str] = (), row: int | None = None,
-                  at: tuple[float, float] | None = None, name: str | None = None) -> Direction:
+                  at: tuple[float, float] | None = None, name: str | None = None, rows=None) -> Direction:
         """The attribute's direction in w (cached): per unit of the attribute, or of its logarithm.
 
-        ``match`` holds attributes by fitting only on the exams that share cohort ``row``'s values;
-        ``at`` is the range (fitted scale) a spline mean shift takes its slope over. ``name`` is
-        what the direction calls its attribute (default the column's name)."""
-        self.check(attribute)
-        confounders, match = tuple(confounders), tuple(match)
-        for c in confounders + match:
-            if c == attribute or c not in self.attributes:
-                others = ", ".join(x for x in self.attributes if x != attribute)
-                raise ValueError(f"{c!r} cannot be held: it must be another attribute, one of {others}")
+        ``confounders`` are held by linear terms (a categorical column by one indicator per level but
+        the most frequent); ``match`` holds attributes by fitting only on the exams that share cohort
+        ``row``'s values; ``at`` is the range (fitted scale) a spline mean shift takes its slope over.
+        ``rows`` fits on a subset only (:meth:`subset`: ``"split=train"``, or a mask). ``name`` is
+        what the direction calls its attribute (default the attribute's). The direction records its
+        two ends in words (``ends``), the subset (``diagnostics["fitted_on"]``) and the rows the fit
+        left out for a missing value or another level, column by column (``diagnostics["dropped"]``)."""
+        attribute = self.check(attribute)
+        confounders = tuple(self.holdable(c, attribute) for c in confounders)
+        match = tuple(self.holdable(c, attribute) for c in match)
         if set(confounders) & set(match):
             raise ValueError(f"{sorted(set(confounders) & set(match))} cannot be held both by matching and by a "
                              "linear term")
         if match and row is None:
             raise ValueError(f"matching on {', '.join(match)} needs a cohort patient's values; an image has none")
         at = None if at is None else (float(at[0]), float(at[1]))
-        like = {c: float(self.values(c)[row]) for c in match}
-        key = (attribute, estimator, confounders, bool(log), match, tuple(like.values()), at, name)
+        subset, said = self.subset(rows)
+        like = {c: float(self.held(c)[row]) for c in match}
+        chosen = None if subset is None else hashlib.blake2b(np.packbits(subset).tobytes(), digest_size=16).digest()
+        key = (attribute, estimator, confounders, bool(log), match, tuple(like.values()), at, name, chosen, said)
         cached = self._directions.hit(key)
         if cached is not None:
             return cached
         values = self.scaled(attribute, log)
-        covariates = np.column_stack([self.values(c) for c in confounders]) if confounders else None
+        covariates = np.column_stack([self.held(c, terms=True) for c in confounders]) if confounders else None
         direction = direction_for(estimator, self.latents, values, covariates, attribute=name or attribute,
-                                  confounder_names=confounders, match={c: self.values(c) for c in match},
-                                  like=like, like_labels={c: self.value_label(c, row) for c in match}, at=at)
-        return self._directions.put(key, direction)
+                                  confounder_names=confounders, match={c: self.held(c) for c in match},
+                                  like=like, like_labels={c: self.value_label(c, row) for c in match}, at=at,
+                                  rows=subset, rows_said=said)
+        considered = matched_rows({c: self.held(c) for c in match}, like)  # matching's exams, counted there
+        if subset is not None:
+            considered = subset if considered is None else considered & subset
+        diagnostics = {**direction.diagnostics, "dropped": self.left_out(attribute, confounders, considered),
+                       **({"fitted_on": said} if said else {})}
+        return self._directions.put(key, dataclasses.replace(direction, ends=self.ends(attribute, log),
+                                                             diagnostics=diagnostics))
 
     def latent_shift(self, w, attribute: str, log: bool = False, noise_seed: int = 0, key=None) -> Direction:
         """Latent Shift for one patient's latent ``w`` (cached under ``key``): the direction in which
@@ -494,8 +322,9 @@ class Study:
         cached = self._directions.hit(cache_key) if key is not None else None
         if cached is not None:
             return cached
-        direction = latent_shift(self.model, self.cnn, w, noise_seed=noise_seed, scale=self.sd(attribute, log),
-                                 attribute=attribute)
+        direction = dataclasses.replace(latent_shift(self.model, self.cnn, w, noise_seed=noise_seed,
+                                                     scale=self.sd(attribute, log), attribute=attribute),
+                                        ends=self.ends(attribute, log))
         return self._directions.put(cache_key, direction) if key is not None else direction
 
     def cosines(self, direction: Direction) -> dict[str, float]:
