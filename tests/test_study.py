@@ -291,3 +291,22 @@ def test_every_direction_records_its_two_ends_in_words():
     study = Study(w, table)
     assert study.direction("view").ends == ("AP", "PA")
     assert study.direction("lab", log=True).ends == ("lower lab", "higher lab")
+
+
+def test_the_dashboards_renderer_draws_a_film_for_a_contrast_and_holds_a_categorical_column():
+    import torch
+
+    from seegaan_explore.model import SeeGaan, preset_config
+    from seegaan_explore.ui.renderer import Renderer
+
+    torch.manual_seed(0)
+    model = SeeGaan(preset_config("tiny"), with_training_networks=False)
+    model.precision = "fp32"
+    _, table = _views(n=60)
+    renderer = Renderer(model, model.sample_w(60, seed=1).numpy(), table)
+    result = renderer.render({"attribute": "view_raw=pa:ap", "patient": 0, "n_frames": 3, "start": -1, "stop": 1,
+                              "confounders": ["age"]})
+    assert result["error"] is None and len(result["frames"]) == 3
+    assert (result["attribute"], result["label"]) == ("view_raw=PA:AP", "view_raw: PA vs AP")
+    held = renderer.render({"attribute": "age", "patient": 3, "n_frames": 3, "confounders": ["view_raw"]})
+    assert held["error"] is None and len(held["frames"]) == 3

@@ -308,7 +308,7 @@ def matched_rows(columns: Mapping[str, np.ndarray], like: Mapping[str, float]) -
     """The exams that share the patient's value (``like``) of every column in ``columns``; None without any."""
     rows = None
     for name, column in columns.items():
-        if not np.isfinite(like[name]):
+        if like[name] is None or like[name] != like[name]:  # None or NaN; a level may be text
             raise ValueError(f"the patient has no value of {name!r} to match")
         same = np.asarray(column) == like[name]
         rows = same if rows is None else rows & same
