@@ -247,6 +247,7 @@ def test_a_categorical_column_is_held_by_indicators_or_matched():
     w, table = _views()
     table.loc[:4, "view_raw"] = None
     study = Study(w, table)
+    assert list(study.categorical()) == ["view_raw"]  # held by name, besides the attributes
     direction = study.direction("age", confounders=["view_raw"])
     indicators = np.column_stack([(table["view_raw"] == v).to_numpy(float) for v in ("PA", "LATERAL")])
     known = table["view_raw"].notna().to_numpy()

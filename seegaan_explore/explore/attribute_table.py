@@ -217,28 +217,29 @@ class AttributeTable:
     def holdable(self, name: str, attribute: str) -> str:
         """``name`` as a column to hold for ``attribute``: another attribute, or a categorical column."""
         try:
-            held = name if name in self._categorical() else self.check(name)
+            held = name if name in self.categorical() else self.check(name)
         except ValueError:
             held = None
         if held is not None and self.column_of(held) == self.column_of(attribute):
             raise ValueError(f"{name!r} cannot be held: " + ("it is the attribute itself" if held == attribute else
                              f"{self.column_of(attribute)!r} is the attribute's own column"))
         if held is None:
-            others = ", ".join(x for x in self.attributes + list(self._categorical())
+            others = ", ".join(x for x in self.attributes + list(self.categorical())
                                if self.column_of(x) != self.column_of(attribute))
             raise ValueError(f"{name!r} cannot be held: it must be another attribute or a categorical column, one "
                              f"of {others}")
         return held
 
-    def _categorical(self) -> dict[str, Levels]:
-        """The columns of 3 to MAX_LEVELS levels that can be held (by indicators, or by matching)."""
+    def categorical(self) -> dict[str, Levels]:
+        """The columns of 3 to MAX_LEVELS levels, which can be held by name (by indicators, or by
+        matching) besides :attr:`attributes`: what a confounder picker offers with them."""
         return {c: levels for c, levels in self._levels.items() if 3 <= len(levels.spelling) <= MAX_LEVELS
                 and (self._contrasted is None or c in self._contrasted)}
 
     def held(self, name: str, terms: bool = False) -> np.ndarray:
         """What holds ``name``: its values, or for a categorical column its level codes (to match on)
         or, with ``terms``, one indicator column per level but the most frequent."""
-        if name in self._categorical():
+        if name in self.categorical():
             return self._levels[name].indicators() if terms else self._levels[name].codes()
         return self.values(name)
 
