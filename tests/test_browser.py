@@ -250,17 +250,14 @@ def _exercise(page, tmp_path: Path, label: str, viewport: dict, layout: bool = T
         page.wait_for_selector(".seegaan-verdict-stop", timeout=60_000)
         assert "does not represent this image" in page.inner_text(".seegaan-verdict")
         assert "Do not interpret" in page.inner_text(".seegaan-status")
-        # the verdict of a good film and of one that moves the wrong way, on cohort patient 0: the bundled
-        # model's BMI film reaches what it promises; its view direction moves the oracle's view the wrong way
+        # the verdict of a good film, on cohort patient 0: the bundled model's BMI film reaches what it
+        # promises (a wrong-way film: test_a_film_whose_target_moves_the_wrong_way_says_do_not_interpret)
         page.select_option("select:has(option:text-is('a cohort patient (by #)'))", index=0)
         page.fill(".seegaan-patient input", "0")
         page.press(".seegaan-patient input", "Enter")
         _select(page, "BMI")
         page.wait_for_selector(".seegaan-verdict-trust", timeout=60_000)
         assert "The film can be trusted" in page.inner_text(".seegaan-verdict")
-        _select(page, "view")
-        page.wait_for_selector(".seegaan-verdict-stop", timeout=60_000)
-        assert "moved the wrong way" in page.inner_text(".seegaan-verdict")
     return timings
 
 

@@ -64,6 +64,24 @@ def factor_targets(table: pd.DataFrame, factors: tuple[str, ...]) -> pd.DataFram
     return pd.DataFrame(out, index=table.index)
 
 
+def in_table_coding(readings: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """``readings`` with each two-level factor as the probability of the level ``table`` codes 1.
+
+    The oracle reads a binary factor as the probability of its :data:`POSITIVE` level (view: AP); a
+    table's two text levels are coded in sorted order (``ap`` 0, ``pa`` 1), so a direction towards 1
+    points to PA. Without this a view film towards PA read as "less AP" would seem to move the wrong way.
+    """
+    from ..data.table import parse_attribute
+
+    readings = readings.copy()
+    for factor, positive in POSITIVE.items():
+        if factor in readings.columns and factor in table.columns:
+            mapping = parse_attribute(table[factor])[1]
+            if mapping and mapping.get(str(positive).lower()) == 0:
+                readings[factor] = 1 - readings[factor]
+    return readings
+
+
 class Oracle(nn.Module):
     """The attribute CNN's backbone with one output per factor. ``predict`` returns a DataFrame of
     factor values on their own scale (probabilities for binary factors)."""

@@ -31,6 +31,7 @@ from ..explore.traversal import traverse
 from ..explore.verdict import Verdict, judge
 from ..metrics import psnr_db
 from ..model.cnn import at_resolution_of
+from ..model.oracle import in_table_coding
 from ..model.seegaan import SeeGaan
 
 __all__ = ["CNN_PREDICTION", "DEFAULTS", "LATENT_SHIFT", "MAX_FRAMES", "SPLINE", "UNITS", "Renderer"]
@@ -244,7 +245,7 @@ class Renderer:
             table = self.oracle.predict(at_resolution_of(self.oracle, torch.from_numpy(t.frames)[:, None]))
             if len(table) != len(t.frames):
                 raise ValueError(f"the oracle returned {len(table)} rows for {len(t.frames)} frames")
-            entry["oracle_predictions"] = table.reset_index(drop=True)
+            entry["oracle_predictions"] = in_table_coding(table.reset_index(drop=True), self.study.table)
         entry["quality"] = self._quality(a, entry)
         return self._traversals.put(key, entry)
 
