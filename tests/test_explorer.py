@@ -431,7 +431,7 @@ def test_off_loopback_the_page_offers_no_server_path(setup, tmp_path, monkeypatc
     try:
         assert not any(e.path in getattr(box, "children", ()) for box in e.children[2].children[0].children)
         e.path.value = str(tmp_path / "anything.png")
-        e._on_load_path(None)
+        e.load.click()
         assert "anything" not in e.status.value and e.uploaded.options == (("a cohort patient (by #)", ""),)
     finally:
         e.close()
@@ -455,12 +455,12 @@ def test_with_a_data_root_only_files_inside_it_are_read_and_outside_ones_are_not
         answers = []
         for typed in ("../private/secret.png", "../private/absent.png", str(outside / "secret.png"), "link.png"):
             e.path.value = typed
-            e._on_load_path(None)
+            e.load.click()
             answers.append(e.status.value.replace(typed, "PATH"))
         assert len(set(answers)) == 1 and "only files in the data folder" in answers[0]
         assert e.uploaded.options == (("a cohort patient (by #)", ""),)
         e.path.value = "ward/film.png"
-        e._on_load_path(None)
+        e.load.click()
         assert e.wait()["patient"] == "upload:film.png"
     finally:
         e.close()

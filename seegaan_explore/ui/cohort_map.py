@@ -1,14 +1,23 @@
-"""The cohort map: a plotly FigureWidget scatter of the latents, the one widget that needs clicks and hovers."""
+"""The cohort map: a plotly FigureWidget scatter of the cohort, the one widget that needs clicks and
+hovers, and the panel that keeps it drawn on every page that shows it (:class:`CohortMapPanel`)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import threading
+import time
+from collections.abc import Callable
 
+import ipywidgets as widgets
+import numpy as np
 import plotly.graph_objects as go
 
 from .serve import PLOTLY_MODULE_ENV
+
+MAP_PX = (300, 250)  # the cohort map's width and height: it shares the left column with the controls
+SCATTER_ACK_S = 1.5  # a browser that shows the cohort map acknowledges an edit within this (else: rebuild it)
 
 
 def plotly_module_loader(path: str) -> str:
@@ -29,7 +38,7 @@ class CohortMap(go.FigureWidget):
     While ipywidgets applies a message from the browser it holds the widget's notifications and squashes
     every change made meanwhile, from any thread, into the last value; plotly sends each edit as a
     value followed by None, so an edit from the render thread in that window is never sent. Browser
-    messages are therefore applied under the Explorer's lock, which every edit from another thread takes.
+    messages are therefore applied under the panel's lock, which every edit from another thread takes.
     """
 
     def __init__(self, figure: go.Figure, edit_lock: threading.RLock):
@@ -42,3 +51,114 @@ class CohortMap(go.FigureWidget):
     def set_state(self, sync_data):
         with self._edit_lock:
             super().set_state(sync_data)
+
+
+class CohortMapPanel:
+    """The cohort map in its box: one point per patient, coloured by given values, a ring on the
+    selected one. It is told what to show (coordinates, colours, labels) and calls ``on_click(index)``
+    and ``on_hover(index)``; what the points mean is the caller's.
+
+    Until a page shows the box, :attr:`figure` is a plain figure (the map's content); each page that
+    shows it gets a :class:`CohortMap` made while it is connected (see :meth:`_on_viewed`). Every edit
+    takes :attr:`lock`, which a caller holds to make several edits one.
+    """
+
+    def __init__(self, x, y, on_click: Callable[[int], None], on_hover: Callable[[int], None]):
+        self._on_click, self._on_hover = on_click, on_hover
+        self.lock = threading.RLock()
+        self._shown = False  # a browser acknowledged an edit of the current map widget
+        self.figure: go.Figure | CohortMap = go.Figure(
+            data=[go.Scatter(x=x, y=y, mode="markers", customdata=np.arange(len(x)),
+                             marker={"size": 6, "colorscale": "Viridis", "showscale": True,
+                                     "colorbar": {"thickness": 10}},
+                             hovertemplate="#%{customdata}<extra></extra>", name="cohort"),
+                  go.Scatter(x=[x[0]], y=[y[0]], mode="markers", hoverinfo="skip", name="selected",
+                             marker={"size": 14, "color": "rgba(0,0,0,0)", "line": {"width": 3, "color": "#d62728"}})],
+            layout={"height": MAP_PX[1], "width": MAP_PX[0], "margin": {"l": 36, "r": 6, "t": 26, "b": 34},
+                    "showlegend": False, "title": {"text": "Cohort: click a patient", "font": {"size": 12}},
+                    "dragmode": "pan", "font": {"size": 10}})
+        self.box = widgets.Box([widgets.HTML("<i>Drawing the cohort map…</i>")],
+                               layout=widgets.Layout(min_width=f"{MAP_PX[0]}px", min_height=f"{MAP_PX[1]}px"))
+        self.box._view_count = 0  # the browser reports its views of the box
+        self.box.observe(self._on_viewed, names="_view_count")
+
+    def show(self, x, y, colours: np.ndarray, label: str, titles: tuple[str, str], marked: int | None) -> None:
+        """Points at ``x``, ``y`` coloured by ``colours`` (grey where not finite) under the colour bar's
+        ``label``, the axes' ``titles``, and the ring on patient ``marked``."""
+        with self.lock:
+            trace = self.figure.data[0]
+            with self.figure.batch_update():
+                trace.x, trace.y = x, y
+                trace.marker.color = [float(v) if np.isfinite(v) else "lightgrey" for v in colours]
+                trace.marker.colorbar.title = {"text": label, "side": "right"}
+                trace.hovertemplate = f"#%{{customdata}}<br>{label} %{{marker.color:.3g}}<extra></extra>"
+                self.figure.layout.xaxis.title, self.figure.layout.yaxis.title = titles
+            self.mark(marked)
+
+    def mark(self, index: int | None) -> None:
+        """The ring on patient ``index``; None (an image not in the cohort) shows none."""
+        with self.lock:
+            if index is None:
+                self.figure.data[1].visible = False
+            else:
+                x, y = self.figure.data[0].x, self.figure.data[0].y
+                with self.figure.batch_update():
+                    self.figure.data[1].visible = True
+                    self.figure.data[1].x, self.figure.data[1].y = [x[index]], [y[index]]
+            self._refresh_state()
+
+    def ensure_live(self) -> None:
+        """Rebuild the map when a browser showed it but stopped applying its edits.
+
+        plotly.js acknowledges every edit. anywidget drops every message to a model whose module took
+        over 2 s to load (plotly's is 5 MB; a loaded machine can take that long): such a map shows but
+        never changes. A new widget gets a new model. Called from a worker thread: the acknowledgement
+        arrives on the kernel's thread."""
+        if not self._shown:
+            return  # no browser has shown the map (yet): nothing acknowledges
+        deadline = time.monotonic() + SCATTER_ACK_S
+        while self.figure._trace_edit_in_process and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.figure._trace_edit_in_process:
+            self._replace_widget()
+
+    def _on_viewed(self, change) -> None:
+        """Give each new page that shows the dashboard a cohort map created while it is connected.
+
+        A FigureWidget whose model a page restores from the kernel's state can ignore every later edit
+        (seen with Voila's preheated kernel): its colours would stay those of the first attribute. One
+        created after the page connected applies them. The previous widget is left open:
+        closing a model whose view is still on a page raises there."""
+        if (change["new"] or 0) <= (change["old"] or 0):
+            return
+        self._replace_widget()
+
+    def _replace_widget(self) -> None:
+        with self.lock:
+            figure = CohortMap(go.Figure(self.figure), self.lock)
+            figure.data[0].on_click(self._clicked)
+            figure.data[0].on_hover(self._hovered)
+            figure.add_class("seegaan-scatter")
+            figure.observe(self._on_acknowledged, names="_js2py_traceDeltas")
+            self.figure, self._shown = figure, False
+        self.box.children = (figure,)
+
+    def _clicked(self, trace, points, state) -> None:
+        if points.point_inds:
+            self._on_click(int(points.point_inds[0]))
+
+    def _hovered(self, trace, points, state) -> None:
+        if points.point_inds:
+            self._on_hover(int(points.point_inds[0]))
+
+    def _on_acknowledged(self, change) -> None:
+        if change["new"] is not None:
+            self._shown = True
+
+    def _refresh_state(self) -> None:
+        """Copy the figure into the widget's synced state. Edits reach a connected browser as messages,
+        but a second view of this widget (the dashboard displayed twice) starts from this state."""
+        if not isinstance(self.figure, CohortMap):
+            return  # no page shows the map yet
+        self.figure._widget_data = copy.deepcopy(self.figure._data)
+        self.figure._widget_layout = copy.deepcopy(self.figure._layout_obj._props)

@@ -1,0 +1,77 @@
+"""The export buttons: the film on screen written as a GIF, an MP4, a PNG panel or an HTML
+report on the server, and offered to the page as a download link when it is small enough."""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Callable
+from pathlib import Path
+
+import ipywidgets as widgets
+
+from ..explore import export
+
+EXPORTS = ("GIF", "MP4", "PNG", "HTML")
+LINK_LIMIT = 20_000_000  # bytes: larger exports are only saved on the server, not offered as a download link
+
+
+def export_path(result: dict, kind: str, folder: Path) -> Path:
+    """Where ``result`` (a :meth:`~seegaan_explore.ui.renderer.Renderer.render` result) is saved as
+    ``kind``: named by its attribute, patient, units and range."""
+    a = result["args"]
+    stem = f"{a['attribute']}_{str(a['patient']).replace(':', '_')}_{a['units']}_{a['start']:g}_{a['stop']:g}"
+    return folder / f"{stem}.{kind.lower()}"
+
+
+def save(result: dict, kind: str, path: Path) -> None:
+    """Write ``result``'s traversal to ``path`` as ``kind`` (one of :data:`EXPORTS`)."""
+    t, predictions = result["traversal"], result["cnn_predictions"]
+    if kind == "GIF":
+        export.save_gif(t, path)
+    elif kind == "MP4":
+        export.save_mp4(t, path)
+    elif kind == "PNG":
+        export.save_panel(t, path, predictions=predictions)
+    else:
+        export.save_html_report(t, path, predictions=predictions, prediction_label=result["cnn_label"] or "prediction",
+                                title=f"{result['label']}: {result['patient_label']}")
+
+
+def saved_html(path: Path) -> str:
+    """Where ``path`` was saved on the server, after a download link to it unless it is over
+    :data:`LINK_LIMIT` (the link carries the whole file)."""
+    link = ""
+    if path.stat().st_size <= LINK_LIMIT:
+        encoded = base64.b64encode(path.read_bytes()).decode()
+        link = (f"<a download='{html.escape(path.name)}' href='data:application/octet-stream;base64,{encoded}'>"
+                f"download {html.escape(path.name)}</a> ")
+    return f"{link}<small>(saved on the server at {html.escape(str(path))})</small>"
+
+
+class ExportBar(widgets.HBox):
+    """One button per format in :data:`EXPORTS` and the :attr:`link` to what was saved. A click saves
+    ``result()`` (the result on screen, or None) under ``folder``; ``say(message, error)`` reports."""
+
+    def __init__(self, result: Callable[[], dict | None], folder: Path, say: Callable[..., None]):
+        self._result, self._folder, self._say = result, folder, say
+        self.buttons = [widgets.Button(description=name, icon="download", layout=widgets.Layout(width="90px"))
+                        for name in EXPORTS]
+        for button in self.buttons:
+            button.on_click(self._on_click)
+        self.link = widgets.HTML()
+        super().__init__([widgets.HTML("<b>Export</b>&nbsp;"), *self.buttons, self.link])
+
+    def _on_click(self, button) -> None:
+        result = self._result()
+        if result is None:
+            self._say("Nothing to export yet: no traversal on screen.", error=True)
+            return
+        path = export_path(result, button.description, self._folder)
+        try:
+            save(result, button.description, path)
+        except (ImportError, OSError, ValueError, RuntimeError) as e:
+            self._say(f"Export to {path} failed: {e}", error=True)
+            return
+        self.link.value = saved_html(path)
+        self._say(f"Exported {path.name}.")

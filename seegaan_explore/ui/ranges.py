@@ -1,0 +1,40 @@
+"""The range a traversal starts with before anyone types one: its scale, its ends, and the ends of a
+clinical anchor, in the attribute's units or in SDs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..explore.study import Study, from_scale
+
+
+def log_by_default(study: Study, cnn, attribute: str) -> bool:
+    """A lab value starts on its log scale: where the dictionary says so, or the CNN learned it so."""
+    if study.info(attribute).log:
+        return True
+    config = getattr(cnn, "config", None)
+    return attribute == getattr(config, "attribute", None) and bool(getattr(config, "log_transform", False))
+
+
+def rounded(value: float) -> float:
+    """Three significant digits: what a range box shows."""
+    return float(f"{value:.3g}")
+
+
+def default_range(study: Study, attribute: str, units: str, log: bool, row: int | None) -> tuple[float, float]:
+    """In SDs (``units`` "sd"), 2 either side; in values, the value of the patient in ``row`` (None: an
+    image not in the cohort, so the cohort's median) 2 SDs either side, within what the cohort shows
+    (the study's bounds), in the attribute's units."""
+    if units == "sd":
+        return -2.0, 2.0
+    if log and not np.nanmin(study.values(attribute), initial=np.inf) > 0:
+        log = False
+    try:
+        centre, _ = study.patient_value(attribute, log, row=row) if row is not None else (None, "")
+    except ValueError:
+        centre = None
+    if centre is None or not np.isfinite(centre):
+        centre = float(np.nanmedian(study.scaled(attribute, log)))
+    sd = study.sd(attribute, log)
+    low, high, _ = study.within_range(attribute, log, centre - 2 * sd, centre + 2 * sd)
+    return tuple(rounded(v) for v in from_scale(np.array([low, high]), log))

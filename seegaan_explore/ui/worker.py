@@ -1,0 +1,93 @@
+"""One job at a time on the newest request: a request still waiting is replaced, one running is told
+it was superseded, so that a user who keeps clicking waits only for the last click.
+
+The idea is that of an interactive renderer's asynchronous front (NVlabs' StyleGAN3 visualizer stamps
+each set of arguments and drops results of older stamps): here a token numbers the requests and the
+job asks ``superseded()`` between its stages, so that it stops early instead of finishing unseen work.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class LatestWins:
+    """Runs ``job(request, superseded)`` on the newest request, in a daemon thread started on the first
+    request (or, with ``threaded=False`` or ``request(..., sync=True)``, in the caller's thread).
+
+    ``superseded()`` turns true once a newer request arrives: the job checks it between its stages and
+    shows nothing once it is. The job reports its own errors; one that escapes in the thread is logged
+    and the thread goes on with the next request.
+    """
+
+    def __init__(self, job: Callable[[Any, Callable[[], bool]], None], *, threaded: bool = True,
+                 name: str = "seegaan-worker"):
+        self._job = job
+        self._threaded = threaded
+        self._name = name
+        self._condition = threading.Condition()
+        self._token = 0  # of the newest request
+        self._pending: tuple[int, Any] | None = None
+        self._busy = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def request(self, request: Any, sync: bool = False) -> None:
+        """Run ``request`` next, in place of any still waiting; ``sync`` runs it in the calling thread."""
+        with self._condition:
+            self._token += 1
+            self._pending = (self._token, request)
+            self._condition.notify_all()
+        if sync or not self._threaded:
+            self._run_pending()
+        elif self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+            self._thread.start()
+
+    def idle(self, timeout: float) -> bool:
+        """Block until no request waits or runs; False if that took longer than ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while self._pending is not None or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._condition.wait(left)
+        return True
+
+    def close(self) -> None:
+        """The thread ends once its current job does; later requests are not run by it."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+
+    def _loop(self) -> None:
+        while True:
+            with self._condition:
+                while self._pending is None and not self._closed:
+                    self._condition.wait()
+                if self._closed:
+                    return
+            try:
+                self._run_pending()
+            except Exception:  # noqa: BLE001 -- the job failed to report it: keep serving the next request
+                log.exception("%s: a job failed", self._name)
+
+    def _run_pending(self) -> None:
+        with self._condition:
+            if self._pending is None:
+                return
+            token, request = self._pending
+            self._pending, self._busy = None, True
+        try:
+            self._job(request, lambda: self._token != token)
+        finally:
+            with self._condition:
+                self._busy = False
+                self._condition.notify_all()
