@@ -276,7 +276,8 @@ def test_a_range_typed_for_one_attribute_is_kept_and_each_starts_with_what_it_ho
     model, latents, table, cnn, oracle, images = setup
     dictionary = {"age": AttributeInfo("age", "age", "years", hold=("sex",)),
                   "ctr": AttributeInfo("ctr", "cardiothoracic ratio", anchors=((0.5, "enlarged heart"),)),
-                  "sex": AttributeInfo("sex", levels={"f": "female", "m": "male"})}
+                  "sex": AttributeInfo("sex", levels={"f": "female", "m": "male"}),
+                  "nt_probnp_pg_ml": AttributeInfo("nt_probnp_pg_ml", "NT-proBNP", "pg/mL", log=True)}
     e = Explorer(model, latents, table, cnn=cnn, oracle=oracle, images=images, dictionary=dictionary,
                  export_dir=tmp_path)
     try:
@@ -292,6 +293,13 @@ def test_a_range_typed_for_one_attribute_is_kept_and_each_starts_with_what_it_ho
         e.attribute.value = "age"
         assert (e.start.value, e.stop.value) == (-1.0, 0.5)  # kept
         assert e.wait()["label"] == "age"
+        e.attribute.value = "nt_probnp_pg_ml"  # a lab value on its log scale, typed in pg/mL
+        e.units.value = "value"
+        e.start.value, e.stop.value = 100.0, 200.0
+        e.attribute.value = "age"
+        e.attribute.value = "nt_probnp_pg_ml"  # kept, although restoring its log scale changes that box too
+        assert (e.units.value, e.start.value, e.stop.value, e.log_scale.value) == ("value", 100.0, 200.0, True)
+        assert e.wait()["targets"][-1] == pytest.approx(200.0)
     finally:
         e.close()
 

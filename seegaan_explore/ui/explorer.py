@@ -245,12 +245,14 @@ class Explorer(widgets.VBox):
 
     @contextmanager
     def _quietly(self) -> Iterator[None]:
-        """While the Explorer itself moves controls: their observers ask for no render."""
-        self._quiet = True
+        """While the Explorer itself moves controls: their observers ask for no render. Nested uses
+        leave it quiet until the outermost ends (else a change made after an inner one would be
+        taken for the user's, and reset what was just restored)."""
+        before, self._quiet = self._quiet, True
         try:
             yield
         finally:
-            self._quiet = False
+            self._quiet = before
 
     def _set_status(self, message: str, error: bool = False, colour: str | None = None) -> None:
         colour = colour or ("#b00020" if error else "#2e7d32")
