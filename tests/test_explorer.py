@@ -472,3 +472,27 @@ def test_with_a_data_root_only_files_inside_it_are_read_and_outside_ones_are_not
         assert e.wait()["patient"] == "upload:film.png"
     finally:
         e.close()
+
+
+def test_a_categorical_column_is_offered_as_contrasts_and_held_as_a_whole(setup, tmp_path):
+    """A column of three levels: each level against the most frequent and against the rest as attributes;
+    as a confounder the whole column (held by a term per level, or matched to the patient's level)."""
+    model, latents, table, cnn, oracle, images = setup
+    table = table.assign(ward=np.array(["icu", "cardiology", "icu", "emergency"] * len(table))[: len(table)])
+    e = Explorer(model, latents, table, cnn=cnn, oracle=oracle, images=images, export_dir=tmp_path)
+    try:
+        offered = dict((value, label) for label, value in e.attribute.options)
+        assert offered["ward=cardiology:icu"] == "ward: cardiology vs icu" and offered["ward=icu"] == "ward: icu vs the rest"
+        e.attribute.value = "age"
+        holdable = [value for _, value in e.confounders.options]
+        assert "ward" in holdable and not [v for v in holdable if v.startswith("ward=")]
+        e.confounders.value, e.match.value = ("ward",), True
+        r = e.wait()
+        assert r["error"] is None and r["args"]["match"] == ("ward",)
+        patient_level = table["ward"].iloc[r["patient"]]
+        assert r["diagnostics"]["n"] == (table["ward"] == patient_level).sum()  # fitted among the patient's ward
+        e.attribute.value = "ward=emergency"
+        assert "ward" not in [value for _, value in e.confounders.options]  # never its own column
+        assert e.wait()["label"] == "ward: emergency vs the rest"
+    finally:
+        e.close()

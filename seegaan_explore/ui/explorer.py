@@ -98,7 +98,7 @@ class Explorer(widgets.VBox):
             value="mean_shift", description="Direction", style=style, layout=wide)
         self.confounders = widgets.SelectMultiple(options=[], description="Hold fixed", rows=3, style=style,
                                                   layout=wide)
-        self.match = widgets.Checkbox(value=False, description="match two-level ones to the patient", indent=False,
+        self.match = widgets.Checkbox(value=False, description="match categories to the patient", indent=False,
                                       tooltip="fit on the exams that share the patient's value (its view, its sex), "
                                               "instead of holding it by a linear term",
                                       layout=widgets.Layout(width="auto"))
@@ -182,7 +182,8 @@ class Explorer(widgets.VBox):
     def args(self) -> dict:
         """The plain arguments the controls describe now."""
         held = tuple(self.confounders.value)
-        match = tuple(c for c in held if self.match.value and self.renderer.study.two_level(c))
+        study = self.renderer.study
+        match = tuple(c for c in held if self.match.value and (study.two_level(c) or c in study.categorical()))
         return {"attribute": self.attribute.value, "estimator": self.estimator.value,
                 "confounders": tuple(c for c in held if c not in match), "match": match,
                 "log": self.log_scale.value, "units": self.units.value,
@@ -320,12 +321,13 @@ class Explorer(widgets.VBox):
         """Offer every attribute but the chosen one; keep what is still valid, or with ``defaults``
         hold what the dictionary holds for this attribute (NT-proBNP: age and view)."""
         study, name = self.renderer.study, self.attribute.value
-        keep = [c for c in self.confounders.value if c != name]
-        if defaults:
-            keep = [c for c in study.info(name).hold if c in study.attributes and c != name]
+        # whole columns are held (a categorical one by all its levels), never the attribute's own column
+        own = study.column_of(name)
+        holdable = [a for a in [*study.attributes, *study.categorical()] if study.column_of(a) == a != own]
+        keep = study.info(name).hold if defaults else self.confounders.value
         with self._quietly():
-            self.confounders.options = [(study.label(a), a) for a in study.attributes if a != name]
-            self.confounders.value = tuple(keep)
+            self.confounders.options = [(study.label(a), a) for a in holdable]
+            self.confounders.value = tuple(c for c in keep if c in holdable)
 
     def _on_hover(self, index: int) -> None:
         try:
