@@ -32,7 +32,7 @@ from .cohort_map import MAP_PX, CohortMap, CohortMapPanel
 from .downloads import ExportBar
 from .film import Film, film_curve, png
 from .patient_choice import PatientChoice
-from .ranges import default_range, log_by_default, rounded
+from .ranges import anchor_buttons, default_range, log_by_default, rounded
 from .renderer import CNN_PREDICTION, LATENT_SHIFT, MAX_FRAMES, SPLINE, Renderer
 from .words import VERDICT_COLOURS, verdict_html
 from .worker import LatestWins
@@ -297,16 +297,7 @@ class Explorer(widgets.VBox):
         self.request()
 
     def _sync_anchors(self) -> None:
-        info = self.renderer.study.info(self.attribute.value)
-        buttons = []
-        for value, words in info.anchors:
-            button = widgets.Button(description=info.format(value, unit=False), tooltip=words or info.format(value),
-                                    layout=widgets.Layout(width="auto"))
-            button.anchor = value
-            button.on_click(self._on_anchor)
-            buttons.append(button)
-        unit = f" ({info.unit})" if info.unit else ""
-        self.anchors.children = ([widgets.HTML(f"<small>go to{unit}:</small>"), *buttons] if buttons else [])
+        self.anchors.children = anchor_buttons(self.renderer.study.info(self.attribute.value), self._on_anchor)
 
     def _on_frame(self, change) -> None:
         """The film's slider stopped or the film paused on a frame: the attribution follows it."""

@@ -3,8 +3,12 @@ clinical anchor, in the attribute's units or in SDs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import ipywidgets as widgets
 import numpy as np
 
+from ..explore.dictionary import AttributeInfo
 from ..explore.study import Study, from_scale
 
 
@@ -38,3 +42,17 @@ def default_range(study: Study, attribute: str, units: str, log: bool, row: int 
     sd = study.sd(attribute, log)
     low, high, _ = study.within_range(attribute, log, centre - 2 * sd, centre + 2 * sd)
     return tuple(rounded(v) for v in from_scale(np.array([low, high]), log))
+
+
+def anchor_buttons(info: AttributeInfo, on_click: Callable) -> list[widgets.Widget]:
+    """"go to (pg/mL): 125 450 900": one button per clinical anchor of the dictionary (none without),
+    each carrying its value as ``button.anchor``."""
+    buttons = []
+    for value, words in info.anchors:
+        button = widgets.Button(description=info.format(value, unit=False), tooltip=words or info.format(value),
+                                layout=widgets.Layout(width="auto"))
+        button.anchor = value
+        button.on_click(on_click)
+        buttons.append(button)
+    unit = f" ({info.unit})" if info.unit else ""
+    return [widgets.HTML(f"<small>go to{unit}:</small>"), *buttons] if buttons else []
