@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -21,6 +22,8 @@ from seegaan_explore.explore.directions import fit_direction
 from seegaan_explore.explore.export import load_direction, load_traversal
 from seegaan_explore.explore.latent_shift import latent_shift
 from seegaan_explore.explore.latents import encode_cohort
+from seegaan_explore.explore.report import FilmReport
+from seegaan_explore.explore.study import Study
 from seegaan_explore.explore.traversal import traverse
 from seegaan_explore.model import SeeGaan, load_model, preset_config, save_model
 from seegaan_explore.model.cnn import CnnConfig, RadiographCNN, load_cnn, save_cnn
@@ -180,9 +183,11 @@ def test_traverse_an_image_file_along_a_direction_fitted_on_the_spot(setup, tmp_
     w0 = model.encode(torch.from_numpy(load_preprocessed(image, 32))[None, None])[0]
     np.testing.assert_allclose(saved.latents[1] - w0.numpy(), 10 * direction.vector, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(saved.frames, traverse(model, w0, direction, [0, 10]).frames, atol=1e-5)
-    # nothing measures age on the frames: only what the images tell
+    # nothing measures age on the frames (12 phantoms are too few for a reader): only what the images tell
     printed = _json_lines(capsys.readouterr().out)[-1]["quality"]
-    assert set(printed) == {"proximity", "reconstruction_psnr_db", "measured_by"} and printed["measured_by"] is None
+    assert set(printed) == {"proximity", "reconstruction_psnr_db", "measured_by", "not_measured", "leakage_read_by",
+                            "leakage_unread"} and printed["measured_by"] is None
+    assert "nothing measures age" in printed["not_measured"] and not printed["leakage_read_by"]
     assert printed["reconstruction_psnr_db"] == pytest.approx(
         quality.psnr_db(saved.reconstruction, load_preprocessed(image, 32)), rel=1e-4)
 
@@ -412,6 +417,30 @@ def test_directions_of_a_categorical_column_fitted_on_a_split(setup, tmp_path, c
     with pytest.raises(SystemExit, match="--where chooses the rows a direction is fitted on: it needs --attribute"):
         main([*traverse[:traverse.index("--attribute")], "--direction", line["file"], "--where", "split=train",
               "--amounts", "1", "--out", str(tmp_path), "--id", "phantom_s0_000011"])
+
+
+def test_traverse_and_export_carry_the_ends_the_verdict_and_what_read_the_film(setup, tmp_path, capsys):
+    patient = "phantom_s0_000003"
+    assert main(["traverse", "--checkpoint", str(setup / "tiny.safetensors"), *FP32, "--id", patient,
+                 "--attribute", "severity", "--range", "-1", "1", "--frames", "3", "--sd",
+                 "--format", "gif", "png", "html", "npz", "--out", str(tmp_path), *_cohort_args(setup)]) == 0
+    printed = _json_lines(capsys.readouterr().out)[0]
+    assert printed["ends"] == ["lower severity", "higher severity"]
+    assert printed["verdict"]["level"] == "care" and printed["verdict"]["headline"] == "Read this film with care."
+    assert any("nothing measured severity" in reason for reason in printed["verdict"]["reasons"])
+    others = set(Study(_latents(setup).latents, _latents(setup).table).attributes) - {"severity"}
+    unread = printed["quality"]["leakage_unread"]
+    assert set(unread) == others and all("only 12 exams of 12 patients" in why for why in unread.values())
+    stem = tmp_path / f"{patient}.severity"
+    report = FilmReport.from_json(Image.open(f"{stem}.png").text["Comment"])
+    assert report.ends == ("lower severity", "higher severity") and report.verdict[0] == "care"
+    assert report.scores["reconstruction_psnr_db"] == pytest.approx(printed["quality"]["reconstruction_psnr_db"])
+    assert FilmReport.from_json(Image.open(f"{stem}.gif").info["comment"].decode("utf-8")) == report
+    assert "− = lower severity, + = higher severity" in Path(f"{stem}.html").read_text(encoding="utf-8")
+    assert main(["export", f"{stem}.npz", "--format", "html", "png", "--out", str(tmp_path / "again")]) == 0
+    again = tmp_path / "again" / f"{patient}.severity"
+    assert FilmReport.from_json(Image.open(f"{again}.png").text["Comment"]) == report
+    assert "Read this film with care." in Path(f"{again}.html").read_text(encoding="utf-8")
 
 
 def test_directions_on_the_hannover_radiographs_fitted_on_training_patients(hannover_dir, setup, tmp_path, capsys):

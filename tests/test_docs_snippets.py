@@ -67,3 +67,18 @@ def test_the_python_study_snippet_fits_a_contrast_on_the_training_rows(demo_cach
     assert (direction.attribute, direction.ends) == ("view=PA:AP", ("AP", "PA"))
     assert direction.diagnostics["fitted_on"] == "split = train" and direction.diagnostics["n"] == 320
     assert "view=PA:AP ('AP', 'PA')" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_quality_snippet_scores_a_film_with_the_readers(demo_cache, tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(python_block(ROOT / "docs" / "quality.md", "From Python"), "quality.md", "exec"), namespace)
+    printed = capsys.readouterr().out
+    assert printed.startswith("latent ridge reader (held-out R²") and "400 exams of 400 patients" in printed
+    assert "− = lower bmi, + = higher bmi" in printed  # the first line of the report
+    report = namespace["report"]
+    assert report.ends == ("lower bmi", "higher bmi") and report.verdict is not None
+    assert namespace["scores"]["leakage_read_by"] and "Comment" in Image.open(tmp_path / "film.png").text

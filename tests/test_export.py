@@ -1,10 +1,12 @@
-"""Exported traversals read back as written: GIF/MP4 frames, PNG panel layout, offline HTML, archives."""
+"""Exported traversals read back as written: GIF/MP4 frames, PNG panel layout, offline HTML, archives;
+and the ends in words and the quality scores they carry, read back from each."""
 
 from __future__ import annotations
 
 import base64
 import dataclasses
 import io
+import json
 import re
 
 import imageio.v3 as iio
@@ -18,9 +20,11 @@ from seegaan_explore.explore.directions import Direction, direction_from_average
 from seegaan_explore.explore.export import (
     GAP,
     LABEL_HEIGHT,
+    LINE_HEIGHT,
     TITLE_HEIGHT,
     diverging_rgb,
     load_direction,
+    load_report,
     load_traversal,
     save_direction,
     save_gif,
@@ -29,7 +33,9 @@ from seegaan_explore.explore.export import (
     save_panel,
     save_traversal,
 )
+from seegaan_explore.explore.report import FilmReport, ends_of
 from seegaan_explore.explore.traversal import traverse
+from seegaan_explore.explore.verdict import CARE, Verdict
 from seegaan_explore.model import CheckpointError, SeeGaan, preset_config
 
 K = 5
@@ -216,3 +222,99 @@ def test_a_direction_file_keeps_its_ends_and_an_average_latents_path(tmp_path):
     assert back.ends == ("lower NT-proBNP", "higher NT-proBNP")
     np.testing.assert_allclose(back.offsets([0, 10, 30, 70]), average - average[0], atol=1e-6)
     np.testing.assert_allclose(back.offsets([50]), path.offsets([50]), atol=1e-6)
+
+
+READER = "latent ridge reader (held-out R² 0.41; 194 exams of 60 patients)"
+
+
+@pytest.fixture(scope="module")
+def report(traversal):
+    scores = {"reconstruction_psnr_db": 27.25, "monotonicity": 0.9, "achieved_over_intended": 0.8,
+              "measured_by": "the CNN", "leakage": {"age": 4.0}, "leakage_read_by": {"age": READER},
+              "leakage_unread": {"sex": "latent ridge reader (held-out R² 0.02), not used: held-out R² below 0.2"},
+              "measured": np.zeros(K)}  # arrays are left out of the report
+    leakage = [("age", 0.62, f"+7 years across the film; read by the {READER}")]
+    verdict = Verdict(CARE, (f"age changes too (+7 years across the film; read by the {READER}): the film shows "
+                             "it as well",))
+    return FilmReport.of(traversal, scores, verdict=verdict, leakage=leakage, target="severity of the disease")
+
+
+def test_the_report_in_words_names_ends_scores_and_readers(traversal, report):
+    assert ends_of(traversal.direction) == ("lower severity", "higher severity")
+    assert report.ends == ("lower severity", "higher severity") and "measured" not in report.scores
+    lines = report.lines()
+    assert lines[:2] == ["− = lower severity, + = higher severity", "Read this film with care."]
+    assert "reconstruction: 27.2 dB PSNR against the original" in lines
+    assert any("reached 80% of the intended change" in line and "as the CNN reads it" in line for line in lines)
+    assert any(line.startswith("age: +0.62 SD per SD of severity of the disease") and "held-out R² 0.41" in line
+               for line in lines)
+    assert lines[-1] == "not read (no trusted reader): sex"
+    assert FilmReport.from_json(report.to_json()) == report
+
+
+def test_the_png_panel_writes_the_report_under_the_columns(traversal, report, tmp_path):
+    plain, scored = tmp_path / "plain.png", tmp_path / "scored.png"
+    save_panel(traversal, plain, tile=64)
+    save_panel(traversal, scored, tile=64, report=report)
+    without, with_report = Image.open(plain), Image.open(scored)
+    assert with_report.size[0] == without.size[0] == K * (64 + GAP) + GAP
+    columns_end = TITLE_HEIGHT + 2 * (64 + GAP) + GAP + LABEL_HEIGHT
+    assert without.size[1] == columns_end
+    lines = (with_report.size[1] - columns_end - GAP) // LINE_HEIGHT
+    assert lines >= len(report.lines())  # long lines wrap to the panel's width
+    pixels = np.asarray(with_report.convert("RGB")).astype(int)
+    np.testing.assert_array_equal(pixels[:columns_end], np.asarray(without.convert("RGB")))  # the film is unchanged
+    text = pixels[columns_end:]
+    assert (text.sum(-1) < 300).sum() > 500  # dark text written below the columns
+    headline = text[LINE_HEIGHT:2 * LINE_HEIGHT]
+    assert ((headline[..., 0] - headline[..., 2]) > 100).any()  # the verdict in its colour (amber: care)
+    assert "Comment" not in without.text
+    assert FilmReport.from_json(with_report.text["Comment"]) == report
+
+
+def test_the_gif_keeps_its_frames_and_carries_the_report_as_its_comment(traversal, report, tmp_path):
+    path = tmp_path / "t.gif"
+    save_gif(traversal, path, report=report)
+    np.testing.assert_array_equal(iio.imread(path, index=None)[..., 0], to_uint8(traversal.frames))
+    comment = Image.open(path).info["comment"].decode("utf-8")
+    assert FilmReport.from_json(comment) == report
+    assert json.loads(comment)["ends"] == ["lower severity", "higher severity"]
+
+
+def test_the_html_report_says_which_end_is_plus_and_how_far_to_trust_the_film(traversal, report, tmp_path):
+    plain, scored = tmp_path / "plain.html", tmp_path / "scored.html"
+    save_html_report(traversal, plain)
+    save_html_report(traversal, scored, report=report)
+    html, before = scored.read_text(encoding="utf-8"), plain.read_text(encoding="utf-8")
+    block = re.search(r'<div id="seegaan-film-report".*?</div>', html, flags=re.S).group(0)
+    assert "<b>− = lower severity, + = higher severity</b>" in block
+    assert "Read this film with care." in block and "color:rgb(170,95,0)" in block
+    assert "reconstruction: 27.2 dB PSNR" in block and "held-out R² 0.41; 194 exams of 60 patients" in block
+    assert "not read (no trusted reader): sex" in block
+    data = re.search(r'<script type="application/json" id="seegaan-film-report-json">(.*?)</script>', html,
+                     flags=re.S).group(1)
+    assert FilmReport.from_json(data) == report
+    assert "\\u2212 = lower severity, + = higher severity" in html  # in the figure's title too
+    assert "seegaan-film-report" not in before and "lower severity" not in before
+
+
+def test_the_traversal_archive_keeps_the_report(traversal, report, tmp_path):
+    save_traversal(traversal, tmp_path / "with.npz", report=report)
+    save_traversal(traversal, tmp_path / "without.npz")
+    assert load_report(tmp_path / "with.npz") == report
+    assert load_report(tmp_path / "without.npz") is None
+    back, _ = load_traversal(tmp_path / "with.npz")
+    np.testing.assert_array_equal(back.frames, traversal.frames)
+
+
+def test_without_a_report_a_direction_that_records_its_ends_still_shows_them(traversal, tmp_path):
+    sexed = traversal.__class__(**{**traversal.__dict__, "direction": dataclasses.replace(
+        traversal.direction, attribute="sex", ends=("female", "male"))})
+    save_panel(sexed, tmp_path / "sex.png", tile=64)
+    save_panel(traversal, tmp_path / "plain.png", tile=64)
+    plain_height = Image.open(tmp_path / "plain.png").size[1]
+    assert Image.open(tmp_path / "sex.png").size[1] == plain_height + LINE_HEIGHT + GAP
+    assert "Comment" not in Image.open(tmp_path / "sex.png").text
+    save_html_report(sexed, tmp_path / "sex.html")
+    assert "sex: traversal along the mean_shift direction (SD); \\u2212 = female, + = male" in (
+        tmp_path / "sex.html").read_text(encoding="utf-8")

@@ -53,3 +53,41 @@ def test_an_upload_the_bundled_model_cannot_represent_is_not_to_be_interpreted(t
     assert result["quality"]["reconstruction_psnr_db"] < low - 3
     assert result["verdict"].level == STOP
     assert "does not represent this image" in result["verdict"].reasons[0]
+
+
+READ = "the latent ridge reader (held-out R² 0.89; 243 exams of 71 patients) on the re-encoded frames"
+
+
+@pytest.mark.parametrize("achieved, words", [
+    (0.1, f"view barely changed even as {READ} reads it (10% of the intended change), and that reader reads "
+          "high"),
+    (0.9, "nothing measured view on the frames"),  # a latent reader reads high: it never vouches for a film
+])
+def test_a_latent_reader_of_the_target_only_ever_raises_doubt(achieved, words):
+    quality = {"measured_by": None, "target_read": {"achieved_over_intended": achieved, "monotonicity": 1.0,
+                                                    "by": READ}}
+    verdict = judge(quality, target="view")
+    assert verdict.level == CARE and verdict.reasons == (words + ("" if achieved < 0.5 else
+                                                                  ", so whether they show the intended change is "
+                                                                  "unknown"),)
+
+
+def test_leakage_in_words_counts_only_what_was_held_and_names_the_reader():
+    import pandas as pd
+
+    from seegaan_explore.explore.study import Study
+    from seegaan_explore.explore.verdict import leakage_in_words
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"age": rng.normal(60, 10, 50), "sex": rng.choice(["f", "m"], 50),
+                          "bnp": rng.normal(0, 1, 50)})
+    study = Study(rng.normal(size=(50, 4)), table)
+    reader = "latent ridge reader (held-out R² 0.41; 50 exams of 50 patients)"
+    leakage = {"age": 2.0, "sex": -0.2}  # per unit of the target, whose SD is 1 and which moves 4 units
+    every, judged = leakage_in_words(study, leakage, target_sd=1.0, intended=4.0, held=["sex"],
+                                     read_by={"age": reader})
+    assert [label for label, _, _ in every] == ["sex", "age"]  # largest share of an SD first
+    sex, age = every
+    assert age[1] == pytest.approx(2.0 / study.sd("age", False))
+    assert age[2] == f"+8.00 across the film; read by the {reader}"
+    assert sex[2] == "80% of the way towards f" and judged == [sex]  # sex was held: only it counts

@@ -49,22 +49,22 @@ def _add_direction_fit_arguments(p) -> None:
 
 
 def _write_traversal(traversal, stem: Path, formats, fps: float, predictions=None, attributions=None,
-                     prediction_label: str = "prediction") -> list[Path]:
+                     prediction_label: str = "prediction", report=None) -> list[Path]:
     from ..explore import export
 
     written = []
     for fmt in formats:
         path = stem.with_name(f"{stem.name}.{fmt}")
         if fmt == "gif":
-            export.save_gif(traversal, path, fps=fps)
+            export.save_gif(traversal, path, fps=fps, report=report)
         elif fmt == "mp4":
             export.save_mp4(traversal, path, fps=fps)
         elif fmt == "png":
-            export.save_panel(traversal, path, attributions=attributions, predictions=predictions)
+            export.save_panel(traversal, path, attributions=attributions, predictions=predictions, report=report)
         elif fmt == "html":
-            export.save_html_report(traversal, path, predictions, prediction_label=prediction_label)
+            export.save_html_report(traversal, path, predictions, prediction_label=prediction_label, report=report)
         else:
-            export.save_traversal(traversal, path, predictions)
+            export.save_traversal(traversal, path, predictions, report=report)
         written.append(path)
     return written
 
@@ -205,9 +205,10 @@ def _run_traverse(args) -> int:
     from tqdm.auto import tqdm
 
     from ..data.images import load_preprocessed
-    from ..explore import quality
     from ..explore.attributes import split_scaled_name
     from ..explore.export import load_direction
+    from ..explore.readers import readers_of
+    from ..explore.report import report_on
     from ..explore.study import measured
     from ..explore.traversal import traverse
 
@@ -232,7 +233,8 @@ def _run_traverse(args) -> int:
                          "it needs cohort patients (--id), not --image")
     if args.where and not args.attribute:
         raise ValueError("--where chooses the rows a direction is fitted on: it needs --attribute")
-    if args.id or args.attribute:
+    study = readers = cohort_psnr = None
+    if args.id or args.attribute or args.data is not None:
         cohort, latents = encoded_cohort(args, model, progress)
         study = cohort_study(cohort, latents, args, cnn=cnn)
         fitted_on = study.subset(args.where)[0] if args.attribute else None
@@ -242,6 +244,10 @@ def _run_traverse(args) -> int:
             direction = fit_cohort_direction(study, args.attribute, args)
             if said_rows(direction):
                 print(said_rows(direction), file=sys.stderr)
+    if study is not None:  # the other attributes are read on the frames, as the dashboard reads them
+        readers = readers_of(study, ([study.check(args.attribute)] if args.attribute else []) + study.attributes,
+                             cohort.patient_column)
+        cohort_psnr = _cohort_psnr(model, cohort, latents, args)
     subjects = args.id or args.image
     paths = dict(zip(cohort.ids, cohort.paths)) if args.id else {}
     for subject in tqdm(subjects, desc="Traversals", unit="patient", disable=not progress or len(subjects) < 2):
@@ -268,17 +274,39 @@ def _run_traverse(args) -> int:
                 attributions = attribute(cnn, frames, args.attribution)
         target, log = (CNN_PREDICTION, False) if args.latent_shift else split_scaled_name(direction.attribute)
         measured_target, by = measured(target, log, getattr(cnn, "config", None), cnn_predictions=predictions)
-        if len(amounts) < 3:
-            measured_target = None
-        scores = quality.score(t, measured_target, original=original)
+        scores, report = report_on(t, study=study, model=model, readers=readers, measured=measured_target,
+                                   measured_by=by, not_measured=by, original=original, cohort_psnr=cohort_psnr,
+                                   target=CNN_PREDICTION if args.latent_shift else None)
         stem = args.out / f"{safe_name(name)}.{safe_name(direction.attribute)}"
-        written = _write_traversal(t, stem, args.format, args.fps, predictions, attributions, label)
+        written = _write_traversal(t, stem, args.format, args.fps, predictions, attributions, label, report)
         print(json.dumps({"subject": str(subject), "attribute": direction.attribute, "amounts": amounts.tolist(),
                           "in_sd": args.sd, **({"predictions": predictions.tolist()} if cnn is not None else {}),
-                          "quality": {**scores, "measured_by": by if measured_target is not None else None},
+                          "ends": list(report.ends), "quality": scores,
+                          "verdict": {"level": report.verdict[0], "headline": report.verdict[1],
+                                      "reasons": list(report.verdict[2])},
+                          "leakage": [{"attribute": a, "sd_per_sd": share, "change": words}
+                                      for a, share, words in report.leakage],
                           **({"in_fit": bool(fitted_on[latents.row(subject)])} if args.id and args.where else {}),
                           "files": [str(p) for p in written]}))
     return 0
+
+
+def _cohort_psnr(model, cohort, latents, args) -> tuple[float, float]:
+    """The cohort's reconstruction PSNR in dB, (median, 5th percentile), over up to 64 of its images:
+    what a film's starting point is judged against, as the dashboard judges it."""
+    import numpy as np
+    import torch
+
+    from ..metrics import psnr_db
+
+    n = len(latents.ids)
+    rows = np.unique(np.linspace(0, n - 1, min(64, n)).astype(int))
+    row_of = {image_id: k for k, image_id in enumerate(cohort.ids)}
+    images = cohort.subset([row_of[latents.ids[k]] for k in rows]).images(
+        model.config.resolution, args.cache_dir, progress=False)
+    decoded = model.decode(torch.from_numpy(np.asarray(latents.latents[rows], np.float32)))[:, 0].cpu().numpy()
+    psnr = [psnr_db(d, np.asarray(image, np.float32)) for d, image in zip(decoded, images)]
+    return float(np.median(psnr)), float(np.percentile(psnr, 5))
 
 
 def add_export(sub) -> None:
@@ -292,12 +320,12 @@ def add_export(sub) -> None:
 
 
 def _run_export(args) -> int:
-    from ..explore.export import load_traversal
+    from ..explore.export import load_report, load_traversal
 
     for source in args.traversal:
         traversal, predictions = load_traversal(source)
         stem = (args.out or source.parent) / source.stem
-        written = _write_traversal(traversal, stem, args.format, args.fps, predictions)
+        written = _write_traversal(traversal, stem, args.format, args.fps, predictions, report=load_report(source))
         print(json.dumps({"traversal": str(source), "files": [str(p) for p in written]}))
     return 0
 

@@ -1,5 +1,8 @@
 """Files a scientist keeps or shares: traversals as GIF, MP4, a PNG panel or a self-contained HTML
-report; attribution overlays; and direction and traversal archives that the CLI reads back.
+report; attribution overlays; and direction and traversal archives that the CLI reads back. Given a
+:class:`~seegaan_explore.explore.report.FilmReport`, the GIF, the PNG panel, the HTML report and
+the archive carry which end is + and the quality scores (in words where a reader sees them, as JSON
+in the file's metadata: the GIF's comment, the PNG's ``Comment`` text chunk).
 
 Everything is written through :func:`~seegaan_explore.fileio.atomic_write`, so an interrupted
 export never leaves a truncated file under the final name. Images in [-1, 1] map linearly to
@@ -17,15 +20,18 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
+from PIL.PngImagePlugin import PngInfo
 
 from ..data.images import to_uint8
 from ..fileio import atomic_write
 from ..model.checkpoint import atomic_save_tensors, read_header
 from .directions import Direction, direction_from_average_latents
+from .report import FilmReport, ends_line
 from .traversal import Traversal
 
 __all__ = [
-    "GAP", "LABEL_HEIGHT", "TITLE_HEIGHT", "diverging_rgb", "heat_overlay", "load_direction", "load_traversal",
+    "GAP", "LABEL_HEIGHT", "LINE_HEIGHT", "TITLE_HEIGHT", "diverging_rgb", "heat_overlay", "load_direction",
+    "load_report", "load_traversal",
     "save_attribution_png", "save_direction", "save_gif", "save_html_report", "save_mp4", "save_panel",
     "save_traversal",
 ]
@@ -34,6 +40,8 @@ DIRECTION_FORMAT = "seegaan-explore-direction/1"
 GAP = 4  # pixels between panel tiles
 TITLE_HEIGHT = 20
 LABEL_HEIGHT = 32  # two lines under each column: the step, and the prediction when given
+LINE_HEIGHT = 15  # one line of the report under the panel
+VERDICT_COLOURS = {"trust": (0, 110, 50), "care": (170, 95, 0), "stop": (180, 0, 0)}
 # RdBu reversed: blue for darker than the reconstruction, red for brighter
 _DIVERGING = np.array([(5, 48, 97), (67, 147, 195), (247, 247, 247), (214, 96, 77), (103, 0, 31)], np.float64)
 
@@ -74,11 +82,14 @@ def _write_frames(path: Path, frames: np.ndarray, **options) -> None:
         iio.imwrite(tmp, frames, **options)
 
 
-def save_gif(traversal: Traversal, path: str | Path, fps: float = 8) -> None:
-    """The traversal's frames as a looping grey GIF (lossless: 256 grey levels).
+def save_gif(traversal: Traversal, path: str | Path, fps: float = 8, report: FilmReport | None = None) -> None:
+    """The traversal's frames as a looping grey GIF (lossless: 256 grey levels); the ``report``
+    (its ends and scores, :class:`~seegaan_explore.explore.report.FilmReport`) as JSON in the GIF's
+    comment, ``json.loads(PIL.Image.open(path).info["comment"])``.
 
     GIF stores delays in hundredths of a second, and Pillow merges identical consecutive frames."""
-    _write_frames(Path(path), to_uint8(traversal.frames), extension=".gif", duration=1000 / fps, loop=0)
+    comment = {"comment": report.to_json()} if report is not None else {}
+    _write_frames(Path(path), to_uint8(traversal.frames), extension=".gif", duration=1000 / fps, loop=0, **comment)
 
 
 def save_mp4(traversal: Traversal, path: str | Path, fps: float = 8, quality: int = 10) -> None:
@@ -99,14 +110,46 @@ def _tile(rgb: np.ndarray, size: int) -> Image.Image:
     return image.resize((size, size), Image.Resampling.NEAREST if size > image.size[0] else Image.Resampling.BOX)
 
 
+def _panel_text(traversal: Traversal, report: FilmReport | None) -> list[str]:
+    """What is written under a panel: the report's lines, or the direction's recorded ends alone."""
+    if report is not None:
+        return report.lines()
+    return [ends_line(traversal.direction.ends)] if len(traversal.direction.ends) == 2 else []
+
+
+_PLAIN = str.maketrans({"−": "-", "–": "-", "—": "-", "²": "^2", "≥": ">=", "≤": "<=", "×": "x", "’": "'"})
+
+
+def _wrapped(lines: list[str], draw: ImageDraw.ImageDraw, font, width: int) -> list[str]:
+    """Lines broken at spaces to fit ``width`` pixels, continuations indented; characters the
+    built-in font lacks become plain ones (R², −)."""
+    out = []
+    for line in lines:
+        current = ""
+        for word in line.translate(_PLAIN).split(" "):
+            candidate = f"{current} {word}" if current else word
+            if current.strip() and draw.textlength(candidate, font=font) > width:
+                out.append(current)
+                current = f"   {word}"
+            else:
+                current = candidate
+        out.append(current)
+    return out
+
+
 def save_panel(traversal: Traversal, path: str | Path, attributions: np.ndarray | None = None,
-               predictions=None, *, tile: int | None = None, difference_range: float = 0.5) -> None:
+               predictions=None, *, tile: int | None = None, difference_range: float = 0.5,
+               report: FilmReport | None = None) -> None:
     """A PNG: one column per step; rows: frames, difference maps (frame minus reconstruction), and
     when given the attribution of each frame over it. Under each column its step and, when given,
-    the prediction for the frame.
+    the prediction for the frame. Under the columns, the ``report``
+    (:class:`~seegaan_explore.explore.report.FilmReport`: which end is +, the verdict and the
+    quality scores) in words, its JSON in the PNG's ``Comment`` text chunk; without a report, the
+    two ends where the direction records them.
 
     ``tile``: pixels per image (default the image size, at least 128; enlarged by pixel repetition).
-    Size: ``K * (tile + GAP) + GAP`` wide, ``TITLE_HEIGHT + rows * (tile + GAP) + GAP + LABEL_HEIGHT`` high.
+    Size: ``K * (tile + GAP) + GAP`` wide, ``TITLE_HEIGHT + rows * (tile + GAP) + GAP + LABEL_HEIGHT`` high,
+    and ``LINE_HEIGHT`` more per line of text under the columns, with a ``GAP`` below them.
     """
     frames = traversal.frames
     k, size = len(frames), frames.shape[-1]
@@ -119,10 +162,12 @@ def save_panel(traversal: Traversal, path: str | Path, attributions: np.ndarray 
         rows.append(np.stack([heat_overlay(f, a) for f, a in zip(frames, attributions)]))
     predictions = _checked_predictions(predictions, k)
     width = k * (tile + GAP) + GAP
-    height = TITLE_HEIGHT + len(rows) * (tile + GAP) + GAP + LABEL_HEIGHT
+    font = ImageFont.load_default(size=12)
+    text = _wrapped(_panel_text(traversal, report), ImageDraw.Draw(Image.new("RGB", (1, 1))), font, width - 2 * GAP)
+    labels_height = TITLE_HEIGHT + len(rows) * (tile + GAP) + GAP + LABEL_HEIGHT
+    height = labels_height + (len(text) * LINE_HEIGHT + GAP if text else 0)
     panel = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(panel)
-    font = ImageFont.load_default(size=12)
     d = traversal.direction
     draw.text((GAP, 4), f"{d.attribute} ({d.estimator}); differences at +-{difference_range:g}",
               fill="black", font=font)
@@ -136,8 +181,15 @@ def save_panel(traversal: Traversal, path: str | Path, attributions: np.ndarray 
         draw.text((left, labels_top), label, fill="black", font=font)
         if predictions is not None:
             draw.text((left, labels_top + 15), f"pred {predictions[c]:.3g}", fill="black", font=font)
+    headline = report.verdict[1] if report is not None and report.verdict is not None else None
+    for n, line in enumerate(text):
+        colour = VERDICT_COLOURS[report.verdict[0]] if headline and line == headline.translate(_PLAIN) else "black"
+        draw.text((GAP, labels_height + n * LINE_HEIGHT), line, fill=colour, font=font)
+    info = PngInfo()
+    if report is not None:
+        info.add_itxt("Comment", report.to_json())
     with atomic_write(Path(path)) as tmp:
-        panel.save(tmp, format="PNG")
+        panel.save(tmp, format="PNG", pnginfo=info)
 
 
 def save_attribution_png(image: np.ndarray, attribution: np.ndarray, path: str | Path, *,
@@ -167,11 +219,34 @@ def _png_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+def _report_html(report: FilmReport) -> str:
+    """The report above the figure: the ends, the verdict in its colour with its reasons, the
+    scores; and its JSON in a script element that a program reads (``id="seegaan-film-report-json"``)."""
+    import html
+
+    lines = report.lines()
+    parts = [f"<p><b>{html.escape(lines[0])}</b></p>"]
+    rest = lines[1:]
+    if report.verdict is not None:
+        level, headline, reasons = report.verdict
+        colour = "rgb({},{},{})".format(*VERDICT_COLOURS[level])
+        parts.append(f'<p style="color:{colour}"><b>{html.escape(headline)}</b></p>')
+        parts.append("<ul>" + "".join(f"<li>{html.escape(r)}</li>" for r in reasons) + "</ul>")
+        rest = rest[1 + len(reasons):]
+    parts.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in rest) + "</ul>")
+    data = report.to_json().replace("</", "<\\/")
+    return (f'<div id="seegaan-film-report" style="font-family:sans-serif;margin:1em 2em">{"".join(parts)}</div>\n'
+            f'<script type="application/json" id="seegaan-film-report-json">{data}</script>\n')
+
+
 def save_html_report(traversal: Traversal, path: str | Path, predictions=None, *, title: str | None = None,
-                     prediction_label: str = "prediction", difference_range: float = 0.5) -> None:
+                     prediction_label: str = "prediction", difference_range: float = 0.5,
+                     report: FilmReport | None = None) -> None:
     """One HTML file that opens offline (plotly.js embedded, no network): the frames and their
     difference maps animated by a slider and a play button, and the prediction curve with the
-    current step marked when ``predictions`` are given."""
+    current step marked when ``predictions`` are given. The title says which end is +; above the
+    figure, the ``report`` (:class:`~seegaan_explore.explore.report.FilmReport`: the verdict and the
+    quality scores) in words."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -207,8 +282,10 @@ def save_html_report(traversal: Traversal, path: str | Path, predictions=None, *
     fig.frames = [go.Frame(data=step_traces(k), traces=traced, name=str(k)) for k in range(len(labels))]
     show = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}}
     play = {"frame": {"duration": 150, "redraw": True}, "fromcurrent": True, "transition": {"duration": 0}}
+    ends = report.ends if report is not None else d.ends if len(d.ends) == 2 else None
     fig.update_layout(
-        title=title or f"{d.attribute}: traversal along the {d.estimator} direction ({unit})",
+        title=title or f"{d.attribute}: traversal along the {d.estimator} direction ({unit})"
+                       + (f"; {ends_line(ends)}" if ends else ""),
         height=460, width=420 * len(titles) + 80, showlegend=False,
         updatemenus=[{"type": "buttons", "x": 0, "y": -0.12, "xanchor": "left", "direction": "left", "buttons": [
             {"label": "play", "method": "animate", "args": [None, play]},
@@ -220,6 +297,8 @@ def save_html_report(traversal: Traversal, path: str | Path, predictions=None, *
     )
     html = fig.to_html(include_plotlyjs=True, full_html=True, include_mathjax=False, auto_play=False,
                        config={"displaylogo": False})
+    if report is not None:
+        html = html.replace("<body>", "<body>\n" + _report_html(report), 1)
     with atomic_write(Path(path)) as tmp:
         tmp.write_text(html, encoding="utf-8")
 
@@ -285,9 +364,9 @@ _TRAVERSAL_KEYS = ("amounts", "in_sd", "latents", "reconstruction", "frames", "d
                    "direction")
 
 
-def save_traversal(traversal: Traversal, path: str | Path, predictions=None) -> None:
-    """A traversal (and the per-frame predictions, if any) as one ``.npz`` that
-    :func:`load_traversal` and the ``export`` command read back without pickle."""
+def save_traversal(traversal: Traversal, path: str | Path, predictions=None, report: FilmReport | None = None) -> None:
+    """A traversal (and the per-frame predictions and its ``report``, if any) as one ``.npz`` that
+    :func:`load_traversal`, :func:`load_report` and the ``export`` command read back without pickle."""
     arrays = {"amounts": traversal.amounts, "in_sd": np.array(traversal.in_sd), "latents": traversal.latents,
               "reconstruction": traversal.reconstruction, "frames": traversal.frames,
               "differences": traversal.differences, "direction_vector": traversal.direction.vector,
@@ -295,8 +374,14 @@ def save_traversal(traversal: Traversal, path: str | Path, predictions=None) -> 
     predictions = _checked_predictions(predictions, len(traversal.frames))
     if predictions is not None:
         arrays["predictions"] = predictions
+    if report is not None:
+        arrays["report"] = np.array(report.to_json())
     with atomic_write(Path(path)) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, **arrays)
+
+
+_NOT_TRAVERSALS = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+                   (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"), (b"<", "an HTML or XML file"))
 
 
 def load_traversal(path: str | Path) -> tuple[Traversal, np.ndarray | None]:
@@ -304,6 +389,13 @@ def load_traversal(path: str | Path) -> tuple[Traversal, np.ndarray | None]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such traversal file")
+    with open(path, "rb") as f:
+        head = f.read(132)
+    if not head.startswith((b"PK", b"\x93NUMPY")):  # neither an .npz (a zip archive) nor an .npy
+        kind = next((name for magic, name in _NOT_TRAVERSALS if head.startswith(magic)), None) or \
+            ("a DICOM file" if head[128:132] == b"DICM" else "not an .npz archive")
+        raise ValueError(f"{path}: not a saved traversal ({kind}); export reads the .npz files that "
+                         f"'traverse --format npz' writes")
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -319,3 +411,11 @@ def load_traversal(path: str | Path) -> tuple[Traversal, np.ndarray | None]:
     traversal = Traversal(data["amounts"], bool(data["in_sd"]), data["latents"], data["reconstruction"],
                           data["frames"], data["differences"], direction)
     return traversal, data.get("predictions")
+
+
+def load_report(path: str | Path) -> FilmReport | None:
+    """The :class:`~seegaan_explore.explore.report.FilmReport` a traversal archive keeps (None
+    where it was saved without one)."""
+    path = Path(path)
+    with np.load(path, allow_pickle=False) as archive:
+        return FilmReport.from_json(str(archive["report"])) if "report" in archive.files else None

@@ -75,13 +75,16 @@ def assess(amounts, target_predictions, *, intended=None, others: dict | None = 
 def score(traversal, measured=None, *, others: dict | None = None, original: np.ndarray | None = None) -> dict:
     """The scores of a :class:`~seegaan_explore.explore.traversal.Traversal`: everything :func:`assess`
     gives where ``measured`` (the target measured on each frame, in the direction's units) is known;
-    otherwise what the images alone tell: proximity, and reconstruction error where ``original`` is given.
-    The intended change per frame is the traversal's step in the direction's units."""
+    otherwise what the images alone tell: proximity, and reconstruction error where ``original`` is given,
+    with the leakage into ``others`` where they were read. The intended change per frame is the
+    traversal's step in the direction's units."""
+    intended = traversal.amounts * (traversal.direction.scale if traversal.in_sd else 1.0)
     if measured is not None:
-        intended = traversal.amounts * (traversal.direction.scale if traversal.in_sd else 1.0)
         return assess(traversal.amounts, measured, intended=intended, others=others,
                       differences=traversal.differences, reconstruction=traversal.reconstruction, original=original)
     scores = {"proximity": proximity(traversal.differences)}
+    if others:
+        scores["leakage"] = {name: _slope(intended, values) for name, values in others.items()}
     if original is not None:
         scores["reconstruction_psnr_db"] = psnr_db(traversal.reconstruction, original)
     return scores

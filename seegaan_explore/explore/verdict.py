@@ -10,6 +10,7 @@ so that a clinician knows when not to trust a film before reading it.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 TRUST, CARE, STOP = "trust", "care", "stop"
@@ -36,7 +37,8 @@ def judge(quality: dict, *, target: str, cohort_psnr: tuple[float, float] | None
     """The verdict on one traversal.
 
     ``quality``: :func:`~seegaan_explore.explore.quality.score`'s scores (with ``measured_by`` when
-    something measured the target); ``target``: the attribute's name in words; ``cohort_psnr``: the
+    something measured the target, and ``target_read`` where only a latent reader read it,
+    :mod:`~seegaan_explore.explore.readers`); ``target``: the attribute's name in words; ``cohort_psnr``: the
     cohort's (median, 5th percentile) reconstruction PSNR in dB; ``leakage``: (attribute in words,
     its change in its SDs per SD of the target's change, the change in its own units in words);
     ``estimated``: the patient's value of the target was estimated, not recorded."""
@@ -60,7 +62,15 @@ def judge(quality: dict, *, target: str, cohort_psnr: tuple[float, float] | None
         elif mono < UNEVEN:
             care.append(f"{target} does not rise steadily across the frames (rank correlation {mono:.2f})")
     else:
-        care.append(f"nothing measured {target} on the frames, so whether they show the intended change is unknown")
+        read = quality.get("target_read") or {}
+        achieved = read.get("achieved_over_intended")
+        if achieved is not None and math.isfinite(achieved) and achieved < BARELY:
+            # the latent readers read a film's own change high, so only a shortfall is news
+            care.append(f"{target} barely changed even as {read['by']} reads it ({achieved:.0%} of the intended "
+                        "change), and that reader reads high")
+        else:
+            care.append(f"nothing measured {target} on the frames, so whether they show the intended change is "
+                        "unknown")
     for name, share, words in leakage:
         if abs(share) >= LEAKAGE_SHARE:
             care.append(f"{name} changes too ({words}): the film shows it as well as {target}")
@@ -69,3 +79,35 @@ def judge(quality: dict, *, target: str, cohort_psnr: tuple[float, float] | None
     level = STOP if stop else CARE if care else TRUST
     return Verdict(level, tuple(stop + care) or (f"{target} changes steadily and reaches the intended change, "
                                                    "and no other attribute moves as much",))
+
+
+def leakage_in_words(study, leakage: Mapping[str, float], *, target_sd: float, intended: float,
+                     held: Collection[str] = (), read_by: Mapping[str, str] | None = None) -> tuple[list, list]:
+    """The other attributes' change along a film, as :func:`judge` takes it and the exports show it.
+
+    ``study``: the :class:`~seegaan_explore.explore.study.Study` that words the attributes;
+    ``leakage``: each attribute's change per unit of the target's intended change (the quality
+    scores' ``leakage``); ``target_sd``: one SD of the target on its fitted scale; ``intended``: the
+    target's change across the film on that scale; ``read_by``: the reader that measured each
+    attribute, named in its words. Returns every attribute as (label, its change in its SDs per SD
+    of the target, the change across the film in its own units), largest first; and those the
+    verdict counts. Where attributes are held, only they count: heart failure may enlarge the
+    heart on a film of NT-proBNP, but age must not change when age is held."""
+    words_of, judged = [], []
+    for other, slope in leakage.items():
+        other_sd = study.sd(other, False)
+        if not (other_sd > 0 and target_sd > 0 and math.isfinite(slope)):
+            continue
+        change = slope * intended
+        levels = study.levels(other)
+        if levels:  # a two-level attribute moves towards one of its levels
+            low, high = sorted(levels)
+            words = f"{abs(change) / (high - low):.0%} of the way towards {levels[high if change > 0 else low]}"
+        else:
+            words = f"{'+' if change >= 0 else '−'}{study.info(other).format(abs(change))} across the film"
+        if read_by and other in read_by:
+            words += f"; read by the {read_by[other]}"
+        words_of.append((study.label(other), slope * target_sd / other_sd, words))
+        if not held or other in held:
+            judged.append(words_of[-1])
+    return sorted(words_of, key=lambda item: -abs(item[1])), judged

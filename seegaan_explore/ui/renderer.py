@@ -26,9 +26,10 @@ from ..data.images import preprocess, to_uint8
 from ..explore import quality
 from ..explore.attribution import METHODS, agreement, attribute
 from ..explore.directions import ESTIMATORS, Direction
+from ..explore.readers import read_film, readers_of
 from ..explore.study import CNN_PREDICTION, LATENT_SHIFT, MATCHABLE, SPLINE, Lru, Study, from_scale, on_scale
 from ..explore.traversal import traverse
-from ..explore.verdict import Verdict, judge
+from ..explore.verdict import Verdict, judge, leakage_in_words
 from ..metrics import psnr_db
 from ..model.cnn import at_resolution_of
 from ..model.oracle import in_table_coding
@@ -250,17 +251,27 @@ class Renderer:
         return self._traversals.put(key, entry)
 
     def _quality(self, a: dict, entry: dict) -> dict:
-        """Scores from :func:`seegaan_explore.explore.quality.score`, with what measured the target."""
+        """Scores from :func:`seegaan_explore.explore.quality.score`, with what measured the target.
+        Without an oracle (a real cohort), readers fitted on the cohort's latents read every other
+        attribute on the re-encoded frames (:mod:`~seegaan_explore.explore.readers`)."""
         t, oracle = entry["traversal"], entry["oracle_predictions"]
         measured, by = self.study.measured(a["attribute"], a["log"], cnn_predictions=entry["cnn_predictions"],
                                            oracle_predictions=oracle)
+        reading, read = None, {}
+        if oracle is None:
+            readers = readers_of(self.study, [a["attribute"], *self.study.attributes])
+            with self._model_lock:
+                reading = read_film(self.model, t.frames, readers)
+            read = reading.scores(t, a["attribute"], a["log"])
         if measured is None or len(t.amounts) < 3:
             reason = by if measured is None else "3 or more frames are needed to score a traversal"
-            return {**quality.score(t, original=entry["original"]), "measured_by": None, "not_measured": reason}
+            others = reading.others(a["attribute"]) if reading is not None else None
+            return {**quality.score(t, others=others, original=entry["original"]), **read, "measured_by": None,
+                    "not_measured": reason}
         others = {c: oracle[c].to_numpy(np.float64) for c in oracle.columns
                   if c != a["attribute"] and c in self.study.attributes and pd.api.types.is_numeric_dtype(oracle[c])
-                  } if oracle is not None else {}
-        return {**quality.score(t, measured, others=others, original=entry["original"]), "measured_by": by,
+                  } if oracle is not None else reading.others(a["attribute"])
+        return {**quality.score(t, measured, others=others, original=entry["original"]), **read, "measured_by": by,
                 "measured": measured}
 
     def cohort_psnr(self) -> tuple[float, float] | None:
@@ -277,32 +288,18 @@ class Renderer:
 
     def _verdict(self, a: dict, entry: dict, direction: Direction) -> tuple[Verdict, list]:
         """The traffic light over this film (its scores against the cohort), and the other attributes'
-        change: (label, SDs per SD of the target, the change across the film in its own units). Where
-        attributes are held, only they count as leakage: heart failure may enlarge the heart on a film
-        of NT-proBNP, but age must not change when age is held."""
+        change: (label, SDs per SD of the target, the change across the film in its own units), as
+        :func:`~seegaan_explore.explore.verdict.leakage_in_words` words it (only held attributes count
+        where some are held)."""
         study, q = self.study, entry["quality"]
-        leakage = []
         target_sd = abs(direction.scale) if math.isfinite(direction.scale) else math.nan
-        intended = float(np.ptp(entry["targets_scaled"]))
-        held = set(a["confounders"]) | set(a["match"])
-        judged = []  # what was held is what must not move; the rest may be how the attribute shows
-        for other, slope in q.get("leakage", {}).items():
-            other_sd = study.sd(other, False)
-            if not (other_sd > 0 and target_sd > 0 and math.isfinite(slope)):
-                continue
-            change = slope * intended
-            levels = study.levels(other)
-            if levels:  # a two-level attribute moves towards one of its levels
-                low, high = sorted(levels)
-                words = f"{abs(change) / (high - low):.0%} of the way towards {levels[high if change > 0 else low]}"
-            else:
-                words = f"{'+' if change >= 0 else '−'}{study.info(other).format(abs(change))} across the film"
-            leakage.append((study.label(other), slope * target_sd / other_sd, words))
-            if not held or other in held:
-                judged.append(leakage[-1])
+        leakage, judged = leakage_in_words(study, q.get("leakage", {}), target_sd=target_sd,
+                                           intended=float(np.ptp(entry["targets_scaled"])),
+                                           held=set(a["confounders"]) | set(a["match"]),
+                                           read_by=q.get("leakage_read_by"))
         verdict = judge(q, target=study.label(a["attribute"]), cohort_psnr=self.cohort_psnr(), leakage=judged,
                         estimated=entry["patient_value_source"].startswith("estimated"))
-        return verdict, sorted(leakage, key=lambda item: -abs(item[1]))
+        return verdict, leakage
 
     def _attribution(self, key: Hashable, image: np.ndarray, method: str) -> np.ndarray:
         cached = self._attributions.hit((key, method))

@@ -1,0 +1,186 @@
+"""What a traversal's exports say about it besides its frames: which end is +, and how far to trust it.
+
+A GIF or a PNG panel travels without the dashboard that made it. :class:`FilmReport` carries with
+it, in words, the two ends of the direction ("- = female, + = male"), the verdict
+(:mod:`~seegaan_explore.explore.verdict`), and the quality scores behind it
+(:mod:`~seegaan_explore.explore.quality`): the reconstruction's PSNR, how far the target moved and
+as what measured it, and how much every other attribute changed, with the reader that measured
+each (the phantoms' oracle, or a real cohort's latent readers, :mod:`~seegaan_explore.explore.readers`).
+The exporters (:mod:`~seegaan_explore.explore.export`) write its :meth:`~FilmReport.lines`
+into the PNG panel and the HTML report, and its JSON into the GIF's comment, the PNG's text chunk
+and the traversal archive. :func:`report_on` scores a traversal and words it in one call, as
+``seegaan-explore traverse`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["FilmReport", "ends_line", "ends_of", "report_on"]
+
+_SCALARS = ("reconstruction_psnr_db", "monotonicity", "achieved_over_intended", "calibrated_scale", "proximity",
+            "measured_by", "not_measured")
+
+
+def ends_of(direction, study=None) -> tuple[str, str]:
+    """What - and + mean along ``direction``, in words: the ends it records, else the study's words
+    for its attribute, else "lower <attribute>" and "higher <attribute>"."""
+    if len(direction.ends) == 2:
+        return direction.ends[0], direction.ends[1]
+    from .attributes import split_scaled_name
+
+    name, log = split_scaled_name(direction.attribute)
+    if study is not None and name in study.attributes:
+        return study.ends(name, log)
+    return f"lower {direction.attribute}", f"higher {direction.attribute}"
+
+
+def ends_line(ends: tuple[str, str]) -> str:
+    """Which end is which, in one line: "− = female, + = male"."""
+    return f"− = {ends[0]}, + = {ends[1]}"
+
+
+def _number(value) -> float | None:
+    return float(value) if value is not None and math.isfinite(float(value)) else None
+
+
+@dataclass(frozen=True)
+class FilmReport:
+    """A traversal's ends and scores in words.
+
+    ``target``: the attribute in words; ``ends``: what - and + mean; ``scores``: the quality
+    scores (:func:`~seegaan_explore.explore.quality.score`, with ``measured_by``); ``leakage``: the
+    other attributes' change as :func:`~seegaan_explore.explore.verdict.leakage_in_words` gives it;
+    ``verdict``: (level, headline, reasons) of :func:`~seegaan_explore.explore.verdict.judge`."""
+
+    target: str
+    ends: tuple[str, str]
+    scores: dict
+    leakage: tuple[tuple[str, float, str], ...] = ()
+    verdict: tuple[str, str, tuple[str, ...]] | None = None
+
+    @classmethod
+    def of(cls, traversal, scores: dict, *, study=None, verdict=None, leakage=(), target: str | None = None
+           ) -> FilmReport:
+        """The report on ``traversal``: its ends (:func:`ends_of`), the attribute as ``study`` names
+        it (or ``target``), and what is JSON-safe of ``scores``; ``verdict`` a
+        :class:`~seegaan_explore.explore.verdict.Verdict`."""
+        from .attributes import split_scaled_name
+
+        name, _ = split_scaled_name(traversal.direction.attribute)
+        if target is None:
+            target = study.label(name) if study is not None and name in study.attributes else name
+        kept = {k: (scores[k] if isinstance(scores[k], str) else _number(scores[k]))
+                for k in _SCALARS if scores.get(k) is not None}
+        for key in ("leakage", "leakage_read_by", "leakage_unread", "target_read"):
+            if scores.get(key):
+                kept[key] = {n: (v if isinstance(v, str) else _number(v)) for n, v in scores[key].items()}
+        verdict = None if verdict is None else (verdict.level, verdict.headline, tuple(verdict.reasons))
+        return cls(target, ends_of(traversal.direction, study), kept,
+                   tuple((label, float(share), words) for label, share, words in leakage), verdict)
+
+    @classmethod
+    def of_render(cls, result: dict, study=None) -> FilmReport:
+        """The report on what :meth:`~seegaan_explore.ui.renderer.Renderer.render` returned
+        (``study``: the renderer's, for the ends in its words)."""
+        return cls.of(result["traversal"], result["quality"], study=study, verdict=result.get("verdict"),
+                      leakage=result.get("leakage", ()), target=result.get("label"))
+
+    # ------------------------------------------------------------------ in words
+
+    def lines(self) -> list[str]:
+        """The report as lines of text, most important first: the ends, the verdict and its reasons,
+        the reconstruction, the target's change, every other attribute's change and what was not read."""
+        s = self.scores
+        lines = [ends_line(self.ends)]
+        if self.verdict is not None:
+            _, headline, reasons = self.verdict
+            lines += [headline, *[f"- {reason}" for reason in reasons]]
+        if s.get("reconstruction_psnr_db") is not None:
+            lines.append(f"reconstruction: {s['reconstruction_psnr_db']:.1f} dB PSNR against the original")
+        if s.get("measured_by"):
+            achieved, mono = s.get("achieved_over_intended"), s.get("monotonicity")
+            reach = f"reached {achieved:.0%} of the intended change" if achieved is not None else "moved"
+            rank = f" (rank correlation with the steps {mono:+.2f})" if mono is not None else ""
+            lines.append(f"{self.target}: {reach}{rank}, as {s['measured_by']} reads it")
+        else:
+            lines.append(f"{self.target}: not measured on the frames"
+                         + (f" ({s['not_measured']})" if s.get("not_measured") else ""))
+        read = s.get("target_read")
+        if read and read.get("achieved_over_intended") is not None:
+            lines.append(f"{self.target}, as {read['by']} reads it: {read['achieved_over_intended']:.0%} of the "
+                         "intended change (read high: on the phantoms this reading was above the oracle's for "
+                         "every attribute)")
+        for label, share, words in self.leakage:
+            lines.append(f"{label}: {share:+.2f} SD per SD of {self.target} ({words})")
+        if not self.leakage and s.get("leakage"):
+            by = s.get("leakage_read_by", {})
+            lines += [f"{name}: {slope:+.3g} per unit of {self.target}" + (f" (read by the {by[name]})" if name in by
+                                                                             else "")
+                      for name, slope in s["leakage"].items() if slope is not None]
+        if s.get("leakage_unread"):
+            lines.append(f"not read (no trusted reader): {', '.join(s['leakage_unread'])}")
+        return lines
+
+    def text(self) -> str:
+        return "\n".join(self.lines())
+
+    # ------------------------------------------------------------------ as a file keeps it
+
+    def to_json(self) -> str:
+        return json.dumps({"format": "seegaan-explore-film-report/1", "target": self.target, "ends": list(self.ends),
+                           "scores": self.scores, "leakage": [list(x) for x in self.leakage],
+                           "verdict": None if self.verdict is None else
+                           {"level": self.verdict[0], "headline": self.verdict[1], "reasons": list(self.verdict[2])}},
+                          ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> FilmReport:
+        data = json.loads(text)
+        verdict = data.get("verdict")
+        return cls(data["target"], tuple(data["ends"]), data["scores"],
+                   tuple((label, float(share), words) for label, share, words in data.get("leakage", ())),
+                   None if verdict is None else (verdict["level"], verdict["headline"], tuple(verdict["reasons"])))
+
+
+def report_on(traversal, *, study=None, model=None, readers=None, measured=None, measured_by: str | None = None,
+              not_measured: str | None = None, original=None, cohort_psnr: tuple[float, float] | None = None,
+              target: str | None = None) -> tuple[dict, FilmReport]:
+    """A traversal's quality scores and its :class:`FilmReport` (with the verdict), as the dashboard makes them.
+
+    ``measured``: the target on each frame (fitted scale) by ``measured_by`` (a CNN), if anything
+    measured it (else ``not_measured`` says why). With ``readers``
+    (:func:`~seegaan_explore.explore.readers.readers_of` of ``study``) and the ``model``, the
+    frames are re-encoded and read: every other attribute for the leakage, and the target as its
+    reader reads it (``target_read``, read high). ``original``: the patient's image, for the
+    reconstruction's PSNR; ``cohort_psnr``: the cohort's (median, 5th percentile) PSNR it is judged
+    against; ``target``: the attribute's name where it is not the direction's (a Latent Shift's CNN
+    prediction)."""
+    from . import quality
+    from .attributes import split_scaled_name
+    from .readers import read_film
+    from .verdict import judge, leakage_in_words
+
+    direction = traversal.direction
+    name, log = (target, False) if target is not None else split_scaled_name(direction.attribute)
+    reading = read_film(model, traversal.frames, readers) if readers is not None and model is not None else None
+    if measured is not None and len(traversal.amounts) < 3:
+        measured, not_measured = None, "3 or more frames are needed to score a traversal"
+    scores = quality.score(traversal, measured, others=reading.others(name) if reading else None, original=original)
+    scores.update(reading.scores(traversal, name, log) if reading else {})
+    scores.update(measured_by=measured_by if measured is not None else None,
+                  **({"not_measured": not_measured} if measured is None and not_measured else {}))
+    label = study.label(name) if study is not None and name in study.attributes else name
+    leakage, judged = [], []
+    if study is not None and scores.get("leakage"):
+        target_sd = abs(direction.scale) if math.isfinite(direction.scale) else math.nan
+        intended = float(np.ptp(traversal.amounts)) * (abs(direction.scale) if traversal.in_sd else 1.0)
+        held = set(direction.confounders) | set(direction.diagnostics.get("matched", {}))
+        leakage, judged = leakage_in_words(study, scores["leakage"], target_sd=target_sd, intended=intended,
+                                           held=held, read_by=scores.get("leakage_read_by"))
+    verdict = judge(scores, target=label, cohort_psnr=cohort_psnr, leakage=judged)
+    return scores, FilmReport.of(traversal, scores, study=study, verdict=verdict, leakage=leakage, target=label)
