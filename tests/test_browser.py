@@ -363,34 +363,84 @@ def test_a_film_whose_target_moves_the_wrong_way_says_do_not_interpret(browser, 
 HANNOVER_DICTIONARY = """\
 sex: {label: Sex, levels: {f: female, m: male}}
 projection: {label: View, levels: {ap: AP, pa: PA}}
+outcome: {label: Outcome, levels: {ward: ward only, icu: intensive care, died: died}}
 crp_val: {label: CRP, unit: mg/L, log: true, low: 0.1, high: 500, anchors: {5: upper normal limit}}
 """
 
 
-def test_serve_shows_your_own_cohort_in_your_words_and_reads_only_the_data_folder(hannover_dir, browser, tmp_path):
-    """`seegaan-explore serve` on the real Hannover radiographs with a data dictionary: the attributes carry
-    the dictionary's words, a film is painted and plays, and the server-path box reads only the data folder."""
+def _hannover_cohort(hannover_dir: Path, folder: Path) -> Path:
+    """The Hannover table with two columns a study would add: the outcome (a category of three: ward only,
+    intensive care, died) and a split by patient (the first 80% of patient ids train)."""
+    import pandas as pd
+
+    table = pd.read_csv(hannover_dir / "data.csv")
+    table["outcome"] = np.where(table["death_offset"].notna(), "died",
+                                np.where(table["icu_admission_offset"].notna(), "icu", "ward"))
+    patients = sorted(table["patient_id"].unique())
+    train = set(patients[: int(0.8 * len(patients))])
+    table["split"] = np.where(table["patient_id"].isin(train), "train", "test")
+    path = folder / "cohort.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+def test_your_own_cohort_end_to_end_from_check_to_a_served_film(hannover_dir, browser, tmp_path, capsys):
+    """The path a data scientist takes with the real Hannover radiographs: check, fine-tune the bundled
+    model a few steps, encode, fit directions of a category and a two-level column on the training
+    patients, traverse a held-out patient, export, and serve the dashboard in the dictionary's words;
+    in the browser a film is painted and plays, and the server-path box reads only the data folder."""
+    import pandas as pd
+
+    from seegaan_explore.cli import main
     from seegaan_explore.demo import FILES, WEIGHTS_DIR
 
     page, blocked, errors = browser
+    csv = _hannover_cohort(hannover_dir, tmp_path)
     (tmp_path / "words.yaml").write_text(HANNOVER_DICTIONARY)
+    cohort = ["--data", str(csv), "--image-root", str(hannover_dir / "png"), "--patient-column", "patient_id",
+              "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+
+    assert main(["check", *cohort[:6], "--no-progress", "--attribute", "sex", "projection",
+                 "--report", str(tmp_path / "report.csv")]) == 0
+    report = pd.read_csv(tmp_path / "report.csv")
+    assert len(report) == 243 and (report["status"] == "imported").all()
+
+    run = tmp_path / "run"
+    assert main(["train", *cohort, "--init", str(WEIGHTS_DIR / FILES["autoencoder"]), "--steps", "4",
+                 "--batch-size", "8", "--out", str(run)]) == 0
+    checkpoint = ["--checkpoint", str(run / "model.safetensors"), "--precision", "fp32"]
+    capsys.readouterr()
+    assert main(["encode", *checkpoint, *cohort]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["images"] == 243
+
+    assert main(["direction", *checkpoint, *cohort, "--attribute", "outcome=died", "sex",
+                 "--where", "split=train", "--out", str(tmp_path / "directions")]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [line["ends"] for line in lines] == [["not died", "died"], ["f", "m"]]  # what - and + mean
+    assert all(line["fitted_on"] == "split = train" for line in lines)
+    held_out = pd.read_csv(csv).query("split == 'test'")["image_id"].iloc[0]
+    assert main(["traverse", *checkpoint, *cohort, "--id", held_out, "--attribute", "outcome=died",
+                 "--where", "split=train", "--range", "-2", "2", "--sd", "--frames", "5", "--format", "npz", "gif",
+                 "--out", str(tmp_path / "films")]) == 0
+    saved = sorted((tmp_path / "films").glob("*.npz"))
+    assert len(saved) == 1 and saved[0].with_suffix(".gif").is_file()
+    assert main(["export", str(saved[0]), "--format", "png", "html"]) == 0
+    assert "died" in saved[0].with_suffix(".html").read_text()
+
     port = free_port()
-    command = [sys.executable, "-m", "seegaan_explore", "serve", "--no-browser", "--no-progress", "--port", str(port),
-               "--checkpoint", str(WEIGHTS_DIR / FILES["autoencoder"]), "--data", str(hannover_dir / "data.csv"),
-               "--image-root", str(hannover_dir / "png"), "--patient-column", "patient_id",
-               "--cache-dir", str(tmp_path / "cache"), "--dictionary", str(tmp_path / "words.yaml"),
-               "--data-root", str(hannover_dir / "png")]
+    command = [sys.executable, "-m", "seegaan_explore", "serve", "--no-browser", "--port", str(port), *checkpoint,
+               *cohort, "--dictionary", str(tmp_path / "words.yaml"), "--data-root", str(hannover_dir / "png")]
     with _server(command, port, tmp_path / "serve.log"):
         page.goto(f"http://127.0.0.1:{port}/", timeout=START_S * 1000)
         _wait_until_drawn(page)
-        names = page.eval_on_selector(".seegaan-attribute select", "s => [...s.options].map(o => o.textContent)")
-        assert [n.replace("\xa0", " ") for n in names][:3] == ["Sex", "View", "CRP"]
+        names = [n.replace("\xa0", " ") for n in
+                 page.eval_on_selector(".seegaan-attribute select", "s => [...s.options].map(o => o.textContent)")]
+        assert names[:2] == ["Sex", "View"] and "CRP" in names and any(n.startswith("Outcome") for n in names)
         _select(page, "View")
         samples, _ = _play_and_sample(page)
         assert len({s["painted"] for s in samples}) >= 4
         assert not [s for s in samples if s["frameSpread"] <= 1], "a blank frame while the film played"
         assert page.locator(".seegaan-verdict").count() == 1
-        assert re.search(r"AP|PA", page.inner_text(".seegaan-film-player"))  # the ends in the dictionary's words
         page.fill(".seegaan-server-path input", "../data.csv")
         page.click(".seegaan-server-load")
         page.wait_for_function("() => document.querySelector('.seegaan-status').textContent"
