@@ -9,7 +9,15 @@ import pytest
 import torch
 
 from seegaan_explore.explore.directions import Direction
-from seegaan_explore.explore.readers import TRUSTED_R2, fit_reader, fit_readers, patient_groups, read_film, readers_of
+from seegaan_explore.explore.readers import (
+    TRUSTED_R2,
+    film_attributes,
+    fit_reader,
+    fit_readers,
+    patient_groups,
+    read_film,
+    readers_of,
+)
 from seegaan_explore.explore.report import report_on
 from seegaan_explore.explore.study import Study
 from seegaan_explore.explore.traversal import Traversal
@@ -176,3 +184,15 @@ def test_hannover_readers_on_the_bundled_model(hannover_dir, tmp_path):
     assert film["quality"]["target_read"]["achieved_over_intended"] < 0.25
     reasons = film["verdict"].reasons
     assert any(r.startswith("projection barely changed even as the latent ridge reader") for r in reasons)
+
+
+def test_a_film_of_a_contrast_is_not_read_for_the_other_contrasts_of_its_own_column():
+    """"died vs ward" beside "died vs the rest" is the target seen another way, not leakage."""
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"outcome": rng.choice(["ward", "icu", "died"], 60), "age": rng.normal(60, 10, 60),
+                          "sex": rng.choice(["f", "m"], 60)})
+    study = Study(rng.normal(size=(60, 8)).astype(np.float32), table)
+    read = film_attributes(study, "outcome=died")
+    assert read[0] == "outcome=died" and {"age", "sex"} <= set(read)
+    assert not [a for a in read[1:] if a.startswith("outcome")]
+    assert film_attributes(study, "age") == ["age", *(a for a in study.attributes if a != "age")]

@@ -207,7 +207,7 @@ def _run_traverse(args) -> int:
     from ..data.images import load_preprocessed
     from ..explore.attributes import split_scaled_name
     from ..explore.export import load_direction
-    from ..explore.readers import readers_of
+    from ..explore.readers import film_attributes, readers_of
     from ..explore.report import report_on
     from ..explore.study import measured
     from ..explore.traversal import traverse
@@ -245,7 +245,7 @@ def _run_traverse(args) -> int:
             if said_rows(direction):
                 print(said_rows(direction), file=sys.stderr)
     if study is not None:  # the other attributes are read on the frames, as the dashboard reads them
-        readers = readers_of(study, ([study.check(args.attribute)] if args.attribute else []) + study.attributes,
+        readers = readers_of(study, film_attributes(study, study.check(args.attribute) if args.attribute else None),
                              cohort.patient_column)
         cohort_psnr = _cohort_psnr(model, cohort, latents, args)
     subjects = args.id or args.image

@@ -231,6 +231,16 @@ def readers_of(study, names: Sequence[str] | None = None, patient_column: str | 
         return Readers({n: fitted[n] for n in names})
 
 
+def film_attributes(study, target: str | None) -> list[str]:
+    """What a film of ``target`` is read for: the target, and every attribute of another column (a
+    contrast of the target's own column, "died vs ward" beside "died vs the rest", is the target
+    seen another way, not leakage)."""
+    if target is None:
+        return list(study.attributes)
+    own = study.column_of(target)
+    return [target, *(a for a in study.attributes if a != target and study.column_of(a) != own)]
+
+
 @dataclass(frozen=True)
 class FilmReading:
     """The attributes read on a film's re-encoded frames, and by what."""

@@ -26,7 +26,7 @@ from ..data.images import preprocess, to_uint8
 from ..explore import quality
 from ..explore.attribution import METHODS, agreement, attribute
 from ..explore.directions import ESTIMATORS, Direction
-from ..explore.readers import read_film, readers_of
+from ..explore.readers import film_attributes, read_film, readers_of
 from ..explore.study import CNN_PREDICTION, LATENT_SHIFT, MATCHABLE, SPLINE, Lru, Study, from_scale, on_scale
 from ..explore.traversal import traverse
 from ..explore.verdict import Verdict, judge, leakage_in_words
@@ -259,7 +259,7 @@ class Renderer:
                                            oracle_predictions=oracle)
         reading, read = None, {}
         if oracle is None:
-            readers = readers_of(self.study, [a["attribute"], *self.study.attributes])
+            readers = readers_of(self.study, film_attributes(self.study, a["attribute"]))
             with self._model_lock:
                 reading = read_film(self.model, t.frames, readers)
             read = reading.scores(t, a["attribute"], a["log"])
