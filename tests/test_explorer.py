@@ -402,6 +402,14 @@ def test_export_buttons_write_the_traversal_and_offer_a_download(explorer, tmp_p
     assert path.name.startswith("nt_probnp_pg_ml_0_sd_-2_2")
     assert magic in path.read_bytes()[:200]
     assert f"download {path.name}" in explorer.export_link.value and "Exported" in explorer.status.value
+    verdict = explorer.result["verdict"]
+    if kind == "HTML":  # what the page says of the film goes with it
+        assert verdict.headline in path.read_text()
+    elif kind == "GIF":
+        import json
+
+        report = json.loads(Image.open(path).info["comment"])
+        assert report["verdict"]["level"] == verdict.level and len(report["ends"]) == 2
 
 
 def test_the_film_is_shown_before_the_attribution_is_ready(setup, tmp_path):

@@ -11,6 +11,7 @@ from pathlib import Path
 import ipywidgets as widgets
 
 from ..explore import export
+from ..explore.report import FilmReport
 
 EXPORTS = ("GIF", "MP4", "PNG", "HTML")
 LINK_LIMIT = 20_000_000  # bytes: larger exports are only saved on the server, not offered as a download link
@@ -24,18 +25,21 @@ def export_path(result: dict, kind: str, folder: Path) -> Path:
     return folder / f"{stem}.{kind.lower()}"
 
 
-def save(result: dict, kind: str, path: Path) -> None:
-    """Write ``result``'s traversal to ``path`` as ``kind`` (one of :data:`EXPORTS`)."""
+def save(result: dict, kind: str, path: Path, study=None) -> None:
+    """Write ``result``'s traversal to ``path`` as ``kind`` (one of :data:`EXPORTS`). The GIF, PNG and
+    HTML carry what the page says of the film: its two ends in words, the verdict and the scores
+    (:class:`~seegaan_explore.explore.report.FilmReport`, in ``study``'s words)."""
     t, predictions = result["traversal"], result["cnn_predictions"]
+    report = FilmReport.of_render(result, study)
     if kind == "GIF":
-        export.save_gif(t, path)
+        export.save_gif(t, path, report=report)
     elif kind == "MP4":
         export.save_mp4(t, path)
     elif kind == "PNG":
-        export.save_panel(t, path, predictions=predictions)
+        export.save_panel(t, path, predictions=predictions, report=report)
     else:
         export.save_html_report(t, path, predictions=predictions, prediction_label=result["cnn_label"] or "prediction",
-                                title=f"{result['label']}: {result['patient_label']}")
+                                title=f"{result['label']}: {result['patient_label']}", report=report)
 
 
 def saved_html(path: Path) -> str:
@@ -51,10 +55,11 @@ def saved_html(path: Path) -> str:
 
 class ExportBar(widgets.HBox):
     """One button per format in :data:`EXPORTS` and the :attr:`link` to what was saved. A click saves
-    ``result()`` (the result on screen, or None) under ``folder``; ``say(message, error)`` reports."""
+    ``result()`` (the result on screen, or None) under ``folder`` in ``study``'s words;
+    ``say(message, error)`` reports."""
 
-    def __init__(self, result: Callable[[], dict | None], folder: Path, say: Callable[..., None]):
-        self._result, self._folder, self._say = result, folder, say
+    def __init__(self, result: Callable[[], dict | None], folder: Path, say: Callable[..., None], study=None):
+        self._result, self._folder, self._say, self._study = result, folder, say, study
         self.buttons = [widgets.Button(description=name, icon="download", layout=widgets.Layout(width="90px"))
                         for name in EXPORTS]
         for button in self.buttons:
@@ -69,7 +74,7 @@ class ExportBar(widgets.HBox):
             return
         path = export_path(result, button.description, self._folder)
         try:
-            save(result, button.description, path)
+            save(result, button.description, path, self._study)
         except (ImportError, OSError, ValueError, RuntimeError) as e:
             self._say(f"Export to {path} failed: {e}", error=True)
             return

@@ -137,7 +137,7 @@ class Explorer(widgets.VBox):
         self.method, self.attribution_caption = self.attribution.method, self.attribution.caption
         self.attribution_original, self.attribution_frame = self.attribution.original, self.attribution.frame
         self.words = widgets.HTML(layout=widgets.Layout(width="100%"))
-        self.exports = ExportBar(lambda: self.result, export_dir, self._set_status)
+        self.exports = ExportBar(lambda: self.result, export_dir, self._set_status, study=r.study)
         self.export_buttons, self.export_link = self.exports.buttons, self.exports.link
         self.status = widgets.HTML()
         self.progress = widgets.HTML(layout=widgets.Layout(visibility="hidden"))
