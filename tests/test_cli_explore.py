@@ -486,3 +486,15 @@ def test_directions_on_the_hannover_radiographs_fitted_on_training_patients(hann
                  "--out", str(tmp_path)]) == 0
     line = _json_lines(capsys.readouterr().out)[0]
     assert line["in_fit"] is False and line["attribute"] == "projection=pa"
+
+
+def test_a_data_dictionary_gives_the_ends_its_words_and_leaves_every_column_an_attribute(setup, tmp_path, capsys):
+    (tmp_path / "words.yaml").write_text("sex: {label: Sex, levels: {f: female, m: male}}\n"
+                                         "nt_probnp_pg_ml: {label: NT-proBNP, unit: pg/mL, log: true}\n")
+    assert main(["direction", "--checkpoint", str(setup / "tiny.safetensors"), *FP32, *_cohort_args(setup),
+                 "--attribute", "sex", "nt_probnp_pg_ml", "age", "--dictionary", str(tmp_path / "words.yaml"),
+                 "--out", str(tmp_path)]) == 0
+    ends = {line["attribute"]: line["ends"] for line in _json_lines(capsys.readouterr().out)}
+    assert ends["sex"] == ["female", "male"]  # not the table's f and m
+    assert ends["nt_probnp_pg_ml"] == ["lower NT-proBNP", "higher NT-proBNP"]
+    assert ends["age"] == ["lower age", "higher age"]  # a column the dictionary does not describe stays usable

@@ -18,11 +18,17 @@ def cohort_study(cohort, latents, args, cnn=None):
 
     from ..explore.study import Study
 
+    from ..explore.dictionary import read_dictionary
+
     def images():
         return np.asarray(cohort.images(cnn.config.resolution, args.cache_dir, progress=not args.no_progress),
                           np.float32)
 
-    return Study(latents.latents, latents.table, cnn=cnn, images=images if cnn is not None else None)
+    dictionary = read_dictionary(args.dictionary) if getattr(args, "dictionary", None) else None
+    # its words for every column, but every column stays an attribute (the dashboard offers only its own)
+    attributes = Study(latents.latents, latents.table).attributes if dictionary else None
+    return Study(latents.latents, latents.table, cnn=cnn, images=images if cnn is not None else None,
+                 attributes=attributes, dictionary=dictionary)
 
 
 def attribute_cnn(args):

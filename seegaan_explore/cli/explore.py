@@ -46,6 +46,8 @@ def _add_direction_fit_arguments(p) -> None:
     p.add_argument("--where", nargs="+", metavar="CONDITION",
                    help="fit on the rows that satisfy every condition: COLUMN=VALUE (or =A,B), COLUMN!=VALUE, "
                         "COLUMN<NUMBER (<=, >, >=), e.g. split=train 'age>=18'; text matches in any case")
+    p.add_argument("--dictionary", type=Path,
+                   help="data dictionary (CSV or YAML; docs/dashboard.md): the ends and reports in its words and units")
 
 
 def _write_traversal(traversal, stem: Path, formats, fps: float, predictions=None, attributions=None,
