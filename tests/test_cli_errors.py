@@ -23,3 +23,62 @@ def test_a_user_error_is_one_line(command, says, tmp_path):
     with pytest.raises(SystemExit) as stop:
         main([part.format(**names) for part in command])
     assert str(stop.value).startswith(says.format(**names))
+
+
+def test_export_of_an_image_names_what_it_is_not_pickle(tmp_path):
+    """A PNG (or JPEG) given to ``export`` in place of a traversal .npz: one line that says what the
+    file is and what export reads, not numpy's advice to load pickles."""
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "frame.png")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "frame.jpg")
+    for name, kind in (("frame.png", "a PNG image"), ("frame.jpg", "a JPEG image")):
+        with pytest.raises(SystemExit) as stop:
+            main(["export", str(tmp_path / name)])
+        assert str(stop.value) == (f"seegaan-explore export: {tmp_path / name}: not a saved traversal ({kind}); "
+                                   f"export reads the .npz files that 'traverse --format npz' writes")
+        assert "pickle" not in str(stop.value)
+
+
+def _constant_cohort(tmp_path, column: dict[int, str]) -> list[str]:
+    """30 noise PNGs of 15 patients and a table with ``value`` from ``column`` (image index -> text)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rows = ["image_id,patient_id,value"]
+    for i in range(30):
+        Image.fromarray((rng.random((40, 40)) * 255).astype(np.uint8)).save(tmp_path / f"im{i:02d}.png")
+        rows.append(f"im{i:02d},p{i // 2:02d},{column[i]}")
+    (tmp_path / "data.csv").write_text("\n".join(rows) + "\n")
+    return ["train-cnn", "--data", str(tmp_path / "data.csv"), "--image-root", str(tmp_path), "--patient-column",
+            "patient_id", "--attribute", "value", "--resolution", "32", "--epochs", "1", "--no-progress",
+            "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "cnn.safetensors")]
+
+
+@pytest.mark.parametrize("value, shown", [("7", "'7'"), ("0", "'0'"), (" 12.5 ", "'12.5'")])
+def test_train_cnn_refuses_a_constant_attribute_before_training(value, shown, tmp_path):
+    """It used to train an epoch and die of ZeroDivisionError in the held-out R^2 (or AUC)."""
+    command = _constant_cohort(tmp_path, {i: value for i in range(30)})
+    with pytest.raises(SystemExit) as stop:
+        main(command)
+    assert str(stop.value) == (f"seegaan-explore train-cnn: --attribute value: column 'value' has one value, {shown}, "
+                               f"in all 30 rows that have one; a CNN has nothing to learn from it (pick a column "
+                               f"whose values differ)")
+    assert not (tmp_path / "cnn.safetensors").exists()
+
+
+def test_train_cnn_refuses_an_attribute_constant_among_the_held_out_patients(tmp_path):
+    from seegaan_explore.data.cohort import Cohort
+
+    command = _constant_cohort(tmp_path, {i: str(i) for i in range(30)})
+    cohort = Cohort.from_table(tmp_path / "data.csv", tmp_path, patient_column="patient_id")
+    held_out = set(cohort.patient_split((0.85, 0.15), seed=0)[1].ids)  # train-cnn's default split
+    _constant_cohort(tmp_path, {i: "3" if f"im{i:02d}" in held_out else str(i) for i in range(30)})
+    with pytest.raises(SystemExit) as stop:
+        main(command)
+    assert str(stop.value).startswith("seegaan-explore train-cnn: --attribute value: column 'value' has one value, "
+                                      f"'3', in all {len(held_out)} rows that have one among the held-out patients "
+                                      "(--val-fraction 0.15, --seed 0)")
+    assert not (tmp_path / "cnn.safetensors").exists()

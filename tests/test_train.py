@@ -78,11 +78,32 @@ def test_resume_after_interruption_replays_the_same_steps(tmp_path):
     for (name, a), b in zip(straight.model.state_dict().items(), second.model.state_dict().values()):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)
     steps = [json.loads(line)["step"] for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [1, 2, 3, 4, 5, 6]
+    assert steps == [0, 1, 2, 3, 4, 5, 6]  # step 0: the held-out PSNR before training, logged once
     assert (tmp_path / "split" / "samples-0000006.png").exists()
     # each evaluation refits the latent prior to the EMA encoder's latents of the training images
     w = second.model.encode(torch.from_numpy(_smooth_images(12))[:, None])
     torch.testing.assert_close(second.model.latent_prior.mean, w.mean(0), atol=1e-5, rtol=0)
+
+
+def test_validation_reconstructs_every_held_out_image(tmp_path):
+    """Not only the first 8: 4 checkerboards after 8 smooth images pull the held-out PSNR down,
+    and the log counts 12 images; a grid still shows 8."""
+    torch.manual_seed(0)
+    smooth = _smooth_images(8)
+    boards = np.where((np.indices((32, 32)).sum(0) % 2) == 0, 1.0, -1.0).astype(np.float32)
+    held_out = np.concatenate([smooth, np.repeat(boards[None], 4, 0)])
+    trainer = Trainer(SeeGaan(preset_config("tiny")), _smooth_images(12, seed=1), tmp_path,
+                      TrainConfig(steps=1, batch_size=4, precision="fp32"), val_images=held_out,
+                      held_out={"ids": [f"h{i}" for i in range(12)]})
+    all_twelve = trainer.evaluate()
+    assert all_twelve["val_images"] == 12
+    torch.manual_seed(0)
+    only_smooth = Trainer(trainer.model, _smooth_images(12, seed=1), tmp_path / "smooth",
+                          TrainConfig(steps=1, batch_size=4, precision="fp32"), val_images=smooth).evaluate()
+    assert only_smooth["val_images"] == 8
+    assert all_twelve["val_psnr_db"] < only_smooth["val_psnr_db"] - 0.5, (all_twelve, only_smooth)
+    grid = np.asarray(Image.open(tmp_path / "samples-0000000.png"))
+    assert grid.shape[1] == 8 * 32 + 7 * 2
 
 
 def test_a_resumed_run_takes_its_own_adam_betas(tmp_path):

@@ -10,6 +10,10 @@ from .common import add_cohort_arguments, load_cohort, user_errors
 
 __all__ = ["add_train", "add_train_cnn", "add_train_oracle"]
 
+MIN_IMAGES_FOR_VALIDATION = 20  # smaller cohorts are trained on whole, without a held-out set
+HELD_OUT_NAME = "held-out.csv"
+FEW_PATIENTS = 5  # fewer held-out patients than this: warned that the validation PSNR is unsteady
+
 
 def add_train(sub) -> None:
     from ..train.loop import TrainConfig
@@ -23,9 +27,12 @@ def add_train(sub) -> None:
     p.add_argument("--out", required=True, type=Path, help="run folder: checkpoints, samples, metrics")
     p.add_argument("--preset", help="architecture preset (default: demo; with --init, the checkpoint's, "
                    "and a wider preset grows the checkpoint's networks to it)")
-    p.add_argument("--resolution", type=int, help="override the preset's resolution")
-    p.add_argument("--init", type=Path, help="start from this checkpoint's weights (new run); an inference file "
-                   "such as the bundled demo weights works too: its EMA networks seed the trained ones")
+    p.add_argument("--resolution", type=int, help="override the preset's resolution (not with --init: a "
+                   "fine-tuned model keeps its checkpoint's resolution)")
+    p.add_argument("--init", type=Path, help="fine-tune: start a new run from this checkpoint's weights. An inference "
+                   "file such as the bundled demo weights works too: its EMA networks seed the trained ones and the "
+                   "discriminator starts untrained. The first half of --steps is then reconstruction only "
+                   "(see --adversarial-start)")
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch size")
     p.add_argument("--lr", type=float, default=d.lr)
@@ -33,8 +40,11 @@ def add_train(sub) -> None:
     p.add_argument("--adam-betas", type=float, nargs=2, default=d.betas, metavar=("B1", "B2"),
                    help=f"Adam's betas (default {d.betas[0]:g} {d.betas[1]:g}, as for GAN training; a "
                         "reconstruction-only stage may prefer momentum, e.g. 0.9 0.99)")
-    p.add_argument("--adversarial-start", type=int, default=d.adversarial_start,
-                   help="reconstruction-only warm-up steps before the GAN losses")
+    p.add_argument("--adversarial-start", type=int,
+                   help="reconstruction-only warm-up steps before the GAN losses switch on (default: "
+                        f"{d.adversarial_start} for a new model; with --init, half of --steps, so that the "
+                        "checkpoint's networks adapt to your images before an untrained discriminator "
+                        "joins; --adversarial-start N for --steps N trains reconstruction only)")
     p.add_argument("--perceptual", default=d.perceptual, help="'discriminator' or 'vgg16:PATH'")
     p.add_argument("--perceptual-weight", type=float, default=d.perceptual_weight)
     p.add_argument("--encoder-adversarial-weight", type=float, default=d.encoder_adversarial_weight)
@@ -45,7 +55,12 @@ def add_train(sub) -> None:
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     p.add_argument("--sample-every", type=int, default=d.sample_every)
-    p.add_argument("--val-fraction", type=float, default=0.05, help="held-out fraction of patients")
+    p.add_argument("--val-fraction", type=float, default=0.05,
+                   help="held out for validation: about this share of the images, in whole patients (none "
+                        f"with fewer than {MIN_IMAGES_FOR_VALIDATION} images); all of them are reconstructed at "
+                        "every evaluation, and listed in <out>/held-out.csv")
+    p.add_argument("--val-seed", type=int, default=0, help="seed of the patient-level held-out split (fixed, "
+                   "so that runs with other --seed values are validated on the same patients)")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=user_errors(_run_train))
@@ -57,33 +72,47 @@ def _run_train(args) -> int:
     import torch
 
     from ..model import SeeGaan, preset_config
-    from ..model.checkpoint import load_for_training, training_copy
-    from ..model.widen import widen
     from ..train.distributed import init_from_environment
-    from ..train.loop import TrainConfig, Trainer
+    from ..train.loop import CHECKPOINT_NAME, TrainConfig, Trainer
 
     if args.threads:
         torch.set_num_threads(args.threads)
     group = init_from_environment(args.device)
     progress = not args.no_progress and group.is_main
-    cohort = load_cohort(args, progress)
+    say = (lambda line: print(line, file=sys.stderr)) if group.is_main else (lambda line: None)
+    checkpoint = args.out / CHECKPOINT_NAME
+    resuming = checkpoint.exists()
     if args.init:
-        model = load_for_training(args.init, seed=args.seed)
-        if args.preset and args.preset != model.config.preset:
-            wider = preset_config(args.preset, model.config.resolution)
-            model = training_copy(widen(model, wider, seed=args.seed), seed=args.seed)
-            if group.is_main:
-                print(f"grew {args.init} to the {args.preset} preset: {model.parameter_counts()}", file=sys.stderr)
+        if resuming:
+            say(f"{args.out} holds a checkpoint: resuming it; --init {args.init} gives only the architecture, "
+                f"not the weights (use a new --out to start over from {args.init})")
+        model = _model_to_fine_tune(args, (lambda line: None) if resuming else say)
         config = model.config
     else:
         config = preset_config(args.preset or "demo", args.resolution)
         torch.manual_seed(args.seed)
         model = SeeGaan(config)
-    val_fraction = args.val_fraction if len(cohort) >= 20 else 0.0
-    train_cohort, val_cohort = cohort.patient_split((1 - val_fraction, val_fraction), seed=args.seed)[:2] \
-        if val_fraction > 0 else (cohort, None)
+    if resuming:
+        _check_resumable(checkpoint, config, args)
+    adversarial_start = _adversarial_start(args, checkpoint if resuming else None)
+    if args.init and not resuming:
+        say(_warm_up_line(adversarial_start, args.steps, defaulted=args.adversarial_start is None))
+
+    cohort = load_cohort(args, progress)
+    train_cohort, val_cohort = _held_out_split(cohort, args, say)
     images = train_cohort.images(config.resolution, args.cache_dir, progress=progress)
     val_images = val_cohort.images(config.resolution, args.cache_dir, progress=progress) if val_cohort else None
+    held_out = None
+    if val_cohort is not None:
+        held_out = _held_out_record(val_cohort, args)
+        if group.is_main:
+            _write_held_out(val_cohort, args.out / HELD_OUT_NAME)
+        say(f"held out for validation: {len(val_cohort)} images of {held_out['patients']} patients "
+            f"(--val-fraction {args.val_fraction:g} of the images in whole patients, --val-seed {args.val_seed}), "
+            f"listed in {args.out / HELD_OUT_NAME}: {_first(val_cohort.ids)}")
+        if held_out["patients"] < FEW_PATIENTS:
+            say(f"only {held_out['patients']} held-out patient(s): the validation PSNR depends on who they are; "
+                f"a larger --val-fraction gives a steadier figure")
     if group.is_main:
         from .check import report_import
 
@@ -92,23 +121,158 @@ def _run_train(args) -> int:
     train_config = TrainConfig(
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, betas=tuple(args.adam_betas),
         lr_decay_start=args.lr_decay_start,
-        adversarial_start=args.adversarial_start, perceptual=args.perceptual,
+        adversarial_start=adversarial_start, perceptual=args.perceptual,
         perceptual_weight=args.perceptual_weight, encoder_adversarial_weight=args.encoder_adversarial_weight,
         r1_gamma=args.r1_gamma, augment=dataclasses.replace(d.augment, probability=args.augment_probability),
         seed=args.seed, precision=args.precision, checkpoint_every=args.checkpoint_every,
         sample_every=args.sample_every,
     )
-    trainer = Trainer(model, images, args.out, train_config, val_images=val_images, group=group)
-    if trainer.resume() and group.is_main:
-        print(f"resumed {args.out} at step {trainer.step}", file=sys.stderr)
-    if group.is_main:
-        print(f"training on {len(images)} images ({len(val_images) if val_images is not None else 0} held out), "
-              f"{config.preset} preset at {config.resolution} px, device {group.device}, "
-              f"{group.world_size} process(es)", file=sys.stderr)
+    trainer = Trainer(model, images, args.out, train_config, val_images=val_images, held_out=held_out, group=group)
+    if trainer.resume():
+        say(f"resumed {args.out} at step {trainer.step}")
+        for line in trainer.changes_since_checkpoint():
+            say(f"resuming {args.out}: {line}")
+    say(f"training on {len(images)} images ({len(val_images) if val_images is not None else 0} held out), "
+        f"{config.preset} preset at {config.resolution} px, device {group.device}, "
+        f"{group.world_size} process(es)")
     last = trainer.run(progress=progress)
     if group.is_main:
         print(json.dumps({"step": trainer.step, **last, "model": str(args.out / "model.safetensors")}))
     return 0
+
+
+def _model_to_fine_tune(args, say):
+    """The --init checkpoint as a model to train (grown to a wider --preset); refuses a --resolution
+    or --preset that the checkpoint cannot take, rather than ignoring it."""
+    from ..model import CheckpointError, preset_config
+    from ..model.checkpoint import load_for_training, read_metadata, training_copy
+    from ..model.config import ModelConfig
+    from ..model.widen import widen
+
+    if not args.init.is_file():
+        raise FileNotFoundError(f"--init {args.init}: no such checkpoint file")
+    meta = read_metadata(args.init)
+    try:
+        saved = ModelConfig.from_dict(meta["config"])
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"--init {args.init}: not a SEE-GAAN autoencoder checkpoint") from exc
+    if args.resolution is not None and args.resolution != saved.resolution:
+        raise ValueError(f"--resolution {args.resolution} with --init {args.init}: the checkpoint is a "
+                         f"{saved.resolution} px model and fine-tuning keeps its resolution (leave out --resolution, "
+                         f"or train a new model without --init)")
+    model = load_for_training(args.init, seed=args.seed)
+    state = meta.get("training_state") or {}
+    if meta.get("kind") == "inference":
+        origin = "an inference file: its EMA networks seed the trained ones, the discriminator starts untrained"
+    elif state.get("step", 0) <= state.get("train_config", {}).get("adversarial_start", 0):
+        origin = f"a training checkpoint at step {state.get('step')} whose discriminator was never trained"
+    else:
+        origin = f"a training checkpoint at step {state.get('step')}, discriminator included"
+    say(f"fine-tuning {args.init} ({saved.preset} preset, {saved.resolution} px; {origin})")
+    if args.preset and args.preset != saved.preset:
+        try:
+            wider = preset_config(args.preset, saved.resolution)
+            model = training_copy(widen(model, wider, seed=args.seed), seed=args.seed)
+        except ValueError as exc:
+            raise ValueError(f"--preset {args.preset} with --init {args.init} (a {saved.preset} model): "
+                             f"{exc.args[0] if exc.args else exc}; only a wider preset at the same resolution "
+                             f"and w can grow it") from exc
+        say(f"grew {args.init} to the {args.preset} preset: {model.parameter_counts()}")
+    return model
+
+
+def _adversarial_start(args, checkpoint: Path | None) -> int:
+    """--adversarial-start, or its default: none for a new model; half of --steps under --init (on
+    resuming, the warm-up the run started with, so that another --steps does not move it)."""
+    from ..train.loop import TrainConfig
+
+    if args.adversarial_start is not None:
+        return args.adversarial_start
+    if not args.init:
+        return TrainConfig().adversarial_start
+    if checkpoint is not None:
+        from ..model.checkpoint import read_metadata
+
+        saved = (read_metadata(checkpoint).get("training_state") or {}).get("train_config", {})
+        if "adversarial_start" in saved:
+            return int(saved["adversarial_start"])
+    return args.steps // 2
+
+
+def _check_resumable(checkpoint: Path, config, args) -> None:
+    """The run in --out must be the architecture this command builds: say which option differs."""
+    from ..model.checkpoint import read_metadata
+    from ..model.config import ModelConfig
+
+    saved = ModelConfig.from_dict(read_metadata(checkpoint)["config"])
+    if saved == config:
+        return
+    differs = [f"{name} {getattr(saved, name)} there, {getattr(config, name)} here"
+               for name in ("preset", "resolution") if getattr(saved, name) != getattr(config, name)]
+    raise ValueError(f"{checkpoint}: this run was trained as another architecture "
+                     f"({'; '.join(differs) or 'its channel counts differ'}); resume it with its own --preset and "
+                     f"--resolution, or give a new --out")
+
+
+def _warm_up_line(adversarial_start: int, steps: int, defaulted: bool) -> str:
+    """What a fine-tuning run will do with the GAN losses, in words, for its first lines."""
+    if adversarial_start >= steps:
+        return (f"reconstruction only for all {steps} steps (--adversarial-start {adversarial_start}): "
+                f"the GAN losses never switch on")
+    if adversarial_start <= 0:
+        return ("no warm-up (--adversarial-start 0): the GAN losses run from step 0, with a discriminator "
+                "that has not seen a real image yet")
+    why = "; the default under --init is half of --steps" if defaulted else ""
+    return (f"reconstruction-only warm-up for steps 0-{adversarial_start}, then the GAN losses to step {steps} "
+            f"(--adversarial-start {adversarial_start}{why})")
+
+
+def _held_out_split(cohort, args, say):
+    """(training cohort, held-out cohort or None): whole patients, drawn with --val-seed."""
+    if not 0 <= args.val_fraction < 1:
+        raise ValueError(f"--val-fraction {args.val_fraction:g}: give a fraction in [0, 1)")
+    if args.val_fraction == 0:
+        say("no held-out set (--val-fraction 0): validation PSNR is not measured")
+        return cohort, None
+    if len(cohort) < MIN_IMAGES_FOR_VALIDATION:
+        say(f"no held-out set: {len(cohort)} images, fewer than {MIN_IMAGES_FOR_VALIDATION}; training on all "
+            f"of them, validation PSNR is not measured")
+        return cohort, None
+    train, val = cohort.patient_split((1 - args.val_fraction, args.val_fraction), seed=args.val_seed)
+    if len(val) == 0 or len(train) == 0:
+        say(f"no held-out set: --val-fraction {args.val_fraction:g} of {len(cohort)} images holds out no whole "
+            f"patient; validation PSNR is not measured")
+        return cohort, None
+    return train, val
+
+
+def _patients(cohort) -> list:
+    if cohort.patient_column is None:
+        return list(cohort.ids)
+    return cohort.table[cohort.patient_column].astype(object).where(
+        cohort.table[cohort.patient_column].notna(), None).tolist()
+
+
+def _held_out_record(val_cohort, args) -> dict:
+    patients = _patients(val_cohort)
+    return {"ids": [str(i) for i in val_cohort.ids], "patients": len(set(map(str, patients))),
+            "patient_column": val_cohort.patient_column, "fraction": args.val_fraction, "seed": args.val_seed,
+            "file": HELD_OUT_NAME}
+
+
+def _write_held_out(val_cohort, path: Path) -> None:
+    import pandas as pd
+
+    from ..fileio import atomic_write
+
+    table = pd.DataFrame({"image_id": val_cohort.ids, "patient": _patients(val_cohort)})
+    with atomic_write(path, suffix=".csv") as tmp:
+        table.to_csv(tmp, index=False)
+
+
+def _first(ids, n: int = 5) -> str:
+    ids = [str(i) for i in ids]
+    return ", ".join(ids[:n]) + (f", ... ({len(ids) - n} more)" if len(ids) > n else "")
 
 
 def _add_image_model_training_arguments(p, seed: int, seed_help: str | None = None) -> None:
@@ -124,9 +288,9 @@ def _add_image_model_training_arguments(p, seed: int, seed_help: str | None = No
     p.add_argument("--no-progress", action="store_true")
 
 
-def _patient_split(args, progress: bool):
+def _patient_split(args, progress: bool, cohort=None):
     """The cohort split by patient into (train, held-out) parts, each with its preprocessed images."""
-    cohort = load_cohort(args, progress)
+    cohort = load_cohort(args, progress) if cohort is None else cohort
     parts = cohort.patient_split((1 - args.val_fraction, args.val_fraction), seed=args.seed)[:2]
     return [(part, part.images(args.resolution, args.cache_dir, progress=progress)) for part in parts]
 
@@ -156,8 +320,12 @@ def _run_train_cnn(args) -> int:
     from ..train.cnn import train_cnn
 
     progress = not args.no_progress
+    cohort = load_cohort(args, progress)
+    _refuse_a_single_value(cohort, args.attribute)
     splits = []
-    for part, images in _patient_split(args, progress):
+    for (part, images), split in zip(_patient_split(args, progress, cohort), ("training", "held-out")):
+        _refuse_a_single_value(part, args.attribute, f"the {split} patients (--val-fraction {args.val_fraction:g}, "
+                                                     f"--seed {args.seed})")
         values = part.attribute(args.attribute).to_numpy(dtype=np.float64)
         if args.log:
             if np.any(values[~np.isnan(values)] <= 0):
@@ -181,6 +349,25 @@ def _run_train_cnn(args) -> int:
     save_cnn(args.out, model, metrics)
     print(json.dumps({"attribute": args.attribute, "task": task, **metrics, "checkpoint": str(args.out)}))
     return 0
+
+
+def _refuse_a_single_value(cohort, attribute: str, where: str | None = None) -> None:
+    """A column with one value has nothing for a CNN to learn (and no held-out r or AUC): say so
+    before training, naming the column and its value."""
+    import numpy as np
+
+    values = cohort.attribute(attribute).to_numpy(dtype=np.float64)
+    known = ~np.isnan(values)
+    if len(np.unique(values[known])) > 1:
+        return
+    if not known.any():
+        what = f"no value in any of {len(values)} rows"
+    else:
+        raw = cohort.table[attribute][known].iloc[0]
+        what = f"one value, {str(raw).strip()!r}, in all {int(known.sum())} rows that have one"
+    where = f" among {where}" if where else ""
+    raise ValueError(f"--attribute {attribute}: column {attribute!r} has {what}{where}; a CNN has nothing "
+                     f"to learn from it (pick a column whose values differ)")
 
 
 def add_train_oracle(sub) -> None:

@@ -33,6 +33,7 @@ CHECKPOINT_NAME = "checkpoint-last.safetensors"
 MODEL_NAME = "model.safetensors"
 METRICS_NAME = "metrics.jsonl"
 PRIOR_IMAGES = 2048  # training images the latent prior is fitted on (w_dim is at most 512)
+GRID_IMAGES = 8  # held-out images shown in a sample grid
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,17 @@ class TrainConfig:
 
 class Trainer:
     """Trains ``model`` on ``images`` ([N, R, R] or [N, 1, R, R], values in [-1, 1], any array or
-    memmap) and writes checkpoints, sample grids and a metrics log into ``run_dir``."""
+    memmap) and writes checkpoints, sample grids and a metrics log into ``run_dir``.
+
+    ``val_images``: the held-out set. Every one of them is reconstructed at each evaluation (every
+    ``sample_every`` steps, and before the first step), and the mean PSNR is logged as ``val_psnr_db``
+    with their number as ``val_images``; the first 8 are shown in the sample grids. ``held_out``: a
+    JSON-able description of that set (which images, how it was drawn), saved in every checkpoint's
+    training state so that a resumed run can tell whether it is evaluated on the same images.
+    """
 
     def __init__(self, model: SeeGaan, images, run_dir: str | Path, config: TrainConfig | None = None, *,
-                 val_images=None, group: ProcessGroup | None = None):
+                 val_images=None, held_out: dict | None = None, group: ProcessGroup | None = None):
         if not model.has_training_networks:
             raise ValueError("the model has no training networks (an inference-only checkpoint)")
         group = group or ProcessGroup()
@@ -93,7 +101,11 @@ class Trainer:
         if self.dtype == torch.float16:  # fp16 would need loss scaling; GPUs without bf16 train in fp32
             self.dtype = torch.float32
         self.perceptual = losses.make_perceptual(config.perceptual).to(self.device)
-        self.val_images = None if val_images is None else self._to_tensor(np.asarray(val_images[:8]))
+        if val_images is not None and len(val_images) == 0:
+            val_images = None
+        self.val_images = None if val_images is None else self._to_tensor(np.asarray(val_images))
+        self.held_out = held_out
+        self.resumed_state: dict | None = None  # the training state of the checkpoint resumed from
         opt = dict(lr=config.lr, betas=config.betas, eps=1e-8)
         self.optimizers = {
             "generator": torch.optim.Adam(list(model.mapping.parameters()) + list(model.generator.parameters()), **opt),
@@ -242,8 +254,10 @@ class Trainer:
         """Continue from ``run_dir``'s last checkpoint, if any. Returns whether it did."""
         if not self.checkpoint_path.exists():
             broadcast_parameters(self.model, self.group)
+            self._truncate_metrics(-1)  # lines of a run killed before its first checkpoint
             return False
         state = load_training_checkpoint(self.checkpoint_path, self.model, self.optimizers)
+        self.resumed_state = state
         for optimizer in self.optimizers.values():  # this run's betas, not the checkpoint's (lr is set per step)
             for group in optimizer.param_groups:
                 group["betas"] = self.config.betas
@@ -251,10 +265,50 @@ class Trainer:
         self._truncate_metrics(self.step)
         return True
 
+    def changes_since_checkpoint(self) -> list[str]:
+        """After :meth:`resume`: one line for each way this run differs from the run that wrote the
+        checkpoint (its length, schedule, optimiser, held-out set). Empty when nothing changed or
+        nothing was resumed. The command's values are the ones used from here on."""
+        state = self.resumed_state
+        if state is None:
+            return []
+        lines = []
+        saved = state.get("train_config", {})
+        current = self.config.to_dict()
+        step, steps = self.step, self.config.steps
+        if "steps" in saved and saved["steps"] != steps:
+            lines.append(f"--steps changed from {saved['steps']} to {steps}: the run now ends at step {steps}")
+        if step >= steps:
+            lines.append(f"the checkpoint is at step {step} and --steps is {steps}: nothing is left to train "
+                         f"(raise --steps to train on)")
+        names = {"adversarial_start": "--adversarial-start", "lr_decay_start": "--lr-decay-start",
+                 "lr": "--lr", "betas": "--adam-betas", "batch_size": "--batch-size", "seed": "--seed",
+                 "perceptual": "--perceptual", "perceptual_weight": "--perceptual-weight",
+                 "encoder_adversarial_weight": "--encoder-adversarial-weight", "r1_gamma": "--r1-gamma",
+                 "precision": "--precision", "augment": "--augment-probability"}
+        for key, flag in names.items():
+            if key not in saved:
+                continue
+            old, new = saved[key], current[key]
+            if key == "betas":
+                old, new = list(old), list(new)
+            if key == "augment":
+                old, new = old.get("probability"), new["probability"]
+            if old != new:
+                lines.append(f"{flag} changed from {_flag_value(old)} to {_flag_value(new)} from step {step} on")
+        before = state.get("held_out")
+        if before is not None and self.held_out is not None and before.get("ids") != self.held_out.get("ids"):
+            lines.append(f"the held-out set differs from the one the run started with ({len(before.get('ids', []))} "
+                         f"images then, {len(self.held_out.get('ids', []))} now): val_psnr_db before and after "
+                         f"step {step} is not measured on the same images")
+        return lines
+
     def save(self) -> None:
         if not self.group.is_main:
             return
         state = {"step": self.step, "train_config": self.config.to_dict()}
+        if self.held_out is not None:
+            state["held_out"] = self.held_out
         save_training_checkpoint(self.checkpoint_path, self.model, self.optimizers, state)
         save_model(self.run_dir / MODEL_NAME, self.model, ema_only=True, extra={"step": self.step})
 
@@ -265,12 +319,14 @@ class Trainer:
         out: dict[str, float] = {}
         fit_on = np.linspace(0, self.num_images - 1, min(self.num_images, PRIOR_IMAGES)).astype(np.int64)
         m.fit_latent_prior(self._to_tensor(np.stack([np.asarray(self.images[i]) for i in fit_on])))
-        recs = None
+        shown = recs = None
         if self.val_images is not None:
-            recs = m.reconstruct(self.val_images)
+            recs = m.reconstruct(self.val_images)  # encode and decode work in batches
             out["val_psnr_db"] = psnr_db(recs, self.val_images)
+            out["val_images"] = len(self.val_images)
+            shown, recs = self.val_images[:GRID_IMAGES], recs[:GRID_IMAGES]
         if self.group.is_main:
-            save_sample_grid(self.run_dir / f"samples-{self.step:07d}.png", self.val_images, recs,
+            save_sample_grid(self.run_dir / f"samples-{self.step:07d}.png", shown, recs,
                              m.sample(8, seed=self.config.seed))
         return out
 
@@ -280,6 +336,9 @@ class Trainer:
         last: dict = {}
         bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step",
                    disable=not (progress and self.group.is_main))
+        if self.step == 0 and self.val_images is not None and cfg.steps > 0:
+            last = self.evaluate()  # where the run starts from: what a fine-tuned checkpoint gives as it is
+            self._log({"step": 0, **last})
         while self.step < cfg.steps:
             t0 = time.perf_counter()
             metrics = self.train_step()
@@ -309,3 +368,9 @@ class Trainer:
         kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
         with atomic_write(path) as tmp:
             tmp.write_text("".join(line + "\n" for line in kept))
+
+
+def _flag_value(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return " ".join(_flag_value(v) for v in value)
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
