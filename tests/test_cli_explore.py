@@ -19,7 +19,7 @@ from seegaan_explore.data.images import load_preprocessed, to_uint8
 from seegaan_explore.explore import quality
 from seegaan_explore.explore.attribution import attribute
 from seegaan_explore.explore.directions import fit_direction
-from seegaan_explore.explore.export import load_direction, load_traversal
+from seegaan_explore.explore.archives import load_direction, load_traversal
 from seegaan_explore.explore.latent_shift import latent_shift
 from seegaan_explore.explore.latents import encode_cohort
 from seegaan_explore.explore.report import FilmReport

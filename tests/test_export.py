@@ -17,21 +17,17 @@ from PIL import Image
 
 from seegaan_explore.data.images import to_uint8
 from seegaan_explore.explore.directions import Direction, direction_from_average_latents
+from seegaan_explore.explore.archives import load_direction, load_report, load_traversal, save_direction, save_traversal
 from seegaan_explore.explore.export import (
     GAP,
     LABEL_HEIGHT,
     LINE_HEIGHT,
     TITLE_HEIGHT,
     diverging_rgb,
-    load_direction,
-    load_report,
-    load_traversal,
-    save_direction,
     save_gif,
     save_html_report,
     save_mp4,
     save_panel,
-    save_traversal,
 )
 from seegaan_explore.explore.report import FilmReport, ends_of
 from seegaan_explore.explore.traversal import traverse

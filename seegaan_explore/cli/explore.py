@@ -53,6 +53,7 @@ def _add_direction_fit_arguments(p) -> None:
 def _write_traversal(traversal, stem: Path, formats, fps: float, predictions=None, attributions=None,
                      prediction_label: str = "prediction", report=None) -> list[Path]:
     from ..explore import export
+    from ..explore.archives import save_traversal
 
     written = []
     for fmt in formats:
@@ -66,7 +67,7 @@ def _write_traversal(traversal, stem: Path, formats, fps: float, predictions=Non
         elif fmt == "html":
             export.save_html_report(traversal, path, predictions, prediction_label=prediction_label, report=report)
         else:
-            export.save_traversal(traversal, path, predictions, report=report)
+            save_traversal(traversal, path, predictions, report=report)
         written.append(path)
     return written
 
@@ -130,8 +131,8 @@ def _run_direction(args) -> int:
     import numpy as np
     from tqdm.auto import tqdm
 
+    from ..explore.archives import save_direction
     from ..explore.attributes import split_scaled_name
-    from ..explore.export import save_direction
 
     progress = not args.no_progress
     model = autoencoder(args)
@@ -207,8 +208,8 @@ def _run_traverse(args) -> int:
     from tqdm.auto import tqdm
 
     from ..data.images import load_preprocessed
+    from ..explore.archives import load_direction
     from ..explore.attributes import split_scaled_name
-    from ..explore.export import load_direction
     from ..explore.readers import film_attributes, readers_of
     from ..explore.report import report_on
     from ..explore.study import measured
@@ -322,7 +323,7 @@ def add_export(sub) -> None:
 
 
 def _run_export(args) -> int:
-    from ..explore.export import load_report, load_traversal
+    from ..explore.archives import load_report, load_traversal
 
     for source in args.traversal:
         traversal, predictions = load_traversal(source)
