@@ -19,9 +19,9 @@ frames were decoded from would only measure the direction's projection onto each
 the generator draws; re-encoding measures what the film shows, as the encoder sees it. The readers
 are the cohort's own encoder and latents, so they are not independent of the model the way an
 oracle is. The encoder was trained to see its own generator's changes, so the readers read a film's
-change high: on the phantoms their leakage follows the oracle's (Pearson r 0.92 over 132 pairs)
-and is mostly larger, and they read the target's own change higher than the oracle for every
-attribute (``benchmarks/readers_vs_oracle.py``). Leakage they read is therefore a cautious flag,
+change high: on the phantoms their leakage follows the oracle's closely and is mostly larger, and
+they read the target's own change higher than the oracle does (``benchmarks/readers_vs_oracle.py``;
+the figures are in docs/quality.md). Leakage they read is therefore a cautious flag,
 and the target as they read it only an upper bound, never what makes a film trustworthy.
 """
 
