@@ -28,7 +28,7 @@ The modules, in the order of the stages:
 * :mod:`.cohort`: cohorts as a table, in memory, or written as PNG/DICOM with their CSV;
 * :mod:`.specs`: each evaluated attribute's intervention (the true counterfactual of a traversal);
   :mod:`.evaluation`: an autoencoder's traversals scored against those counterfactuals (torch; not
-  imported here).
+  imported here), and :mod:`.ceiling`: what an ideal autoencoder would score (diffmap r's ceiling).
 """
 
 from .causal import (
