@@ -13,13 +13,22 @@ from seegaan_explore.cli import main
 from seegaan_explore.data.cohort import Cohort
 from seegaan_explore.data.images import intensity_window, preprocess
 from seegaan_explore.demo import FILES, WEIGHTS_DIR, load_demo, manifest, write_bundle
+from seegaan_explore.explore.quality import calibrated
+from seegaan_explore.explore.traversal import traverse
 from seegaan_explore.model.checkpoint import save_model
 from seegaan_explore.model.cnn import CnnConfig, RadiographCNN, save_cnn
 from seegaan_explore.model.config import preset_config
 from seegaan_explore.model.oracle import FACTORS, Oracle, OracleConfig, save_oracle
 from seegaan_explore.model.seegaan import SeeGaan
 from seegaan_explore.phantoms import generate_cohort, render_noise_free, sample_individual, write_cohort
-from seegaan_explore.phantoms.evaluation import PATIENT_SEED, as_read, bootstrap_ratio_ci, evaluate
+from seegaan_explore.phantoms.evaluation import (
+    PATIENT_SEED,
+    as_read,
+    bootstrap_mean_ci,
+    bootstrap_ratio_ci,
+    encode_held_out,
+    evaluate,
+)
 from seegaan_explore.phantoms.specs import SPECS, Spec
 
 
@@ -116,7 +125,7 @@ def test_evaluate_scores_against_counterfactuals(tiny_bundle):
     oracle = Oracle(OracleConfig(resolution=32, widths=(8, 16), means=(0.0,) * k, stds=(1.0,) * k)).eval()
     result = evaluate(model, oracle, n_fit=40, n_patients=2, frames=5, n_reconstructed=6,
                       specs=tuple(s for s in SPECS if s.name in ("nt_probnp", "nt_probnp|age,view", "view")),
-                      progress=False)
+                      ceiling_fit=500, ruler="a random oracle", progress=False)
     assert 0 < result["reconstruction_psnr_db"] < 40 and result["reconstruction_psnr_sd_db"] > 0
     assert result["n_reconstructed"] == 6 and result["n_patients"] == 2
     assert set(result["attributes"]) == {"nt_probnp", "nt_probnp|age,view", "view"}
@@ -128,13 +137,27 @@ def test_evaluate_scores_against_counterfactuals(tiny_bundle):
     for factor, (low, high) in result["conditioned_leakage_ratio_ci95"].items():
         assert 0 <= low <= high
     assert all(scores["diffmap_r_sd"] >= 0 for scores in result["attributes"].values())
+    # every reading names its ruler; the leakage carries its interval over the patients
+    assert result["ruler"] == result["conditioned_leakage_ratio_ruler"] == "a random oracle"
+    for scores in result["attributes"].values():
+        assert scores["leakage_ruler"] == "a random oracle"
+        for factor, (low, high) in scores["leakage_ci95"].items():
+            assert low <= scores["leakage"][factor] <= high
+        # the ceiling is the ideal latent's, whatever the model: a random one shares the phantoms' ceiling
+        assert 0.5 < scores["diffmap_r_ceiling"] <= 1
+        assert scores["diffmap_r_share"] == pytest.approx(scores["diffmap_r"] / scores["diffmap_r_ceiling"])
+    # a matched direction is calibrated on fit-set phantoms of the patient's own view
+    assert set(result["attributes"]["nt_probnp|age,view"]["calibration"]) <= {"view=0", "view=1"}
+    assert set(result["attributes"]["view"]["calibration"]) == {"all"}
 
 
 def test_the_spline_estimator_fits_each_patient_at_its_own_value_and_leaves_two_valued_ones_straight(tiny_bundle):
     _, model, _ = tiny_bundle
     specs = tuple(s for s in SPECS if s.name in ("age", "view"))
-    straight = evaluate(model, _BrightnessOracle(), n_fit=40, n_patients=2, frames=5, specs=specs, progress=False)
-    spline = evaluate(model, _BrightnessOracle(), n_fit=40, n_patients=2, frames=5, specs=specs,
+    small = {"n_calibration": 2, "ceiling_fit": 300}
+    straight = evaluate(model, _BrightnessOracle(), n_fit=40, n_patients=2, frames=5, specs=specs, progress=False,
+                        **small)
+    spline = evaluate(model, _BrightnessOracle(), n_fit=40, n_patients=2, frames=5, specs=specs, **small,
                       estimator="spline_mean_shift", progress=False)
     assert (straight["estimator"], spline["estimator"]) == ("mean_shift", "spline_mean_shift")
     assert spline["attributes"]["view"] == straight["attributes"]["view"]
@@ -158,6 +181,15 @@ def test_the_leakage_ratios_interval_shows_how_well_the_patients_pin_it_down():
     assert noisy[1] - noisy[0] > 0.3 and wider[1] - wider[0] > 3 * (noisy[1] - noisy[0])
 
 
+def test_the_leakages_interval_is_the_mean_over_resampled_patients():
+    assert bootstrap_mean_ci([0.3] * 16) == pytest.approx((0.3, 0.3))
+    values = np.random.default_rng(1).normal(2.0, 1.0, 64)
+    low, high = bootstrap_mean_ci(values)
+    standard_error = values.std() / np.sqrt(len(values))
+    assert low < values.mean() < high
+    assert high - low == pytest.approx(2 * 1.96 * standard_error, rel=0.15)
+
+
 class _BrightnessOracle:
     """Reads every factor as the image's mean: a measurement the test can redo by hand."""
 
@@ -172,7 +204,8 @@ class _BrightnessOracle:
 def test_leakage_on_truth_is_the_oracle_reading_the_true_counterfactual(tiny_bundle):
     _, model, _ = tiny_bundle
     spec = next(s for s in SPECS if s.name == "view")
-    result = evaluate(model, _BrightnessOracle(), n_fit=40, n_patients=2, frames=5, specs=(spec,), progress=False)
+    result = evaluate(model, _BrightnessOracle(), n_fit=40, n_patients=2, frames=5, specs=(spec,), n_calibration=0,
+                      ceiling_fit=300, progress=False)
     expected = []
     images, table = generate_cohort(2, 32, seed=PATIENT_SEED)
     for k, row in table.iterrows():
@@ -185,6 +218,29 @@ def test_leakage_on_truth_is_the_oracle_reading_the_true_counterfactual(tiny_bun
     assert on_truth["age"] == pytest.approx(np.mean(expected), rel=1e-4)  # per unit of view (0 -> 1)
     # the target itself, read on the truth: what a perfect traversal would achieve with this oracle
     assert result["attributes"]["view"]["achieved_on_truth"] == pytest.approx(np.mean(expected), rel=1e-4)
+
+
+def test_films_are_calibrated_on_fit_set_phantoms_never_on_the_scored_patients(tiny_bundle):
+    """achieved / intended, redone by hand: the calibration is the mean over the first fit-set phantoms
+    (seed 2); the calibrated figure is the scored patients' (seed 3) along the rescaled direction."""
+    _, model, _ = tiny_bundle
+    spec, oracle = next(s for s in SPECS if s.name == "severity"), _BrightnessOracle()
+    scores = evaluate(model, oracle, n_fit=40, n_patients=2, frames=5, specs=(spec,), n_calibration=3,
+                      ceiling_fit=200, progress=False)["attributes"]["severity"]
+    held = encode_held_out(model, 40, 2, oracle.config.factors)
+    half, direction = spec.half_step(held.fit_factors), spec.direction(held.fit_latents, held.fit_factors)
+
+    def achieved(w, direction, row):  # the brightness oracle's slope along the film
+        amounts = np.linspace(*spec.span(row, half), 5)
+        return np.polyfit(amounts, traverse(model, w, direction, amounts).frames.mean(axis=(1, 2)), 1)[0]
+
+    calibration = np.mean([achieved(held.fit_latents[j], direction, held.fit_table.iloc[j]) for j in range(3)])
+    assert calibration > 0 and scores["calibration"] == {"all": pytest.approx(calibration, rel=1e-3)}
+    on_patients = [achieved(held.w0[k], direction, held.table.iloc[k]) for k in range(2)]
+    assert scores["achieved_over_intended"] == pytest.approx(np.mean(on_patients), rel=1e-3)
+    assert abs(np.mean(on_patients) - calibration) > 1e-3 * calibration  # other phantoms, another figure
+    rescaled = [achieved(held.w0[k], calibrated(direction, calibration), held.table.iloc[k]) for k in range(2)]
+    assert scores["achieved_over_intended_calibrated"] == pytest.approx(np.mean(rescaled), rel=1e-3)
 
 
 def test_the_evaluation_shows_the_models_phantoms_as_a_cohort_read_from_disk_would(tmp_path):
@@ -200,8 +256,12 @@ def test_the_evaluation_shows_the_models_phantoms_as_a_cohort_read_from_disk_wou
 
 @pytest.mark.skipif(not (WEIGHTS_DIR / FILES["autoencoder"]).is_file(), reason="no bundled demo weights")
 def test_bundled_weights_reconstruct_and_traverse(capsys):
-    assert main(["evaluate", "--fit", "300", "--patients", "4", "--frames", "5", "--json", "--no-progress"]) == 0
+    assert main(["evaluate", "--fit", "300", "--patients", "4", "--frames", "5", "--calibration", "4", "--json",
+                 "--no-progress"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    bundled = "the bundled oracle (demo-oracle.safetensors)"
+    assert result["ruler"] == result["attributes"]["age"]["leakage_ruler"] == bundled
+    assert result["attributes"]["view|nt_probnp,age"]["diffmap_r_ceiling"] > 0.95  # its causes held: near 1
     recorded = manifest()["evaluation"]
     # the bundled model does what its manifest says, within the noise of a smaller sample
     assert result["reconstruction_psnr_db"] > recorded["reconstruction_psnr_db"] - 1.0

@@ -9,7 +9,10 @@ function every traversal in the explorer is scored with. ``achieved_on_truth`` a
 would score, i.e. the SCM's own effects plus the oracle's bias (it reads age partly from features
 that change with severity, for instance, and a change of a factor not quite one-for-one).
 
-The attributes and their interventions are :mod:`.specs`'s.
+The attributes and their interventions are :mod:`.specs`'s. Beside diffmap r, :mod:`.ceiling` gives
+what an ideal autoencoder reaches with the same estimator on the same patients and steps; beside
+achieved / intended, the same with each direction calibrated on fit-set phantoms, never on the
+patients it is scored on. Every reading is the oracle's, and the output names it (``ruler``).
 
 Every render enters the models as a phantom written to disk and read back would (``as_read``):
 the models were trained on such files, whose intensities :func:`~seegaan_explore.data.images.preprocess` windows.
@@ -27,7 +30,7 @@ from tqdm.auto import tqdm
 
 from ..data.images import intensity_window, preprocess
 from ..explore.directions import Direction
-from ..explore.quality import assess, psnr_db
+from ..explore.quality import assess, calibrated, psnr_db
 from ..explore.traversal import traverse
 from ..model.oracle import Oracle, factor_targets
 from ..model.seegaan import SeeGaan
@@ -36,8 +39,8 @@ from .cohort import generate_cohort
 from .radiograph import render_noise_free
 from .specs import SPECS, Spec
 
-__all__ = ["FIT_SEED", "PATIENT_SEED", "HeldOut", "as_read", "bootstrap_ratio_ci", "encode_held_out", "encode_images",
-           "evaluate", "pearson", "true_ends", "true_latent_change"]
+__all__ = ["FIT_SEED", "PATIENT_SEED", "HeldOut", "as_read", "bootstrap_mean_ci", "bootstrap_ratio_ci",
+           "encode_held_out", "encode_images", "evaluate", "pearson", "true_ends", "true_latent_change"]
 
 FIT_SEED, PATIENT_SEED = 2, 3  # neither the models' training seed (0) nor the demo cohort's (1)
 
@@ -119,14 +122,61 @@ def bootstrap_ratio_ci(conditioned, unconditioned, *, resamples: int = 2000, see
     return float(low), float(high)
 
 
+def bootstrap_mean_ci(values, *, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of the mean of per-patient ``values``, the patients resampled with replacement."""
+    values = np.asarray(values, np.float64)
+    draws = np.random.default_rng(seed).integers(0, len(values), size=(resamples, len(values)))
+    low, high = np.percentile(values[draws].mean(-1), [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _read(model: SeeGaan, oracle: Oracle, w: np.ndarray, direction: Direction, amounts: np.ndarray, factor: str):
+    """Traverse ``w`` along ``direction`` by ``amounts``; the traversal, and :func:`assess`'s scores of
+    the oracle's reading of its frames (``factor`` the target, every other factor leakage)."""
+    t = traverse(model, w, direction, amounts)
+    measured = oracle.predict(torch.from_numpy(t.frames)[:, None])
+    others = {c: measured[c].to_numpy() for c in measured.columns if c != factor}
+    return t, assess(amounts, measured[factor].to_numpy(), others=others)
+
+
+def _calibration(model: SeeGaan, oracle: Oracle, spec: Spec, held_out: HeldOut, half: float, n: int, frames: int,
+                 direction_of, like: tuple) -> float:
+    """The mean achieved / intended change of ``spec``'s traversals of the first ``n`` fit-set phantoms
+    (never a scored patient) whose matched values are ``like`` (all of them without matching), each
+    along the direction it would be given (``direction_of(factors, span, key)``): the same as a scored
+    patient's of that group, or its own spline's."""
+    achieved = []
+    for j in range(len(held_out.fit_table)):
+        values = held_out.fit_factors.iloc[j]
+        if len(achieved) == n:
+            break
+        if tuple(values[name] for name in spec.matched) != like:
+            continue
+        span = spec.span(held_out.fit_table.iloc[j], half)
+        direction = direction_of(values, span, ("calibration", j))
+        achieved.append(_read(model, oracle, held_out.fit_latents[j], direction, np.linspace(*span, frames),
+                              spec.factor)[1]["achieved_over_intended"])
+    return float(np.mean(achieved)) if achieved else math.nan
+
+
 def evaluate(model: SeeGaan, oracle: Oracle, *, n_fit: int = 1000, n_patients: int = 16, frames: int = 7,
              n_reconstructed: int = 200, specs: tuple[Spec, ...] = SPECS, estimator: str = "mean_shift",
+             n_calibration: int = 16, ceiling_fit: int = 5000, ruler: str = "the oracle",
              progress: bool = True) -> dict:
     """Reconstruction PSNR (mean over ``n_reconstructed`` held-out phantoms, at least the
     ``n_patients`` traversed, because it varies between phantoms; with its SD) and per-attribute
     traversal scores, means over the patients, with the spread of diffmap r between them and a
-    bootstrap interval for the conditioned-leakage ratio (see the module docstring).
-    ``estimator``: ``mean_shift``, or ``spline_mean_shift`` (each patient's slope at its own value)."""
+    bootstrap interval for the leakage and the conditioned-leakage ratio (see the module docstring).
+    ``estimator``: ``mean_shift``, or ``spline_mean_shift`` (each patient's slope at its own value).
+
+    Beside diffmap r: its ceiling, the same estimator's on an ideal latent fitted on ``ceiling_fit``
+    phantom tables (:mod:`.ceiling`), same patients and steps, and their ratio. Beside achieved /
+    intended: the same with each direction calibrated (:func:`~seegaan_explore.explore.quality.calibrated`)
+    by the mean achieved / intended of ``n_calibration`` fit-set phantoms (of the patient's group where
+    a confounder is matched; 0: no calibration).
+    ``ruler`` names ``oracle`` in the output: every reading (leakage included) is its."""
+    from .ceiling import diffmap_ceiling, ideal_fit_set  # it imports this module
+
     size = model.config.resolution
     n_reconstructed = max(n_reconstructed, n_patients)
     held_out = encode_held_out(model, n_fit, n_reconstructed, oracle.config.factors, progress)
@@ -138,8 +188,15 @@ def evaluate(model: SeeGaan, oracle: Oracle, *, n_fit: int = 1000, n_patients: i
     psnr = np.array([psnr_db(r, c) for r, c in zip(reconstructions, clean)])
     results = {"reconstruction_psnr_db": float(psnr.mean()), "reconstruction_psnr_sd_db": float(psnr.std()),
                "n_reconstructed": n_reconstructed, "n_fit": n_fit, "n_patients": n_patients, "frames": frames,
-               "estimator": estimator, "attributes": {}}
-    patients = patients[:n_patients]
+               "estimator": estimator, "ruler": ruler,
+               "calibration": {"phantoms": min(n_calibration, n_fit),
+                               "from": f"the first of the fit set (seed {FIT_SEED}) in the patient's matched group, "
+                                       f"never a scored patient (seed {PATIENT_SEED})", "read_by": ruler},
+               "ceiling": {"latent": "the renderer's own inputs (ideal autoencoder)", "estimator": estimator,
+                           "n_fit": ceiling_fit, "seed": FIT_SEED, "patients": "the scored patients and steps"},
+               "attributes": {}}
+    table, patients = table.iloc[:n_patients], patients[:n_patients]
+    ideal = ideal_fit_set(ceiling_fit, FIT_SEED)
 
     patient_factors = factor_targets(table, oracle.config.factors)
     per_spec: dict[str, list[dict]] = {}
@@ -147,21 +204,31 @@ def evaluate(model: SeeGaan, oracle: Oracle, *, n_fit: int = 1000, n_patients: i
         half = spec.half_step(fit_factors)
         per_patient = per_spec[spec.name] = []
         directions: dict[tuple, Direction] = {}  # one fit per group of matched values (one without matching)
+
+        def direction_of(values: pd.Series, span: tuple[float, float], key: tuple) -> Direction:
+            group = tuple(values[name] for name in spec.matched) + (key if spec.per_patient(estimator) else ())
+            if group not in directions:
+                directions[group] = spec.direction(latents, fit_factors, values, estimator=estimator, span=span)
+            return directions[group]
+
+        calibrations: dict[tuple, float] = {}  # per group of matched values: its directions' calibration
+        truths = []
         for k, patient in enumerate(patients):
             span = spec.span(table.iloc[k], half)
-            group = tuple(patient_factors.iloc[k][name] for name in spec.matched)
-            group += (k,) if spec.per_patient(estimator) else ()
-            if group not in directions:
-                directions[group] = spec.direction(latents, fit_factors, patient_factors.iloc[k], estimator=estimator,
-                                                   span=span)
-            direction = directions[group]
+            direction = direction_of(patient_factors.iloc[k], span, ("patient", k))
+            like = tuple(patient_factors.iloc[k][name] for name in spec.matched)
+            if like not in calibrations:
+                calibrations[like] = _calibration(model, oracle, spec, held_out, half, n_calibration, frames,
+                                                  direction_of, like)
+            calibration = calibrations[like]
             amounts = np.linspace(*span, frames)
-            t = traverse(model, w0[k], direction, amounts)
-            measured = oracle.predict(torch.from_numpy(t.frames)[:, None])
-            others = {c: measured[c].to_numpy() for c in measured.columns if c != spec.factor}
-            scores = assess(amounts, measured[spec.factor].to_numpy(), others=others)
+            t, scores = _read(model, oracle, w0[k], direction, amounts, spec.factor)
             ends = true_ends(patient, spec.interventions(table.iloc[k], half), size, windows[k])
-            scores["diffmap_r"] = pearson(t.frames[-1] - t.frames[0], ends[1] - ends[0])
+            truths.append(ends[1] - ends[0])
+            scores["diffmap_r"] = pearson(t.frames[-1] - t.frames[0], truths[-1])
+            if calibration > 0:
+                scores["achieved_calibrated"] = _read(model, oracle, w0[k], calibrated(direction, calibration),
+                                                      amounts, spec.factor)[1]["achieved_over_intended"]
             # the oracle on the true counterfactual: what it reads there is the SCM's effect plus its own bias
             read = oracle.predict(torch.from_numpy(ends)[:, None])
             change_on_truth = {c: float(read[c].iloc[1] - read[c].iloc[0]) / (amounts[-1] - amounts[0])
@@ -169,14 +236,28 @@ def evaluate(model: SeeGaan, oracle: Oracle, *, n_fit: int = 1000, n_patients: i
             scores["achieved_on_truth"] = change_on_truth.pop(spec.factor)
             scores["leakage_on_truth"] = change_on_truth
             per_patient.append(scores)
+        ceiling = diffmap_ceiling(spec, ideal, patients, table, windows, half, size, estimator=estimator,
+                                  truths=truths).r
+        diffmap_r = float(np.mean([s["diffmap_r"] for s in per_patient]))
+        leakage = {name: [s["leakage"][name] for s in per_patient] for name in per_patient[0]["leakage"]}
         results["attributes"][spec.name] = {
             "spearman": float(np.mean([s["monotonicity"] for s in per_patient])),
             "achieved_over_intended": float(np.mean([s["achieved_over_intended"] for s in per_patient])),
+            # None where a group's films do not move the target up: nothing to calibrate by
+            "achieved_over_intended_calibrated": (float(np.mean([s["achieved_calibrated"] for s in per_patient]))
+                                                  if all(c > 0 for c in calibrations.values()) else None),
+            "calibration": {", ".join(f"{name}={value:g}" for name, value in zip(spec.matched, like)) or "all":
+                            (c if math.isfinite(c) else None) for like, c in calibrations.items()},
             "achieved_on_truth": float(np.mean([s["achieved_on_truth"] for s in per_patient])),
-            "diffmap_r": float(np.mean([s["diffmap_r"] for s in per_patient])),
+            "diffmap_r": diffmap_r,
             "diffmap_r_sd": float(np.std([s["diffmap_r"] for s in per_patient])),
-            **{key: {name: float(np.mean([s[key][name] for s in per_patient])) for name in per_patient[0][key]}
-               for key in ("leakage", "leakage_on_truth")},
+            "diffmap_r_ceiling": ceiling,
+            "diffmap_r_share": diffmap_r / ceiling if ceiling > 0 else None,
+            "leakage": {name: float(np.mean(values)) for name, values in leakage.items()},
+            "leakage_ci95": {name: bootstrap_mean_ci(values) for name, values in leakage.items()},
+            "leakage_ruler": ruler,
+            "leakage_on_truth": {name: float(np.mean([s["leakage_on_truth"][name] for s in per_patient]))
+                                 for name in per_patient[0]["leakage_on_truth"]},
         }
     if {"nt_probnp", "nt_probnp|age,view"} <= set(per_spec):
         # what conditioning bought: the conditioned direction's leakage as a share of the unconditioned one's
@@ -186,4 +267,5 @@ def evaluate(model: SeeGaan, oracle: Oracle, *, n_fit: int = 1000, n_patients: i
             f: float(_leakage_ratio(leak["nt_probnp|age,view"][f], leak["nt_probnp"][f])) for f in ("age", "view")}
         results["conditioned_leakage_ratio_ci95"] = {
             f: bootstrap_ratio_ci(leak["nt_probnp|age,view"][f], leak["nt_probnp"][f]) for f in ("age", "view")}
+        results["conditioned_leakage_ratio_ruler"] = ruler
     return results
