@@ -211,3 +211,24 @@ def test_vgg16_perceptual_term_loads_local_torchvision_layout_weights(tmp_path):
     assert loss(None, x, x.flip(-1)).item() > 0.01
     with pytest.raises(FileNotFoundError, match="VGG16 weights not found"):
         make_perceptual(f"vgg16:{tmp_path / 'missing.pt'}")
+
+
+def test_the_warm_up_trains_with_its_own_betas_and_augmentation(tmp_path):
+    """Under ``--init`` the reconstruction-only warm-up uses momentum and unaugmented images; the GAN
+    stage the run's betas and augmentation; without warm-up settings nothing changes. The random
+    stream is the same whatever the probability, so runs stay exactly resumable."""
+    config = TrainConfig(steps=4, batch_size=4, adversarial_start=2, warmup_betas=(0.9, 0.99),
+                         warmup_augment_probability=0.0, augment=Augmentation(probability=1.0), **QUIET)
+    assert config.stage(1) == ((0.9, 0.99), 0.0) and config.stage(2) == ((0.0, 0.99), 1.0)
+    assert TrainConfig(adversarial_start=2).stage(0) == ((0.0, 0.99), TrainConfig().augment.probability)
+    assert TrainConfig.from_dict(config.to_dict()) == config  # as a checkpoint keeps it
+    torch.manual_seed(0)
+    trainer = Trainer(SeeGaan(preset_config("tiny")), _smooth_images(12), tmp_path, config)
+    betas = []
+    for _ in range(4):
+        trainer.train_step()
+        betas.append({g["betas"] for o in trainer.optimizers.values() for g in o.param_groups})
+    assert betas == [{(0.9, 0.99)}] * 2 + [{(0.0, 0.99)}] * 2
+    never, always = (Augmentation().draw(8, torch.Generator().manual_seed(3), probability=p) for p in (0.0, 1.0))
+    assert never[:, 0].sum() == 0 and always[:, 0].sum() == 8
+    torch.testing.assert_close(never[:, 1:], always[:, 1:])  # the same draws: only the flag differs

@@ -61,7 +61,11 @@ def test_init_warms_up_on_reconstruction_for_half_the_steps_and_says_so(cohort, 
     assert "discriminator starts untrained" in said[0]
     assert said[1].startswith("reconstruction-only warm-up for steps 0-2, then the GAN losses to step 4 "
                               "(--adversarial-start 2; the default under --init is half of --steps)")
-    assert _state(cohort / "run")["train_config"]["adversarial_start"] == 2
+    assert said[2] == ("the warm-up trains with Adam betas 0.9 0.99 and augmentation probability 0 "
+                       "(--warmup-adam-betas, --warmup-augment-probability); the GAN stage with 0 0.99 and 0.2")
+    saved = _state(cohort / "run")["train_config"]
+    assert saved["adversarial_start"] == 2
+    assert (saved["warmup_betas"], saved["warmup_augment_probability"]) == ([0.9, 0.99], 0.0)
     log = _log(cohort / "run")
     # the discriminator trains only once the warm-up is over (steps 2 and 3, logged as 3 and 4)
     assert [s for s in sorted(log) if "loss_d" in log[s]] == [3, 4]

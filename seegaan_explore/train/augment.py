@@ -17,11 +17,12 @@ class Augmentation:
     zoom: float = 0.15
     brightness: float = 0.25  # additive, in [-1, 1] pixel units
 
-    def draw(self, batch: int, generator: torch.Generator) -> torch.Tensor:
+    def draw(self, batch: int, generator: torch.Generator, probability: float | None = None) -> torch.Tensor:
         """Random parameters [batch, 6] (apply, tx, ty, angle, scale, brightness), drawn on the CPU
-        from ``generator`` so that every process of a distributed run draws the same ones."""
+        from ``generator`` so that every process of a distributed run draws the same ones.
+        ``probability`` overrides :attr:`probability` (the draws, and so the random stream, stay the same)."""
         u = torch.rand(batch, 6, generator=generator)
-        apply = (u[:, 0] < self.probability).float()
+        apply = (u[:, 0] < (self.probability if probability is None else probability)).float()
         tx = (u[:, 1] * 2 - 1) * self.translate * 2  # affine_grid coordinates span 2
         ty = (u[:, 2] * 2 - 1) * self.translate * 2
         angle = (u[:, 3] * 2 - 1) * math.radians(self.rotate_degrees)

@@ -52,6 +52,10 @@ class TrainConfig:
     latent_consistency_weight: float = 1.0
     latent_consistency_interval: int = 4
     adversarial_start: int = 0  # reconstruction-only steps before the GAN terms switch on
+    # the warm-up's own optimiser and augmentation (None: as after it): reconstruction alone prefers
+    # momentum and unaugmented images; the GAN stage keeps betas and augmentation
+    warmup_betas: tuple[float, float] | None = None
+    warmup_augment_probability: float | None = None
     lr_decay_start: int | None = None  # cosine decay to 0.1 x lr from this step to the last
     ema_beta: float = 0.999
     augment: Augmentation = field(default_factory=Augmentation)
@@ -69,7 +73,18 @@ class TrainConfig:
         values = dict(values)
         values["augment"] = Augmentation(**values.get("augment", {}))
         values["betas"] = tuple(values.get("betas", (0.0, 0.99)))
+        if values.get("warmup_betas") is not None:
+            values["warmup_betas"] = tuple(values["warmup_betas"])
         return cls(**values)
+
+    def stage(self, step: int) -> tuple[tuple[float, float], float]:
+        """Adam's betas and the augmentation probability at ``step``: the warm-up's before
+        :attr:`adversarial_start` where given, else the run's."""
+        warming = step < self.adversarial_start
+        betas = self.warmup_betas if warming and self.warmup_betas is not None else self.betas
+        augment = (self.warmup_augment_probability if warming and self.warmup_augment_probability is not None
+                   else self.augment.probability)
+        return tuple(betas), augment
 
 
 class Trainer:
@@ -146,7 +161,7 @@ class Trainer:
             "z_mix": torch.randn(b, z_dim, generator=gen),
             "cut": torch.where(torch.rand(b, generator=gen) < cfg.style_mixing,
                                torch.randint(1, num_ws, (b,), generator=gen), torch.full((b,), num_ws)),
-            "augment": cfg.augment.draw(b, gen),
+            "augment": cfg.augment.draw(b, gen, probability=cfg.stage(step)[1]),
         }
         res = model.generator.noise_resolutions()
         draws["noise_fake"] = [torch.randn(b, 1, r, r, generator=gen) for r in res]
@@ -175,6 +190,7 @@ class Trainer:
         lc_now = cfg.latent_consistency_weight > 0 and step % cfg.latent_consistency_interval == 0
         metrics: dict[str, float] = {}
         self._set_lr(step)
+        self._set_betas(cfg.stage(step)[0])
 
         # Generator + encoder phase: one backward for reconstruction, perceptual, adversarial, consistency.
         self._set_trainable("mapping", "generator", "encoder")
@@ -234,6 +250,12 @@ class Trainer:
         self.step += 1
         return metrics
 
+    def _set_betas(self, betas: tuple[float, float]) -> None:
+        """This run's betas for the stage, not the checkpoint's (set every step, as the learning rate)."""
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["betas"] = betas
+
     def _set_lr(self, step: int) -> None:
         cfg = self.config
         lr = cfg.lr
@@ -258,10 +280,8 @@ class Trainer:
             return False
         state = load_training_checkpoint(self.checkpoint_path, self.model, self.optimizers)
         self.resumed_state = state
-        for optimizer in self.optimizers.values():  # this run's betas, not the checkpoint's (lr is set per step)
-            for group in optimizer.param_groups:
-                group["betas"] = self.config.betas
         self.step = int(state["step"])
+        self._set_betas(self.config.stage(self.step)[0])  # this run's, not the checkpoint's
         self._truncate_metrics(self.step)
         return True
 
@@ -285,13 +305,14 @@ class Trainer:
                  "lr": "--lr", "betas": "--adam-betas", "batch_size": "--batch-size", "seed": "--seed",
                  "perceptual": "--perceptual", "perceptual_weight": "--perceptual-weight",
                  "encoder_adversarial_weight": "--encoder-adversarial-weight", "r1_gamma": "--r1-gamma",
-                 "precision": "--precision", "augment": "--augment-probability"}
+                 "precision": "--precision", "augment": "--augment-probability",
+                 "warmup_betas": "--warmup-adam-betas", "warmup_augment_probability": "--warmup-augment-probability"}
         for key, flag in names.items():
             if key not in saved:
                 continue
             old, new = saved[key], current[key]
-            if key == "betas":
-                old, new = list(old), list(new)
+            if key in ("betas", "warmup_betas"):
+                old, new = (None if v is None else list(v) for v in (old, new))
             if key == "augment":
                 old, new = old.get("probability"), new["probability"]
             if old != new:
