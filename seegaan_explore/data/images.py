@@ -28,7 +28,6 @@ __all__ = [
     "intensity_window",
     "load_preprocessed",
     "load_preprocessed_info",
-    "load_preprocessed_or_reason",
     "preprocess",
     "to_uint8",
 ]
@@ -143,10 +142,3 @@ def load_preprocessed_info(path: str | os.PathLike, resolution: int, colour: str
     except ValueError as e:
         info.reason = str(e)
         return None, info
-
-
-def load_preprocessed_or_reason(path: str | os.PathLike,
-                                resolution: int) -> tuple[np.ndarray | None, str | None]:
-    """:func:`load_preprocessed` as ``(image, None)``, or ``(None, reason)`` for an unusable file."""
-    image, info = load_preprocessed_info(path, resolution)
-    return image, info.reason

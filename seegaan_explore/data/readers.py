@@ -34,7 +34,6 @@ __all__ = [
     "COLOUR_MODES",
     "GREY_TOLERANCE",
     "check_image",
-    "check_image_reason",
     "inspect_image",
     "read_image",
     "read_image_info",
@@ -336,13 +335,3 @@ def check_image(path: str | os.PathLike, *, decode: bool = False, colour: str = 
     info = inspect_image(path, level="decode" if decode else "check", colour=colour)
     if info.reason is not None:
         raise ImageReadError(path, info.reason)
-
-
-def check_image_reason(path: str | os.PathLike, decode: bool = False) -> str | None:
-    """:func:`check_image` that returns the reason a file is unusable (None when it is usable)
-    instead of raising."""
-    try:
-        check_image(path, decode=decode)
-    except ImageReadError as e:
-        return e.reason
-    return None
