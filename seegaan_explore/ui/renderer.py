@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from ..data.images import preprocess, to_uint8
 from ..explore import quality
 from ..explore.attribution import METHODS, agreement, attribute
+from ..explore.calibration import Calibration, FilmReader, calibrate, other_patients
 from ..explore.directions import ESTIMATORS, Direction
 from ..explore.readers import film_attributes, read_film, readers_of
 from ..explore.study import CNN_PREDICTION, LATENT_SHIFT, MATCHABLE, SPLINE, Lru, Study, from_scale, on_scale
@@ -41,7 +42,7 @@ UNITS = ("sd", "value")  # steps in standard deviations of the attribute, or tar
 MAX_FRAMES = 64
 DEFAULTS = {"attribute": None, "estimator": "mean_shift", "confounders": (), "match": (), "log": False, "units": "sd",
             "start": -2.0, "stop": 2.0, "n_frames": 9, "patient": 0, "method": "gradcam", "frame": -1,
-            "noise_seed": 0, "clip": True}
+            "noise_seed": 0, "clip": True, "calibrate": False}
 
 
 class Cancelled(Exception):
@@ -50,7 +51,7 @@ class Cancelled(Exception):
 
 def _traversal_key(a: dict) -> tuple:
     return tuple(a[k] for k in ("attribute", "estimator", "confounders", "match", "log", "patient", "units", "start",
-                                "stop", "n_frames", "noise_seed", "clip"))
+                                "stop", "n_frames", "noise_seed", "clip", "calibrate"))
 
 
 class Renderer:
@@ -82,6 +83,7 @@ class Renderer:
         self._uploads: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._traversals = Lru(cache_size)
         self._attributions = Lru(4 * cache_size)
+        self._calibrations = Lru(cache_size)
         self._embedding = None
         self._cohort_psnr: tuple[float, float] | None = None
 
@@ -176,7 +178,7 @@ class Renderer:
         if a["units"] not in UNITS:
             raise ValueError(f"units must be one of {UNITS}, got {a['units']!r}")
         a["start"], a["stop"] = float(a["start"]), float(a["stop"])
-        a["log"], a["clip"] = bool(a["log"]), bool(a["clip"])
+        a["log"], a["clip"], a["calibrate"] = bool(a["log"]), bool(a["clip"]), bool(a["calibrate"])
         if not (math.isfinite(a["start"]) and math.isfinite(a["stop"])) or a["start"] == a["stop"]:
             raise ValueError(f"the range {a['start']:g} to {a['stop']:g} is empty or not finite")
         if not 2 <= int(a["n_frames"]) <= MAX_FRAMES:
@@ -211,6 +213,17 @@ class Renderer:
                              f"patient {patient!r} has none")
         return self.study.direction(a["attribute"], a["estimator"], a["confounders"], a["log"], a["match"],
                                     row=patient if a["match"] else None, at=at)
+
+    def _calibrated(self, a: dict, direction: Direction) -> tuple[Direction, Calibration | None]:
+        """``direction`` calibrated on other cohort patients where the oracle or the CNN reads the
+        target (:mod:`~seegaan_explore.explore.calibration`); as it is, with None, where nothing does."""
+        key = (direction.vector.tobytes(), direction.scale, a["log"], a["noise_seed"])
+        if direction.kind == "generative" and a["estimator"] != LATENT_SHIFT and self._calibrations.hit(key) is None:
+            rows = other_patients(self.study, a["attribute"], a["patient"], a["match"])
+            read = FilmReader(self.study, direction, a["attribute"], a["log"], a["noise_seed"], self._model_lock)
+            self._calibrations.put(key, calibrate(direction, rows, read, read.by, self.study.label(a["attribute"]))
+                                   if rows and read.by else (direction, None))
+        return self._calibrations.hit(key) or (direction, None)
 
     def _traversal(self, a: dict, direction: Direction, check: Callable[[str], None]) -> dict:
         key = _traversal_key(a)
@@ -364,7 +377,10 @@ class Renderer:
     def _render(self, args: dict, check: Callable[[str], None], attribution: bool) -> dict:
         a = self._normalise(args)
         check("fitting the direction")
-        direction = self.direction(a)
+        direction, calibration = self.direction(a), None
+        if a["calibrate"]:
+            check("calibrating on other patients")
+            direction, calibration = self._calibrated(a, direction)
         cached_traversal = _traversal_key(a) in self._traversals
         check("comparing with the other attributes")
         cosines = self.study.cosines(direction)
@@ -388,7 +404,7 @@ class Renderer:
             "cnn_label": self.study.label(CNN_PREDICTION) if self.cnn is not None else None,
             "cnn_predictions": entry["cnn_predictions"], "cnn_original": entry["cnn_original"],
             "cnn_reconstruction": entry["cnn_reconstruction"], "oracle_predictions": entry["oracle_predictions"],
-            "range_note": entry["range_note"], "quality": entry["quality"],
+            "range_note": entry["range_note"], "quality": entry["quality"], "calibration": calibration,
             **dict(zip(("verdict", "leakage"), self._verdict(a, entry, direction))),
             "frame": a["frame"], "method": a["method"],
             "attribution_original": None, "attribution_frame": None, "agreement": None,

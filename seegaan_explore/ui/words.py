@@ -27,6 +27,8 @@ def plain_words(result: dict, study=None) -> list[str]:
              f"(from {result['patient_value_source']})."]
     if result.get("range_note"):
         lines.append(result["range_note"])
+    if result.get("calibration") is not None:
+        lines.append(result["calibration"].words)
     if study is not None and direction.estimator != LATENT_SHIFT:
         low, high = study.ends(result["attribute"])
         forward = result["targets"][-1] >= result["targets"][0]
@@ -110,4 +112,6 @@ def verdict_html(result: dict, study=None) -> str:
             f"{html.escape(verdict.headline)}</b> {html.escape(reasons[:1].upper() + reasons[1:])}.</div>"
             + (f"<div class='seegaan-range-note'><small>{html.escape(result['range_note'])}</small></div>"
                if result.get("range_note") else "")
+            + (f"<div class='seegaan-calibration-note'><small>{html.escape(result['calibration'].words)}</small></div>"
+               if result.get("calibration") is not None else "")
             + f"<details><summary>The numbers behind it</summary><ul>{lines}</ul></details>")
