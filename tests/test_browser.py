@@ -332,9 +332,9 @@ def _select(page, label: str) -> None:
     before = page.evaluate(FILM)["frame"]
     names = page.eval_on_selector(".seegaan-attribute select", "s => [...s.options].map(o => o.textContent)")
     page.select_option(".seegaan-attribute select", index=[n.replace("\xa0", " ") for n in names].index(label))
-    page.wait_for_function(f"(before) => ({FILM})().frame !== before", arg=before, timeout=60_000)
+    page.wait_for_function(f"(before) => ({FILM})().frame !== before", arg=before, timeout=START_S * 1000)
     page.wait_for_function("(l) => document.querySelector('.seegaan-status').textContent.includes(l)", arg=label,
-                           timeout=60_000)
+                           timeout=START_S * 1000)
 
 
 def test_a_film_whose_target_moves_the_wrong_way_says_do_not_interpret(browser, tmp_path):

@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 
 from seegaan_explore.data.images import to_uint8
-from seegaan_explore.explore.directions import Direction, direction_from_average_latents
 from seegaan_explore.explore.archives import load_direction, load_report, load_traversal, save_direction, save_traversal
+from seegaan_explore.explore.directions import Direction, direction_from_average_latents
 from seegaan_explore.explore.export import (
     GAP,
     LABEL_HEIGHT,

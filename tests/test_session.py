@@ -38,7 +38,8 @@ def test_serve_arguments_become_a_session_that_loads_the_users_cohort_in_its_wor
     try:
         assert [label for label, _ in e.attribute.options] == ["NT-proBNP", "Age"]  # the dictionary's, in order
         assert len(e.result["traversal"].frames) == e.n_frames.value
-        assert all(label.startswith("NT-proBNP: ") and label.split(" (")[0].endswith(" pg/mL") for label in e.film.labels)
+        labels = e.film.labels
+        assert all(label.startswith("NT-proBNP: ") and label.split(" (")[0].endswith(" pg/mL") for label in labels)
     finally:
         e.close()
 
@@ -58,8 +59,9 @@ def test_a_dictionary_naming_a_column_the_table_lacks_is_refused_by_name(cohort_
 
 
 def test_serve_ends_a_mistake_with_one_line_before_any_server_starts(cohort_csv, tmp_path):
-    run = subprocess.run([sys.executable, "-m", "seegaan_explore", "serve", "--checkpoint", str(tmp_path / "none.safetensors"),
-                          "--data", str(cohort_csv), "--no-browser", "--no-progress"],
+    run = subprocess.run([sys.executable, "-m", "seegaan_explore", "serve", "--checkpoint",
+                          str(tmp_path / "none.safetensors"), "--data", str(cohort_csv), "--no-browser",
+                          "--no-progress"],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode != 0 and "Traceback" not in run.stderr
     assert f"checkpoint not found: {tmp_path / 'none.safetensors'}" in run.stderr

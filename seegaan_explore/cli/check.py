@@ -43,8 +43,9 @@ def _run_check(args) -> int:
     if args.data.is_dir() and args.attribute:
         raise ValueError("--attribute needs a table: a folder of images has no columns")
     report = check(args.data, args.image_root, id_column=args.id_column, path_column=args.path_column,
-                   patient_column=args.patient_column, **import_options(args), attributes=args.attribute, decode=not args.header_only,
-                   workers=args.workers, progress=not args.no_progress, report=args.report)
+                   patient_column=args.patient_column, **import_options(args), attributes=args.attribute,
+                   decode=not args.header_only, workers=args.workers, progress=not args.no_progress,
+                   report=args.report)
     print(report.table())
     print(report.line())
     return 0

@@ -16,9 +16,8 @@ def cohort_study(cohort, latents, args, cnn=None):
     resolution, loaded when first needed) as the attribute ``cnn_prediction``."""
     import numpy as np
 
-    from ..explore.study import Study
-
     from ..explore.dictionary import read_dictionary
+    from ..explore.study import Study
 
     def images():
         return np.asarray(cohort.images(cnn.config.resolution, args.cache_dir, progress=not args.no_progress),
