@@ -6,7 +6,10 @@ screen shows, caching what is expensive. What the arguments mean for the cohort 
 patient's value, the direction it traverses) is the :class:`~seegaan_explore.explore.study.Study`'s
 to answer; the renderer normalises arguments, calls the study, traverses and attributes. A bad
 request becomes a message in ``result["error"]`` instead of an exception, so it never takes a kernel
-down. Nothing here imports a widget: notebooks, tests and the dashboard make the same call.
+down. Nothing here imports a widget: notebooks, tests and the dashboard make the same call. It is a
+little over 400 lines because each stage of a render (direction, calibration, traversal, scores,
+verdict, attribution) keeps its cache, lock and cancellation point here, in order; what each stage
+computes lives in :mod:`seegaan_explore.explore`.
 """
 
 from __future__ import annotations
