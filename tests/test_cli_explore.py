@@ -355,6 +355,7 @@ def test_directions_of_a_categorical_column_fitted_on_a_split(setup, tmp_path, c
     table = pd.read_csv(setup / "phantoms" / "phantoms.csv")
     table["scanner"] = ["A", "B", "A", "C", "B", "A", "A", "B", "C", "A", "B", "A"]  # A 6, B 4, C 2
     table["split"] = ["train"] * 10 + ["test"] * 2
+    table.loc[11, "patient_id"] = table.loc[0, "patient_id"]  # a test exam of a training patient
     table.loc[4, "bmi"] = np.nan
     table.to_csv(tmp_path / "cohort.csv", index=False)
     data = ["--data", str(tmp_path / "cohort.csv"), "--image-root", str(setup / "phantoms"),
@@ -410,6 +411,8 @@ def test_directions_of_a_categorical_column_fitted_on_a_split(setup, tmp_path, c
     captured = capsys.readouterr()
     held_out, trained_on = _json_lines(captured.out)
     assert (held_out["in_fit"], trained_on["in_fit"]) == (False, True)
+    assert (held_out["patient_in_fit"], trained_on["patient_in_fit"]) == (True, True)  # 000011 is patient 0's
+    assert "phantom_s0_000011: not fitted on, but other exams of its patient" in captured.err
     assert "sex=M:F: fitted on 10 rows where split = train" in captured.err
     saved, _ = load_traversal(tmp_path / "phantom_s0_000011.sex_M_F.npz")
     np.testing.assert_allclose(saved.latents[1] - saved.latents[0], expected.vector, rtol=1e-4, atol=1e-5)

@@ -289,7 +289,8 @@ def _run_traverse(args) -> int:
                                       "reasons": list(report.verdict[2])},
                           "leakage": [{"attribute": a, "sd_per_sd": share, "change": words}
                                       for a, share, words in report.leakage],
-                          **({"in_fit": bool(fitted_on[latents.row(subject)])} if args.id and args.where else {}),
+                          **(_in_fit(study, fitted_on, latents.row(subject), cohort.patient_column, subject)
+                             if args.id and args.where else {}),
                           "files": [str(p) for p in written]}))
     return 0
 
@@ -310,6 +311,19 @@ def _cohort_psnr(model, cohort, latents, args) -> tuple[float, float]:
     decoded = model.decode(torch.from_numpy(np.asarray(latents.latents[rows], np.float32)))[:, 0].cpu().numpy()
     psnr = [psnr_db(d, np.asarray(image, np.float32)) for d, image in zip(decoded, images)]
     return float(np.median(psnr)), float(np.percentile(psnr, 5))
+
+
+def _in_fit(study, fitted_on, row: int, patient_column: str | None, subject) -> dict:
+    """Whether this exam, and any exam of its patient, was among the rows the direction was fitted
+    on: an exam left out whose patient was fitted on is not held out (said on stderr)."""
+    out = {"in_fit": bool(fitted_on[row])}
+    if patient_column is not None and patient_column in study.table.columns:
+        patients = study.table[patient_column].to_numpy()
+        out["patient_in_fit"] = bool(fitted_on[patients == patients[row]].any())
+        if out["patient_in_fit"] and not out["in_fit"]:
+            print(f"{subject}: not fitted on, but other exams of its patient {patients[row]} were: it is not "
+                  f"held out", file=sys.stderr)
+    return out
 
 
 def add_export(sub) -> None:
