@@ -21,7 +21,7 @@ import torch
 from ..model.cnn import at_resolution_of
 from ..model.oracle import in_table_coding
 from .directions import Direction
-from .quality import calibrated
+from .quality import calibrated, slope
 from .traversal import traverse
 
 __all__ = ["MAX_STRETCH", "PATIENTS", "Calibration", "FilmReader", "calibrate", "other_patients"]
@@ -59,7 +59,7 @@ def calibrate(direction: Direction, rows: Sequence[int], read: Callable[[int, np
     for row in rows:
         measured = read(row, amounts)
         if measured is not None and np.all(np.isfinite(measured)):
-            shares.append(float(np.polyfit(amounts, measured, 1)[0]))
+            shares.append(slope(amounts, measured))
     if not shares:
         return direction, Calibration(by, 0, math.nan, None, f"Not calibrated: {by} read no other patient's film.")
     achieved = float(np.median(shares))

@@ -18,7 +18,7 @@ from ..metrics import psnr_db
 from .directions import Direction
 
 
-def _slope(x: np.ndarray, y: np.ndarray) -> float:
+def slope(x: np.ndarray, y: np.ndarray) -> float:
     """Least-squares slope of y on x (NaN when x does not vary)."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     dx = x - x.mean()
@@ -58,12 +58,12 @@ def assess(amounts, target_predictions, *, intended=None, others: dict | None = 
                          "values: one of each per frame is needed")
     if len(amounts) < 3:
         raise ValueError(f"a traversal of {len(amounts)} frames is too short to score (3 or more)")
-    achieved = _slope(intended, measured)
+    achieved = slope(intended, measured)
     scores = {
         "monotonicity": float(spearmanr(amounts, measured)[0]) if np.ptp(measured) > 0 else 0.0,
         "achieved_over_intended": achieved,
         "calibrated_scale": 1 / achieved if achieved and math.isfinite(achieved) and achieved > 0 else math.nan,
-        "leakage": {name: _slope(intended, values) for name, values in (others or {}).items()},
+        "leakage": {name: slope(intended, values) for name, values in (others or {}).items()},
     }
     if differences is not None:
         scores["proximity"] = proximity(differences)
@@ -84,7 +84,7 @@ def score(traversal, measured=None, *, others: dict | None = None, original: np.
                       differences=traversal.differences, reconstruction=traversal.reconstruction, original=original)
     scores = {"proximity": proximity(traversal.differences)}
     if others:
-        scores["leakage"] = {name: _slope(intended, values) for name, values in others.items()}
+        scores["leakage"] = {name: slope(intended, values) for name, values in others.items()}
     if original is not None:
         scores["reconstruction_psnr_db"] = psnr_db(traversal.reconstruction, original)
     return scores

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.table import PATIENT_CANDIDATES
+from .quality import slope
 
 __all__ = ["FOLDS", "MAX_EXAMS", "MIN_PATIENTS", "TRUSTED_R2", "FilmReading", "Reader", "Readers", "fit_reader",
            "fit_readers", "patient_groups", "read_film", "readers_of"]
@@ -109,12 +110,6 @@ def _standardised_ridge(x: np.ndarray, y: np.ndarray):
     return weights, float(model.intercept_ - mean @ weights)
 
 
-def _slope(x: np.ndarray, y: np.ndarray) -> float:
-    dx = x - x.mean()
-    denominator = float(dx @ dx)
-    return float(dx @ (y - y.mean()) / denominator) if denominator > 0 else float("nan")
-
-
 def _drawn_by_patient(groups: np.ndarray, limit: int, seed: int = 0) -> np.ndarray:
     """A boolean mask of whole patients, drawn at random, holding at most ``limit`` exams (all where fewer)."""
     if len(groups) <= limit:
@@ -160,7 +155,7 @@ def fit_reader(latents, values, groups=None, *, attribute: str, two_level: bool 
         held_out[test] = x[test] @ weights + intercept
     r2 = 1 - float(np.sum((y - held_out) ** 2) / np.sum((y - y.mean()) ** 2))
     auc = float(roc_auc_score(y == y.max(), held_out)) if two_level else None
-    gain = _slope(y, held_out)
+    gain = slope(y, held_out)
     weights, intercept = _standardised_ridge(x, y)
     reason = None
     if not (gain > 0 and r2 >= TRUSTED_R2):
