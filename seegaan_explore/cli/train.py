@@ -79,7 +79,7 @@ def _run_train(args) -> int:
 
     from ..model import SeeGaan, preset_config
     from ..train.distributed import init_from_environment
-    from ..train.loop import CHECKPOINT_NAME, TrainConfig, Trainer
+    from ..train.loop import CHECKPOINT_NAME, TrainConfig, Trainer, flag_value
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -101,13 +101,13 @@ def _run_train(args) -> int:
     if resuming:
         _check_resumable(checkpoint, config, args)
     adversarial_start = _adversarial_start(args, checkpoint if resuming else None)
+    warm = _warm_up_settings(args)
     if args.init and not resuming:
         say(_warm_up_line(adversarial_start, args.steps, defaulted=args.adversarial_start is None))
         if adversarial_start > 0:
-            warm = _warm_up_settings(args)
-            say(f"the warm-up trains with Adam betas {_pair(warm['warmup_betas'])} and augmentation probability "
+            say(f"the warm-up trains with Adam betas {flag_value(warm['warmup_betas'])} and augmentation probability "
                 f"{warm['warmup_augment_probability']:g} (--warmup-adam-betas, --warmup-augment-probability); "
-                f"the GAN stage with {_pair(args.adam_betas)} and {args.augment_probability:g}")
+                f"the GAN stage with {flag_value(args.adam_betas)} and {args.augment_probability:g}")
 
     cohort = load_cohort(args, progress)
     train_cohort, val_cohort = _held_out_split(cohort, args, say)
@@ -135,7 +135,7 @@ def _run_train(args) -> int:
         adversarial_start=adversarial_start, perceptual=args.perceptual,
         perceptual_weight=args.perceptual_weight, encoder_adversarial_weight=args.encoder_adversarial_weight,
         r1_gamma=args.r1_gamma, augment=dataclasses.replace(d.augment, probability=args.augment_probability),
-        **_warm_up_settings(args),
+        **warm,
         seed=args.seed, precision=args.precision, checkpoint_every=args.checkpoint_every,
         sample_every=args.sample_every,
     )
@@ -206,10 +206,6 @@ def _warm_up_settings(args) -> dict:
     if augment is None and args.init:
         augment = 0.0
     return {"warmup_betas": None if betas is None else tuple(betas), "warmup_augment_probability": augment}
-
-
-def _pair(values) -> str:
-    return " ".join(f"{v:g}" for v in values)
 
 
 def _adversarial_start(args, checkpoint: Path | None) -> int:

@@ -316,7 +316,7 @@ class Trainer:
             if key == "augment":
                 old, new = old.get("probability"), new["probability"]
             if old != new:
-                lines.append(f"{flag} changed from {_flag_value(old)} to {_flag_value(new)} from step {step} on")
+                lines.append(f"{flag} changed from {flag_value(old)} to {flag_value(new)} from step {step} on")
         before = state.get("held_out")
         if before is not None and self.held_out is not None and before.get("ids") != self.held_out.get("ids"):
             lines.append(f"the held-out set differs from the one the run started with ({len(before.get('ids', []))} "
@@ -391,7 +391,8 @@ class Trainer:
             tmp.write_text("".join(line + "\n" for line in kept))
 
 
-def _flag_value(value) -> str:
+def flag_value(value) -> str:
+    """An option's value as it is typed: ``0.9 0.99``, ``0.2``, ``none``."""
     if isinstance(value, (list, tuple)):
-        return " ".join(_flag_value(v) for v in value)
+        return " ".join(flag_value(v) for v in value)
     return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
