@@ -76,15 +76,15 @@ def calibrate(direction: Direction, rows: Sequence[int], read: Callable[[int, np
 
 
 def other_patients(study, attribute: str, patient, match: Sequence[str] = (), n: int = PATIENTS) -> list[int]:
-    """Up to ``n`` cohort rows, evenly spread, with a value of ``attribute``: never ``patient``
-    itself, and where the direction was fitted on the exams matched to the patient (``match``), only
-    those."""
+    """``n`` cohort rows, evenly spread, with a value of ``attribute`` (those matched to the patient
+    where the direction was fitted on them, ``match``), never ``patient`` itself. The same rows serve
+    every patient but the ``n + 1`` spread ones, so that one calibration serves most patients."""
     values = study.values(attribute)
-    rows = [r for r in range(len(values)) if np.isfinite(values[r]) and r != patient]
+    rows = [r for r in range(len(values)) if np.isfinite(values[r])]
     for column in match if not isinstance(patient, str) else ():
         codes = study.held(column)
         rows = [r for r in rows if codes[r] == codes[patient]]
-    return rows[:: max(1, len(rows) // n)][:n]
+    return [r for r in rows[:: max(1, len(rows) // (n + 1))][: n + 1] if r != patient][:n]
 
 
 class FilmReader:

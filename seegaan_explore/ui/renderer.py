@@ -220,13 +220,17 @@ class Renderer:
     def _calibrated(self, a: dict, direction: Direction) -> tuple[Direction, Calibration | None]:
         """``direction`` calibrated on other cohort patients where the oracle or the CNN reads the
         target (:mod:`~seegaan_explore.explore.calibration`); as it is, with None, where nothing does."""
-        key = (direction.vector.tobytes(), direction.scale, a["log"], a["noise_seed"])
-        if direction.kind == "generative" and a["estimator"] != LATENT_SHIFT and self._calibrations.hit(key) is None:
-            rows = other_patients(self.study, a["attribute"], a["patient"], a["match"])
+        if direction.kind != "generative" or a["estimator"] == LATENT_SHIFT:
+            return direction, None
+        rows = other_patients(self.study, a["attribute"], a["patient"], a["match"])
+        key = (direction.vector.tobytes(), direction.scale, a["log"], a["noise_seed"], tuple(rows))
+        cached = self._calibrations.hit(key)
+        if cached is None:
             read = FilmReader(self.study, direction, a["attribute"], a["log"], a["noise_seed"], self._model_lock)
-            self._calibrations.put(key, calibrate(direction, rows, read, read.by, self.study.label(a["attribute"]))
-                                   if rows and read.by else (direction, None))
-        return self._calibrations.hit(key) or (direction, None)
+            cached = self._calibrations.put(key, calibrate(direction, rows, read, read.by,
+                                                           self.study.label(a["attribute"]))
+                                            if rows and read.by else (direction, None))
+        return cached
 
     def _traversal(self, a: dict, direction: Direction, check: Callable[[str], None]) -> dict:
         key = _traversal_key(a)
