@@ -349,6 +349,31 @@ def test_the_latest_request_wins(setup, tmp_path):
     e.close()
 
 
+def test_a_pick_made_while_the_worker_shows_a_film_is_not_swallowed(setup, tmp_path):
+    """The worker moves the film's controls quietly; an attribute the user picks in that moment (the
+    kernel applies it in its own thread) must still be rendered, not taken for the Explorer's own move."""
+    model, latents, table, cnn, _, images = setup
+    e = Explorer(model, latents, table, cnn=cnn, images=images, export_dir=tmp_path)
+    e.wait()
+    showing, release = threading.Event(), threading.Event()
+    real = e.film.show
+
+    def slow_show(*args, **kwargs):
+        if e.attribute.value == "age":  # the film of "age" is being put on screen...
+            showing.set()
+            release.wait(30)
+        real(*args, **kwargs)
+
+    e.film.show = slow_show
+    e.attribute.value = "age"
+    assert showing.wait(30)
+    e.attribute.value = "bmi"  # ...when the user picks BMI
+    release.set()
+    assert e.wait()["attribute"] == "bmi"
+    assert "Ready: bmi" in e.status.value
+    e.close()
+
+
 def test_slow_work_shows_progress_then_hides_it(setup, tmp_path):
     model, latents, table, cnn, _, images = setup
     renderer = Renderer(model, latents, table, cnn=cnn, images=images)

@@ -60,7 +60,7 @@ class Explorer(widgets.VBox):
                                              dictionary=dictionary)
         r = self.renderer
         self.result: dict | None = None  # the result on screen
-        self._quiet = False  # set while the Explorer itself moves controls, so that no request follows
+        self._moving = threading.local()  # .quiet: this thread is the Explorer moving controls itself
         self._worker = LatestWins(self._render, threaded=threaded, name="seegaan-explorer-render")
         self._stage = ""
         self._started = 0.0
@@ -244,16 +244,21 @@ class Explorer(widgets.VBox):
                                f"({elapsed:.1f} s)</span>")
         self.progress.layout.visibility = "visible"
 
+    @property
+    def _quiet(self) -> bool:
+        return getattr(self._moving, "quiet", False)
+
     @contextmanager
     def _quietly(self) -> Iterator[None]:
-        """While the Explorer itself moves controls: their observers ask for no render. Nested uses
-        leave it quiet until the outermost ends (else a change made after an inner one would be
-        taken for the user's, and reset what was just restored)."""
-        before, self._quiet = self._quiet, True
+        """While the Explorer itself moves controls: their observers ask for no render. Per thread, since
+        observers run in the thread that sets a value: the worker showing a film must not swallow a
+        click the kernel applies meanwhile. Nested uses leave it quiet until the outermost ends (else a
+        change made after an inner one would be taken for the user's, and reset what was just restored)."""
+        before, self._moving.quiet = self._quiet, True
         try:
             yield
         finally:
-            self._quiet = before
+            self._moving.quiet = before
 
     def _set_status(self, message: str, error: bool = False, colour: str | None = None) -> None:
         colour = colour or ("#b00020" if error else "#2e7d32")
