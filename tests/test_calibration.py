@@ -1,6 +1,6 @@
-"""Calibrating a film on other patients: the steps are stretched by the inverse of the share of the
-intended change a reader reads on their films, capped, and never calibrated on a wrong-way or
-barely-moving reading."""
+"""Calibrating a film on other patients: each step is drawn where the median response read on their
+films gives the intended change (a straight stretch where the response is straight, a bent one where
+it bends), out to a cap, and never calibrated on a wrong-way or barely-moving reading."""
 
 from __future__ import annotations
 
@@ -10,14 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seegaan_explore.explore.calibration import MAX_STRETCH, calibrate
+from seegaan_explore.explore.archives import load_direction, save_direction
+from seegaan_explore.explore.calibration import MAX_STRETCH, calibrate, other_patients
 from seegaan_explore.explore.directions import Direction
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+SCALE = 0.05
+FILM = np.linspace(-2, 2, 9) * SCALE  # the default film's intended steps, -2 to +2 SD
+
 
 def _direction() -> Direction:
-    return Direction("ctr", "mean_shift", "generative", np.array([3.0, 4.0], np.float32), 0.05, ())
+    return Direction("ctr", "mean_shift", "generative", np.array([3.0, 4.0], np.float32), SCALE, ())
 
 
 def _reader(shares: dict[int, float]):
@@ -25,17 +29,49 @@ def _reader(shares: dict[int, float]):
     return lambda row, amounts: 0.4 + row * 0.01 + shares[row] * amounts
 
 
-def test_the_steps_are_stretched_by_the_median_share_read_on_other_patients():
+def _achieved(direction: Direction, response) -> np.ndarray:
+    """What a patient whose films read ``response(step along the vector)`` reads on ``direction``'s film."""
+    return response(direction.drawn_at(FILM))
+
+
+def test_a_straight_response_is_stretched_by_the_median_share_read_on_other_patients():
     direction, calibration = calibrate(_direction(), [1, 2, 3], _reader({1: 0.4, 2: 0.5, 3: 0.9}), "the oracle", "CTR")
     assert calibration.achieved == pytest.approx(0.5) and calibration.stretch == pytest.approx(2.0)
-    np.testing.assert_allclose(direction.vector, [6.0, 8.0], rtol=1e-6)
-    assert direction.scale == 0.05 and "stretched ×2.00" in calibration.words and "the oracle" in calibration.words
+    np.testing.assert_allclose(_achieved(direction, lambda u: 0.5 * u), FILM, atol=1e-9)  # the median patient
+    np.testing.assert_allclose(direction.vector, _direction().vector)  # the vector stays; the steps move
+    assert calibration.reach == 1.0 and "the oracle" in calibration.words and "2.00× the fitted steps" in calibration.words
 
 
-def test_the_stretch_is_capped():
-    direction, calibration = calibrate(_direction(), [1, 2], _reader({1: 0.1, 2: 0.1}), "the CNN", "NT-proBNP")
-    assert calibration.stretch == MAX_STRETCH and "capped" in calibration.words
-    np.testing.assert_allclose(np.linalg.norm(direction.vector), 5.0 * MAX_STRETCH, rtol=1e-6)
+def test_a_bending_response_is_inverted_step_by_step_where_one_stretch_would_overshoot():
+    """The CNN reads NT-proBNP's films as a cubic: little near the patient, much further out."""
+    def bent(u):
+        return 0.05 * u + 0.2 * u ** 3 / SCALE ** 2
+
+    direction, calibration = calibrate(_direction(), [1, 2, 3], lambda row, amounts: 1.0 + row + bent(amounts),
+                                       "the CNN", "NT-proBNP")
+    achieved = _achieved(direction, bent)
+    np.testing.assert_allclose(achieved, FILM, atol=0.05 * SCALE)  # every frame near what it promises
+    one_stretch = FILM / calibration.achieved  # the single stretch the old calibration drew
+    assert abs(bent(one_stretch[-1]) / FILM[-1]) > 2  # ...which overshoots the last frame more than twofold
+
+
+def test_a_saturating_response_is_measured_out_to_the_cap_and_says_how_far_it_falls_short():
+    def saturating(u):
+        return 0.5 * SCALE * np.tanh(u / SCALE)  # never more than half an SD of change
+
+    direction, calibration = calibrate(_direction(), [1, 2], lambda row, amounts: saturating(amounts), "the oracle",
+                                       "age")
+    drawn = direction.drawn_at(FILM)
+    assert np.all(np.diff(drawn) > 0)  # still a film that runs one way
+    assert np.all(np.abs(drawn) <= MAX_STRETCH * np.abs(FILM) + 1e-12)  # no step further out than the cap
+    assert abs(drawn[-1]) > 1.5 * abs(FILM[-1])  # ...but beyond the intended step, where it reads more
+    assert calibration.reach == pytest.approx(0.25, abs=0.01) and "draws no more" in calibration.words
+
+
+def test_a_calibrated_direction_is_saved_with_its_warp(tmp_path):
+    direction, _ = calibrate(_direction(), [1, 2, 3], _reader({1: 0.4, 2: 0.5, 3: 0.9}), "the oracle", "CTR")
+    save_direction(direction, tmp_path / "ctr.safetensors")
+    np.testing.assert_allclose(load_direction(tmp_path / "ctr.safetensors").offsets(FILM), direction.offsets(FILM))
 
 
 @pytest.mark.parametrize("share, words", [(-0.6, "the wrong way"), (0.01, "barely")])
@@ -46,9 +82,32 @@ def test_a_wrong_way_or_barely_moving_reading_is_not_calibrated_on(share, words)
     np.testing.assert_array_equal(direction.vector, _direction().vector)
 
 
-def test_the_renderer_calibrates_on_other_patients_and_says_by_what():
+class _Study:
+    """What other_patients asks of a study: a column's values, and a held column's codes."""
+
+    def __init__(self, values, view):
+        self._values, self._view = np.asarray(values, np.float64), np.asarray(view)
+
+    def values(self, attribute):
+        return self._values
+
+    def held(self, column):
+        return self._view
+
+
+def test_a_film_is_calibrated_on_the_patients_nearest_in_the_attribute_never_on_itself():
+    values = [0, 0, 1, 1, 0, 1, 0, 1, np.nan, 0.9]
+    view = [0, 1, 0, 1, 0, 1, 0, 1, 0, 1]
+    study = _Study(values, view)
+    assert other_patients(study, "sex", 2, n=3) == [3, 5, 7]  # the other men (ties spread), never row 2
+    assert other_patients(study, "sex", 3, n=4) == [2, 5, 7, 9]  # a nearly-1 value comes after the 1s
+    assert other_patients(study, "sex", 2, match=("view",), n=3) == [0, 4, 6]  # only its view: all women there
+    assert other_patients(study, "sex", "upload:mine.png", n=3) == [0, 3, 6]  # an image: spread over all
+
+
+def test_the_renderer_calibrates_by_default_on_other_patients_and_says_by_what():
     """On the tiny setup the oracle reads brightness barely move on other patients' films: the
-    renderer says so and leaves the steps as fitted; where nothing reads the target, it claims nothing."""
+    renderer says so and leaves the steps as fitted; where nothing reads the target, it says that."""
     from ui_cohort import small_setup
 
     from seegaan_explore.ui.renderer import Renderer
@@ -56,13 +115,15 @@ def test_the_renderer_calibrates_on_other_patients_and_says_by_what():
 
     model, latents, table, cnn, oracle, images = small_setup()
     renderer = Renderer(model, latents, table, cnn=cnn, oracle=oracle, images=images)
-    plain = renderer.render({"attribute": "brightness", "patient": 3})
-    asked = renderer.render({"attribute": "brightness", "patient": 3, "calibrate": True})
+    plain = renderer.render({"attribute": "brightness", "patient": 3, "calibrate": False})
+    asked = renderer.render({"attribute": "brightness", "patient": 3})
     assert plain["calibration"] is None
     c = asked["calibration"]
     assert (c.by, c.patients, c.stretch) == ("the oracle", 8, None) and abs(c.achieved) < 0.05
     assert "barely" in c.words
     np.testing.assert_array_equal(asked["direction"].vector, plain["direction"].vector)
+    assert asked["direction"].warp is None
     assert "Not calibrated: on 8 other patients&#x27; films the oracle reads brightness" in \
         verdict_html(asked, renderer.study)
-    assert renderer.render({"attribute": "age", "patient": 3, "calibrate": True})["calibration"] is None
+    unread = renderer.render({"attribute": "age", "patient": 3})["calibration"]
+    assert unread.stretch is None and unread.words.startswith("Not calibrated: nothing reads age")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import html
 import io
 import threading
 import time
@@ -87,6 +88,15 @@ def test_picking_an_attribute_recolours_the_cohort_and_replaces_the_film(explore
     np.testing.assert_allclose(explorer.scatter.data[0].marker.color, explorer.renderer.study.values("ctr"))
     assert "ctr" not in [value for _, value in explorer.confounders.options]
     assert "ctr" in explorer.words.value
+
+
+def test_films_are_calibrated_and_say_so_unless_the_box_is_cleared(explorer):
+    r = explorer.result
+    assert explorer.calibrate.value and r["args"]["calibrate"] and r["calibration"] is not None
+    assert html.escape(r["calibration"].words) in explorer.words.value
+    explorer.calibrate.value = False
+    r = explorer.wait()
+    assert not r["args"]["calibrate"] and r["calibration"] is None and "calibrated" not in explorer.words.value.lower()
 
 
 def test_the_match_box_holds_two_level_attributes_by_matching_and_the_rest_by_a_linear_term(explorer):
@@ -428,13 +438,15 @@ def test_export_buttons_write_the_traversal_and_offer_a_download(explorer, tmp_p
     assert magic in path.read_bytes()[:200]
     assert f"download {path.name}" in explorer.export_link.value and "Exported" in explorer.status.value
     verdict = explorer.result["verdict"]
+    calibration = explorer.result["calibration"].words
     if kind == "HTML":  # what the page says of the film goes with it
-        assert verdict.headline in path.read_text()
+        assert verdict.headline in path.read_text() and html.escape(calibration) in path.read_text()
     elif kind == "GIF":
         import json
 
         report = json.loads(Image.open(path).info["comment"])
         assert report["verdict"]["level"] == verdict.level and len(report["ends"]) == 2
+        assert report["calibration"] == calibration
 
 
 def test_the_film_is_shown_before_the_attribution_is_ready(setup, tmp_path):

@@ -236,9 +236,12 @@ def test_an_unexpected_failure_is_reported_with_its_traceback(setup):
         def predict(self, images):
             raise RuntimeError("oracle weights missing")
 
-    result = Renderer(model, latents, table, oracle=BrokenOracle(), images=images).render({"attribute": "age"})
+    renderer = Renderer(model, latents, table, oracle=BrokenOracle(), images=images)
+    result = renderer.render({"attribute": "age", "calibrate": False})
     assert result["error"] == "predicting on the frames: RuntimeError: oracle weights missing"
     assert "oracle weights missing" in result["traceback"]
+    # calibrated (the default), the oracle is first asked while calibrating on other patients' films
+    assert renderer.render({"attribute": "age"})["error"].startswith("calibrating on other patients: RuntimeError")
 
 
 def test_a_newer_request_cancels_between_stages(renderer):
@@ -248,7 +251,8 @@ def test_a_newer_request_cancels_between_stages(renderer):
     stages = []
     done = renderer.render({"attribute": "ctr", "n_frames": 5}, progress=stages.append)
     assert done["error"] is None
-    assert stages[:3] == ["fitting the direction", "comparing with the other attributes", "building the traversal"]
+    assert stages[:4] == ["fitting the direction", "calibrating on other patients", "comparing with the other attributes",
+                          "building the traversal"]
     assert stages[-1] == "done"
 
 

@@ -41,19 +41,21 @@ def _direction_fields(direction: Direction) -> dict:
             "diagnostics": _jsonable(direction.diagnostics)}
 
 
-def _direction_from(fields: dict, vector: np.ndarray, path=None, knots=None) -> Direction:
+def _direction_from(fields: dict, vector: np.ndarray, path=None, knots=None, warp=None) -> Direction:
     return Direction(fields["attribute"], fields["estimator"], fields["kind"], np.asarray(vector, np.float32),
                      float(fields["scale"]), tuple(fields["confounders"]), fields["diagnostics"],
-                     tuple(fields.get("ends", ())), path, knots)  # files before ends were recorded have none
+                     tuple(fields.get("ends", ())), path, knots, warp)  # files before ends were recorded have none
 
 
 def save_direction(direction: Direction, path: str | Path) -> None:
     """A direction as one safetensors file: the vector (and an average-latents path with its bin
-    values), and its estimator, units (``scale``, the attribute's SD), confounders, its two ends in
+    values, or a calibration's warp), and its estimator, units (``scale``, the attribute's SD), confounders, its two ends in
     words and diagnostics as JSON metadata."""
     tensors = {"vector": np.asarray(direction.vector, np.float32)}
     if direction.path is not None:
         tensors.update(path=np.asarray(direction.path, np.float32), knots=np.asarray(direction.knots, np.float64))
+    if direction.warp is not None:
+        tensors["warp"] = np.asarray(direction.warp, np.float64)
     atomic_save_tensors(Path(path), {k: torch.from_numpy(v) for k, v in tensors.items()},
                         {"format": DIRECTION_FORMAT, "direction": json.dumps(_direction_fields(direction))})
 
@@ -79,7 +81,7 @@ def load_direction(path: str | Path, attribute: str | None = None, bin_values=No
             raise ValueError(f"{path}: {exc}") from exc
     fields = read_header(path, DIRECTION_FORMAT, "direction file")["direction"]
     tensors = {k: v.numpy() for k, v in load_file(str(path)).items()}
-    return _direction_from(fields, tensors["vector"], tensors.get("path"), tensors.get("knots"))
+    return _direction_from(fields, tensors["vector"], tensors.get("path"), tensors.get("knots"), tensors.get("warp"))
 
 
 _TRAVERSAL_KEYS = ("amounts", "in_sd", "latents", "reconstruction", "frames", "differences", "direction_vector",

@@ -1,15 +1,20 @@
-"""Calibrating a film: stretch a direction's steps so that films reach the change they promise.
+"""Calibrating a film: draw each step where the generator shows the change it promises.
 
-A direction's steps are in the attribute's units, but a generator draws only part of the change:
-a film of +2 SD of NT-proBNP may read, to the oracle or the CNN, as +1 SD. Where something reads the
-target on an image, :func:`calibrate` measures that share (achieved over intended) on other patients'
-films, never the patient's own (that would make any film look right), and stretches the steps by
-its inverse. The stretch is capped: far beyond the cohort's latents a generator draws no longer a
-radiograph, and a film stretched that far would promise what it cannot show.
+A direction's steps are in the attribute's units, but a generator draws only part of the change,
+and not in proportion: a film of +2 SD of NT-proBNP may read, to the CNN, as +0.1 SD, and a film of
++8 SD as +3 SD. Where something reads the target on an image, :func:`calibrate` measures that
+response on other patients' films, never the patient's own (that would make any film look right),
+at steps out to :data:`MAX_STRETCH` times the default film's ends, and inverts it: each intended step
+is drawn at the step whose median reading is the intended change (a ``warp`` on the direction). A
+single stretch cannot do this where the response bends: it overshoots the far frames to reach the
+near ones. No step is drawn more than :data:`MAX_STRETCH` times further out than it promises: far
+beyond the cohort's latents a generator draws no longer a radiograph, and a film stretched that far
+would promise what it cannot show.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -17,74 +22,128 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.interpolate import PchipInterpolator
+from sklearn.isotonic import IsotonicRegression
 
 from ..model.cnn import at_resolution_of
 from ..model.oracle import in_table_coding
 from .directions import Direction
-from .quality import calibrated, slope
+from .quality import slope
 from .traversal import traverse
 
-__all__ = ["MAX_STRETCH", "PATIENTS", "Calibration", "FilmReader", "calibrate", "other_patients"]
+__all__ = ["MAX_STRETCH", "PATIENTS", "STEPS_SD", "Calibration", "FilmReader", "calibrate", "other_patients"]
 
 PATIENTS = 8  # other patients' films a direction is calibrated on
 
-MAX_STRETCH = 4.0  # at most this many times the fitted steps
+MAX_STRETCH = 4.0  # no step drawn further out than this many times its promise; the response is measured that far
+DEFAULT_END_SD = 2.0  # the dashboard's default film ends at +-2 SD
+STEPS_SD = np.array([-8.0, -6.0, -4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0])
 _BARELY = 1 / 20  # a share below this is no change to calibrate on
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """How a film was calibrated: ``achieved`` (the median share of the intended change that
-    ``by`` read on ``patients`` other patients' films), the ``stretch`` the steps were multiplied by
-    (None: not calibrated) and why, in ``words``."""
+    """How a film was calibrated: ``achieved``, the median share of the intended change that ``by``
+    read on ``patients`` other patients' default films (-2 to +2 SD) before calibrating; ``stretch``,
+    how many times the fitted step the calibrated film draws those ends at (None: not calibrated);
+    ``reach``, the share of a 2 SD step its shorter side can show at most (1: all of it); and all of
+    it in ``words``."""
 
     by: str
     patients: int
     achieved: float
     stretch: float | None
     words: str
+    reach: float = 1.0
 
 
 def calibrate(direction: Direction, rows: Sequence[int], read: Callable[[int, np.ndarray], np.ndarray | None],
               by: str, target: str) -> tuple[Direction, Calibration]:
-    """``direction`` stretched so that, on the films of cohort ``rows``, ``by`` reads the intended change.
+    """``direction`` warped so that, on the films of cohort ``rows``, ``by`` reads the intended change.
 
     ``read(row, amounts)`` decodes patient ``row`` at ``amounts`` (steps in the attribute's units
     on the fitted scale, from the patient's own latent) and returns the target as ``by`` reads it on
-    those frames, on the same scale (None where it cannot). Each film spans the dashboard's default
-    range, two SDs either side: a generator's response is not linear, so a shorter span would
-    calibrate a longer film wrongly."""
-    amounts = np.array([-2.0, 0.0, 2.0]) * abs(direction.scale)
-    shares = []
+    those frames, on the same scale (None where it cannot). The median response over the rows, made
+    monotone, is inverted on each side of the patient."""
+    if direction.path is not None:
+        return direction, Calibration(by, 0, math.nan, None, "Not calibrated: a path through the cohort's bins "
+                                                             "is drawn as the bins were.")
+    steps = STEPS_SD * abs(direction.scale)
+    responses = []
     for row in rows:
-        measured = read(row, amounts)
+        measured = read(row, steps)
         if measured is not None and np.all(np.isfinite(measured)):
-            shares.append(slope(amounts, measured))
-    if not shares:
+            responses.append(np.asarray(measured, np.float64) - measured[STEPS_SD == 0][0])
+    if not responses:
         return direction, Calibration(by, 0, math.nan, None, f"Not calibrated: {by} read no other patient's film.")
-    achieved = float(np.median(shares))
-    if not achieved > _BARELY:
-        how = "the wrong way" if achieved < -_BARELY else "barely"
-        return direction, Calibration(by, len(shares), achieved, None,
-                                      f"Not calibrated: on {len(shares)} other patients' films {by} reads {target} "
+    response = np.median(responses, axis=0)
+    default = np.abs(STEPS_SD) <= DEFAULT_END_SD
+    achieved = slope(steps[default], response[default])
+    moves = max(achieved, slope(steps, response))  # near the patient, or only further out (NT-proBNP)
+    if not moves > _BARELY:
+        how = "the wrong way" if moves < -_BARELY else "barely"
+        return direction, Calibration(by, len(responses), achieved, None,
+                                      f"Not calibrated: on {len(responses)} other patients' films {by} reads {target} "
                                       f"moving {how} ({achieved:.0%} of the intended change).")
-    stretch = min(1 / achieved, MAX_STRETCH)
-    capped = " (capped: further out the generator no longer draws a radiograph)" if stretch < 1 / achieved else ""
-    words = (f"Calibrated by {by}: on {len(shares)} other patients' films it read {achieved:.0%} of the intended "
-             f"change of {target}, so the steps are stretched ×{stretch:.2f}{capped}.")
-    return calibrated(direction, 1 / stretch), Calibration(by, len(shares), achieved, stretch, words)
+    warp = _inverse(steps, response)
+    calibrated = dataclasses.replace(direction, warp=warp)
+    end = DEFAULT_END_SD * abs(direction.scale)
+    drawn = calibrated.drawn_at([-end, end])
+    stretch = float(np.mean(np.abs(drawn)) / end)
+    reaches = [min(1.0, float(-warp[0, 0] / end)), min(1.0, float(warp[0, -1] / end))]
+    sides = direction.ends if len(direction.ends) == 2 else ("downwards", "upwards")
+    short = "".join(f" {'Towards ' + side if direction.ends else side.capitalize()} the films show at most "
+                    f"{max(reach, 0.0) + 0.0:.0%} of a {DEFAULT_END_SD:g} SD step, even {MAX_STRETCH:g}× further out; "
+                    f"the generator draws no more of it." for side, reach in zip(sides, reaches) if reach < 0.95)
+    words = (f"Calibrated by {by}: on {len(responses)} other patients' films it read {achieved:.0%} of the "
+             f"intended change of {target}, so each step is drawn where it reads as intended (the ends at "
+             f"{stretch:.2f}× the fitted steps).{short}")
+    reach = min(reaches)
+    return calibrated, Calibration(by, len(responses), achieved, stretch, words, reach)
+
+
+def _inverse(steps: np.ndarray, response: np.ndarray, points: int = 161) -> np.ndarray:
+    """[2, points]: intended changes and the steps that draw them, the patient's own step 0 drawing 0.
+
+    The response is made monotone (isotonic), smoothed between the measured steps by a
+    shape-preserving cubic (PCHIP: a response that bends is not drawn as straight segments), and read
+    backwards, no step further out than :data:`MAX_STRETCH` times its intended change. A side whose
+    response does not rise away from 0 keeps no point."""
+    rising = IsotonicRegression().fit(steps, response).predict(steps)
+    zero = int(np.flatnonzero(steps == 0)[0])
+    rising = rising - rising[zero]
+    kept_steps, kept = [0.0], [0.0]
+    for k in range(zero + 1, len(steps)):  # above: strictly rising readings only
+        if rising[k] > kept[-1] + 1e-12:
+            kept_steps.append(steps[k]), kept.append(rising[k])
+    for k in range(zero - 1, -1, -1):  # below
+        if rising[k] < kept[0] - 1e-12:
+            kept_steps.insert(0, steps[k]), kept.insert(0, rising[k])
+    if len(kept) < 3:  # one side only: the straight segment is all there is to draw
+        intended, applied = np.array(kept), np.array(kept_steps)
+    else:
+        applied = np.linspace(kept_steps[0], kept_steps[-1], points)
+        intended = PchipInterpolator(kept_steps, kept)(applied)
+    # where the response flattens, no step is drawn more than MAX_STRETCH times further out than intended
+    return np.array([intended, np.sign(applied) * np.minimum(np.abs(applied), MAX_STRETCH * np.abs(intended))])
 
 
 def other_patients(study, attribute: str, patient, match: Sequence[str] = (), n: int = PATIENTS) -> list[int]:
-    """``n`` cohort rows, evenly spread, with a value of ``attribute`` (those matched to the patient
-    where the direction was fitted on them, ``match``), never ``patient`` itself. The same rows serve
-    every patient but the ``n + 1`` spread ones, so that one calibration serves most patients."""
+    """``n`` cohort rows with a value of ``attribute`` nearest the patient's own (a generator's response
+    depends on where a film starts: a man's film moves little further towards male), ties spread
+    evenly over the cohort; those matched to the patient where the direction was fitted on them
+    (``match``); never ``patient`` itself. An image without a row is calibrated on rows spread over
+    the whole range."""
     values = study.values(attribute)
-    rows = [r for r in range(len(values)) if np.isfinite(values[r])]
+    rows = [r for r in range(len(values)) if np.isfinite(values[r]) and r != patient]
     for column in match if not isinstance(patient, str) else ():
         codes = study.held(column)
         rows = [r for r in rows if codes[r] == codes[patient]]
-    return [r for r in rows[:: max(1, len(rows) // (n + 1))][: n + 1] if r != patient][:n]
+    spread = rows[:: max(1, len(rows) // n)]
+    if isinstance(patient, str) or not np.isfinite(values[patient]):
+        return spread[:n]
+    first = set(spread)  # among equally near rows, the evenly spread ones first
+    return sorted(rows, key=lambda r: (abs(values[r] - values[patient]), r not in first, r))[:n]
 
 
 class FilmReader:

@@ -28,7 +28,11 @@ class Direction:
     A direction read from the original's average latents is a *path* rather than a line:
     ``path[k]`` is the offset ``h_k - h_0`` of bin ``k`` from the first, at attribute value
     ``knots[k]``, and :meth:`offsets` follows it piecewise linearly (``vector`` is then the mean
-    slope from the first bin to the last)."""
+    slope from the first bin to the last).
+
+    A calibrated straight direction carries a ``warp`` ([2, k], rising rows): the intended steps
+    ``warp[0]`` are drawn at steps ``warp[1]`` along ``vector``, piecewise linearly between them and
+    one for one beyond their ends (:mod:`~seegaan_explore.explore.calibration`)."""
 
     attribute: str
     estimator: str
@@ -40,10 +44,23 @@ class Direction:
     ends: tuple[str, ...] = ()
     path: np.ndarray | None = None  # [k, w_dim], the first row zero
     knots: np.ndarray | None = None  # [k], strictly rising or falling
+    warp: np.ndarray | None = None  # [2, k]: intended steps -> steps along vector
 
     @property
     def unit_vector(self) -> np.ndarray:
         return self.vector / np.linalg.norm(self.vector)
+
+    def drawn_at(self, amounts) -> np.ndarray:
+        """The steps along ``vector`` that draw the intended steps ``amounts`` (the same without a warp)."""
+        amounts = np.asarray(amounts, dtype=np.float64)
+        if self.warp is None:
+            return amounts
+        intended, applied = np.asarray(self.warp, np.float64)
+        inside = np.interp(amounts, intended, applied)
+        below, above = amounts < intended[0], amounts > intended[-1]
+        inside[below] = applied[0] + amounts[below] - intended[0]
+        inside[above] = applied[-1] + amounts[above] - intended[-1]
+        return inside
 
     def offsets(self, amounts, in_sd: bool = False) -> np.ndarray:
         """Latent offsets [len(amounts), w_dim] for steps of ``amounts`` attribute units (or SDs).
@@ -53,7 +70,7 @@ class Direction:
         their offsets; a step beyond the first or last bin is refused (the bins show nothing there)."""
         amounts = np.asarray(amounts, dtype=np.float64) * (self.scale if in_sd else 1.0)
         if self.path is None:
-            return (amounts[:, None] * self.vector[None]).astype(np.float32)
+            return (self.drawn_at(amounts)[:, None] * self.vector[None]).astype(np.float32)
         knots = np.asarray(self.knots, np.float64)
         rising = knots if knots[-1] > knots[0] else -knots
         reach = rising - rising[0]

@@ -75,7 +75,8 @@ class Explorer(widgets.VBox):
         self._sync_confounders(defaults=True)
         self._sync_anchors()
         for control in (self.attribute, self.estimator, self.confounders, self.match, self.log_scale, self.units,
-                        self.start, self.stop, self.n_frames, self.patient, self.uploaded, self.method):
+                        self.start, self.stop, self.calibrate, self.n_frames, self.patient, self.uploaded,
+                        self.method):
             control.observe(self._on_control, names="value")
         self.film.observe(self._on_frame, names="frame")
         self.view.observe(self._on_view, names="value")
@@ -110,7 +111,11 @@ class Explorer(widgets.VBox):
         self.start = widgets.FloatText(value=-2.0, description="From", style={"description_width": "90px"},
                                        layout=narrow)
         self.stop = widgets.FloatText(value=2.0, description="to", style={"description_width": "20px"},
-                                      layout=widgets.Layout(width="100px"))
+                                      layout=widgets.Layout(width="92px"))
+        self.calibrate = widgets.Checkbox(value=True, description="calibrate", indent=False,
+                                          tooltip="draw each step where the oracle or the CNN reads, on other "
+                                                  "patients' films, the change it promises",
+                                          layout=widgets.Layout(width="84px", margin="0 0 0 6px"))
         self.n_frames = widgets.IntSlider(value=9, min=3, max=MAX_FRAMES // 2, description="Frames", style=style,
                                           layout=wide, continuous_update=False)
         choice = self.patient_choice = PatientChoice(len(r.latents), add_image=r.add_image, say=self._set_status,
@@ -149,7 +154,8 @@ class Explorer(widgets.VBox):
         controls = widgets.VBox([
             self.attribute, self.estimator, self.confounders, widgets.HBox([gap, self.match]),
             widgets.HBox([self.units, self.log_scale], layout=widgets.Layout(align_items="center")),
-            widgets.HBox([self.start, self.stop]), self.anchors, self.n_frames,
+            widgets.HBox([self.start, self.stop, self.calibrate], layout=widgets.Layout(align_items="center")),
+            self.anchors, self.n_frames,
             widgets.HBox([self.patient, self.upload]), self.uploaded, self.patient_info,
             self.view, self.scatter_box,
         ], layout=widgets.Layout(width=f"{MAP_PX[0] + 24}px", min_width=f"{MAP_PX[0] + 24}px",
@@ -170,7 +176,7 @@ class Explorer(widgets.VBox):
         super().__init__([widgets.HTML(title), widgets.HBox([self.status, self.progress]),
                           widgets.HBox([controls, right])])
         self.add_class("seegaan-explorer")
-        for name in ("attribute", "estimator", "units", "n_frames", "patient", "patient_info", "thumbnail",
+        for name in ("attribute", "estimator", "units", "calibrate", "n_frames", "patient", "patient_info", "thumbnail",
                      "thumbnail_caption", "film", "method", "attribution_original", "attribution_frame",
                      "attribution_caption", "words", "status", "progress", "upload"):
             getattr(self, name).add_class("seegaan-" + name.replace("_", "-"))  # stable hooks for browser tests
@@ -188,7 +194,7 @@ class Explorer(widgets.VBox):
                 "confounders": tuple(c for c in held if c not in match), "match": match,
                 "log": self.log_scale.value, "units": self.units.value,
                 "start": self.start.value, "stop": self.stop.value, "n_frames": self.n_frames.value,
-                "patient": self.patient_choice.value,
+                "patient": self.patient_choice.value, "calibrate": self.calibrate.value,
                 "method": self.method.value, "frame": min(self.film.frame, self.n_frames.value - 1)}
 
     def request(self, sync: bool = False) -> None:

@@ -45,7 +45,7 @@ UNITS = ("sd", "value")  # steps in standard deviations of the attribute, or tar
 MAX_FRAMES = 64
 DEFAULTS = {"attribute": None, "estimator": "mean_shift", "confounders": (), "match": (), "log": False, "units": "sd",
             "start": -2.0, "stop": 2.0, "n_frames": 9, "patient": 0, "method": "gradcam", "frame": -1,
-            "noise_seed": 0, "clip": True, "calibrate": False}
+            "noise_seed": 0, "clip": True, "calibrate": True}
 
 
 class Cancelled(Exception):
@@ -217,19 +217,27 @@ class Renderer:
         return self.study.direction(a["attribute"], a["estimator"], a["confounders"], a["log"], a["match"],
                                     row=patient if a["match"] else None, at=at)
 
-    def _calibrated(self, a: dict, direction: Direction) -> tuple[Direction, Calibration | None]:
+    def _calibrated(self, a: dict, direction: Direction) -> tuple[Direction, Calibration]:
         """``direction`` calibrated on other cohort patients where the oracle or the CNN reads the
-        target (:mod:`~seegaan_explore.explore.calibration`); as it is, with None, where nothing does."""
-        if direction.kind != "generative" or a["estimator"] == LATENT_SHIFT:
-            return direction, None
+        target (:mod:`~seegaan_explore.explore.calibration`); as it is, saying why, where it cannot be."""
+        label = self.study.label(a["attribute"])
+        if a["estimator"] == LATENT_SHIFT:
+            return direction, Calibration("", 0, math.nan, None, "Not calibrated: latent shift follows this "
+                                                                 "patient's own CNN gradient.")
+        if direction.kind != "generative":
+            return direction, Calibration("", 0, math.nan, None, f"Not calibrated: the {a['estimator']} direction "
+                                                                 "predicts the attribute; it is not fitted to draw it.")
         rows = other_patients(self.study, a["attribute"], a["patient"], a["match"])
         key = (direction.vector.tobytes(), direction.scale, a["log"], a["noise_seed"], tuple(rows))
         cached = self._calibrations.hit(key)
         if cached is None:
             read = FilmReader(self.study, direction, a["attribute"], a["log"], a["noise_seed"], self._model_lock)
-            cached = self._calibrations.put(key, calibrate(direction, rows, read, read.by,
-                                                           self.study.label(a["attribute"]))
-                                            if rows and read.by else (direction, None))
+            if rows and read.by:
+                cached = calibrate(direction, rows, read, read.by, label)
+            else:
+                cached = direction, Calibration("", 0, math.nan, None, f"Not calibrated: nothing reads {label} on "
+                                                                       "an image (no oracle or CNN for it).")
+            self._calibrations.put(key, cached)
         return cached
 
     def _traversal(self, a: dict, direction: Direction, check: Callable[[str], None]) -> dict:
