@@ -17,7 +17,7 @@ from seegaan_explore.cli import main
 from seegaan_explore.data.cohort import Cohort
 from seegaan_explore.data.images import load_preprocessed, to_uint8
 from seegaan_explore.explore import quality
-from seegaan_explore.explore.archives import load_direction, load_traversal
+from seegaan_explore.explore.archives import load_direction, load_report, load_traversal
 from seegaan_explore.explore.attribution import attribute
 from seegaan_explore.explore.directions import fit_direction
 from seegaan_explore.explore.latent_shift import latent_shift
@@ -146,7 +146,7 @@ def test_traverse_writes_every_format_from_the_stored_latent(setup, tmp_path, ca
     assert main(["traverse", "--checkpoint", str(setup / "tiny.safetensors"), *FP32, "--id", patient,
                  "--direction", str(direction_file), "--range", "-1", "1", "--frames", "3", "--sd",
                  "--format", "gif", "mp4", "png", "html", "npz", "--cnn", str(setup / "cnn.safetensors"),
-                 "--attribution", "saliency", "--out", str(out), *_cohort_args(setup)]) == 0
+                 "--attribution", "saliency", "--out", str(out), "--no-calibrate", *_cohort_args(setup)]) == 0
     printed = _json_lines(capsys.readouterr().out)[0]
     stem = out / f"{patient}.severity"
     assert printed["files"] == [str(stem) + f".{ext}" for ext in ("gif", "mp4", "png", "html", "npz")]
@@ -168,6 +168,34 @@ def test_traverse_writes_every_format_from_the_stored_latent(setup, tmp_path, ca
     assert printed["quality"]["measured_by"] == "the CNN"
     for key in ("monotonicity", "achieved_over_intended", "proximity", "reconstruction_psnr_db"):
         assert printed["quality"][key] == pytest.approx(scores[key], rel=1e-4, abs=1e-6)
+
+
+def test_traverse_calibrates_where_the_cnn_reads_the_attribute_and_says_so(setup, tmp_path, capsys):
+    """By default each step is drawn where the CNN reads, on other patients' films, the change it
+    promises: the frames stay on the direction's line, the steps move, and the output says so."""
+    patient = "phantom_s0_000007"
+    base = ["traverse", "--checkpoint", str(setup / "tiny.safetensors"), *FP32, "--id", patient, "--attribute",
+            "severity", "--range", "-2", "2", "--frames", "5", "--sd", "--format", "npz",
+            "--cnn", str(setup / "cnn.safetensors"), *_cohort_args(setup)]
+    assert main([*base, "--out", str(tmp_path / "calibrated")]) == 0
+    out = capsys.readouterr()
+    printed = _json_lines(out.out)[0]
+    calibration = printed["calibration"]
+    assert calibration["by"] == "the CNN" and calibration["words"] in out.err
+    assert calibration["words"].startswith("Calibrated by the CNN" if calibration["stretch"] else "Not calibrated")
+    assert main([*base, "--out", str(tmp_path / "as-fitted"), "--no-calibrate"]) == 0
+    assert "calibration" not in _json_lines(capsys.readouterr().out)[0]
+    assert load_report(tmp_path / "calibrated" / f"{patient}.severity.npz").calibration == calibration["words"]
+    assert load_report(tmp_path / "as-fitted" / f"{patient}.severity.npz").calibration == ""
+    calibrated, _ = load_traversal(tmp_path / "calibrated" / f"{patient}.severity.npz")
+    fitted, _ = load_traversal(tmp_path / "as-fitted" / f"{patient}.severity.npz")
+    w0 = _latents(setup).latent(patient)
+    line = fitted.latents[-1] - w0  # +2 SD as fitted
+    drawn = (calibrated.latents - w0) @ line / (line @ line) * 2  # each frame's step along it, in SDs
+    np.testing.assert_allclose(calibrated.latents - w0, (drawn / 2)[:, None] * line, atol=1e-4)  # on the line
+    assert np.all(np.diff(drawn) > 0) and drawn[2] == pytest.approx(0, abs=1e-5)  # one way; the patient between
+    if calibration["stretch"] is not None:
+        assert not np.allclose(calibrated.latents, fitted.latents)
 
 
 def test_traverse_an_image_file_along_a_direction_fitted_on_the_spot(setup, tmp_path, capsys):

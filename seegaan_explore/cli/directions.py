@@ -11,9 +11,10 @@ __all__ = ["CNN_PREDICTION", "attribute_cnn", "cohort_study", "explainer", "fit_
            "said_rows"]
 
 
-def cohort_study(cohort, latents, args, cnn=None):
+def cohort_study(cohort, latents, args, cnn=None, model=None):
     """The encoded cohort as a study, with ``cnn``'s predictions (from images preprocessed at its
-    resolution, loaded when first needed) as the attribute ``cnn_prediction``."""
+    resolution, loaded when first needed) as the attribute ``cnn_prediction``; ``model`` decodes its
+    films where the study draws some (a calibration)."""
     import numpy as np
 
     from ..explore.dictionary import read_dictionary
@@ -26,7 +27,7 @@ def cohort_study(cohort, latents, args, cnn=None):
     dictionary = read_dictionary(args.dictionary) if getattr(args, "dictionary", None) else None
     # its words for every column, but every column stays an attribute (the dashboard offers only its own)
     attributes = Study(latents.latents, latents.table).attributes if dictionary else None
-    return Study(latents.latents, latents.table, cnn=cnn, images=images if cnn is not None else None,
+    return Study(latents.latents, latents.table, model=model, cnn=cnn, images=images if cnn is not None else None,
                  attributes=attributes, dictionary=dictionary)
 
 

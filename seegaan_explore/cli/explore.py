@@ -191,6 +191,10 @@ def add_traverse(sub) -> None:
     p.add_argument("--sd", action="store_true", help="steps in SDs of the attribute")
     p.add_argument("--noise-seed", type=int, default=0)
     p.add_argument("--cnn", type=Path, help="attribute CNN checkpoint: its prediction for every frame")
+    p.add_argument("--no-calibrate", dest="calibrate", action="store_false",
+                   help="draw the steps as fitted; by default, where --cnn reads the attribute and a cohort is "
+                        "given, each step is drawn where the CNN reads, on the films of the 8 cohort patients "
+                        "nearest in the attribute, the change it promises (as the dashboard does)")
     p.add_argument("--attribution", help="with --cnn: add this attribution method's maps to the PNG panel")
     p.add_argument("--format", nargs="+", default=["gif", "png", "npz"], choices=FORMATS,
                    help="output formats (default gif png npz; npz can be re-exported with `export`)")
@@ -239,7 +243,7 @@ def _run_traverse(args) -> int:
     study = readers = cohort_psnr = None
     if args.id or args.attribute or args.data is not None:
         cohort, latents = encoded_cohort(args, model, progress)
-        study = cohort_study(cohort, latents, args, cnn=cnn)
+        study = cohort_study(cohort, latents, args, cnn=cnn, model=model)
         fitted_on = study.subset(args.where)[0] if args.attribute else None
         if per_patient:
             fit_for = per_patient_fitter(study, latents, args.attribute, args, amounts)
@@ -266,6 +270,9 @@ def _run_traverse(args) -> int:
             from ..explore.latent_shift import latent_shift
 
             direction = latent_shift(model, cnn, w0, noise_seed=args.noise_seed, attribute=f"{label} (latent shift)")
+        calibration = None
+        if args.calibrate and not args.latent_shift:
+            direction, calibration = _calibrated(study, direction, latents.row(subject) if args.id else name, args)
         t = traverse(model, w0, direction, amounts, in_sd=args.sd, noise_seed=args.noise_seed)
         predictions = attributions = None
         if cnn is not None:
@@ -279,12 +286,16 @@ def _run_traverse(args) -> int:
         measured_target, by = measured(target, log, getattr(cnn, "config", None), cnn_predictions=predictions)
         scores, report = report_on(t, study=study, model=model, readers=readers, measured=measured_target,
                                    measured_by=by, not_measured=by, original=original, cohort_psnr=cohort_psnr,
-                                   target=CNN_PREDICTION if args.latent_shift else None)
+                                   target=CNN_PREDICTION if args.latent_shift else None,
+                                   calibration=calibration.words if calibration is not None else "")
         stem = args.out / f"{safe_name(name)}.{safe_name(direction.attribute)}"
         written = _write_traversal(t, stem, args.format, args.fps, predictions, attributions, label, report)
         print(json.dumps({"subject": str(subject), "attribute": direction.attribute, "amounts": amounts.tolist(),
                           "in_sd": args.sd, **({"predictions": predictions.tolist()} if cnn is not None else {}),
                           "ends": list(report.ends), "quality": scores,
+                          **({"calibration": {"by": calibration.by, "stretch": calibration.stretch,
+                                              "reach": calibration.reach, "words": calibration.words}}
+                             if calibration is not None else {}),
                           "verdict": {"level": report.verdict[0], "headline": report.verdict[1],
                                       "reasons": list(report.verdict[2])},
                           "leakage": [{"attribute": a, "sd_per_sd": share, "change": words}
@@ -293,6 +304,28 @@ def _run_traverse(args) -> int:
                              if args.id and args.where else {}),
                           "files": [str(p) for p in written]}))
     return 0
+
+
+def _calibrated(study, direction, patient, args):
+    """``direction`` calibrated for ``patient`` (a cohort row, or a name for an image of one's own) on
+    other cohort patients' films where the study's CNN reads its target
+    (:mod:`~seegaan_explore.explore.calibration`); what was done, in words, on stderr."""
+    from ..explore.attributes import split_scaled_name
+    from ..explore.calibration import FilmReader, calibrate, other_patients
+
+    if study is None or direction.kind != "generative" or direction.path is not None:
+        return direction, None
+    target, log = split_scaled_name(direction.attribute)
+    try:
+        rows = other_patients(study, study.check(target), patient, args.match)
+    except ValueError:  # the direction's attribute is not a column of this cohort: nothing to read it on
+        return direction, None
+    reader = FilmReader(study, direction, target, log, args.noise_seed)
+    if reader.by is None or not rows:
+        return direction, None
+    direction, calibration = calibrate(direction, rows, reader, reader.by, study.label(target))
+    print(f"{patient}: {calibration.words}", file=sys.stderr)
+    return direction, calibration
 
 
 def _cohort_psnr(model, cohort, latents, args) -> tuple[float, float]:

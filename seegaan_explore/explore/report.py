@@ -55,17 +55,19 @@ class FilmReport:
     ``target``: the attribute in words; ``ends``: what - and + mean; ``scores``: the quality
     scores (:func:`~seegaan_explore.explore.quality.score`, with ``measured_by``); ``leakage``: the
     other attributes' change as :func:`~seegaan_explore.explore.verdict.leakage_in_words` gives it;
-    ``verdict``: (level, headline, reasons) of :func:`~seegaan_explore.explore.verdict.judge`."""
+    ``verdict``: (level, headline, reasons) of :func:`~seegaan_explore.explore.verdict.judge`;
+    ``calibration``: how the steps were calibrated, in words ("": drawn as fitted)."""
 
     target: str
     ends: tuple[str, str]
     scores: dict
     leakage: tuple[tuple[str, float, str], ...] = ()
     verdict: tuple[str, str, tuple[str, ...]] | None = None
+    calibration: str = ""
 
     @classmethod
-    def of(cls, traversal, scores: dict, *, study=None, verdict=None, leakage=(), target: str | None = None
-           ) -> FilmReport:
+    def of(cls, traversal, scores: dict, *, study=None, verdict=None, leakage=(), target: str | None = None,
+           calibration: str = "") -> FilmReport:
         """The report on ``traversal``: its ends (:func:`ends_of`), the attribute as ``study`` names
         it (or ``target``), and what is JSON-safe of ``scores``; ``verdict`` a
         :class:`~seegaan_explore.explore.verdict.Verdict`."""
@@ -81,14 +83,16 @@ class FilmReport:
                 kept[key] = {n: (v if isinstance(v, str) else _number(v)) for n, v in scores[key].items()}
         verdict = None if verdict is None else (verdict.level, verdict.headline, tuple(verdict.reasons))
         return cls(target, ends_of(traversal.direction, study), kept,
-                   tuple((label, float(share), words) for label, share, words in leakage), verdict)
+                   tuple((label, float(share), words) for label, share, words in leakage), verdict, calibration)
 
     @classmethod
     def of_render(cls, result: dict, study=None) -> FilmReport:
         """The report on what :meth:`~seegaan_explore.ui.renderer.Renderer.render` returned
         (``study``: the renderer's, for the ends in its words)."""
+        calibration = result.get("calibration")
         return cls.of(result["traversal"], result["quality"], study=study, verdict=result.get("verdict"),
-                      leakage=result.get("leakage", ()), target=result.get("label"))
+                      leakage=result.get("leakage", ()), target=result.get("label"),
+                      calibration=calibration.words if calibration is not None else "")
 
     # ------------------------------------------------------------------ in words
 
@@ -100,6 +104,8 @@ class FilmReport:
         if self.verdict is not None:
             _, headline, reasons = self.verdict
             lines += [headline, *[f"- {reason}" for reason in reasons]]
+        if self.calibration:
+            lines.append(self.calibration)
         if s.get("reconstruction_psnr_db") is not None:
             lines.append(f"reconstruction: {s['reconstruction_psnr_db']:.1f} dB PSNR against the original")
         if s.get("measured_by"):
@@ -135,8 +141,8 @@ class FilmReport:
         return json.dumps({"format": "seegaan-explore-film-report/1", "target": self.target, "ends": list(self.ends),
                            "scores": self.scores, "leakage": [list(x) for x in self.leakage],
                            "verdict": None if self.verdict is None else
-                           {"level": self.verdict[0], "headline": self.verdict[1], "reasons": list(self.verdict[2])}},
-                          ensure_ascii=False)
+                           {"level": self.verdict[0], "headline": self.verdict[1], "reasons": list(self.verdict[2])},
+                           "calibration": self.calibration}, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> FilmReport:
@@ -144,12 +150,13 @@ class FilmReport:
         verdict = data.get("verdict")
         return cls(data["target"], tuple(data["ends"]), data["scores"],
                    tuple((label, float(share), words) for label, share, words in data.get("leakage", ())),
-                   None if verdict is None else (verdict["level"], verdict["headline"], tuple(verdict["reasons"])))
+                   None if verdict is None else (verdict["level"], verdict["headline"], tuple(verdict["reasons"])),
+                   data.get("calibration", ""))  # reports written before calibration was recorded have none
 
 
 def report_on(traversal, *, study=None, model=None, readers=None, measured=None, measured_by: str | None = None,
               not_measured: str | None = None, original=None, cohort_psnr: tuple[float, float] | None = None,
-              target: str | None = None) -> tuple[dict, FilmReport]:
+              target: str | None = None, calibration: str = "") -> tuple[dict, FilmReport]:
     """A traversal's quality scores and its :class:`FilmReport` (with the verdict), as the dashboard makes them.
 
     ``measured``: the target on each frame (fitted scale) by ``measured_by`` (a CNN), if anything
@@ -159,7 +166,7 @@ def report_on(traversal, *, study=None, model=None, readers=None, measured=None,
     reader reads it (``target_read``, read high). ``original``: the patient's image, for the
     reconstruction's PSNR; ``cohort_psnr``: the cohort's (median, 5th percentile) PSNR it is judged
     against; ``target``: the attribute's name where it is not the direction's (a Latent Shift's CNN
-    prediction)."""
+    prediction); ``calibration``: how the steps were calibrated, in words."""
     from . import quality
     from .attributes import split_scaled_name
     from .readers import read_film
@@ -183,4 +190,5 @@ def report_on(traversal, *, study=None, model=None, readers=None, measured=None,
         leakage, judged = leakage_in_words(study, scores["leakage"], target_sd=target_sd, intended=intended,
                                            held=held, read_by=scores.get("leakage_read_by"))
     verdict = judge(scores, target=label, cohort_psnr=cohort_psnr, leakage=judged)
-    return scores, FilmReport.of(traversal, scores, study=study, verdict=verdict, leakage=leakage, target=label)
+    return scores, FilmReport.of(traversal, scores, study=study, verdict=verdict, leakage=leakage, target=label,
+                                 calibration=calibration)
