@@ -13,12 +13,12 @@ from seegaan_explore.cli import main
 from seegaan_explore.data.cohort import Cohort
 from seegaan_explore.data.images import intensity_window, preprocess
 from seegaan_explore.demo import FILES, WEIGHTS_DIR, load_demo, manifest, write_bundle
-from seegaan_explore.explore.quality import calibrated
+from seegaan_explore.explore.calibration import calibrate
 from seegaan_explore.explore.traversal import traverse
 from seegaan_explore.model.checkpoint import save_model
 from seegaan_explore.model.cnn import CnnConfig, RadiographCNN, save_cnn
 from seegaan_explore.model.config import preset_config
-from seegaan_explore.model.oracle import FACTORS, Oracle, OracleConfig, save_oracle
+from seegaan_explore.model.oracle import FACTORS, Oracle, OracleConfig, factor_targets, save_oracle
 from seegaan_explore.model.seegaan import SeeGaan
 from seegaan_explore.phantoms import generate_cohort, render_noise_free, sample_individual, write_cohort
 from seegaan_explore.phantoms.evaluation import (
@@ -146,9 +146,9 @@ def test_evaluate_scores_against_counterfactuals(tiny_bundle):
         # the ceiling is the ideal latent's, whatever the model: a random one shares the phantoms' ceiling
         assert 0.5 < scores["diffmap_r_ceiling"] <= 1
         assert scores["diffmap_r_share"] == pytest.approx(scores["diffmap_r"] / scores["diffmap_r_ceiling"])
-    # a matched direction is calibrated on fit-set phantoms of the patient's own view
-    assert set(result["attributes"]["nt_probnp|age,view"]["calibration"]) <= {"view=0", "view=1"}
-    assert set(result["attributes"]["view"]["calibration"]) == {"all"}
+    # every scored patient's film was calibrated, or left as fitted, and the summary counts them
+    for scores in result["attributes"].values():
+        assert scores["calibration"]["of"] == result["n_patients"]
 
 
 def test_the_spline_estimator_fits_each_patient_at_its_own_value_and_leaves_two_valued_ones_straight(tiny_bundle):
@@ -220,9 +220,10 @@ def test_leakage_on_truth_is_the_oracle_reading_the_true_counterfactual(tiny_bun
     assert result["attributes"]["view"]["achieved_on_truth"] == pytest.approx(np.mean(expected), rel=1e-4)
 
 
-def test_films_are_calibrated_on_fit_set_phantoms_never_on_the_scored_patients(tiny_bundle):
-    """achieved / intended, redone by hand: the calibration is the mean over the first fit-set phantoms
-    (seed 2); the calibrated figure is the scored patients' (seed 3) along the rescaled direction."""
+def test_films_are_calibrated_on_the_nearest_fit_set_phantoms_never_on_the_scored_patients(tiny_bundle):
+    """achieved / intended, redone by hand: each scored patient's (seed 3) film is calibrated by
+    :func:`calibrate` on the fit-set phantoms (seed 2) nearest it in the attribute, as the dashboard
+    calibrates a film on the cohort patients nearest its patient."""
     _, model, _ = tiny_bundle
     spec, oracle = next(s for s in SPECS if s.name == "severity"), _BrightnessOracle()
     scores = evaluate(model, oracle, n_fit=40, n_patients=2, frames=5, specs=(spec,), n_calibration=3,
@@ -230,17 +231,28 @@ def test_films_are_calibrated_on_fit_set_phantoms_never_on_the_scored_patients(t
     held = encode_held_out(model, 40, 2, oracle.config.factors)
     half, direction = spec.half_step(held.fit_factors), spec.direction(held.fit_latents, held.fit_factors)
 
-    def achieved(w, direction, row):  # the brightness oracle's slope along the film
-        amounts = np.linspace(*spec.span(row, half), 5)
-        return np.polyfit(amounts, traverse(model, w, direction, amounts).frames.mean(axis=(1, 2)), 1)[0]
+    def brightness(w, direction, amounts):  # what the brightness oracle reads on each frame
+        return traverse(model, w, direction, amounts).frames.mean(axis=(1, 2))
 
-    calibration = np.mean([achieved(held.fit_latents[j], direction, held.fit_table.iloc[j]) for j in range(3)])
-    assert calibration > 0 and scores["calibration"] == {"all": pytest.approx(calibration, rel=1e-3)}
-    on_patients = [achieved(held.w0[k], direction, held.table.iloc[k]) for k in range(2)]
+    def achieved(w, direction, row):
+        amounts = np.linspace(*spec.span(row, half), 5)
+        return np.polyfit(amounts, brightness(w, direction, amounts), 1)[0]
+
+    on_patients, calibrated, stretches = [], [], []
+    for k in range(2):
+        value = factor_targets(held.table, oracle.config.factors).iloc[k]["severity"]
+        nearest = np.argsort(np.abs(held.fit_factors["severity"].to_numpy() - value), kind="stable")[:3]
+        film, calibration = calibrate(direction, [int(j) for j in nearest],
+                                      lambda j, amounts: brightness(held.fit_latents[j], direction, amounts),
+                                      "the oracle", "severity")
+        on_patients.append(achieved(held.w0[k], direction, held.table.iloc[k]))
+        calibrated.append(achieved(held.w0[k], film, held.table.iloc[k]))
+        stretches += [calibration.stretch] if calibration.stretch is not None else []
     assert scores["achieved_over_intended"] == pytest.approx(np.mean(on_patients), rel=1e-3)
-    assert abs(np.mean(on_patients) - calibration) > 1e-3 * calibration  # other phantoms, another figure
-    rescaled = [achieved(held.w0[k], calibrated(direction, calibration), held.table.iloc[k]) for k in range(2)]
-    assert scores["achieved_over_intended_calibrated"] == pytest.approx(np.mean(rescaled), rel=1e-3)
+    assert scores["achieved_over_intended_calibrated"] == pytest.approx(np.mean(calibrated), rel=1e-3)
+    assert scores["calibration"]["calibrated"] == len(stretches) and scores["calibration"]["of"] == 2
+    if stretches:
+        assert scores["calibration"]["stretch"] == pytest.approx(np.median(stretches), rel=1e-6)
 
 
 def test_the_evaluation_shows_the_models_phantoms_as_a_cohort_read_from_disk_would(tmp_path):

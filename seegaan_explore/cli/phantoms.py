@@ -75,9 +75,10 @@ def add_evaluate(sub) -> None:
                         "(continuous attributes)")
     p.add_argument("--reconstructed", type=int, default=200,
                    help="held-out phantoms the reconstruction PSNR is averaged over (at least --patients)")
-    p.add_argument("--calibration", type=int, default=16, metavar="N",
-                   help="fit-set phantoms (never the scored patients) each direction is calibrated on before "
-                        "achieved/intended is measured again (default 16; 0: no calibration)")
+    p.add_argument("--calibration", type=int, default=8, metavar="N",
+                   help="fit-set phantoms (never the scored patients), the nearest to each patient in the attribute, "
+                        "its film is calibrated on as the dashboard calibrates one before achieved/intended is "
+                        "measured again (default 8; 0: no calibration)")
     p.add_argument("--ceiling-fit", type=int, default=5000, metavar="N",
                    help="phantom tables the ideal latent's directions are fitted on, for diffmap r's ceiling "
                         "(default 5000)")
