@@ -114,6 +114,36 @@ def test_held_out_set_is_whole_patients_listed_and_recorded(cohort, capsys):
     assert _state(cohort / "valseed3")["held_out"]["ids"] != ids
 
 
+def test_the_default_held_out_share_grows_until_several_patients_are_held_out(tmp_path, capsys):
+    """A cohort of many images per patient holds out one patient at 5% of its images: the default
+    grows the share (an explicit --val-fraction is kept as given)."""
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "cohort"
+    folder.mkdir()
+    rows = []
+    for i in range(60):  # 20 patients of 3 images
+        Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8)).save(folder / f"img{i:02d}.png")
+        rows.append({"image_id": f"img{i:02d}", "patient_id": f"p{i // 3:02d}"})
+    with open(folder / "data.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["image_id", "patient_id"])
+        writer.writeheader()
+        writer.writerows(rows)
+    base = ["train", "--data", str(folder / "data.csv"), "--image-root", str(folder), "--patient-column",
+            "patient_id", "--cache-dir", str(tmp_path / "cache"), "--preset", "tiny", "--steps", "1",
+            "--batch-size", "4", "--precision", "fp32", "--device", "cpu", "--no-progress"]
+    main([*base, "--out", str(tmp_path / "grown")])
+    said = capsys.readouterr().err
+    record = _state(tmp_path / "grown")["held_out"]
+    assert record["patients"] >= 5 and 0.05 < record["fraction"] <= 0.25
+    assert f"the default --val-fraction 0.05 would hold out 1 patient(s); {record['fraction']:g} holds out " \
+           f"{record['patients']}" in said
+    assert f"(--val-fraction {record['fraction']:g} of the images in whole patients" in said
+    main([*base, "--out", str(tmp_path / "as-given"), "--val-fraction", "0.05"])
+    said = capsys.readouterr().err
+    assert _state(tmp_path / "as-given")["held_out"]["patients"] == 1 and "would hold out" not in said
+    assert "only 1 held-out patient(s)" in said
+
+
 def test_resuming_with_other_steps_or_held_out_set_says_so(cohort, capsys):
     init = ["--init", str(cohort / "tiny.safetensors")]
     _train(cohort, *init, "--steps", "2")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from .common import add_cohort_arguments, load_cohort, user_errors
@@ -13,6 +14,8 @@ __all__ = ["add_train", "add_train_cnn", "add_train_oracle"]
 MIN_IMAGES_FOR_VALIDATION = 20  # smaller cohorts are trained on whole, without a held-out set
 HELD_OUT_NAME = "held-out.csv"
 FEW_PATIENTS = 5  # fewer held-out patients than this: warned that the validation PSNR is unsteady
+VAL_FRACTION = 0.05  # the default held-out share of the images...
+MAX_VAL_FRACTION = 0.25  # ...grown in steps of 0.05 up to this until FEW_PATIENTS patients are held out
 
 
 def add_train(sub) -> None:
@@ -61,10 +64,12 @@ def add_train(sub) -> None:
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     p.add_argument("--sample-every", type=int, default=d.sample_every)
-    p.add_argument("--val-fraction", type=float, default=0.05,
+    p.add_argument("--val-fraction", type=float,
                    help="held out for validation: about this share of the images, in whole patients (none "
                         f"with fewer than {MIN_IMAGES_FOR_VALIDATION} images); all of them are reconstructed at "
-                        "every evaluation, and listed in <out>/held-out.csv")
+                        f"every evaluation, and listed in <out>/held-out.csv (default {VAL_FRACTION:g}, grown up "
+                        f"to {MAX_VAL_FRACTION:g} until {FEW_PATIENTS} patients are held out where the cohort has "
+                        f"{4 * FEW_PATIENTS} or more)")
     p.add_argument("--val-seed", type=int, default=0, help="seed of the patient-level held-out split (fixed, "
                    "so that runs with other --seed values are validated on the same patients)")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
@@ -255,7 +260,12 @@ def _warm_up_line(adversarial_start: int, steps: int, defaulted: bool) -> str:
 
 
 def _held_out_split(cohort, args, say):
-    """(training cohort, held-out cohort or None): whole patients, drawn with --val-seed."""
+    """(training cohort, held-out cohort or None): whole patients, drawn with --val-seed. Without
+    --val-fraction, the default share grows until the validation PSNR rests on several patients (a
+    cohort with many images per patient holds out one patient at 5%); ``args.val_fraction`` is then
+    set to the share in effect, for the messages and the run's record."""
+    if args.val_fraction is None:
+        args.val_fraction = _grown_fraction(cohort, args.val_seed, say)
     if not 0 <= args.val_fraction < 1:
         raise ValueError(f"--val-fraction {args.val_fraction:g}: give a fraction in [0, 1)")
     if args.val_fraction == 0:
@@ -271,6 +281,29 @@ def _held_out_split(cohort, args, say):
             f"patient; validation PSNR is not measured")
         return cohort, None
     return train, val
+
+
+def _grown_fraction(cohort, seed: int, say) -> float:
+    """The default held-out share: :data:`VAL_FRACTION`, grown by 0.05 up to :data:`MAX_VAL_FRACTION`
+    until :data:`FEW_PATIENTS` patients are held out, where the cohort has enough patients to spare."""
+    from ..data.cohort import CohortWarning
+
+    fraction = VAL_FRACTION
+    if len(cohort) < MIN_IMAGES_FOR_VALIDATION or len(set(map(str, _patients(cohort)))) < 4 * FEW_PATIENTS:
+        return fraction
+
+    def held(share: float) -> int:
+        with warnings.catch_warnings():  # the split that is kept warns once, below
+            warnings.simplefilter("ignore", CohortWarning)
+            return len(set(map(str, _patients(cohort.patient_split((1 - share, share), seed=seed)[1]))))
+
+    first = held(fraction)
+    while held(fraction) < FEW_PATIENTS and fraction < MAX_VAL_FRACTION - 1e-9:
+        fraction = round(fraction + 0.05, 2)
+    if fraction != VAL_FRACTION:
+        say(f"the default --val-fraction {VAL_FRACTION:g} would hold out {first} patient(s); {fraction:g} holds out "
+            f"{held(fraction)}, so that the validation PSNR rests on more than a few (give --val-fraction to choose)")
+    return fraction
 
 
 def _patients(cohort) -> list:
