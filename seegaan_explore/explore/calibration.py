@@ -91,13 +91,14 @@ def calibrate(direction: Direction, rows: Sequence[int], read: Callable[[int, np
     drawn = calibrated.drawn_at([-end, end])
     stretch = float(np.mean(np.abs(drawn)) / end)
     reaches = [min(1.0, float(-warp[0, 0] / end)), min(1.0, float(warp[0, -1] / end))]
-    sides = direction.ends if len(direction.ends) == 2 else ("downwards", "upwards")
-    short = "".join(f" {'Towards ' + side if direction.ends else side.capitalize()} the films show at most "
-                    f"{max(reach, 0.0) + 0.0:.0%} of a {DEFAULT_END_SD:g} SD step, even {MAX_STRETCH:g}× further out; "
-                    f"the generator draws no more of it." for side, reach in zip(sides, reaches) if reach < 0.95)
-    words = (f"Calibrated by {by}: on {len(responses)} other patients' films it read {achieved:.0%} of the "
-             f"intended change of {target}, so each step is drawn where it reads as intended (the ends at "
-             f"{stretch:.2f}× the fitted steps).{short}")
+    sides = [f"towards {end}" for end in direction.ends] if len(direction.ends) == 2 else ["downwards", "upwards"]
+    short = [f"{max(reach, 0.0) + 0.0:.0%} of a {DEFAULT_END_SD:g} SD step {side}"
+             for side, reach in zip(sides, reaches) if reach < 0.95]
+    words = (f"Calibrated by {by} on {len(responses)} other patients' films (they read {achieved:.0%} of the "
+             f"intended change of {target}): each step is drawn where it reads as intended, the ends at "
+             f"{stretch:.2f}× the fitted steps."
+             + (f" Even {MAX_STRETCH:g}× further out the films show at most {' and '.join(short)}: the generator "
+                "draws no more of it." if short else ""))
     reach = min(reaches)
     return calibrated, Calibration(by, len(responses), achieved, stretch, words, reach)
 

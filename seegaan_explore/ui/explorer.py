@@ -111,11 +111,11 @@ class Explorer(widgets.VBox):
         self.start = widgets.FloatText(value=-2.0, description="From", style={"description_width": "90px"},
                                        layout=narrow)
         self.stop = widgets.FloatText(value=2.0, description="to", style={"description_width": "20px"},
-                                      layout=widgets.Layout(width="92px"))
+                                      layout=widgets.Layout(width="84px"))
         self.calibrate = widgets.Checkbox(value=True, description="calibrate", indent=False,
                                           tooltip="draw each step where the oracle or the CNN reads, on other "
                                                   "patients' films, the change it promises",
-                                          layout=widgets.Layout(width="84px", margin="0 0 0 6px"))
+                                          layout=widgets.Layout(width="92px", margin="0 0 0 4px"))
         self.n_frames = widgets.IntSlider(value=9, min=3, max=MAX_FRAMES // 2, description="Frames", style=style,
                                           layout=wide, continuous_update=False)
         choice = self.patient_choice = PatientChoice(len(r.latents), add_image=r.add_image, say=self._set_status,
