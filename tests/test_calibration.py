@@ -39,7 +39,8 @@ def test_a_straight_response_is_stretched_by_the_median_share_read_on_other_pati
     assert calibration.achieved == pytest.approx(0.5) and calibration.stretch == pytest.approx(2.0)
     np.testing.assert_allclose(_achieved(direction, lambda u: 0.5 * u), FILM, atol=1e-9)  # the median patient
     np.testing.assert_allclose(direction.vector, _direction().vector)  # the vector stays; the steps move
-    assert calibration.reach == 1.0 and "the oracle" in calibration.words and "2.00× the fitted steps" in calibration.words
+    assert calibration.reach == 1.0 and "the oracle" in calibration.words
+    assert "2.00× the fitted steps" in calibration.words
 
 
 def test_a_bending_response_is_inverted_step_by_step_where_one_stretch_would_overshoot():
@@ -127,3 +128,24 @@ def test_the_renderer_calibrates_by_default_on_other_patients_and_says_by_what()
         verdict_html(asked, renderer.study)
     unread = renderer.render({"attribute": "age", "patient": 3})["calibration"]
     assert unread.stretch is None and unread.words.startswith("Not calibrated: nothing reads age")
+
+
+def test_the_next_patients_calibration_reads_only_the_films_not_read_before(monkeypatch):
+    """Calibrating along one direction, a film of a cohort patient is decoded and read once: the next
+    patient's nearest rows are mostly the last one's, so a click on a neighbour costs a few films."""
+    from ui_cohort import small_setup
+
+    from seegaan_explore.explore.calibration import FilmReader
+    from seegaan_explore.ui.renderer import Renderer
+
+    read, measure = [], FilmReader._measure
+    monkeypatch.setattr(FilmReader, "_measure",
+                        lambda self, row, amounts: read.append(row) or measure(self, row, amounts))
+    model, latents, table, cnn, oracle, images = small_setup()
+    renderer = Renderer(model, latents, table, cnn=cnn, oracle=oracle, images=images)
+    renderer.render({"attribute": "brightness", "patient": 3})
+    neighbour = other_patients(renderer.study, "brightness", 3)[0]
+    first = len(read)
+    renderer.render({"attribute": "brightness", "patient": neighbour})
+    before, now = (set(other_patients(renderer.study, "brightness", p)) for p in (3, neighbour))
+    assert sorted(read[first:]) == sorted(now - before) and 0 < len(now - before) < len(now)

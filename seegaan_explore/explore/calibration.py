@@ -151,7 +151,8 @@ class FilmReader:
     """``read(row, amounts)`` for :func:`calibrate`: cohort patient ``row`` decoded along
     ``direction`` at ``amounts`` by the study's model, and the target read on the frames by its oracle
     or CNN (:meth:`~seegaan_explore.explore.study.Study.measured`); :attr:`by` names the reader,
-    None where nothing reads the target on an image."""
+    None where nothing reads the target on an image. A patient's film is read once: the next
+    patient's calibration shares most of its nearest rows."""
 
     def __init__(self, study, direction: Direction, attribute: str, log: bool, noise_seed: int = 0,
                  lock: threading.Lock | None = None):
@@ -159,10 +160,17 @@ class FilmReader:
         self.noise_seed = noise_seed
         self.lock = lock or threading.Lock()
         self.by = None
+        self._read: dict[tuple[int, bytes], np.ndarray | None] = {}
         if len(study.latents):
             self(0, np.zeros(1))  # one frame tells what reads the target, if anything does
 
     def __call__(self, row: int, amounts: np.ndarray) -> np.ndarray | None:
+        key = (int(row), np.asarray(amounts, np.float64).tobytes())
+        if key not in self._read:
+            self._read[key] = self._measure(row, amounts)
+        return self._read[key]
+
+    def _measure(self, row: int, amounts: np.ndarray) -> np.ndarray | None:
         study = self.study
         with self.lock:
             t = traverse(study.model, study.latents[row], self.direction, amounts, in_sd=False,

@@ -87,6 +87,7 @@ class Renderer:
         self._traversals = Lru(cache_size)
         self._attributions = Lru(4 * cache_size)
         self._calibrations = Lru(cache_size)
+        self._film_readers = Lru(cache_size)  # per direction: the other patients' films it has read
         self._embedding = None
         self._cohort_psnr: tuple[float, float] | None = None
 
@@ -228,16 +229,17 @@ class Renderer:
             return direction, Calibration("", 0, math.nan, None, f"Not calibrated: the {a['estimator']} direction "
                                                                  "predicts the attribute; it is not fitted to draw it.")
         rows = other_patients(self.study, a["attribute"], a["patient"], a["match"])
-        key = (direction.vector.tobytes(), direction.scale, a["log"], a["noise_seed"], tuple(rows))
-        cached = self._calibrations.hit(key)
+        along = (direction.vector.tobytes(), direction.scale, a["attribute"], a["log"], a["noise_seed"])
+        cached = self._calibrations.hit((*along, tuple(rows)))
         if cached is None:
-            read = FilmReader(self.study, direction, a["attribute"], a["log"], a["noise_seed"], self._model_lock)
+            read = self._film_readers.hit(along) or self._film_readers.put(along, FilmReader(
+                self.study, direction, a["attribute"], a["log"], a["noise_seed"], self._model_lock))
             if rows and read.by:
                 cached = calibrate(direction, rows, read, read.by, label)
             else:
                 cached = direction, Calibration("", 0, math.nan, None, f"Not calibrated: nothing reads {label} on "
                                                                        "an image (no oracle or CNN for it).")
-            self._calibrations.put(key, cached)
+            self._calibrations.put((*along, tuple(rows)), cached)
         return cached
 
     def _traversal(self, a: dict, direction: Direction, check: Callable[[str], None]) -> dict:
