@@ -130,6 +130,24 @@ def test_the_renderer_calibrates_by_default_on_other_patients_and_says_by_what()
     assert unread.stretch is None and unread.words.startswith("Not calibrated: nothing reads age")
 
 
+def test_on_a_real_cohort_the_latent_reader_calibrates_and_says_it_reads_high():
+    """Without an oracle (a real cohort), a trusted reader of the cohort's own latents reads the target
+    on the re-encoded frames; the note says which reader, and that it reads a change high."""
+    from ui_cohort import small_setup
+
+    from seegaan_explore.explore.readers import readers_of
+    from seegaan_explore.ui.renderer import Renderer
+
+    model, latents, table, _, _, images = small_setup()
+    renderer = Renderer(model, latents, table, images=images)  # no oracle, no CNN
+    c = renderer.render({"attribute": "brightness", "patient": 3})["calibration"]
+    reader = readers_of(renderer.study, ["brightness"])["brightness"]
+    assert reader.trusted and c.by.startswith(f"the cohort's {reader.describe()}") and "reads a change high" in c.by
+    assert c.patients == 8 and c.words.startswith(("Calibrated by the cohort's latent", "Not calibrated: on 8"))
+    untrusted = next(a for a in ("age", "severity", "ctr") if not readers_of(renderer.study, [a])[a].trusted)
+    assert "no trusted reader" in renderer.render({"attribute": untrusted, "patient": 3})["calibration"].words
+
+
 def test_the_next_patients_calibration_reads_only_the_films_not_read_before(monkeypatch):
     """Calibrating along one direction, a film of a cohort patient is decoded and read once: the next
     patient's nearest rows are mostly the last one's, so a click on a neighbour costs a few films."""

@@ -154,7 +154,8 @@ def test_hannover_readers_on_the_bundled_model(hannover_dir, tmp_path):
     out by patient, a ridge reader reads AP/PA from its latents (measured: R² 0.89, AUC 1.00) but not
     sex (R² -0.01, AUC 0.62): the phantoms never taught it what sex looks like on a real film. The
     dashboard's renderer then reads the leakage of a sex film with the trusted readers, and a
-    projection film barely moves projection even as its reader reads it (measured: 3%)."""
+    projection film as fitted barely moves projection even as its reader reads it (measured: 3%);
+    calibrated by that reader (the default), it is drawn further out."""
     from seegaan_explore.data.cohort import Cohort
     from seegaan_explore.demo import FILES, WEIGHTS_DIR
     from seegaan_explore.explore.latents import encode_cohort
@@ -180,10 +181,16 @@ def test_hannover_readers_on_the_bundled_model(hannover_dir, tmp_path):
     assert q["measured_by"] is None and "target_read" not in q and "sex" not in q["leakage_unread"]
     assert any(label == "projection" and "read by the latent ridge reader" in words
                for label, _, words in result["leakage"])
-    film = renderer.render({"attribute": "projection", "patient": 3, "method": None})
+    film = renderer.render({"attribute": "projection", "patient": 3, "method": None, "calibrate": False})
     assert film["quality"]["target_read"]["achieved_over_intended"] < 0.25
     reasons = film["verdict"].reasons
     assert any(r.startswith("projection barely changed even as the latent ridge reader") for r in reasons)
+    # calibrated (the default) by the same reader on other patients' films, it is drawn further out
+    calibrated = renderer.render({"attribute": "projection", "patient": 3, "method": None})
+    assert calibrated["calibration"].by.startswith("the cohort's latent ridge reader (held-out R²")
+    assert calibrated["calibration"].stretch > 1
+    assert calibrated["quality"]["target_read"]["achieved_over_intended"] > \
+        film["quality"]["target_read"]["achieved_over_intended"]
 
 
 def test_a_film_of_a_contrast_is_not_read_for_the_other_contrasts_of_its_own_column():

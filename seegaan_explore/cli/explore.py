@@ -192,9 +192,9 @@ def add_traverse(sub) -> None:
     p.add_argument("--noise-seed", type=int, default=0)
     p.add_argument("--cnn", type=Path, help="attribute CNN checkpoint: its prediction for every frame")
     p.add_argument("--no-calibrate", dest="calibrate", action="store_false",
-                   help="draw the steps as fitted; by default, where --cnn reads the attribute and a cohort is "
-                        "given, each step is drawn where the CNN reads, on the films of the 8 cohort patients "
-                        "nearest in the attribute, the change it promises (as the dashboard does)")
+                   help="draw the steps as fitted; by default, with a cohort, where --cnn or the cohort's trusted "
+                        "latent reader reads the attribute, each step is drawn where it reads, on the films of the 8 "
+                        "cohort patients nearest in the attribute, the change it promises (as the dashboard does)")
     p.add_argument("--attribution", help="with --cnn: add this attribution method's maps to the PNG panel")
     p.add_argument("--format", nargs="+", default=["gif", "png", "npz"], choices=FORMATS,
                    help="output formats (default gif png npz; npz can be re-exported with `export`)")
@@ -308,7 +308,7 @@ def _run_traverse(args) -> int:
 
 def _calibrated(study, direction, patient, args):
     """``direction`` calibrated for ``patient`` (a cohort row, or a name for an image of one's own) on
-    other cohort patients' films where the study's CNN reads its target
+    other cohort patients' films where the study's CNN, or its trusted latent reader, reads its target
     (:mod:`~seegaan_explore.explore.calibration`); what was done, in words, on stderr."""
     from ..explore.attributes import split_scaled_name
     from ..explore.calibration import FilmReader, calibrate, other_patients

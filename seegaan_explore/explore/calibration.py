@@ -180,5 +180,26 @@ class FilmReader:
             oracle = None if study.oracle is None else in_table_coding(
                 study.oracle.predict(at_resolution_of(study.oracle, frames)).reset_index(drop=True), study.table)
         measured, by = study.measured(self.attribute, self.log, cnn_predictions=cnn, oracle_predictions=oracle)
+        if measured is None and study.oracle is None:  # a real cohort: its own reader of the attribute, if trusted
+            measured, by = self._read_by_latent_reader(t.frames)
         self.by = by if measured is not None else None
         return measured
+
+    def _read_by_latent_reader(self, frames: np.ndarray) -> tuple[np.ndarray | None, str]:
+        """The target as the cohort's latent reader reads it on the re-encoded ``frames``
+        (:mod:`~seegaan_explore.explore.readers`), where one is trusted. It reads a film's change
+        high, so a film calibrated by it is stretched too little rather than too far."""
+        from .readers import read_film, readers_of
+        from .study import on_scale
+
+        readers = readers_of(self.study, [self.attribute])
+        if not readers[self.attribute].trusted:
+            return None, readers[self.attribute].describe()
+        with self.lock:
+            reading = read_film(self.study.model, frames, readers, [self.attribute])
+        values = reading.values[self.attribute]
+        if self.log and np.any(values <= 0):
+            return None, "the latent reader read values <= 0, which a log scale cannot show"
+        return on_scale(values, self.log, self.attribute), (f"the cohort's {reading.read_by[self.attribute]} on the "
+                                                            "re-encoded frames, which reads a change high (the film "
+                                                            "may show less than promised)")

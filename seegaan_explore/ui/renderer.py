@@ -219,8 +219,9 @@ class Renderer:
                                     row=patient if a["match"] else None, at=at)
 
     def _calibrated(self, a: dict, direction: Direction) -> tuple[Direction, Calibration]:
-        """``direction`` calibrated on other cohort patients where the oracle or the CNN reads the
-        target (:mod:`~seegaan_explore.explore.calibration`); as it is, saying why, where it cannot be."""
+        """``direction`` calibrated on other cohort patients where the oracle, the CNN or (on a real
+        cohort) a trusted latent reader reads the target (:mod:`~seegaan_explore.explore.calibration`);
+        as it is, saying why, where it cannot be."""
         label = self.study.label(a["attribute"])
         if a["estimator"] == LATENT_SHIFT:
             return direction, Calibration("", 0, math.nan, None, "Not calibrated: latent shift follows this "
@@ -238,7 +239,8 @@ class Renderer:
                 cached = calibrate(direction, rows, read, read.by, label)
             else:
                 cached = direction, Calibration("", 0, math.nan, None, f"Not calibrated: nothing reads {label} on "
-                                                                       "an image (no oracle or CNN for it).")
+                                                                       "an image (no oracle, no CNN of it, no trusted "
+                                                                       "reader of the cohort's latents).")
             self._calibrations.put((*along, tuple(rows)), cached)
         return cached
 
