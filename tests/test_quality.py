@@ -3,8 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from seegaan_explore.explore.directions import Direction
-from seegaan_explore.explore.quality import assess, calibrated, proximity, psnr_db
+from seegaan_explore.explore.quality import assess, proximity, psnr_db
 
 
 def test_assess_measures_shortfall_and_leakage():
@@ -39,17 +38,11 @@ def test_proximity_local_versus_global_change():
     assert proximity(spread) == pytest.approx(0.0)
 
 
-def test_reconstruction_psnr_and_calibration():
+def test_reconstruction_psnr():
     a = np.zeros((8, 8))
     assert psnr_db(a, a + 0.02) == pytest.approx(10 * math.log10(4 / 0.0004))
     s = assess(np.arange(4.0), np.arange(4.0), reconstruction=a, original=a + 0.02, differences=np.ones((4, 8, 8)))
     assert s["reconstruction_psnr_db"] == pytest.approx(40.0)
-    d = Direction("x", "mean_shift", "generative", np.ones(4), 1.0)
-    c = calibrated(d, 0.25)
-    np.testing.assert_allclose(c.vector, 4 * np.ones(4))
-    assert c.diagnostics["calibration"] == 0.25
-    with pytest.raises(ValueError, match="does not move"):
-        calibrated(d, -0.1)
 
 
 def test_one_psnr_for_arrays_and_training_tensors():

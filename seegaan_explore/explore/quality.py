@@ -8,14 +8,12 @@ say so in numbers.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 from scipy.stats import spearmanr
 
 from ..metrics import psnr_db
-from .directions import Direction
 
 
 def slope(x: np.ndarray, y: np.ndarray) -> float:
@@ -88,12 +86,3 @@ def score(traversal, measured=None, *, others: dict | None = None, original: np.
     if original is not None:
         scores["reconstruction_psnr_db"] = psnr_db(traversal.reconstruction, original)
     return scores
-
-
-def calibrated(direction: Direction, achieved_over_intended: float) -> Direction:
-    """The direction rescaled so that one intended unit achieves one measured unit."""
-    if not (math.isfinite(achieved_over_intended) and achieved_over_intended > 0):
-        raise ValueError(f"cannot calibrate {direction.attribute!r}: achieved/intended is "
-                         f"{achieved_over_intended!r} (the traversal does not move the measured target up)")
-    diagnostics = dict(direction.diagnostics, calibration=achieved_over_intended)
-    return dataclasses.replace(direction, vector=direction.vector / achieved_over_intended, diagnostics=diagnostics)
