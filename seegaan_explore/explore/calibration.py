@@ -56,6 +56,11 @@ class Calibration:
     words: str
     reach: float = 1.0
 
+    @classmethod
+    def not_done(cls, why: str, by: str = "") -> Calibration:
+        """A film left as fitted, and ``why`` ("Not calibrated: ...")."""
+        return cls(by, 0, math.nan, None, f"Not calibrated: {why}")
+
 
 def calibrate(direction: Direction, rows: Sequence[int], read: Callable[[int, np.ndarray], np.ndarray | None],
               by: str, target: str) -> tuple[Direction, Calibration]:
@@ -66,8 +71,7 @@ def calibrate(direction: Direction, rows: Sequence[int], read: Callable[[int, np
     those frames, on the same scale (None where it cannot). The median response over the rows, made
     monotone, is inverted on each side of the patient."""
     if direction.path is not None:
-        return direction, Calibration(by, 0, math.nan, None, "Not calibrated: a path through the cohort's bins "
-                                                             "is drawn as the bins were.")
+        return direction, Calibration.not_done("a path through the cohort's bins is drawn as the bins were.", by)
     steps = STEPS_SD * abs(direction.scale)
     responses = []
     for row in rows:
@@ -75,7 +79,7 @@ def calibrate(direction: Direction, rows: Sequence[int], read: Callable[[int, np
         if measured is not None and np.all(np.isfinite(measured)):
             responses.append(np.asarray(measured, np.float64) - measured[STEPS_SD == 0][0])
     if not responses:
-        return direction, Calibration(by, 0, math.nan, None, f"Not calibrated: {by} read no other patient's film.")
+        return direction, Calibration.not_done(f"{by} read no other patient's film.", by)
     response = np.median(responses, axis=0)
     default = np.abs(STEPS_SD) <= DEFAULT_END_SD
     achieved = slope(steps[default], response[default])

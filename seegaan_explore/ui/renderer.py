@@ -224,11 +224,10 @@ class Renderer:
         as it is, saying why, where it cannot be."""
         label = self.study.label(a["attribute"])
         if a["estimator"] == LATENT_SHIFT:
-            return direction, Calibration("", 0, math.nan, None, "Not calibrated: latent shift follows this "
-                                                                 "patient's own CNN gradient.")
+            return direction, Calibration.not_done("latent shift follows this patient's own CNN gradient.")
         if direction.kind != "generative":
-            return direction, Calibration("", 0, math.nan, None, f"Not calibrated: the {a['estimator']} direction "
-                                                                 "predicts the attribute; it is not fitted to draw it.")
+            return direction, Calibration.not_done(f"the {a['estimator']} direction predicts the attribute; it is "
+                                                   "not fitted to draw it.")
         rows = other_patients(self.study, a["attribute"], a["patient"], a["match"])
         along = (direction.vector.tobytes(), direction.scale, a["attribute"], a["log"], a["noise_seed"])
         cached = self._calibrations.hit((*along, tuple(rows)))
@@ -238,9 +237,8 @@ class Renderer:
             if rows and read.by:
                 cached = calibrate(direction, rows, read, read.by, label)
             else:
-                cached = direction, Calibration("", 0, math.nan, None, f"Not calibrated: nothing reads {label} on "
-                                                                       "an image (no oracle, no CNN of it, no trusted "
-                                                                       "reader of the cohort's latents).")
+                cached = direction, Calibration.not_done(f"nothing reads {label} on an image (no oracle, no CNN of "
+                                                         "it, no trusted reader of the cohort's latents).")
             self._calibrations.put((*along, tuple(rows)), cached)
         return cached
 
