@@ -18,6 +18,7 @@ from seegaan_explore.data.cohort import Cohort
 from seegaan_explore.data.images import load_preprocessed, to_uint8
 from seegaan_explore.explore import quality
 from seegaan_explore.explore.archives import load_direction, load_report, load_traversal
+from seegaan_explore.explore.export import mp4_report
 from seegaan_explore.explore.attribution import attribute
 from seegaan_explore.explore.directions import fit_direction
 from seegaan_explore.explore.latent_shift import latent_shift
@@ -160,6 +161,7 @@ def test_traverse_writes_every_format_from_the_stored_latent(setup, tmp_path, ca
     np.testing.assert_allclose(printed["predictions"], predictions, rtol=1e-6)
     assert iio.imread(str(stem) + ".gif", index=None).shape[0] == 3
     assert iio.imread(str(stem) + ".mp4", index=None).shape[0] == 3
+    assert mp4_report(str(stem) + ".mp4") == load_report(str(stem) + ".npz") is not None  # the report goes along
     assert Image.open(str(stem) + ".png").size[1] > 3 * 128  # frames, differences and attributions
     assert "CNN prediction of severity" in (stem.parent / f"{stem.name}.html").read_text(encoding="utf-8")
     # the CNN predicts the traversed attribute, so its predictions on the frames score the traversal

@@ -24,6 +24,7 @@ from seegaan_explore.explore.export import (
     LINE_HEIGHT,
     TITLE_HEIGHT,
     diverging_rgb,
+    mp4_report,
     save_gif,
     save_html_report,
     save_mp4,
@@ -275,6 +276,17 @@ def test_the_gif_keeps_its_frames_and_carries_the_report_as_its_comment(traversa
     comment = Image.open(path).info["comment"].decode("utf-8")
     assert FilmReport.from_json(comment) == report
     assert json.loads(comment)["ends"] == ["lower severity", "higher severity"]
+
+
+def test_the_mp4_carries_the_report_even_where_its_words_hold_ffmpegs_escapes(traversal, report, tmp_path):
+    worded = dataclasses.replace(report, calibration="Calibrated by the CNN; steps = 1.5x #ends \\ 50%")
+    save_mp4(traversal, tmp_path / "t.mp4", report=worded)
+    assert mp4_report(tmp_path / "t.mp4") == worded
+    save_mp4(traversal, tmp_path / "bare.mp4")
+    assert mp4_report(tmp_path / "bare.mp4") is None
+    (tmp_path / "notes.mp4").write_text("not a film")
+    with pytest.raises(ValueError, match="notes.mp4: not a readable MP4"):
+        mp4_report(tmp_path / "notes.mp4")
 
 
 def test_the_html_report_says_which_end_is_plus_and_how_far_to_trust_the_film(traversal, report, tmp_path):

@@ -61,7 +61,7 @@ def _write_traversal(traversal, stem: Path, formats, fps: float, predictions=Non
         if fmt == "gif":
             export.save_gif(traversal, path, fps=fps, report=report)
         elif fmt == "mp4":
-            export.save_mp4(traversal, path, fps=fps)
+            export.save_mp4(traversal, path, fps=fps, report=report)
         elif fmt == "png":
             export.save_panel(traversal, path, attributions=attributions, predictions=predictions, report=report)
         elif fmt == "html":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from .traversal import Traversal
 
 __all__ = [
     "GAP", "LABEL_HEIGHT", "LINE_HEIGHT", "TITLE_HEIGHT", "checked_predictions", "diverging_rgb", "heat_overlay",
-    "save_attribution_png", "save_gif", "save_html_report", "save_mp4", "save_panel",
+    "mp4_report", "save_attribution_png", "save_gif", "save_html_report", "save_mp4", "save_panel",
 ]
 
 GAP = 4  # pixels between panel tiles
@@ -86,15 +87,38 @@ def save_gif(traversal: Traversal, path: str | Path, fps: float = 8, report: Fil
     _write_frames(Path(path), to_uint8(traversal.frames), extension=".gif", duration=1000 / fps, loop=0, **comment)
 
 
-def save_mp4(traversal: Traversal, path: str | Path, fps: float = 8, quality: int = 10) -> None:
+def save_mp4(traversal: Traversal, path: str | Path, fps: float = 8, quality: int = 10,
+             report: FilmReport | None = None) -> None:
     """The frames as H.264 MP4 (yuv420p, playable everywhere; lossy, within a few grey levels at
-    ``quality=10``). Needs the ``imageio-ffmpeg`` package, which ships its own ffmpeg."""
+    ``quality=10``); the ``report`` as JSON in the file's comment tag (:func:`mp4_report` reads it
+    back). Needs the ``imageio-ffmpeg`` package, which ships its own ffmpeg."""
+    _ffmpeg()
+    tags = {"output_params": ["-metadata", f"comment={report.to_json()}"]} if report is not None else {}
+    _write_frames(Path(path), to_uint8(traversal.frames), extension=".mp4", fps=fps, quality=quality,
+                  macro_block_size=1, **tags)
+
+
+def mp4_report(path: str | Path) -> FilmReport | None:
+    """The :class:`~seegaan_explore.explore.report.FilmReport` an MP4 of :func:`save_mp4` carries
+    (None where it was written without one)."""
+    import subprocess
+
+    done = subprocess.run([_ffmpeg(), "-v", "error", "-i", str(path), "-f", "ffmetadata", "-"],
+                          capture_output=True, text=True, encoding="utf-8")
+    if done.returncode != 0:
+        raise ValueError(f"{path}: not a readable MP4 ({done.stderr.strip()[-200:]})")
+    for line in done.stdout.splitlines():
+        if line.startswith("comment="):  # ffmetadata escapes = ; # \ with a backslash
+            return FilmReport.from_json(re.sub(r"\\(.)", r"\1", line[len("comment="):]))
+    return None
+
+
+def _ffmpeg() -> str:
     try:
-        import imageio_ffmpeg  # noqa: F401
+        import imageio_ffmpeg
     except ImportError as exc:
         raise ImportError("MP4 export needs the imageio-ffmpeg package: pip install imageio-ffmpeg") from exc
-    _write_frames(Path(path), to_uint8(traversal.frames), extension=".mp4", fps=fps, quality=quality,
-                  macro_block_size=1)
+    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def _tile(rgb: np.ndarray, size: int) -> Image.Image:

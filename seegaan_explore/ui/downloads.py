@@ -34,7 +34,7 @@ def save(result: dict, kind: str, path: Path, study=None) -> None:
     if kind == "GIF":
         export.save_gif(t, path, report=report)
     elif kind == "MP4":
-        export.save_mp4(t, path)
+        export.save_mp4(t, path, report=report)
     elif kind == "PNG":
         export.save_panel(t, path, predictions=predictions, report=report)
     else:
