@@ -17,6 +17,7 @@ def cohort_study(cohort, latents, args, cnn=None, model=None):
     films where the study draws some (a calibration)."""
     import numpy as np
 
+    from ..explore.attributes import detect_attributes
     from ..explore.dictionary import read_dictionary
     from ..explore.study import Study
 
@@ -26,7 +27,7 @@ def cohort_study(cohort, latents, args, cnn=None, model=None):
 
     dictionary = read_dictionary(args.dictionary) if getattr(args, "dictionary", None) else None
     # its words for every column, but every column stays an attribute (the dashboard offers only its own)
-    attributes = Study(latents.latents, latents.table).attributes if dictionary else None
+    attributes = list(detect_attributes(latents.table.reset_index(drop=True))) if dictionary else None
     return Study(latents.latents, latents.table, model=model, cnn=cnn, images=images if cnn is not None else None,
                  attributes=attributes, dictionary=dictionary)
 
