@@ -311,20 +311,19 @@ def _calibrated(study, direction, patient, args):
     other cohort patients' films where the study's CNN, or its trusted latent reader, reads its target
     (:mod:`~seegaan_explore.explore.calibration`); what was done, in words, on stderr."""
     from ..explore.attributes import split_scaled_name
-    from ..explore.calibration import FilmReader, calibrate, other_patients
+    from ..explore.calibration import calibrate_for
 
     if study is None or direction.kind != "generative" or direction.path is not None:
         return direction, None
     target, log = split_scaled_name(direction.attribute)
     try:
-        rows = other_patients(study, study.check(target), patient, args.match)
+        target = study.check(target)
     except ValueError:  # the direction's attribute is not a column of this cohort: nothing to read it on
         return direction, None
-    reader = FilmReader(study, direction, target, log, args.noise_seed)
-    if reader.by is None or not rows:
-        return direction, None
-    direction, calibration = calibrate(direction, rows, reader, reader.by, study.label(target))
-    print(f"{patient}: {calibration.words}", file=sys.stderr)
+    direction, calibration = calibrate_for(study, direction, target, log, patient, args.match,
+                                           noise_seed=args.noise_seed)
+    if calibration is not None:
+        print(f"{patient}: {calibration.words}", file=sys.stderr)
     return direction, calibration
 
 

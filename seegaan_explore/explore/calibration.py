@@ -31,7 +31,8 @@ from .directions import Direction
 from .quality import slope
 from .traversal import traverse
 
-__all__ = ["MAX_STRETCH", "PATIENTS", "STEPS_SD", "Calibration", "FilmReader", "calibrate", "other_patients"]
+__all__ = ["MAX_STRETCH", "PATIENTS", "STEPS_SD", "Calibration", "FilmReader", "calibrate", "calibrate_for",
+           "other_patients"]
 
 PATIENTS = 8  # other patients' films a direction is calibrated on
 
@@ -209,3 +210,15 @@ class FilmReader:
         return on_scale(values, self.log, self.attribute), (f"the cohort's {reading.read_by[self.attribute]} on the "
                                                             "re-encoded frames, which reads a change high (the film "
                                                             "may show less than promised)")
+
+
+def calibrate_for(study, direction: Direction, attribute: str, log: bool, patient, match: Sequence[str] = (), *,
+                  reader: FilmReader | None = None, noise_seed: int = 0) -> tuple[Direction, Calibration | None]:
+    """``direction`` calibrated for ``patient`` (a cohort row, or an image's key) on the films of the
+    cohort patients nearest it in ``attribute`` (:func:`other_patients`), read by ``reader`` (default
+    a new :class:`FilmReader`); as it is, with None, where nothing reads the target on an image."""
+    rows = other_patients(study, attribute, patient, match)
+    reader = reader or FilmReader(study, direction, attribute, log, noise_seed)
+    if not rows or reader.by is None:
+        return direction, None
+    return calibrate(direction, rows, reader, reader.by, study.label(attribute))

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from ..data.images import preprocess, to_uint8
 from ..explore import quality
 from ..explore.attribution import METHODS, agreement, attribute
-from ..explore.calibration import Calibration, FilmReader, calibrate, other_patients
+from ..explore.calibration import Calibration, FilmReader, calibrate_for
 from ..explore.directions import ESTIMATORS, Direction
 from ..explore.readers import film_attributes, read_film, readers_of
 from ..explore.study import CNN_PREDICTION, LATENT_SHIFT, MATCHABLE, SPLINE, Lru, Study, from_scale, on_scale
@@ -228,18 +228,18 @@ class Renderer:
         if direction.kind != "generative":
             return direction, Calibration.not_done(f"the {a['estimator']} direction predicts the attribute; it is "
                                                    "not fitted to draw it.")
-        rows = other_patients(self.study, a["attribute"], a["patient"], a["match"])
         along = (direction.vector.tobytes(), direction.scale, a["attribute"], a["log"], a["noise_seed"])
-        cached = self._calibrations.hit((*along, tuple(rows)))
+        key = (*along, a["patient"], a["match"])
+        cached = self._calibrations.hit(key)
         if cached is None:
             read = self._film_readers.hit(along) or self._film_readers.put(along, FilmReader(
                 self.study, direction, a["attribute"], a["log"], a["noise_seed"], self._model_lock))
-            if rows and read.by:
-                cached = calibrate(direction, rows, read, read.by, label)
-            else:
+            cached = calibrate_for(self.study, direction, a["attribute"], a["log"], a["patient"], a["match"],
+                                   reader=read)
+            if cached[1] is None:
                 cached = direction, Calibration.not_done(f"nothing reads {label} on an image (no oracle, no CNN of "
                                                          "it, no trusted reader of the cohort's latents).")
-            self._calibrations.put((*along, tuple(rows)), cached)
+            self._calibrations.put(key, cached)
         return cached
 
     def _traversal(self, a: dict, direction: Direction, check: Callable[[str], None]) -> dict:
