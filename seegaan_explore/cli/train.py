@@ -297,12 +297,13 @@ def _grown_fraction(cohort, seed: int, say) -> float:
             warnings.simplefilter("ignore", CohortWarning)
             return len(set(map(str, _patients(cohort.patient_split((1 - share, share), seed=seed)[1]))))
 
-    first = held(fraction)
-    while held(fraction) < FEW_PATIENTS and fraction < MAX_VAL_FRACTION - 1e-9:
+    first = patients = held(fraction)
+    while patients < FEW_PATIENTS and fraction < MAX_VAL_FRACTION - 1e-9:
         fraction = round(fraction + 0.05, 2)
+        patients = held(fraction)
     if fraction != VAL_FRACTION:
         say(f"the default --val-fraction {VAL_FRACTION:g} would hold out {first} patient(s); {fraction:g} holds out "
-            f"{held(fraction)}, so that the validation PSNR rests on more than a few (give --val-fraction to choose)")
+            f"{patients}, so that the validation PSNR rests on more than a few (give --val-fraction to choose)")
     return fraction
 
 

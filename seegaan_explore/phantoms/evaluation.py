@@ -162,9 +162,9 @@ def _calibrated(model: SeeGaan, oracle: Oracle, spec: Spec, held_out: HeldOut, d
 def _summary(calibrations: list[Calibration]) -> dict | None:
     """How the patients' films were calibrated: how many were, their median stretch of the default
     film's ends, and the median share of a 2 SD step the shorter side can show."""
-    done = [c for c in calibrations if c.stretch is not None]
     if not calibrations:
         return None
+    done = [c for c in calibrations if c.stretch is not None]
     return {"calibrated": len(done), "of": len(calibrations),
             "stretch": float(np.median([c.stretch for c in done])) if done else None,
             "reach": float(np.median([c.reach for c in done])) if done else None}
