@@ -103,14 +103,14 @@ def test_the_oracles_two_level_readings_are_put_in_the_tables_coding():
     towards PA must read as view rising, or every view film seems to move the wrong way."""
     import pandas as pd
 
-    from seegaan_explore.model.oracle import in_table_coding
+    from seegaan_explore.model.oracle import in_table_coding, reversed_factors
 
     readings = pd.DataFrame({"view": [0.9, 0.5, 0.1], "sex": [0.2, 0.5, 0.8], "age": [40.0, 50.0, 60.0]})
     table = pd.DataFrame({"view": ["AP", "PA", "AP"], "sex": ["F", "M", "M"], "age": [1, 2, 3]})
-    coded = in_table_coding(readings, table)
+    coded = in_table_coding(readings, reversed_factors(table))
     np.testing.assert_allclose(coded["view"], [0.1, 0.5, 0.9])  # P(PA): PA is the table's 1
     np.testing.assert_allclose(coded["sex"], readings["sex"])  # P(M): M is the table's 1 already
     np.testing.assert_allclose(coded["age"], readings["age"])
-    numeric = in_table_coding(readings, table.assign(view=[1.0, 0.0, 1.0]))  # 0/1 codes are the oracle's own
+    numeric = in_table_coding(readings, reversed_factors(table.assign(view=[1.0, 0.0, 1.0])))  # 0/1 codes are the oracle's own
     np.testing.assert_allclose(numeric["view"], readings["view"])
     assert readings["view"].iloc[0] == 0.9  # the caller's frame is not changed

@@ -25,11 +25,8 @@ import torch
 from scipy.interpolate import PchipInterpolator
 from sklearn.isotonic import IsotonicRegression
 
-from ..model.cnn import at_resolution_of
-from ..model.oracle import in_table_coding
 from .directions import Direction
 from .quality import slope
-from .traversal import traverse
 
 __all__ = ["MAX_STRETCH", "PATIENTS", "STEPS_SD", "Calibration", "FilmReader", "calibrate", "calibrate_for",
            "other_patients"]
@@ -179,16 +176,16 @@ class FilmReader:
 
     def _measure(self, row: int, amounts: np.ndarray) -> np.ndarray | None:
         study = self.study
-        with self.lock:
-            t = traverse(study.model, study.latents[row], self.direction, amounts, in_sd=False,
-                         noise_seed=self.noise_seed)
-            frames = torch.from_numpy(t.frames)[:, None]
-            cnn = study.cnn_predict(frames) if study.cnn is not None else None
-            oracle = None if study.oracle is None else in_table_coding(
-                study.oracle.predict(at_resolution_of(study.oracle, frames)).reset_index(drop=True), study.table)
+        with self.lock:  # the frames only (a film's own reconstruction is not read), by what reads the target
+            w = torch.from_numpy(study.latents[row])[None] + torch.from_numpy(
+                self.direction.offsets(np.asarray(amounts, np.float64), in_sd=False)).float()
+            frames = study.model.decode(w, noise=self.noise_seed).cpu()
+            oracle = study.oracle_predict(frames) if study.oracle is not None else None
+            cnn = None if study.cnn is None or (oracle is not None and self.attribute in oracle.columns) \
+                else study.cnn_predict(frames)
         measured, by = study.measured(self.attribute, self.log, cnn_predictions=cnn, oracle_predictions=oracle)
         if measured is None and study.oracle is None:  # a real cohort: its own reader of the attribute, if trusted
-            measured, by = self._read_by_latent_reader(t.frames)
+            measured, by = self._read_by_latent_reader(frames[:, 0].numpy())
         self.by = by if measured is not None else None
         return measured
 

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from ..model.cnn import at_resolution_of
+from ..model.oracle import in_table_coding, reversed_factors
 from .attribute_table import AttributeTable
 from .attributes import CNN_PREDICTION, cnn_label, from_scale, on_scale
 from .attribution import module_device
@@ -116,6 +117,7 @@ class Study(AttributeTable):
                          extra=[CNN_PREDICTION] if cnn is not None else [])
         self._once = threading.Lock()  # the cohort-wide computations below run once, whoever asks first
         self._cohort_predictions: np.ndarray | None = None
+        self._reversed: frozenset[str] | None = None
         self._directions = Lru(64)
 
     @classmethod
@@ -164,6 +166,16 @@ class Study(AttributeTable):
         with torch.no_grad():
             self.cnn.eval()
             return self.cnn(x.to(module_device(self.cnn))).reshape(len(x)).cpu().numpy().astype(np.float64)
+
+    def oracle_predict(self, images: torch.Tensor) -> pd.DataFrame:
+        """The oracle's readings of images [B, 1, R, R], a row per image, each two-level factor in the
+        table's coding (:func:`~seegaan_explore.model.oracle.in_table_coding`)."""
+        if self._reversed is None:  # parsing the table's columns: once (computing it twice is harmless)
+            self._reversed = reversed_factors(self.table)
+        readings = self.oracle.predict(at_resolution_of(self.oracle, images.float()))
+        if len(readings) != len(images):
+            raise ValueError(f"the oracle returned {len(readings)} rows for {len(images)} images")
+        return in_table_coding(readings.reset_index(drop=True), self._reversed)
 
     def cohort_predictions(self) -> np.ndarray:
         """The CNN on every cohort image (on the reconstructions where no images were given); computed once."""

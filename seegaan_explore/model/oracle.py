@@ -8,6 +8,7 @@ bone density off a frame the way a radiologist's measurements would.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,21 +65,26 @@ def factor_targets(table: pd.DataFrame, factors: tuple[str, ...]) -> pd.DataFram
     return pd.DataFrame(out, index=table.index)
 
 
-def in_table_coding(readings: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
-    """``readings`` with each two-level factor as the probability of the level ``table`` codes 1.
+def reversed_factors(table: pd.DataFrame) -> frozenset[str]:
+    """The two-level factors whose :data:`POSITIVE` level ``table`` codes 0.
 
-    The oracle reads a binary factor as the probability of its :data:`POSITIVE` level (view: AP); a
-    table's two text levels are coded in sorted order (``ap`` 0, ``pa`` 1), so a direction towards 1
-    points to PA. Without this a view film towards PA read as "less AP" would seem to move the wrong way.
-    """
+    The oracle reads a binary factor as the probability of its positive level (view: AP); a table's
+    two text levels are coded in sorted order (``ap`` 0, ``pa`` 1), so a direction towards 1 points
+    to PA. Without turning such readings round, a view film towards PA read as "less AP" would seem
+    to move the wrong way. Parsing the columns is the slow part: compute this once per table."""
     from ..data.table import parse_attribute
 
+    return frozenset(factor for factor, positive in POSITIVE.items() if factor in table.columns
+                     and (parse_attribute(table[factor])[1] or {}).get(str(positive).lower()) == 0)
+
+
+def in_table_coding(readings: pd.DataFrame, reversed: Collection[str]) -> pd.DataFrame:
+    """``readings`` with each two-level factor as the probability of the level the table codes 1;
+    ``reversed`` from :func:`reversed_factors`."""
     readings = readings.copy()
-    for factor, positive in POSITIVE.items():
-        if factor in readings.columns and factor in table.columns:
-            mapping = parse_attribute(table[factor])[1]
-            if mapping and mapping.get(str(positive).lower()) == 0:
-                readings[factor] = 1 - readings[factor]
+    for factor in reversed:
+        if factor in readings.columns:
+            readings[factor] = 1 - readings[factor]
     return readings
 
 

@@ -36,7 +36,6 @@ from ..explore.traversal import traverse
 from ..explore.verdict import Verdict, judge, leakage_in_words
 from ..metrics import psnr_db
 from ..model.cnn import at_resolution_of
-from ..model.oracle import in_table_coding
 from ..model.seegaan import SeeGaan
 
 __all__ = ["CNN_PREDICTION", "DEFAULTS", "LATENT_SHIFT", "MAX_FRAMES", "SPLINE", "UNITS", "Renderer"]
@@ -273,10 +272,7 @@ class Renderer:
             entry["cnn_reconstruction"], entry["cnn_predictions"] = float(predicted[0]), predicted[1:1 + len(t.frames)]
             entry["cnn_original"] = float(predicted[-1]) if original is not None else None
         if self.oracle is not None:
-            table = self.oracle.predict(at_resolution_of(self.oracle, torch.from_numpy(t.frames)[:, None]))
-            if len(table) != len(t.frames):
-                raise ValueError(f"the oracle returned {len(table)} rows for {len(t.frames)} frames")
-            entry["oracle_predictions"] = in_table_coding(table.reset_index(drop=True), self.study.table)
+            entry["oracle_predictions"] = self.study.oracle_predict(torch.from_numpy(t.frames)[:, None])
         entry["quality"] = self._quality(a, entry)
         return self._traversals.put(key, entry)
 
