@@ -23,7 +23,8 @@ from seegaan_explore.ui.renderer import Renderer
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--patients", type=int, nargs="+", default=[0, 3, 5, 8, 11, 14, 17, 20, 23, 26, 29, 32, 35, 37, 40])
+    parser.add_argument("--patients", type=int, nargs="+",
+                        default=[0, 3, 5, 8, 11, 14, 17, 20, 23, 26, 29, 32, 35, 37, 40])
     args = parser.parse_args()
     demo = load_demo()
     renderer = Renderer(**{k: v for k, v in demo.explorer_kwargs().items() if k != "note"})
@@ -47,7 +48,8 @@ def main() -> None:
             continue
         within = {c: sum(0.8 <= v <= 1.25 for v in films[c]) for c in (False, True)}
         medians = [np.median([getattr(c, name) for c in calibrations]) for name in ("achieved", "stretch", "reach")]
-        print(f"| {attribute} | {calibrations[0].by} | {medians[0]:.2f} | ×{medians[1]:.2f} | {max(medians[2], 0) + 0:.0%} "
+        print(f"| {attribute} | {calibrations[0].by} | {medians[0]:.2f} | ×{medians[1]:.2f} "
+              f"| {max(medians[2], 0) + 0:.0%} "
               f"| {np.nanmedian(films[False]):.2f} | {np.nanmedian(films[True]):.2f} | {within[False]} of "
               f"{len(films[False])} | {within[True]} of {len(films[True])} |")
 

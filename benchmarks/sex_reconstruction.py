@@ -14,8 +14,8 @@ import torch
 from seegaan_explore.demo import FILES, WEIGHTS_DIR
 from seegaan_explore.model.checkpoint import load_model
 from seegaan_explore.model.oracle import load_oracle
-from seegaan_explore.phantoms.evaluation import FIT_SEED, as_read, encode_held_out
 from seegaan_explore.phantoms.cohort import generate_cohort
+from seegaan_explore.phantoms.evaluation import FIT_SEED, as_read, encode_held_out
 
 
 def main() -> None:

@@ -18,9 +18,9 @@ from seegaan_explore.data.cohort import Cohort
 from seegaan_explore.data.images import load_preprocessed, to_uint8
 from seegaan_explore.explore import quality
 from seegaan_explore.explore.archives import load_direction, load_report, load_traversal
-from seegaan_explore.explore.export import mp4_report
 from seegaan_explore.explore.attribution import attribute
 from seegaan_explore.explore.directions import fit_direction
+from seegaan_explore.explore.export import mp4_report
 from seegaan_explore.explore.latent_shift import latent_shift
 from seegaan_explore.explore.latents import encode_cohort
 from seegaan_explore.explore.report import FilmReport

@@ -111,6 +111,6 @@ def test_the_oracles_two_level_readings_are_put_in_the_tables_coding():
     np.testing.assert_allclose(coded["view"], [0.1, 0.5, 0.9])  # P(PA): PA is the table's 1
     np.testing.assert_allclose(coded["sex"], readings["sex"])  # P(M): M is the table's 1 already
     np.testing.assert_allclose(coded["age"], readings["age"])
-    numeric = in_table_coding(readings, reversed_factors(table.assign(view=[1.0, 0.0, 1.0])))  # 0/1 codes are the oracle's own
+    numeric = in_table_coding(readings, reversed_factors(table.assign(view=[1.0, 0.0, 1.0])))  # the oracle's own 0/1
     np.testing.assert_allclose(numeric["view"], readings["view"])
     assert readings["view"].iloc[0] == 0.9  # the caller's frame is not changed

@@ -251,8 +251,8 @@ def test_a_newer_request_cancels_between_stages(renderer):
     stages = []
     done = renderer.render({"attribute": "ctr", "n_frames": 5}, progress=stages.append)
     assert done["error"] is None
-    assert stages[:4] == ["fitting the direction", "calibrating on other patients", "comparing with the other attributes",
-                          "building the traversal"]
+    assert stages[:4] == ["fitting the direction", "calibrating on other patients",
+                          "comparing with the other attributes", "building the traversal"]
     assert stages[-1] == "done"
 
 

@@ -4,9 +4,9 @@ One module per group of commands, each only arguments and I/O over the Python AP
 
 * :mod:`.model`: ``info``, ``bench``;
 * :mod:`.phantoms`: ``phantoms``, ``evaluate``;
-* :mod:`.train`: ``train``, ``train-cnn``, ``train-oracle``;
-* :mod:`.explore`: ``encode``, ``direction``, ``traverse``, ``export``, ``attribute`` (the direction each
-  traverses: :mod:`.directions`);
+* :mod:`.train`: ``train``; :mod:`.train_cnn`: ``train-cnn``, ``train-oracle``;
+* :mod:`.explore`: ``encode``, ``direction``, ``attribute``; :mod:`.films`: ``traverse``, ``export`` (the
+  direction each fits or traverses: :mod:`.directions`);
 * :mod:`.serve`: ``demo`` and ``serve``;
 * :mod:`.check`: ``check`` (and the import summary line of ``encode``, ``train``, ``direction``);
 * :mod:`.common`: the arguments and loading they share.
@@ -20,7 +20,7 @@ import argparse
 import sys
 
 from .. import __version__
-from . import check, explore, model, phantoms, serve, train
+from . import check, explore, films, model, phantoms, serve, train, train_cnn
 
 __all__ = ["build_parser", "main"]
 
@@ -31,9 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seegaan-explore", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"seegaan-explore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (model.add_info, phantoms.add_phantoms, train.add_train, train.add_train_cnn, train.add_train_oracle,
-                phantoms.add_evaluate, model.add_bench, check.add_check, explore.add_encode, explore.add_direction,
-                explore.add_traverse, explore.add_export, explore.add_attribute, serve.add_demo, serve.add_serve):
+    for add in (model.add_info, phantoms.add_phantoms, train.add_train, train_cnn.add_train_cnn,
+                train_cnn.add_train_oracle, phantoms.add_evaluate, model.add_bench, check.add_check,
+                explore.add_encode, explore.add_direction, films.add_traverse, films.add_export,
+                explore.add_attribute, serve.add_demo, serve.add_serve):
         add(sub)
     return parser
 

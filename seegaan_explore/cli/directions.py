@@ -4,11 +4,13 @@ fit, one per patient where matching or a spline asks for it, and the ``--cnn`` t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..explore.attributes import CNN_PREDICTION, cnn_label, scaled_name
 from ..explore.study import SPLINE
 
-__all__ = ["CNN_PREDICTION", "attribute_cnn", "cohort_study", "explainer", "fit_cohort_direction", "per_patient_fitter",
-           "said_rows"]
+__all__ = ["CNN_PREDICTION", "add_direction_fit_arguments", "attribute_cnn", "cohort_study", "explainer",
+           "fit_cohort_direction", "per_patient_fitter", "said_rows"]
 
 
 def cohort_study(cohort, latents, args, cnn=None, model=None):
@@ -102,3 +104,22 @@ def explainer(args, resolution: int):
         raise ValueError(f"{args.cnn}: the CNN takes {cnn.config.resolution} px images, the autoencoder "
                          f"makes {resolution} px frames")
     return cnn, cnn_label(cnn.config)
+
+
+def add_direction_fit_arguments(p) -> None:
+    """The fit's arguments that ``direction`` and ``traverse`` share."""
+    from ..explore.directions import ESTIMATORS
+
+    p.add_argument("--estimator", default="mean_shift", choices=list(ESTIMATORS),
+                   help="mean_shift (default), spline_mean_shift (the slope at each patient's own value; without "
+                        "one, at the cohort's mean +/- 1 SD), binned_means and pca move the image; ridge, logistic "
+                        "and svm are predictive diagnostics")
+    p.add_argument("--confounders", nargs="+", default=[], metavar="COLUMN",
+                   help="columns held fixed (mean_shift and spline_mean_shift), e.g. age sex; a categorical column "
+                        "(view: AP, PA, LATERAL) is held by one indicator per level")
+    p.add_argument("--log", action="store_true", help="fit on ln(attribute), e.g. for lab values")
+    p.add_argument("--where", nargs="+", metavar="CONDITION",
+                   help="fit on the rows that satisfy every condition: COLUMN=VALUE (or =A,B), COLUMN!=VALUE, "
+                        "COLUMN<NUMBER (<=, >, >=), e.g. split=train 'age>=18'; text matches in any case")
+    p.add_argument("--dictionary", type=Path,
+                   help="data dictionary (CSV or YAML; docs/dashboard.md): the ends and reports in its words and units")

@@ -1,5 +1,5 @@
-"""``encode``, ``direction``, ``traverse``, ``export`` and ``attribute``: a cohort in latent space, its
-attribute directions, patients moved along them, and the files written from them."""
+"""``encode``, ``direction`` and ``attribute``: a cohort in latent space, its attribute directions,
+and where the attribute CNN looks (``traverse`` and ``export``, the films: :mod:`.films`)."""
 
 from __future__ import annotations
 
@@ -19,58 +19,14 @@ from .common import (
 )
 from .directions import (
     CNN_PREDICTION,
+    add_direction_fit_arguments,
     attribute_cnn,
     cohort_study,
-    explainer,
     fit_cohort_direction,
-    per_patient_fitter,
     said_rows,
 )
 
-__all__ = ["FORMATS", "add_attribute", "add_direction", "add_encode", "add_export", "add_traverse"]
-
-FORMATS = ("gif", "mp4", "png", "html", "npz")
-
-
-def _add_direction_fit_arguments(p) -> None:
-    from ..explore.directions import ESTIMATORS
-
-    p.add_argument("--estimator", default="mean_shift", choices=list(ESTIMATORS),
-                   help="mean_shift (default), spline_mean_shift (the slope at each patient's own value; without "
-                        "one, at the cohort's mean +/- 1 SD), binned_means and pca move the image; ridge, logistic "
-                        "and svm are predictive diagnostics")
-    p.add_argument("--confounders", nargs="+", default=[], metavar="COLUMN",
-                   help="columns held fixed (mean_shift and spline_mean_shift), e.g. age sex; a categorical column "
-                        "(view: AP, PA, LATERAL) is held by one indicator per level")
-    p.add_argument("--log", action="store_true", help="fit on ln(attribute), e.g. for lab values")
-    p.add_argument("--where", nargs="+", metavar="CONDITION",
-                   help="fit on the rows that satisfy every condition: COLUMN=VALUE (or =A,B), COLUMN!=VALUE, "
-                        "COLUMN<NUMBER (<=, >, >=), e.g. split=train 'age>=18'; text matches in any case")
-    p.add_argument("--dictionary", type=Path,
-                   help="data dictionary (CSV or YAML; docs/dashboard.md): the ends and reports in its words and units")
-
-
-def _write_traversal(traversal, stem: Path, formats, fps: float, predictions=None, attributions=None,
-                     prediction_label: str = "prediction", report=None) -> list[Path]:
-    from ..explore import export
-    from ..explore.archives import save_traversal
-
-    written = []
-    for fmt in formats:
-        path = stem.with_name(f"{stem.name}.{fmt}")
-        if fmt == "gif":
-            export.save_gif(traversal, path, fps=fps, report=report)
-        elif fmt == "mp4":
-            export.save_mp4(traversal, path, fps=fps, report=report)
-        elif fmt == "png":
-            export.save_panel(traversal, path, attributions=attributions, predictions=predictions, report=report)
-        elif fmt == "html":
-            export.save_html_report(traversal, path, predictions, prediction_label=prediction_label, report=report)
-        else:
-            save_traversal(traversal, path, predictions, report=report)
-        written.append(path)
-    return written
-
+__all__ = ["add_attribute", "add_direction", "add_encode"]
 
 def add_encode(sub) -> None:
     p = sub.add_parser("encode", help="encode a cohort into the latent store",
@@ -119,7 +75,7 @@ def add_direction(sub) -> None:
                         f"against a reference level (view=PA:AP); or {CNN_PREDICTION} (with --cnn) for what the CNN "
                         f"predicts")
     p.add_argument("--cnn", type=Path, help="CNN checkpoint whose prediction is the attribute cnn_prediction")
-    _add_direction_fit_arguments(p)
+    add_direction_fit_arguments(p)
     p.add_argument("--at", nargs=2, type=float, metavar=("LOW", "HIGH"),
                    help="spline_mean_shift: the range of the attribute (ln units with --log) its slope is taken "
                         "over (default: the cohort's mean +/- 1 SD)")
@@ -154,228 +110,6 @@ def _run_direction(args) -> int:
                           "kind": direction.kind, "ends": list(direction.ends), "sd": direction.scale,
                           "norm": float(np.linalg.norm(direction.vector)), **scalars,
                           "dropped": direction.diagnostics.get("dropped", []), "file": str(path)}))
-    return 0
-
-
-def add_traverse(sub) -> None:
-    p = sub.add_parser("traverse", help="move patients along a direction and write the frames",
-                       description="Decode each patient's latent stepped along a direction (noise shared by "
-                                   "every frame) and write <out>/<patient>.<attribute>.<format>. Steps are in "
-                                   "attribute units (ln units with --log), or SDs with --sd.")
-    add_autoencoder_arguments(p)
-    who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--id", nargs="+", help="image id(s) of the cohort (needs --data)")
-    who.add_argument("--image", nargs="+", type=Path, help="image file(s) (DICOM/PNG/JPEG/NPY)")
-    how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument("--direction", type=Path,
-                     help="a direction file (.safetensors), or the original's average latents (.npy, k x w_dim; "
-                          "steps follow the bins, see --bin-values)")
-    how.add_argument("--attribute", help="fit the direction of this column now (needs --data); view=PA or view=PA:AP "
-                                         "for a level of a categorical column")
-    how.add_argument("--latent-shift", action="store_true",
-                     help="per patient, the gradient of --cnn's prediction through the generator (Latent Shift); "
-                          "steps in units of the prediction")
-    _add_direction_fit_arguments(p)
-    p.add_argument("--match", nargs="+", default=[], metavar="COLUMN",
-                   help="with --id and --attribute (mean_shift, spline_mean_shift): fit each patient's direction on "
-                        "the exams that share its value of these columns (e.g. view), instead of holding them by a "
-                        "linear term")
-    p.add_argument("--bin-values", nargs="+", type=float,
-                   help="attribute value of each average-latents bin (default 0..k-1: one unit per bin, so "
-                        "--amounts 0 1 .. k-1 give the original's frames G(w + h_k - h_0); steps between bins "
-                        "follow the straight line between them, steps beyond the bins are refused)")
-    steps = p.add_mutually_exclusive_group(required=True)
-    steps.add_argument("--amounts", nargs="+", type=float, help="steps, e.g. -2 -1 0 1 2")
-    steps.add_argument("--range", nargs=2, type=float, metavar=("FROM", "TO"), help="evenly spaced steps")
-    p.add_argument("--frames", type=int, default=9, help="number of steps with --range (default 9)")
-    p.add_argument("--sd", action="store_true", help="steps in SDs of the attribute")
-    p.add_argument("--noise-seed", type=int, default=0)
-    p.add_argument("--cnn", type=Path, help="attribute CNN checkpoint: its prediction for every frame")
-    p.add_argument("--no-calibrate", dest="calibrate", action="store_false",
-                   help="draw the steps as fitted; by default, with a cohort, where --cnn or the cohort's trusted "
-                        "latent reader reads the attribute, each step is drawn where it reads, on the films of the 8 "
-                        "cohort patients nearest in the attribute, the change it promises (as the dashboard does)")
-    p.add_argument("--attribution", help="with --cnn: add this attribution method's maps to the PNG panel")
-    p.add_argument("--format", nargs="+", default=["gif", "png", "npz"], choices=FORMATS,
-                   help="output formats (default gif png npz; npz can be re-exported with `export`)")
-    p.add_argument("--fps", type=float, default=8)
-    p.add_argument("--out", required=True, type=Path, help="output folder")
-    add_optional_cohort_arguments(p, "--id and --attribute")
-    p.set_defaults(run=user_errors(_run_traverse))
-
-
-def _run_traverse(args) -> int:
-    import math
-
-    import numpy as np
-    import torch
-    from tqdm.auto import tqdm
-
-    from ..data.images import load_preprocessed
-    from ..explore.archives import load_direction
-    from ..explore.attributes import split_scaled_name
-    from ..explore.readers import film_attributes, readers_of
-    from ..explore.report import report_on
-    from ..explore.study import measured
-    from ..explore.traversal import traverse
-
-    progress = not args.no_progress
-    if args.range is not None and args.frames < 2:
-        raise ValueError(f"--frames must be at least 2, got {args.frames}")
-    amounts = np.array(args.amounts) if args.amounts else np.linspace(*args.range, args.frames)
-    model = autoencoder(args)
-    cnn, label = explainer(args, model.config.resolution)
-    if args.latent_shift and (cnn is None or args.sd):
-        raise ValueError("--latent-shift needs --cnn, and steps in units of its prediction (no --sd)")
-    direction = load_direction(args.direction, bin_values=args.bin_values) if args.direction else None
-    if direction is not None and args.sd and not math.isfinite(direction.scale):
-        raise ValueError(f"{args.direction}: the direction does not record the attribute's SD; give steps in "
-                         "attribute units (without --sd)")
-    if args.match and not (args.id and args.attribute and args.estimator in ("mean_shift", "spline_mean_shift")):
-        raise ValueError("--match fits each cohort patient's mean shift among the exams like it: it needs --id, "
-                         "--attribute and the mean_shift or spline_mean_shift estimator")
-    per_patient = bool(args.attribute and (args.match or args.estimator == "spline_mean_shift"))
-    if per_patient and not args.id:
-        raise ValueError("spline_mean_shift takes each patient's slope from its own value of the attribute: "
-                         "it needs cohort patients (--id), not --image")
-    if args.where and not args.attribute:
-        raise ValueError("--where chooses the rows a direction is fitted on: it needs --attribute")
-    study = readers = cohort_psnr = None
-    if args.id or args.attribute or args.data is not None:
-        cohort, latents = encoded_cohort(args, model, progress)
-        study = cohort_study(cohort, latents, args, cnn=cnn, model=model)
-        fitted_on = study.subset(args.where)[0] if args.attribute else None
-        if per_patient:
-            fit_for = per_patient_fitter(study, latents, args.attribute, args, amounts)
-        elif direction is None:
-            direction = fit_cohort_direction(study, args.attribute, args)
-            if said_rows(direction):
-                print(said_rows(direction), file=sys.stderr)
-    if study is not None:  # the other attributes are read on the frames, as the dashboard reads them
-        readers = readers_of(study, film_attributes(study, study.check(args.attribute) if args.attribute else None),
-                             cohort.patient_column)
-        cohort_psnr = _cohort_psnr(model, cohort, latents, args)
-    subjects = args.id or args.image
-    paths = dict(zip(cohort.ids, cohort.paths)) if args.id else {}
-    for subject in tqdm(subjects, desc="Traversals", unit="patient", disable=not progress or len(subjects) < 2):
-        if args.id:
-            w0, name = latents.latent(subject), subject
-            if per_patient:
-                direction = fit_for(subject)
-            original = load_preprocessed(paths[subject], model.config.resolution)
-        else:
-            original = load_preprocessed(subject, model.config.resolution)
-            w0, name = model.encode(torch.from_numpy(original)[None, None])[0].cpu().numpy(), subject.stem
-        if args.latent_shift:
-            from ..explore.latent_shift import latent_shift
-
-            direction = latent_shift(model, cnn, w0, noise_seed=args.noise_seed, attribute=f"{label} (latent shift)")
-        calibration = None
-        if args.calibrate and not args.latent_shift:
-            direction, calibration = _calibrated(study, direction, latents.row(subject) if args.id else name, args)
-        t = traverse(model, w0, direction, amounts, in_sd=args.sd, noise_seed=args.noise_seed)
-        predictions = attributions = None
-        if cnn is not None:
-            frames = torch.from_numpy(t.frames)[:, None]
-            predictions = cnn.predict(frames).cpu().numpy()
-            if args.attribution:
-                from ..explore.attribution import attribute
-
-                attributions = attribute(cnn, frames, args.attribution)
-        target, log = (CNN_PREDICTION, False) if args.latent_shift else split_scaled_name(direction.attribute)
-        measured_target, by = measured(target, log, getattr(cnn, "config", None), cnn_predictions=predictions)
-        scores, report = report_on(t, study=study, model=model, readers=readers, measured=measured_target,
-                                   measured_by=by, not_measured=by, original=original, cohort_psnr=cohort_psnr,
-                                   target=CNN_PREDICTION if args.latent_shift else None,
-                                   calibration=calibration.words if calibration is not None else "")
-        stem = args.out / f"{safe_name(name)}.{safe_name(direction.attribute)}"
-        written = _write_traversal(t, stem, args.format, args.fps, predictions, attributions, label, report)
-        print(json.dumps({"subject": str(subject), "attribute": direction.attribute, "amounts": amounts.tolist(),
-                          "in_sd": args.sd, **({"predictions": predictions.tolist()} if cnn is not None else {}),
-                          "ends": list(report.ends), "quality": scores,
-                          **({"calibration": {"by": calibration.by, "stretch": calibration.stretch,
-                                              "reach": calibration.reach, "words": calibration.words}}
-                             if calibration is not None else {}),
-                          "verdict": {"level": report.verdict[0], "headline": report.verdict[1],
-                                      "reasons": list(report.verdict[2])},
-                          "leakage": [{"attribute": a, "sd_per_sd": share, "change": words}
-                                      for a, share, words in report.leakage],
-                          **(_in_fit(study, fitted_on, latents.row(subject), cohort.patient_column, subject)
-                             if args.id and args.where else {}),
-                          "files": [str(p) for p in written]}))
-    return 0
-
-
-def _calibrated(study, direction, patient, args):
-    """``direction`` calibrated for ``patient`` (a cohort row, or a name for an image of one's own) on
-    other cohort patients' films where the study's CNN, or its trusted latent reader, reads its target
-    (:mod:`~seegaan_explore.explore.calibration`); what was done, in words, on stderr."""
-    from ..explore.attributes import split_scaled_name
-    from ..explore.calibration import calibrate_for
-
-    if study is None or direction.kind != "generative" or direction.path is not None:
-        return direction, None
-    target, log = split_scaled_name(direction.attribute)
-    try:
-        target = study.check(target)
-    except ValueError:  # the direction's attribute is not a column of this cohort: nothing to read it on
-        return direction, None
-    direction, calibration = calibrate_for(study, direction, target, log, patient, args.match,
-                                           noise_seed=args.noise_seed)
-    if calibration is not None:
-        print(f"{patient}: {calibration.words}", file=sys.stderr)
-    return direction, calibration
-
-
-def _cohort_psnr(model, cohort, latents, args) -> tuple[float, float]:
-    """The cohort's reconstruction PSNR in dB, (median, 5th percentile), over up to 64 of its images:
-    what a film's starting point is judged against, as the dashboard judges it."""
-    import numpy as np
-    import torch
-
-    from ..metrics import psnr_db
-
-    n = len(latents.ids)
-    rows = np.unique(np.linspace(0, n - 1, min(64, n)).astype(int))
-    row_of = {image_id: k for k, image_id in enumerate(cohort.ids)}
-    images = cohort.subset([row_of[latents.ids[k]] for k in rows]).images(
-        model.config.resolution, args.cache_dir, progress=False)
-    decoded = model.decode(torch.from_numpy(np.asarray(latents.latents[rows], np.float32)))[:, 0].cpu().numpy()
-    psnr = [psnr_db(d, np.asarray(image, np.float32)) for d, image in zip(decoded, images)]
-    return float(np.median(psnr)), float(np.percentile(psnr, 5))
-
-
-def _in_fit(study, fitted_on, row: int, patient_column: str | None, subject) -> dict:
-    """Whether this exam, and any exam of its patient, was among the rows the direction was fitted
-    on: an exam left out whose patient was fitted on is not held out (said on stderr)."""
-    out = {"in_fit": bool(fitted_on[row])}
-    if patient_column is not None and patient_column in study.table.columns:
-        patients = study.table[patient_column].to_numpy()
-        out["patient_in_fit"] = bool(fitted_on[patients == patients[row]].any())
-        if out["patient_in_fit"] and not out["in_fit"]:
-            print(f"{subject}: not fitted on, but other exams of its patient {patients[row]} were: it is not "
-                  f"held out", file=sys.stderr)
-    return out
-
-
-def add_export(sub) -> None:
-    p = sub.add_parser("export", help="write saved traversals (.npz from `traverse`) as GIF/MP4/PNG/HTML")
-    p.add_argument("traversal", nargs="+", type=Path, help="traversal file(s) (.npz)")
-    p.add_argument("--format", nargs="+", default=["gif", "png", "html"], choices=FORMATS[:-1],
-                   help="output formats (default gif png html)")
-    p.add_argument("--fps", type=float, default=8)
-    p.add_argument("--out", type=Path, help="output folder (default: beside each input)")
-    p.set_defaults(run=user_errors(_run_export))
-
-
-def _run_export(args) -> int:
-    from ..explore.archives import load_report, load_traversal
-
-    for source in args.traversal:
-        traversal, predictions = load_traversal(source)
-        stem = (args.out or source.parent) / source.stem
-        written = _write_traversal(traversal, stem, args.format, args.fps, predictions, report=load_report(source))
-        print(json.dumps({"traversal": str(source), "files": [str(p) for p in written]}))
     return 0
 
 

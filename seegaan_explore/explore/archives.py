@@ -49,8 +49,8 @@ def _direction_from(fields: dict, vector: np.ndarray, path=None, knots=None, war
 
 def save_direction(direction: Direction, path: str | Path) -> None:
     """A direction as one safetensors file: the vector (and an average-latents path with its bin
-    values, or a calibration's warp), and its estimator, units (``scale``, the attribute's SD), confounders, its two ends in
-    words and diagnostics as JSON metadata."""
+    values, or a calibration's warp), and its estimator, units (``scale``, the attribute's SD),
+    confounders, its two ends in words and diagnostics as JSON metadata."""
     tensors = {"vector": np.asarray(direction.vector, np.float32)}
     if direction.path is not None:
         tensors.update(path=np.asarray(direction.path, np.float32), knots=np.asarray(direction.knots, np.float64))

@@ -29,8 +29,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.images import intensity_window, preprocess
-from ..explore.directions import Direction
 from ..explore.calibration import Calibration, calibrate
+from ..explore.directions import Direction
 from ..explore.quality import assess, psnr_db
 from ..explore.traversal import traverse
 from ..model.oracle import Oracle, factor_targets
