@@ -201,21 +201,17 @@ def _calibrated(study, direction, patient, args):
 
 
 def _cohort_psnr(model, cohort, latents, args) -> tuple[float, float]:
-    """The cohort's reconstruction PSNR in dB, (median, 5th percentile), over up to 64 of its images:
-    what a film's starting point is judged against, as the dashboard judges it."""
-    import numpy as np
-    import torch
+    """The cohort's reconstruction PSNR, as the dashboard judges a film's start against it; only the
+    images it reads are loaded."""
+    from ..explore.quality import cohort_psnr
 
-    from ..metrics import psnr_db
-
-    n = len(latents.ids)
-    rows = np.unique(np.linspace(0, n - 1, min(64, n)).astype(int))
     row_of = {image_id: k for k, image_id in enumerate(cohort.ids)}
-    images = cohort.subset([row_of[latents.ids[k]] for k in rows]).images(
-        model.config.resolution, args.cache_dir, progress=False)
-    decoded = model.decode(torch.from_numpy(np.asarray(latents.latents[rows], np.float32)))[:, 0].cpu().numpy()
-    psnr = [psnr_db(d, np.asarray(image, np.float32)) for d, image in zip(decoded, images)]
-    return float(np.median(psnr)), float(np.percentile(psnr, 5))
+
+    def images_of(rows):
+        return cohort.subset([row_of[latents.ids[k]] for k in rows]).images(model.config.resolution, args.cache_dir,
+                                                                             progress=False)
+
+    return cohort_psnr(model, latents.latents, images_of)
 
 
 def _in_fit(study, fitted_on, row: int, patient_column: str | None, subject) -> dict:

@@ -198,8 +198,8 @@ def _model_to_fine_tune(args, say):
     return model
 
 
-#: the fine-tuning warm-up's optimiser: on the Hannover radiographs it reached 0.6 dB higher held-out
-#: PSNR in the same 300 steps than the GAN betas with augmentation (docs/results/fine-tune-hannover.md)
+#: the fine-tuning warm-up's optimiser: on real radiographs it reconstructs better in the same steps
+#: than the GAN's betas with augmentation (measured: docs/results/fine-tune-hannover.md)
 WARMUP_BETAS = (0.9, 0.99)
 
 

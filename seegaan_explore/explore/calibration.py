@@ -35,8 +35,8 @@ PATIENTS = 8  # other patients' films a direction is calibrated on
 
 MAX_STRETCH = 4.0  # no step drawn further out than this many times its promise; the response is measured that far
 DEFAULT_END_SD = 2.0  # the dashboard's default film ends at +-2 SD
-# where the response is read: 9 steps put as many films within 0.8-1.25 as 13 (100 and 101 of 195,
-# benchmarks/dashboard_calibration.py) in two thirds of the time
+# where the response is read: as many films as 13 steps reach what they promise, in two thirds of the
+# time (docs/results/studies.md, "Does calibrating a film on other patients make it reach what it promises?")
 STEPS_SD = np.array([-8.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0])
 _BARELY = 1 / 20  # a share below this is no change to calibrate on
 

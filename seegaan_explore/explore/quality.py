@@ -86,3 +86,20 @@ def score(traversal, measured=None, *, others: dict | None = None, original: np.
     if original is not None:
         scores["reconstruction_psnr_db"] = psnr_db(traversal.reconstruction, original)
     return scores
+
+
+COHORT_PSNR_IMAGES = 64
+
+
+def cohort_psnr(model, latents, images_of) -> tuple[float, float]:
+    """The cohort's reconstruction PSNR in dB, (median, 5th percentile), over up to
+    :data:`COHORT_PSNR_IMAGES` of its images spread evenly: what a film's starting point is judged
+    against (:func:`~seegaan_explore.explore.verdict.judge`). ``images_of(rows)`` returns the
+    images of those rows of ``latents``."""
+    import torch
+
+    rows = np.unique(np.linspace(0, len(latents) - 1, min(COHORT_PSNR_IMAGES, len(latents))).astype(int))
+    images = images_of(rows)
+    decoded = model.decode(torch.from_numpy(np.asarray(latents[rows], np.float32)))[:, 0].cpu().numpy()
+    psnr = [psnr_db(d, np.asarray(image, np.float32)) for d, image in zip(decoded, images)]
+    return float(np.median(psnr)), float(np.percentile(psnr, 5))

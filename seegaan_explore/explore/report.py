@@ -8,8 +8,8 @@ as what measured it, and how much every other attribute changed, with the reader
 each (the phantoms' oracle, or a real cohort's latent readers, :mod:`~seegaan_explore.explore.readers`).
 The exporters (:mod:`~seegaan_explore.explore.export`) write its :meth:`~FilmReport.lines`
 into the PNG panel and the HTML report, and its JSON into the GIF's comment, the PNG's text chunk
-and the traversal archive. :func:`report_on` scores a traversal and words it in one call, as
-``seegaan-explore traverse`` does.
+and the traversal archive. :func:`score_film` scores a traversal and judges it, for the dashboard and
+``seegaan-explore traverse`` alike; :func:`report_on` words it as a report in the same call.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FilmReport", "ends_line", "ends_of", "report_on"]
+__all__ = ["FilmReport", "ends_line", "ends_of", "report_on", "score_film"]
 
 _SCALARS = ("reconstruction_psnr_db", "monotonicity", "achieved_over_intended", "calibrated_scale", "proximity",
             "measured_by", "not_measured")
@@ -42,6 +42,11 @@ def ends_of(direction, study=None) -> tuple[str, str]:
 def ends_line(ends: tuple[str, str]) -> str:
     """Which end is which, in one line: "− = female, + = male"."""
     return f"− = {ends[0]}, + = {ends[1]}"
+
+
+def _label(study, name: str) -> str:
+    """The attribute in the study's words, where the study knows it."""
+    return study.label(name) if study is not None and name in study.attributes else name
 
 
 def _number(value) -> float | None:
@@ -75,7 +80,7 @@ class FilmReport:
 
         name, _ = split_scaled_name(traversal.direction.attribute)
         if target is None:
-            target = study.label(name) if study is not None and name in study.attributes else name
+            target = _label(study, name)
         kept = {k: (scores[k] if isinstance(scores[k], str) else _number(scores[k]))
                 for k in _SCALARS if scores.get(k) is not None}
         for key in ("leakage", "leakage_read_by", "leakage_unread", "target_read"):
@@ -154,41 +159,59 @@ class FilmReport:
                    data.get("calibration", ""))  # reports written before calibration was recorded have none
 
 
-def report_on(traversal, *, study=None, model=None, readers=None, measured=None, measured_by: str | None = None,
-              not_measured: str | None = None, original=None, cohort_psnr: tuple[float, float] | None = None,
-              target: str | None = None, calibration: str = "") -> tuple[dict, FilmReport]:
-    """A traversal's quality scores and its :class:`FilmReport` (with the verdict), as the dashboard makes them.
+def score_film(traversal, *, study=None, model=None, readers=None, measured=None, measured_by: str | None = None,
+               not_measured: str | None = None, others: dict | None = None, original=None,
+               cohort_psnr: tuple[float, float] | None = None, target: str | None = None, log: bool = False,
+               held=None, estimated: bool = False) -> tuple[dict, object, list]:
+    """A traversal's quality scores, its verdict and the other attributes' change in words: one rule
+    for the dashboard and ``traverse``.
 
-    ``measured``: the target on each frame (fitted scale) by ``measured_by`` (a CNN), if anything
-    measured it (else ``not_measured`` says why). With ``readers``
-    (:func:`~seegaan_explore.explore.readers.readers_of` of ``study``) and the ``model``, the
-    frames are re-encoded and read: every other attribute for the leakage, and the target as its
-    reader reads it (``target_read``, read high). ``original``: the patient's image, for the
+    ``measured``: the target on each frame (fitted scale) by ``measured_by``, if anything measured
+    it (else ``not_measured`` says why). ``others``: every other attribute read on each frame (the
+    phantoms' oracle); without them, and with ``readers``
+    (:func:`~seegaan_explore.explore.readers.readers_of` of ``study``) and the ``model``, the frames
+    are re-encoded and read: every other attribute for the leakage, and the target as its reader
+    reads it (``target_read``, read high). ``original``: the patient's image, for the
     reconstruction's PSNR; ``cohort_psnr``: the cohort's (median, 5th percentile) PSNR it is judged
-    against; ``target``: the attribute's name where it is not the direction's (a Latent Shift's CNN
-    prediction); ``calibration``: how the steps were calibrated, in words."""
+    against; ``target``/``log``: the attribute where it is not the direction's (a Latent Shift's CNN
+    prediction, a renderer's column); ``held``: the attributes held fixed (default the direction's
+    confounders and matched columns); ``estimated``: the patient's value was estimated."""
     from . import quality
     from .attributes import split_scaled_name
-    from .readers import read_film
     from .verdict import judge, leakage_in_words
 
     direction = traversal.direction
-    name, log = (target, False) if target is not None else split_scaled_name(direction.attribute)
-    reading = read_film(model, traversal.frames, readers) if readers is not None and model is not None else None
+    name, log = (target, log) if target is not None else split_scaled_name(direction.attribute)
+    reading = None
+    if others is None and readers is not None and model is not None:
+        from .readers import read_film
+
+        reading = read_film(model, traversal.frames, readers)
+        others = reading.others(name)
     if measured is not None and len(traversal.amounts) < 3:
         measured, not_measured = None, "3 or more frames are needed to score a traversal"
-    scores = quality.score(traversal, measured, others=reading.others(name) if reading else None, original=original)
+    scores = quality.score(traversal, measured, others=others, original=original)
     scores.update(reading.scores(traversal, name, log) if reading else {})
     scores.update(measured_by=measured_by if measured is not None else None,
                   **({"not_measured": not_measured} if measured is None and not_measured else {}))
-    label = study.label(name) if study is not None and name in study.attributes else name
+    label = _label(study, name)
     leakage, judged = [], []
     if study is not None and scores.get("leakage"):
         target_sd = abs(direction.scale) if math.isfinite(direction.scale) else math.nan
         intended = float(np.ptp(traversal.amounts)) * (abs(direction.scale) if traversal.in_sd else 1.0)
-        held = set(direction.confounders) | set(direction.diagnostics.get("matched", {}))
+        if held is None:
+            held = set(direction.confounders) | set(direction.diagnostics.get("matched", {}))
         leakage, judged = leakage_in_words(study, scores["leakage"], target_sd=target_sd, intended=intended,
-                                           held=held, read_by=scores.get("leakage_read_by"))
-    verdict = judge(scores, target=label, cohort_psnr=cohort_psnr, leakage=judged)
-    return scores, FilmReport.of(traversal, scores, study=study, verdict=verdict, leakage=leakage, target=label,
-                                 calibration=calibration)
+                                           held=set(held), read_by=scores.get("leakage_read_by"))
+    verdict = judge(scores, target=label, cohort_psnr=cohort_psnr, leakage=judged, estimated=estimated)
+    return scores, verdict, leakage
+
+
+def report_on(traversal, *, study=None, calibration: str = "", target: str | None = None,
+              **scoring) -> tuple[dict, FilmReport]:
+    """A traversal's quality scores and its :class:`FilmReport` (with the verdict), as the dashboard
+    makes them (:func:`score_film`, whose arguments it takes); ``calibration``: how the steps were
+    calibrated, in words."""
+    scores, verdict, leakage = score_film(traversal, study=study, target=target, **scoring)
+    return scores, FilmReport.of(traversal, scores, study=study, verdict=verdict, leakage=leakage,
+                                 target=None if target is None else _label(study, target), calibration=calibration)

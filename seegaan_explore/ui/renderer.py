@@ -14,6 +14,7 @@ computes lives in :mod:`seegaan_explore.explore`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -30,11 +31,11 @@ from ..explore import quality
 from ..explore.attribution import METHODS, agreement, attribute
 from ..explore.calibration import Calibration, FilmReader, calibrate_for
 from ..explore.directions import ESTIMATORS, Direction
-from ..explore.readers import film_attributes, read_film, readers_of
+from ..explore.readers import film_attributes, readers_of
+from ..explore.report import score_film
 from ..explore.study import CNN_PREDICTION, LATENT_SHIFT, MATCHABLE, SPLINE, Lru, Study, from_scale, on_scale
 from ..explore.traversal import traverse
-from ..explore.verdict import Verdict, judge, leakage_in_words
-from ..metrics import psnr_db
+from ..explore.verdict import Verdict
 from ..model.cnn import at_resolution_of
 from ..model.seegaan import SeeGaan
 
@@ -273,59 +274,43 @@ class Renderer:
             entry["cnn_original"] = float(predicted[-1]) if original is not None else None
         if self.oracle is not None:
             entry["oracle_predictions"] = self.study.oracle_predict(torch.from_numpy(t.frames)[:, None])
-        entry["quality"] = self._quality(a, entry)
+        entry["quality"], entry["verdict"], entry["leakage"] = self._score(a, entry)
         return self._traversals.put(key, entry)
 
-    def _quality(self, a: dict, entry: dict) -> dict:
-        """Scores from :func:`seegaan_explore.explore.quality.score`, with what measured the target.
-        Without an oracle (a real cohort), readers fitted on the cohort's latents read every other
-        attribute on the re-encoded frames (:mod:`~seegaan_explore.explore.readers`)."""
-        t, oracle = entry["traversal"], entry["oracle_predictions"]
+    def _score(self, a: dict, entry: dict) -> tuple[dict, Verdict, list]:
+        """The film's scores, verdict and the other attributes' change in words, by the rule
+        ``traverse`` follows (:func:`~seegaan_explore.explore.report.score_film`). On the phantoms the
+        oracle reads every other attribute; on a real cohort, readers fitted on the cohort's latents
+        read them on the re-encoded frames (:mod:`~seegaan_explore.explore.readers`)."""
+        oracle = entry["oracle_predictions"]
         measured, by = self.study.measured(a["attribute"], a["log"], cnn_predictions=entry["cnn_predictions"],
                                            oracle_predictions=oracle)
-        reading, read = None, {}
-        if oracle is None:
+        others = readers = None
+        if oracle is not None:
+            others = {c: oracle[c].to_numpy(np.float64) for c in oracle.columns if c != a["attribute"]
+                      and c in self.study.attributes and pd.api.types.is_numeric_dtype(oracle[c])}
+        else:
             readers = readers_of(self.study, film_attributes(self.study, a["attribute"]))
-            with self._model_lock:
-                reading = read_film(self.model, t.frames, readers)
-            read = reading.scores(t, a["attribute"], a["log"])
-        if measured is None or len(t.amounts) < 3:
-            reason = by if measured is None else "3 or more frames are needed to score a traversal"
-            others = reading.others(a["attribute"]) if reading is not None else None
-            return {**quality.score(t, others=others, original=entry["original"]), **read, "measured_by": None,
-                    "not_measured": reason}
-        others = {c: oracle[c].to_numpy(np.float64) for c in oracle.columns
-                  if c != a["attribute"] and c in self.study.attributes and pd.api.types.is_numeric_dtype(oracle[c])
-                  } if oracle is not None else reading.others(a["attribute"])
-        return {**quality.score(t, measured, others=others, original=entry["original"]), **read, "measured_by": by,
-                "measured": measured}
+        cohort_psnr = self.cohort_psnr()
+        with self._model_lock if readers is not None else contextlib.nullcontext():  # re-encoding the frames
+            scores, verdict, leakage = score_film(
+                entry["traversal"], study=self.study, model=self.model, readers=readers, measured=measured,
+                measured_by=by, not_measured=by, others=others, original=entry["original"], cohort_psnr=cohort_psnr,
+                target=a["attribute"], log=a["log"], held=set(a["confounders"]) | set(a["match"]),
+                estimated=entry["patient_value_source"].startswith("estimated"))
+        if scores["measured_by"] is not None:
+            scores["measured"] = measured
+        return scores, verdict, leakage
 
     def cohort_psnr(self) -> tuple[float, float] | None:
-        """The cohort's reconstruction PSNR in dB, (median, 5th percentile), over up to 64 of its
-        images (None without images): what a traversal's starting point is compared with."""
+        """The cohort's reconstruction PSNR (:func:`~seegaan_explore.explore.quality.cohort_psnr`),
+        computed once; None without images."""
         with self._once:
             if self._cohort_psnr is None and self.images is not None:
-                rows = np.unique(np.linspace(0, len(self.latents) - 1, min(64, len(self.latents))).astype(int))
                 with self._model_lock:
-                    decoded = self.model.decode(torch.from_numpy(self.latents[rows]))[:, 0].cpu().numpy()
-                psnr = [psnr_db(d, np.asarray(self.images[k], np.float32)) for d, k in zip(decoded, rows)]
-                self._cohort_psnr = (float(np.median(psnr)), float(np.percentile(psnr, 5)))
+                    self._cohort_psnr = quality.cohort_psnr(self.model, self.latents,
+                                                            lambda rows: [self.images[k] for k in rows])
             return self._cohort_psnr
-
-    def _verdict(self, a: dict, entry: dict, direction: Direction) -> tuple[Verdict, list]:
-        """The traffic light over this film (its scores against the cohort), and the other attributes'
-        change: (label, SDs per SD of the target, the change across the film in its own units), as
-        :func:`~seegaan_explore.explore.verdict.leakage_in_words` words it (only held attributes count
-        where some are held)."""
-        study, q = self.study, entry["quality"]
-        target_sd = abs(direction.scale) if math.isfinite(direction.scale) else math.nan
-        leakage, judged = leakage_in_words(study, q.get("leakage", {}), target_sd=target_sd,
-                                           intended=float(np.ptp(entry["targets_scaled"])),
-                                           held=set(a["confounders"]) | set(a["match"]),
-                                           read_by=q.get("leakage_read_by"))
-        verdict = judge(q, target=study.label(a["attribute"]), cohort_psnr=self.cohort_psnr(), leakage=judged,
-                        estimated=entry["patient_value_source"].startswith("estimated"))
-        return verdict, leakage
 
     def _attribution(self, key: Hashable, image: np.ndarray, method: str) -> np.ndarray:
         cached = self._attributions.hit((key, method))
@@ -418,7 +403,7 @@ class Renderer:
             "cnn_predictions": entry["cnn_predictions"], "cnn_original": entry["cnn_original"],
             "cnn_reconstruction": entry["cnn_reconstruction"], "oracle_predictions": entry["oracle_predictions"],
             "range_note": entry["range_note"], "quality": entry["quality"], "calibration": calibration,
-            **dict(zip(("verdict", "leakage"), self._verdict(a, entry, direction))),
+            "verdict": entry["verdict"], "leakage": entry["leakage"],
             "frame": a["frame"], "method": a["method"],
             "attribution_original": None, "attribution_frame": None, "agreement": None,
             "cached": {"traversal": cached_traversal},
