@@ -230,7 +230,7 @@ def test_the_cohort_map_switches_to_attribute_against_the_cnn(explorer):
     assert explorer.scatter.data[1].x == (r.study.values("nt_probnp_pg_ml")[0],)  # the selected patient moved along
     explorer.view.value = "pca"
     explorer.wait()
-    np.testing.assert_allclose(explorer.scatter.data[0].x, r.embedding()[0][:, 0])
+    np.testing.assert_allclose(explorer.scatter.data[0].x, r.study.embedding()[0][:, 0])
 
 
 def test_hovering_shows_the_patients_thumbnail(explorer, setup):

@@ -312,7 +312,7 @@ def test_plain_words_explain_the_direction_and_the_scores(renderer):
 
 def test_embedding_is_the_latents_on_their_principal_axes(renderer, setup):
     latents = setup[1]
-    xy, share = renderer.embedding()
+    xy, share = renderer.study.embedding()
     assert xy.shape == (len(latents), 2) and share[0] >= share[1] > 0
     centred = latents - latents.mean(0)
     assert np.var(xy[:, 0]) == pytest.approx(np.linalg.svd(centred, compute_uv=False)[0] ** 2 / len(latents), rel=1e-3)
@@ -328,6 +328,22 @@ def test_the_film_can_come_first_and_the_attribution_after(renderer):
     np.testing.assert_array_equal(attributed["frames"], film["frames"])
     assert attributed["agreement"] == whole["agreement"]
     assert renderer.attribute(film, cancelled=lambda: True)["cancelled"]
+
+
+def test_a_range_wholly_beyond_the_cohort_runs_from_the_patient_to_the_nearer_end_or_is_refused(renderer):
+    """50,000-100,000 pg/mL asked where the cohort ends lower: never an unclipped film without a word."""
+    ages = renderer.study.values("age")
+    oldest, youngest = int(np.nanargmax(ages)), int(np.nanargmin(ages))
+    beyond = {"attribute": "age", "units": "value", "start": float(np.nanmax(ages)) + 10,
+              "stop": float(np.nanmax(ages)) + 20, "method": None}
+    result = renderer.render({**beyond, "patient": youngest})
+    assert result["error"] is None
+    assert result["targets"][0] == pytest.approx(ages[youngest])
+    assert result["targets"][-1] == pytest.approx(np.nanmax(ages))
+    assert "lies above what the cohort shows" in result["range_note"]
+    assert "The film runs from the patient's" in result["range_note"]
+    refused = renderer.render({**beyond, "patient": oldest})  # the patient is at the end already
+    assert "there is no film to draw" in refused["error"]
 
 
 def test_a_film_stays_within_what_the_cohort_shows_and_says_where_it_was_cut(renderer):

@@ -118,6 +118,7 @@ class Study(AttributeTable):
         self._once = threading.Lock()  # the cohort-wide computations below run once, whoever asks first
         self._cohort_predictions: np.ndarray | None = None
         self._reversed: frozenset[str] | None = None
+        self._embedding: tuple[np.ndarray, np.ndarray] | None = None
         self._directions = Lru(64)
 
     @classmethod
@@ -176,6 +177,16 @@ class Study(AttributeTable):
         if len(readings) != len(images):
             raise ValueError(f"the oracle returned {len(readings)} rows for {len(images)} images")
         return in_table_coding(readings.reset_index(drop=True), self._reversed)
+
+    def embedding(self) -> tuple[np.ndarray, np.ndarray]:
+        """The latents on their first two principal axes [N, 2] (the cohort map), and the variance
+        share of each axis; computed once (twice is harmless: no lock that the CNN's pass may hold)."""
+        if self._embedding is None:
+            centred = torch.from_numpy(self.latents) - torch.from_numpy(self.latents).mean(0)
+            _, singular, axes = torch.linalg.svd(centred, full_matrices=False)
+            share = (singular.square() / singular.square().sum())[:2].numpy()
+            self._embedding = ((centred @ axes[:2].T).numpy(), share)
+        return self._embedding
 
     def cohort_predictions(self) -> np.ndarray:
         """The CNN on every cohort image (on the reconstructions where no images were given); computed once."""
@@ -257,14 +268,28 @@ class Study(AttributeTable):
             high = min(high, float(on_scale([info.high], log, attribute)[0]))
         return low, high
 
-    def within_range(self, attribute: str, log: bool, first: float, last: float) -> tuple[float, float, str | None]:
+    def within_range(self, attribute: str, log: bool, first: float, last: float,
+                     start: float | None = None) -> tuple[float, float, str | None]:
         """A film's first and last value (fitted scale) within :meth:`bounds`, and a note in words
-        where either had to move (None where neither did)."""
+        where either had to move (None where neither did). A range wholly beyond the bounds runs
+        from the patient's own value ``start`` to the nearer bound, and says so; ``ValueError``
+        where there is nothing between them to show."""
         low, high = self.bounds(attribute, log)
         clipped = [min(max(v, low), high) for v in (first, last)]
-        if clipped == [first, last] or clipped[0] == clipped[1]:
+        if clipped == [first, last] or first == last:
             return first, last, None
         say = lambda v: self.format(attribute, float(from_scale(v, log)))  # noqa: E731
+        if clipped[0] == clipped[1]:  # wholly below or above what the cohort shows
+            bound, where = clipped[0], "below" if first < low else "above"
+            outside = (f"The requested range, {say(first)} to {say(last)}, lies {where} what the cohort shows "
+                       f"({say(low)} to {say(high)})")
+            own = None if start is None or not np.isfinite(start) else min(max(start, low), high)
+            if own is None or say(own) == say(bound):
+                raise ValueError(f"{outside}: the model has seen no exam there, so there is no film to draw. "
+                                 "Choose values within that range.")
+            ends = sorted((float(own), float(bound)), reverse=bool(first > last))
+            return ends[0], ends[1], (f"{outside}. The film runs from the patient's {say(own)} to {say(bound)}, the "
+                                      f"{'lowest' if where == 'below' else 'highest'} value it shows.")
         moved = [f"{say(v)} lies {'below' if v < low else 'above'} what the cohort shows ({say(low)} to "
                  f"{say(high)})" for v in (first, last) if not low <= v <= high and say(v) not in (say(low), say(high))]
         note = (f"The requested range was cut: {'; '.join(moved)}. The film runs from {say(clipped[0])} to "

@@ -345,7 +345,7 @@ class Explorer(widgets.VBox):
     def _scatter_xy(self, view: str) -> tuple[np.ndarray, np.ndarray]:
         if view == "cnn":
             return self.renderer.study.values(self.attribute.value), self.renderer.study.values(CNN_PREDICTION)
-        return tuple(self.renderer.embedding()[0].T)
+        return tuple(self.renderer.study.embedding()[0].T)
 
     def _on_view(self, change) -> None:
         """In a thread: the CNN view may first run the CNN over the whole cohort (seconds)."""
@@ -371,7 +371,7 @@ class Explorer(widgets.VBox):
             name = study.label(attribute)
             shown, label = (np.log10(values), f"log10 {name}") if log else (values, name)
             if self.view.value == "pca":
-                share = self.renderer.embedding()[1]
+                share = self.renderer.study.embedding()[1]
                 titles = (f"latent axis 1 ({share[0]:.0%} of variance)", f"latent axis 2 ({share[1]:.0%})")
             else:
                 titles = (name, study.label(CNN_PREDICTION))

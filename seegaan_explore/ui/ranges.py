@@ -40,7 +40,10 @@ def default_range(study: Study, attribute: str, units: str, log: bool, row: int 
     if centre is None or not np.isfinite(centre):
         centre = float(np.nanmedian(study.scaled(attribute, log)))
     sd = study.sd(attribute, log)
-    low, high, _ = study.within_range(attribute, log, centre - 2 * sd, centre + 2 * sd)
+    try:
+        low, high, _ = study.within_range(attribute, log, centre - 2 * sd, centre + 2 * sd, start=centre)
+    except ValueError:  # the patient lies beyond the dictionary's plausible range: offer all of it
+        low, high = study.bounds(attribute, log)
     return tuple(rounded(v) for v in from_scale(np.array([low, high]), log))
 
 

@@ -88,7 +88,6 @@ class Renderer:
         self._attributions = Lru(4 * cache_size)
         self._calibrations = Lru(cache_size)
         self._film_readers = Lru(cache_size)  # per direction: the other patients' films it has read
-        self._embedding = None
         self._cohort_psnr: tuple[float, float] | None = None
 
     @property
@@ -96,16 +95,6 @@ class Renderer:
         return self.study.latents
 
     # ------------------------------------------------------------------ what the screen shows besides a render
-
-    def embedding(self) -> tuple[np.ndarray, np.ndarray]:
-        """The latents on their first two principal axes [N, 2], and the variance share of each axis."""
-        with self._once:
-            if self._embedding is None:
-                centred = torch.from_numpy(self.latents) - torch.from_numpy(self.latents).mean(0)
-                _, singular, axes = torch.linalg.svd(centred, full_matrices=False)
-                share = (singular.square() / singular.square().sum())[:2].numpy()
-                self._embedding = ((centred @ axes[:2].T).numpy(), share)
-            return self._embedding
 
     def patient_label(self, patient) -> str:
         if isinstance(patient, str):
@@ -211,12 +200,9 @@ class Renderer:
             at = self.study.range_of(a["attribute"], a["log"], (a["start"], a["stop"]), units=a["units"],
                                      **self._who(patient))
             if a["clip"]:  # the slope over the range the film will cover
-                at = self.study.within_range(a["attribute"], a["log"], *at)[:2]
-        if a["match"] and isinstance(patient, str):
-            raise ValueError(f"matching on {', '.join(a['match'])} needs a cohort patient's values; "
-                             f"patient {patient!r} has none")
+                at = self.study.within_range(a["attribute"], a["log"], *at, start=self._patient_value(a)[0])[:2]
         return self.study.direction(a["attribute"], a["estimator"], a["confounders"], a["log"], a["match"],
-                                    row=patient if a["match"] else None, at=at)
+                                    row=None if isinstance(patient, str) else patient, at=at)
 
     def _calibrated(self, a: dict, direction: Direction) -> tuple[Direction, Calibration]:
         """``direction`` calibrated on other cohort patients where the oracle, the CNN or (on a real
@@ -254,7 +240,7 @@ class Renderer:
                 else list(on_scale([a["start"], a["stop"]], log, a["attribute"])))
         note = None
         if a["clip"] and a["estimator"] != LATENT_SHIFT:
-            *ends, note = self.study.within_range(a["attribute"], log, *ends)
+            *ends, note = self.study.within_range(a["attribute"], log, *ends, start=patient_scaled)
         targets = np.linspace(*ends, a["n_frames"])
         amounts = (targets - patient_scaled) / direction.scale if sd else targets - patient_scaled
         check("decoding the frames")
