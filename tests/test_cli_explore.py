@@ -163,7 +163,7 @@ def test_traverse_writes_every_format_from_the_stored_latent(setup, tmp_path, ca
     assert iio.imread(str(stem) + ".mp4", index=None).shape[0] == 3
     assert mp4_report(str(stem) + ".mp4") == load_report(str(stem) + ".npz") is not None  # the report goes along
     assert Image.open(str(stem) + ".png").size[1] > 3 * 128  # frames, differences and attributions
-    assert "CNN prediction of severity" in (stem.parent / f"{stem.name}.html").read_text(encoding="utf-8")
+    assert "severity as the CNN reads it" in (stem.parent / f"{stem.name}.html").read_text(encoding="utf-8")
     # the CNN predicts the traversed attribute, so its predictions on the frames score the traversal
     original = load_preprocessed(setup / "phantoms" / f"{patient}.png", 32)
     scores = quality.score(saved, predictions, original=original)

@@ -439,8 +439,14 @@ def test_export_buttons_write_the_traversal_and_offer_a_download(explorer, tmp_p
     assert f"download {path.name}" in explorer.export_link.value and "Exported" in explorer.status.value
     verdict = explorer.result["verdict"]
     calibration = explorer.result["calibration"].words
-    if kind == "HTML":  # what the page says of the film goes with it
-        assert verdict.headline in path.read_text() and html.escape(calibration) in path.read_text()
+    if kind == "HTML":  # what the page says of the film goes with it, in its words and units
+        page = path.read_text()
+        assert verdict.headline in page and html.escape(calibration) in page
+        readings = explorer.renderer.study.cnn_readings(explorer.result["cnn_predictions"])
+        assert readings.label == "nt_probnp_pg_ml as the CNN reads it"  # the column it predicts (ln), in its units
+        assert np.allclose(readings.values, np.exp(explorer.result["cnn_predictions"]))
+        assert readings.label in page and readings.words[0] in page
+        assert "nt_probnp_pg_ml units" not in page and "step (SD)" in page
     elif kind == "GIF":
         import json
 

@@ -260,7 +260,8 @@ def test_the_png_panel_writes_the_report_under_the_columns(traversal, report, tm
     lines = (with_report.size[1] - columns_end - GAP) // LINE_HEIGHT
     assert lines >= len(report.lines())  # long lines wrap to the panel's width
     pixels = np.asarray(with_report.convert("RGB")).astype(int)
-    np.testing.assert_array_equal(pixels[:columns_end], np.asarray(without.convert("RGB")))  # the film is unchanged
+    # the film is unchanged (the title above it names the target in the report's words)
+    np.testing.assert_array_equal(pixels[TITLE_HEIGHT:columns_end], np.asarray(without.convert("RGB"))[TITLE_HEIGHT:])
     text = pixels[columns_end:]
     assert (text.sum(-1) < 300).sum() > 500  # dark text written below the columns
     headline = text[LINE_HEIGHT:2 * LINE_HEIGHT]
@@ -324,5 +325,5 @@ def test_without_a_report_a_direction_that_records_its_ends_still_shows_them(tra
     assert Image.open(tmp_path / "sex.png").size[1] == plain_height + LINE_HEIGHT + GAP
     assert "Comment" not in Image.open(tmp_path / "sex.png").text
     save_html_report(sexed, tmp_path / "sex.html")
-    assert "sex: traversal along the mean_shift direction (SD); \\u2212 = female, + = male" in (
+    assert "sex: traversal along the mean_shift direction (steps in SD); \\u2212 = female, + = male" in (
         tmp_path / "sex.html").read_text(encoding="utf-8")

@@ -88,7 +88,7 @@ def _run_traverse(args) -> int:
     from ..explore.archives import load_direction
     from ..explore.attributes import split_scaled_name
     from ..explore.readers import film_attributes, readers_of
-    from ..explore.report import report_on
+    from ..explore.report import Readings, report_on
     from ..explore.study import measured
     from ..explore.traversal import traverse
 
@@ -162,7 +162,9 @@ def _run_traverse(args) -> int:
                                    target=CNN_PREDICTION if args.latent_shift else None,
                                    calibration=calibration.words if calibration is not None else "")
         stem = args.out / f"{safe_name(name)}.{safe_name(direction.attribute)}"
-        written = write_traversal(t, stem, args.format, args.fps, predictions, attributions, label, report)
+        readings = None if predictions is None else study.cnn_readings(predictions) if study is not None \
+            else Readings.of(predictions, label)
+        written = write_traversal(t, stem, args.format, args.fps, predictions, attributions, readings, report)
         print(json.dumps({"subject": str(subject), "attribute": direction.attribute, "amounts": amounts.tolist(),
                           "in_sd": args.sd, **({"predictions": predictions.tolist()} if cnn is not None else {}),
                           "ends": list(report.ends), "quality": scores,
@@ -249,10 +251,14 @@ def _run_export(args) -> int:
 
 
 def write_traversal(traversal, stem: Path, formats, fps: float, predictions=None, attributions=None,
-                     prediction_label: str = "prediction", report=None) -> list[Path]:
+                    readings=None, report=None) -> list[Path]:
+    """``traversal`` as each of ``formats``: the archive keeps the CNN's ``predictions`` as it gave
+    them; the PNG panel and the HTML report show its ``readings`` (in the attribute's units, where
+    the study knows them; default the plain predictions)."""
     from ..explore import export
     from ..explore.archives import save_traversal
 
+    shown = readings if readings is not None else predictions
     written = []
     for fmt in formats:
         path = stem.with_name(f"{stem.name}.{fmt}")
@@ -261,9 +267,9 @@ def write_traversal(traversal, stem: Path, formats, fps: float, predictions=None
         elif fmt == "mp4":
             export.save_mp4(traversal, path, fps=fps, report=report)
         elif fmt == "png":
-            export.save_panel(traversal, path, attributions=attributions, predictions=predictions, report=report)
+            export.save_panel(traversal, path, attributions=attributions, predictions=shown, report=report)
         elif fmt == "html":
-            export.save_html_report(traversal, path, predictions, prediction_label=prediction_label, report=report)
+            export.save_html_report(traversal, path, shown, report=report)
         else:
             save_traversal(traversal, path, predictions, report=report)
         written.append(path)

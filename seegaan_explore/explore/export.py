@@ -24,7 +24,8 @@ from PIL.PngImagePlugin import PngInfo
 
 from ..data.images import to_uint8
 from ..fileio import atomic_write
-from .report import FilmReport, ends_line
+from .attributes import split_scaled_name
+from .report import FilmReport, Readings, ends_line
 from .traversal import Traversal
 
 __all__ = [
@@ -160,7 +161,9 @@ def save_panel(traversal: Traversal, path: str | Path, attributions: np.ndarray 
                report: FilmReport | None = None) -> None:
     """A PNG: one column per step; rows: frames, difference maps (frame minus reconstruction), and
     when given the attribution of each frame over it. Under each column its step and, when given,
-    the prediction for the frame. Under the columns, the ``report``
+    the prediction for the frame (``predictions``: plain numbers, or
+    :class:`~seegaan_explore.explore.report.Readings` in the attribute's units, as
+    ``Study.cnn_readings`` words them). Under the columns, the ``report``
     (:class:`~seegaan_explore.explore.report.FilmReport`: which end is +, the verdict and the
     quality scores) in words, its JSON in the PNG's ``Comment`` text chunk; without a report, the
     two ends where the direction records them.
@@ -178,7 +181,7 @@ def save_panel(traversal: Traversal, path: str | Path, attributions: np.ndarray 
         if attributions.shape != frames.shape:
             raise ValueError(f"attributions {attributions.shape} must match the frames {frames.shape}")
         rows.append(np.stack([heat_overlay(f, a) for f, a in zip(frames, attributions)]))
-    predictions = checked_predictions(predictions, k)
+    readings = _readings(predictions, k)
     width = k * (tile + GAP) + GAP
     font = ImageFont.load_default(size=12)
     text = _wrapped(_panel_text(traversal, report), ImageDraw.Draw(Image.new("RGB", (1, 1))), font, width - 2 * GAP)
@@ -186,9 +189,10 @@ def save_panel(traversal: Traversal, path: str | Path, attributions: np.ndarray 
     height = labels_height + (len(text) * LINE_HEIGHT + GAP if text else 0)
     panel = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(panel)
-    d = traversal.direction
-    draw.text((GAP, 4), f"{d.attribute} ({d.estimator}); differences at +-{difference_range:g}",
-              fill="black", font=font)
+    target, unit = _scale_words(traversal, report.target if report is not None else None)
+    read = f"; under each step: {readings.label}" if readings is not None else ""
+    draw.text((GAP, 4), f"{target} ({traversal.direction.estimator}), steps in {unit}{read}; differences at "
+              f"+-{difference_range:g}".translate(_PLAIN), fill="black", font=font)
     for r, images in enumerate(rows):
         top = TITLE_HEIGHT + GAP + r * (tile + GAP)
         for c, rgb in enumerate(images):
@@ -197,8 +201,8 @@ def save_panel(traversal: Traversal, path: str | Path, attributions: np.ndarray 
     for c, label in enumerate(_step_labels(traversal)):
         left = GAP + c * (tile + GAP)
         draw.text((left, labels_top), label, fill="black", font=font)
-        if predictions is not None:
-            draw.text((left, labels_top + 15), f"pred {predictions[c]:.3g}", fill="black", font=font)
+        if readings is not None:
+            draw.text((left, labels_top + 15), readings.words[c].translate(_PLAIN), fill="black", font=font)
     headline = report.verdict[1] if report is not None and report.verdict is not None else None
     for n, line in enumerate(text):
         colour = VERDICT_COLOURS[report.verdict[0]] if headline and line == headline.translate(_PLAIN) else "black"
@@ -220,6 +224,23 @@ def save_attribution_png(image: np.ndarray, attribution: np.ndarray, path: str |
     panel.paste(_tile(heat_overlay(image, attribution), tile), (2 * GAP + tile, GAP))
     with atomic_write(Path(path)) as tmp:
         panel.save(tmp, format="PNG")
+
+
+def _readings(predictions, k: int, label: str = "prediction") -> Readings | None:
+    """``predictions`` (a :class:`~seegaan_explore.explore.report.Readings`, or plain numbers called
+    ``label``) for ``k`` frames, or None."""
+    readings = Readings.of(predictions, label)
+    if readings is not None:
+        checked_predictions(readings.values, k)
+    return readings
+
+
+def _scale_words(traversal: Traversal, target: str | None) -> tuple[str, str]:
+    """The film's target in words (``target``, else the direction's attribute) and the unit its
+    steps are in: "SD", or the attribute's own (its logarithm's, "ln NT-proBNP", where fitted on one)."""
+    name, log = split_scaled_name(traversal.direction.attribute)
+    label = target or name
+    return label, "SD" if traversal.in_sd else (f"ln {label}" if log else label)
 
 
 def checked_predictions(predictions, k: int) -> np.ndarray | None:
@@ -262,17 +283,18 @@ def save_html_report(traversal: Traversal, path: str | Path, predictions=None, *
                      report: FilmReport | None = None) -> None:
     """One HTML file that opens offline (plotly.js embedded, no network): the frames and their
     difference maps animated by a slider and a play button, and the prediction curve with the
-    current step marked when ``predictions`` are given. The title says which end is +; above the
+    current step marked when ``predictions`` are given (plain numbers called ``prediction_label``, or
+    :class:`~seegaan_explore.explore.report.Readings` in their units). The title says which end is +; above the
     figure, the ``report`` (:class:`~seegaan_explore.explore.report.FilmReport`: the verdict and the
     quality scores) in words."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    predictions = checked_predictions(predictions, len(traversal.frames))
+    readings = _readings(predictions, len(traversal.frames), prediction_label)
     labels = _step_labels(traversal)
     d = traversal.direction
-    unit = "SD" if traversal.in_sd else f"{d.attribute} units"
-    titles = ["frame", "difference from the reconstruction"] + ([prediction_label] if predictions is not None else [])
+    target, unit = _scale_words(traversal, report.target if report is not None else None)
+    titles = ["frame", "difference from the reconstruction"] + ([readings.label] if readings is not None else [])
     fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=0.08)
     differences = traversal.differences.astype(np.float32)
 
@@ -280,18 +302,21 @@ def save_html_report(traversal: Traversal, path: str | Path, predictions=None, *
         traces = [go.Image(source=_png_uri(traversal.frames[k]), hoverinfo="skip"),
                   go.Heatmap(z=differences[k], zmin=-difference_range, zmax=difference_range, zmid=0,
                              colorscale="RdBu_r",
-                             colorbar={"title": "change", "x": 0.64 if predictions is not None else 1.0})]
-        if predictions is not None:
-            traces.append(go.Scatter(x=[traversal.amounts[k]], y=[predictions[k]], mode="markers",
+                             colorbar={"title": "change", "x": 0.64 if readings is not None else 1.0})]
+        if readings is not None:
+            traces.append(go.Scatter(x=[traversal.amounts[k]], y=[readings.values[k]], text=[readings.words[k]],
+                                     hovertemplate="%{text}<extra></extra>", mode="markers",
                                      marker={"size": 12, "color": "crimson"}, name="this frame"))
         return traces
 
     for col, trace in enumerate(step_traces(0), start=1):
         fig.add_trace(trace, row=1, col=col)
-    if predictions is not None:
-        fig.add_trace(go.Scatter(x=traversal.amounts, y=predictions, mode="lines+markers", name=prediction_label,
+    if readings is not None:
+        fig.add_trace(go.Scatter(x=traversal.amounts, y=readings.values, text=list(readings.words),
+                                 hovertemplate="%{text}<extra></extra>", mode="lines+markers", name=readings.label,
                                  line={"color": "grey"}), row=1, col=3)
         fig.update_xaxes(title_text=f"step ({unit})", row=1, col=3)
+        fig.update_yaxes(type="log" if readings.log else "linear", row=1, col=3)
     fig.update_yaxes(autorange="reversed", scaleanchor="x2", row=1, col=2)
     for col in (1, 2):
         fig.update_xaxes(showticklabels=False, showgrid=False, row=1, col=col)
@@ -302,7 +327,7 @@ def save_html_report(traversal: Traversal, path: str | Path, predictions=None, *
     play = {"frame": {"duration": 150, "redraw": True}, "fromcurrent": True, "transition": {"duration": 0}}
     ends = report.ends if report is not None else d.ends if len(d.ends) == 2 else None
     fig.update_layout(
-        title=title or f"{d.attribute}: traversal along the {d.estimator} direction ({unit})"
+        title=title or f"{target}: traversal along the {d.estimator} direction (steps in {unit})"
                        + (f"; {ends_line(ends)}" if ends else ""),
         height=460, width=420 * len(titles) + 80, showlegend=False,
         updatemenus=[{"type": "buttons", "x": 0, "y": -0.12, "xanchor": "left", "direction": "left", "buttons": [

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FilmReport", "ends_line", "ends_of", "report_on", "score_film"]
+__all__ = ["FilmReport", "Readings", "ends_line", "ends_of", "report_on", "score_film"]
 
 _SCALARS = ("reconstruction_psnr_db", "monotonicity", "achieved_over_intended", "calibrated_scale", "proximity",
             "measured_by", "not_measured")
@@ -42,6 +42,26 @@ def ends_of(direction, study=None) -> tuple[str, str]:
 def ends_line(ends: tuple[str, str]) -> str:
     """Which end is which, in one line: "− = female, + = male"."""
     return f"− = {ends[0]}, + = {ends[1]}"
+
+
+@dataclass(frozen=True)
+class Readings:
+    """What a reader (the CNN) read on each frame, as an export shows it: ``values`` in the units
+    ``label`` names ("NT-proBNP as the CNN reads it", in pg/mL), each in ``words`` ("3,340 pg/mL");
+    ``log``: drawn on a log axis."""
+
+    label: str
+    values: np.ndarray
+    words: tuple[str, ...]
+    log: bool = False
+
+    @classmethod
+    def of(cls, predictions, label: str = "prediction") -> Readings | None:
+        """``predictions`` as they are (a :class:`Readings`, or None), else plain numbers under ``label``."""
+        if predictions is None or isinstance(predictions, Readings):
+            return predictions
+        values = np.asarray(predictions, np.float64).ravel()
+        return cls(label, values, tuple(f"{v:.3g}" for v in values))
 
 
 def _label(study, name: str) -> str:

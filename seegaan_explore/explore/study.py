@@ -168,6 +168,21 @@ class Study(AttributeTable):
             self.cnn.eval()
             return self.cnn(x.to(module_device(self.cnn))).reshape(len(x)).cpu().numpy().astype(np.float64)
 
+    def cnn_readings(self, predictions):
+        """The CNN's ``predictions`` (its own scale) as a clinician reads them
+        (:class:`~seegaan_explore.explore.report.Readings`): where it predicts a column of the cohort,
+        "NT-proBNP as the CNN reads it" in that column's units ("3,340 pg/mL"); else as numbers."""
+        from .report import Readings
+
+        config = getattr(self.cnn, "config", None)
+        target, logged = getattr(config, "attribute", None), bool(getattr(config, "log_transform", False))
+        values = np.asarray(predictions, np.float64).ravel()
+        if target not in self.attributes:
+            return Readings.of(values, self.label(CNN_PREDICTION))
+        values = np.exp(values) if logged else values
+        return Readings(f"{self.label(target)} as the CNN reads it", values,
+                        tuple(self.format(target, float(v)) for v in values), logged)
+
     def oracle_predict(self, images: torch.Tensor) -> pd.DataFrame:
         """The oracle's readings of images [B, 1, R, R], a row per image, each two-level factor in the
         table's coding (:func:`~seegaan_explore.model.oracle.in_table_coding`)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import ipywidgets as widgets
 
 from ..explore import export
-from ..explore.report import FilmReport
+from ..explore.report import FilmReport, Readings
 
 EXPORTS = ("GIF", "MP4", "PNG", "HTML")
 LINK_LIMIT = 20_000_000  # bytes: larger exports are only saved on the server, not offered as a download link
@@ -30,6 +30,9 @@ def save(result: dict, kind: str, path: Path, study=None) -> None:
     HTML carry what the page says of the film: its two ends in words, the verdict and the scores
     (:class:`~seegaan_explore.explore.report.FilmReport`, in ``study``'s words)."""
     t, predictions = result["traversal"], result["cnn_predictions"]
+    if predictions is not None:
+        predictions = study.cnn_readings(predictions) if study is not None else Readings.of(
+            predictions, result["cnn_label"] or "prediction")
     report = FilmReport.of_render(result, study)
     if kind == "GIF":
         export.save_gif(t, path, report=report)
@@ -38,8 +41,8 @@ def save(result: dict, kind: str, path: Path, study=None) -> None:
     elif kind == "PNG":
         export.save_panel(t, path, predictions=predictions, report=report)
     else:
-        export.save_html_report(t, path, predictions=predictions, prediction_label=result["cnn_label"] or "prediction",
-                                title=f"{result['label']}: {result['patient_label']}", report=report)
+        export.save_html_report(t, path, predictions=predictions, title=f"{result['label']}: {result['patient_label']}",
+                                report=report)
 
 
 def saved_html(path: Path) -> str:

@@ -210,16 +210,11 @@ def film_curve(result: dict, study) -> dict:
     prediction per frame (its target's units where it predicts a column), else the target as
     measured (by the oracle), else the intended values."""
     name, targets = result["attribute"], np.asarray(result["targets"], np.float64)
-    config = getattr(study.cnn, "config", None)
-    if result["cnn_predictions"] is not None:
-        y, title = np.asarray(result["cnn_predictions"], np.float64), result["cnn_label"]
-        target = getattr(config, "attribute", None)
-        logged = bool(getattr(config, "log_transform", False))
-        if target in study.attributes:  # the CNN predicts a column: speak that column's units
-            title = f"{study.label(target)} as the CNN reads it"
-            say = (lambda v: study.format(target, float(np.exp(v)))) if logged else (lambda v: study.format(target, v))
-        else:
-            say = lambda v: f"{v:.3g}"  # noqa: E731
+    if result["cnn_predictions"] is not None:  # on its own scale (ln where it predicts a log), in its units' words
+        y = np.asarray(result["cnn_predictions"], np.float64)
+        readings = study.cnn_readings(y)
+        title, words = readings.label, dict(zip(y.tolist(), readings.words))
+        say = words.__getitem__
     elif result["quality"].get("measured_by"):
         y = np.asarray(result["quality"]["measured"], np.float64)
         title = f"{result['label']} measured by {result['quality']['measured_by']}"
