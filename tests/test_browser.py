@@ -176,7 +176,7 @@ def _exercise(page, tmp_path: Path, label: str, viewport: dict, layout: bool = T
     """Pick an attribute, click a patient, play; returns the timings measured on the way."""
     timings = {}
     _wait_until_drawn(page)
-    page.wait_for_function("() => document.querySelector('.seegaan-status').textContent.includes('Ready')")
+    page.wait_for_function("() => document.querySelector('.seegaan-status').textContent.includes('Shown')")
     if layout and viewport == LAPTOP:  # a laptop shows the film, Play and the cohort map without scrolling
         for hook in (".seegaan-film-frame", ".seegaan-film-change", ".seegaan-film-play", ".seegaan-scatter"):
             assert _on_screen(page, hook, viewport), f"{hook} is not on a {viewport} screen without scrolling"
@@ -190,7 +190,7 @@ def _exercise(page, tmp_path: Path, label: str, viewport: dict, layout: bool = T
     page.select_option(".seegaan-attribute select", index=ctr)  # (its label where a dictionary names it)
     page.wait_for_function(f"(before) => ({FILM})().curve !== before", arg=first["curve"], timeout=60_000)
     timings["attribute_change_to_new_film_s"] = time.perf_counter() - started
-    page.wait_for_function("() => /Ready: (ctr|cardiothoracic ratio)/.test("
+    page.wait_for_function("() => /Shown: (ctr|cardiothoracic ratio)/.test("
                            "document.querySelector('.seegaan-status').textContent)")
     page.wait_for_function("() => /ctr|cardiothoracic/.test("
                            "document.querySelector('.seegaan-scatter .cbtitle').textContent)",
@@ -241,7 +241,7 @@ def _exercise(page, tmp_path: Path, label: str, viewport: dict, layout: bool = T
     page.wait_for_function("() => document.querySelector('.seegaan-patient-info').textContent"
                            ".includes('your image (mine.png)')", timeout=60_000)
     page.wait_for_function(f"(before) => ({FILM})().frame !== before", arg=before, timeout=60_000)
-    if bundled:  # an image the bundled model cannot represent is flagged in the page, not shown as "Ready"
+    if bundled:  # an image the bundled model cannot represent is flagged in the page, not shown as fine
         odd = tmp_path / "odd.png"
         Image.fromarray(((np.indices((128, 128)).sum(0) % 2) * 255).astype(np.uint8)).save(odd)
         with page.expect_file_chooser() as chooser:
@@ -339,7 +339,7 @@ def _select(page, label: str) -> None:
 
 def test_a_film_whose_target_moves_the_wrong_way_says_do_not_interpret(browser, tmp_path):
     """A column whose sign is flipped (as a mislabelled export would be) gives a direction that moves the
-    oracle's reading of it the wrong way: the page must say so in red, not "Ready". (The tiny setup's
+    oracle's reading of it the wrong way: the page must say so in red, not as fine. (The tiny setup's
     oracle reads the brightness of any image.)"""
     page, blocked, errors = browser
     notebook = _tiny_dashboard(tmp_path / "flipped.ipynb", 'table["brightness"] = -table["brightness"]')

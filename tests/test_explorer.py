@@ -69,7 +69,7 @@ def test_first_view_shows_the_cnn_target_with_a_playable_traversal(explorer, set
     np.testing.assert_allclose(explorer.film.curve["y"], r["cnn_predictions"])  # the prediction curve
     assert explorer.film.curve["x_low"].endswith(" pg/mL") is False  # no dictionary here: plain numbers
     assert explorer.film.colour_low.startswith("−") and explorer.film.colour_high.startswith("+")
-    assert "Ready" in explorer.status.value
+    assert "Shown" in explorer.status.value
     # a lab value on the log scale is coloured on it too
     logged = np.log10(explorer.renderer.study.values("nt_probnp_pg_ml"))
     np.testing.assert_allclose(explorer.scatter.data[0].marker.color, logged)
@@ -325,7 +325,7 @@ def test_an_error_is_shown_and_the_last_good_view_stays(explorer):
     assert "log scale needs positive values, but the smallest is 0" in explorer.status.value
     assert "#b00020" in explorer.status.value
     explorer.log_scale.value = False
-    assert explorer.wait()["error"] is None and "Ready" in explorer.status.value
+    assert explorer.wait()["error"] is None and "Shown" in explorer.status.value
     assert good is not explorer.result
 
 
@@ -380,7 +380,7 @@ def test_a_pick_made_while_the_worker_shows_a_film_is_not_swallowed(setup, tmp_p
     e.attribute.value = "bmi"  # ...when the user picks BMI
     release.set()
     assert e.wait()["attribute"] == "bmi"
-    assert "Ready: bmi" in e.status.value
+    assert "Shown: bmi" in e.status.value
     e.close()
 
 
@@ -473,7 +473,7 @@ def test_the_film_is_shown_before_the_attribution_is_ready(setup, tmp_path):
         e.attribute.value = "age"
         assert entered.wait(30)
         assert e.result["attribute"] == "age" and e.result["attribution_original"] is None
-        assert "Ready: age" in e.status.value and "follows" in e.attribution_caption.value
+        assert "Shown: age" in e.status.value and "follows" in e.attribution_caption.value
         release.set()
         e.wait()
         assert e.result["attribution_original"] is not None and "seegaan-agreement" in e.attribution_caption.value

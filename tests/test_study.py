@@ -311,3 +311,18 @@ def test_the_dashboards_renderer_draws_a_film_for_a_contrast_and_holds_a_categor
     assert (result["attribute"], result["label"]) == ("view_raw=PA:AP", "view_raw: PA vs AP")
     held = renderer.render({"attribute": "age", "patient": 3, "n_frames": 3, "confounders": ["view_raw"]})
     assert held["error"] is None and len(held["frames"]) == 3
+
+
+def test_an_estimate_beyond_what_the_cohort_shows_says_so_in_its_units():
+    """An upload's estimated NT-proBNP of 1.2 pg/mL is no patient's: the verdict must say where it lies."""
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"nt_probnp": np.exp(rng.uniform(np.log(50), np.log(30000), 40))})
+    words = {"nt_probnp": AttributeInfo("nt_probnp", "NT-proBNP", "pg/mL", log=True)}
+    study = Study(rng.normal(size=(40, 8)).astype(np.float32), table, dictionary=words)
+    low, high = study.bounds("nt_probnp", True)
+    assert study.estimate_in_words("nt_probnp", True, np.log(900.0)) == "900 pg/mL"
+    below = study.estimate_in_words("nt_probnp", True, np.log(1.2))
+    assert below.startswith("1.20 pg/mL, below what the cohort shows (")
+    assert study.on_scale_in_words("nt_probnp", True, low) in below and study.on_scale_in_words(
+        "nt_probnp", True, high) in below
+    assert "above what the cohort shows" in study.estimate_in_words("nt_probnp", True, high + 1.0)

@@ -182,7 +182,7 @@ class FilmReport:
 def score_film(traversal, *, study=None, model=None, readers=None, measured=None, measured_by: str | None = None,
                not_measured: str | None = None, others: dict | None = None, original=None,
                cohort_psnr: tuple[float, float] | None = None, target: str | None = None, log: bool = False,
-               held=None, estimated: bool = False) -> tuple[dict, object, list]:
+               held=None, estimated: bool | str = False) -> tuple[dict, object, list]:
     """A traversal's quality scores, its verdict and the other attributes' change in words: one rule
     for the dashboard and ``traverse``.
 
@@ -195,7 +195,8 @@ def score_film(traversal, *, study=None, model=None, readers=None, measured=None
     reconstruction's PSNR; ``cohort_psnr``: the cohort's (median, 5th percentile) PSNR it is judged
     against; ``target``/``log``: the attribute where it is not the direction's (a Latent Shift's CNN
     prediction, a renderer's column); ``held``: the attributes held fixed (default the direction's
-    confounders and matched columns); ``estimated``: the patient's value was estimated."""
+    confounders and matched columns); ``estimated``: the patient's value was estimated (a string:
+    the estimate in words)."""
     from . import quality
     from .attributes import split_scaled_name
     from .verdict import judge, leakage_in_words

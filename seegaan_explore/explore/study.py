@@ -283,6 +283,19 @@ class Study(AttributeTable):
             high = min(high, float(on_scale([info.high], log, attribute)[0]))
         return low, high
 
+    def on_scale_in_words(self, attribute: str, log: bool, value: float) -> str:
+        """A value on the fitted scale as a clinician reads it ("17,200 pg/mL")."""
+        return self.format(attribute, float(from_scale(value, log)))
+
+    def estimate_in_words(self, attribute: str, log: bool, value: float) -> str:
+        """An estimated value (fitted scale) in words, and where it lies beyond what the cohort shows:
+        an upload's estimate of 1.21 pg/mL is not a patient's NT-proBNP."""
+        low, high = self.bounds(attribute, log)
+        say = lambda v: self.on_scale_in_words(attribute, log, v)  # noqa: E731
+        if low <= value <= high:
+            return say(value)
+        return f"{say(value)}, {'below' if value < low else 'above'} what the cohort shows ({say(low)} to {say(high)})"
+
     def within_range(self, attribute: str, log: bool, first: float, last: float,
                      start: float | None = None) -> tuple[float, float, str | None]:
         """A film's first and last value (fitted scale) within :meth:`bounds`, and a note in words
@@ -293,7 +306,7 @@ class Study(AttributeTable):
         clipped = [min(max(v, low), high) for v in (first, last)]
         if clipped == [first, last] or first == last:
             return first, last, None
-        say = lambda v: self.format(attribute, float(from_scale(v, log)))  # noqa: E731
+        say = lambda v: self.on_scale_in_words(attribute, log, v)  # noqa: E731
         if clipped[0] == clipped[1]:  # wholly below or above what the cohort shows
             bound, where = clipped[0], "below" if first < low else "above"
             outside = (f"The requested range, {say(first)} to {say(last)}, lies {where} what the cohort shows "

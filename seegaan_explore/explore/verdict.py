@@ -33,7 +33,7 @@ class Verdict:
 
 
 def judge(quality: dict, *, target: str, cohort_psnr: tuple[float, float] | None = None,
-          leakage: list[tuple[str, float, str]] = (), estimated: bool = False) -> Verdict:
+          leakage: list[tuple[str, float, str]] = (), estimated: bool | str = False) -> Verdict:
     """The verdict on one traversal.
 
     ``quality``: :func:`~seegaan_explore.explore.quality.score`'s scores (with ``measured_by`` when
@@ -41,7 +41,8 @@ def judge(quality: dict, *, target: str, cohort_psnr: tuple[float, float] | None
     :mod:`~seegaan_explore.explore.readers`); ``target``: the attribute's name in words; ``cohort_psnr``: the
     cohort's (median, 5th percentile) reconstruction PSNR in dB; ``leakage``: (attribute in words,
     its change in its SDs per SD of the target's change, the change in its own units in words);
-    ``estimated``: the patient's value of the target was estimated, not recorded."""
+    ``estimated``: the patient's value of the target was estimated, not recorded (a string: the
+    estimate in words, :meth:`~seegaan_explore.explore.study.Study.estimate_in_words`)."""
     stop, care = [], []
     psnr = quality.get("reconstruction_psnr_db")
     if psnr is not None and cohort_psnr is not None and math.isfinite(psnr):
@@ -75,7 +76,8 @@ def judge(quality: dict, *, target: str, cohort_psnr: tuple[float, float] | None
         if abs(share) >= LEAKAGE_SHARE:
             care.append(f"{name} changes too ({words}): the film shows it as well as {target}")
     if estimated:
-        care.append(f"the patient's {target} is not recorded; the film starts from an estimate")
+        care.append(f"the patient's {target} is not recorded; the film starts from an estimate"
+                    + (f" ({estimated})" if isinstance(estimated, str) else ""))
     level = STOP if stop else CARE if care else TRUST
     return Verdict(level, tuple(stop + care) or (f"{target} changes steadily and reaches the intended change, "
                                                    "and no other attribute moves as much",))

@@ -401,7 +401,7 @@ class Explorer(widgets.VBox):
                                    f"{html.escape(said)} ({html.escape(result['patient_value_source'])})</small>")
         self._show_attribution(result)
         timings, verdict = result["timings"], result["verdict"]
-        self._set_status(f"Ready: {result['label']}, {len(result['frames'])} frames "
+        self._set_status(f"Shown: {result['label']}, {len(result['frames'])} frames "
                          f"({timings['total']:.2f} s{', traversal cached' if result['cached']['traversal'] else ''}). "
                          f"{verdict.headline}", colour=VERDICT_COLOURS[verdict.level])
         self.cohort.ensure_live()

@@ -283,7 +283,8 @@ class Renderer:
                 entry["traversal"], study=self.study, model=self.model, readers=readers, measured=measured,
                 measured_by=by, not_measured=by, others=others, original=entry["original"], cohort_psnr=cohort_psnr,
                 target=a["attribute"], log=a["log"], held=set(a["confounders"]) | set(a["match"]),
-                estimated=entry["patient_value_source"].startswith("estimated"))
+                estimated=entry["patient_value_source"].startswith("estimated") and self.study.estimate_in_words(
+                    a["attribute"], a["log"], entry["patient_scaled"]))
         if scores["measured_by"] is not None:
             scores["measured"] = measured
         return scores, verdict, leakage
