@@ -2,11 +2,13 @@
 
 Starts ``seegaan-explore demo`` (the bundled dashboard, or ``--notebook``), waits until the
 preheated kernel is idle, opens ``--viewers`` pages at once in headless chromium, and reports
-per-kernel memory (RSS, USS, PSS) once every kernel is idle, each page's time to a playable
-traversal, and on one page the time from picking another attribute to the new traversal and from
-pressing play to the second frame. Each Voila page holds its own kernel until it is culled.
+per-kernel memory (RSS, USS, PSS) once every kernel is idle, each page's time to a painted film
+and cohort map, and on one page (1280x800) the time from picking another attribute, with an
+attribution method selected (default integrated gradients), to the new film painted, and from
+pressing Play to the second frame. Each Voila page holds its own kernel until it is culled.
 
-    python benchmarks/dashboard_memory.py [--viewers 4] [--preheated 1] [--notebook NB] [--json]
+    python benchmarks/dashboard_memory.py [--viewers 4] [--preheated 1] [--notebook NB] [--attribute A]
+                                          [--method M] [--json]
 
 Needs /usr/bin/chromium (apt-get install chromium). Without the bundled demo
 (``seegaan_explore.demo``) and without ``--notebook``, it serves an untrained tiny model on 64
@@ -86,42 +88,46 @@ def _memory(process: psutil.Process) -> dict:
             "pss_mb": getattr(info, "pss", float("nan")) / 2**20}
 
 
-PLAYER = """() => { const p = document.querySelector('.seegaan-player');
-  const i = p && p.querySelector('image'); const c = p && p.querySelector('.scatterlayer path.js-line');
-  return {image: i ? i.getAttribute('href') : null, curve: c ? c.getAttribute('d') : null,
-          text: p ? p.textContent : ''}; }"""
+FILM = """() => { const f = document.querySelector('.seegaan-film-player');
+  const i = f && f.querySelector('.seegaan-film-frame');
+  return {painted: f ? f.dataset.painted : null, shown: !!(i && i.complete && i.naturalWidth),
+          label: f ? f.querySelector('.seegaan-film-label').textContent : ''}; }"""
 
 
 async def _open(context, url: str) -> tuple:
     page = await context.new_page()
     started = time.perf_counter()
     await page.goto(url, timeout=600_000)
-    for drawn in (".seegaan-player .main-svg", ".seegaan-scatter .main-svg"):  # ready: traversal and cohort map
-        await page.wait_for_selector(drawn, timeout=600_000)
+    await page.wait_for_function(f"() => ({FILM})().shown", timeout=600_000)  # ready: a frame painted...
+    await page.wait_for_selector(".seegaan-scatter .main-svg", timeout=600_000)  # ...and the cohort map
     return page, time.perf_counter() - started
 
 
-async def _interact(page, attribute: str) -> dict:
+async def _interact(page, attribute: str, method: str) -> dict:
+    await page.select_option(".seegaan-method select", label=method)
+    await page.wait_for_function("(m) => document.querySelector('.seegaan-attribution-caption').textContent"
+                                 ".includes(m)", arg=method, timeout=120_000)
     started = time.perf_counter()
     await page.select_option(".seegaan-attribute select", label=attribute)
-    # the new figure's slider names the attribute (a redraw on resize alone would change the curve's path)
-    await page.wait_for_function(f"(a) => ({PLAYER})().text.includes(a + ': ')", arg=attribute, timeout=120_000)
+    # the new film's frames are painted when its label names the attribute
+    await page.wait_for_function(f"(a) => ({FILM})().shown && ({FILM})().label.startsWith(a + ': ')", arg=attribute,
+                                 timeout=120_000)
     changed = time.perf_counter() - started
-    first = (await page.evaluate(PLAYER))["image"]
-    box = await page.locator(".seegaan-player .updatemenu-button", has_text="Play").bounding_box()
+    first = (await page.evaluate(FILM))["painted"]
     started = time.perf_counter()
-    await page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    await page.wait_for_function(f"(f) => ({PLAYER})().image !== f", arg=first, timeout=30_000)
-    return {"attribute_change_to_new_player_s": changed, "play_to_second_frame_s": time.perf_counter() - started}
+    await page.click(".seegaan-film-play")
+    await page.wait_for_function(f"(f) => ({FILM})().painted !== f", arg=first, timeout=30_000)
+    return {"attribute_change_to_new_film_s": changed, "play_to_second_frame_s": time.perf_counter() - started,
+            "attribution_selected": method}
 
 
-async def _viewers(url: str, n: int, attribute: str) -> dict:
+async def _viewers(url: str, n: int, attribute: str, method: str) -> dict:
     blocked: list[str] = []
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync"])
-        context = await browser.new_context(viewport={"width": 1400, "height": 1300})
+        context = await browser.new_context(viewport={"width": 1280, "height": 800})
 
         async def route(r):
             if r.request.url.startswith(LOCAL):
@@ -132,7 +138,7 @@ async def _viewers(url: str, n: int, attribute: str) -> dict:
 
         await context.route("**/*", route)
         opened = await asyncio.gather(*[_open(context, url) for _ in range(n)])
-        timing = await _interact(opened[0][0], attribute)
+        timing = await _interact(opened[0][0], attribute, method)
         await browser.close()
         return {"page_ready_s": [t for _, t in opened], **timing, "blocked": sorted(set(blocked))}
 
@@ -142,7 +148,9 @@ def main() -> int:
     parser.add_argument("--viewers", type=int, default=4)
     parser.add_argument("--preheated", type=int, default=1, help="passed to `seegaan-explore demo`")
     parser.add_argument("--notebook", type=Path, help="default: the bundled dashboard (needs seegaan_explore.demo)")
-    parser.add_argument("--attribute", default="age", help="the attribute picked on the first page")
+    parser.add_argument("--attribute", default="age", help="the attribute picked on the first page (as listed)")
+    parser.add_argument("--method", default="integrated gradients",
+                        help="the attribution selected before the attribute is picked (as listed)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="seegaan-bench-"))
@@ -163,7 +171,7 @@ def main() -> int:
         voila = psutil.Process(server.pid)
         _wait_idle(voila, args.preheated)
         preheated = [_memory(k) for k in _kernels(voila)]
-        result = asyncio.run(_viewers(f"http://127.0.0.1:{port}/", args.viewers, args.attribute))
+        result = asyncio.run(_viewers(f"http://127.0.0.1:{port}/", args.viewers, args.attribute, args.method))
         _wait_idle(voila, args.viewers)
         kernels = [_memory(k) for k in _kernels(voila)]
         out = {"served": what, "viewers": args.viewers, "preheated": args.preheated, "preheated_kernels": preheated,
@@ -177,8 +185,8 @@ def main() -> int:
         return 0
     print(f"{what}; {args.viewers} viewers at once, {args.preheated} kernel(s) preheated")
     print("page ready (s): " + ", ".join(f"{t:.1f}" for t in out["page_ready_s"]))
-    print(f"attribute change to new player: {out['attribute_change_to_new_player_s']:.2f} s; "
-          f"play to second frame: {out['play_to_second_frame_s']:.2f} s")
+    print(f"attribute change to the new film painted ({out['attribution_selected']} selected): "
+          f"{out['attribute_change_to_new_film_s']:.2f} s; play to second frame: {out['play_to_second_frame_s']:.2f} s")
     print(f"{len(kernels)} kernels ({args.viewers} viewers + {args.preheated} preheated for the next):")
     for k in kernels:
         print(f"  pid {k['pid']}: RSS {k['rss_mb']:.0f} MB, USS {k['uss_mb']:.0f} MB, PSS {k['pss_mb']:.0f} MB")
