@@ -548,3 +548,50 @@ def test_a_categorical_column_is_offered_as_contrasts_and_held_as_a_whole(setup,
         assert e.wait()["label"] == "ward: emergency vs the rest"
     finally:
         e.close()
+
+
+def test_while_the_viewer_looks_the_other_attributes_films_are_calibrated_ahead(setup, tmp_path, monkeypatch):
+    """Choosing another attribute then reads no other patient's film: its calibration was done while the
+    viewer looked at the first film."""
+    from seegaan_explore.explore.calibration import FilmReader
+
+    model, latents, table, cnn, oracle, images = setup
+    e = Explorer(model, latents, table, cnn=cnn, oracle=oracle, images=images, export_dir=tmp_path)
+    try:
+        e.wait()
+        others = [a for a in e.renderer.study.attributes if a != e.attribute.value]
+        deadline = time.monotonic() + 120
+        while {a for _, a in e.prepared} != set(others) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert {a for _, a in e.prepared} == set(others) and {p for p, _ in e.prepared} == {0}
+        reads = []
+        real = FilmReader._measure
+        monkeypatch.setattr(FilmReader, "_measure", lambda self, row, amounts: reads.append(row) or real(
+            self, row, amounts))
+        e.attribute.value = "brightness"  # the tiny oracle reads it: a film calibrated on other patients
+        assert e.wait()["attribute"] == "brightness" and e.result["calibration"].by == "the oracle"
+        assert reads == []
+    finally:
+        e.close()
+
+
+def test_a_request_interrupts_the_work_done_ahead():
+    """The idle job stops at its next step once a request arrives; the request then runs."""
+    from seegaan_explore.ui.worker import LatestWins
+
+    ran, stopped, started = [], [], threading.Event()
+
+    def ahead(interrupted):
+        started.set()
+        while not interrupted():
+            time.sleep(0.01)
+        stopped.append(time.monotonic())
+
+    worker = LatestWins(lambda request, superseded: ran.append(request), idle_job=ahead)
+    worker.request("first")
+    assert started.wait(10)
+    asked = time.monotonic()
+    worker.request("second")
+    assert worker.idle(10) and ran == ["first", "second"]
+    assert stopped[0] - asked < 0.5  # the idle job stopped at its next step
+    worker.close()

@@ -29,7 +29,7 @@ from .directions import Direction
 from .quality import slope
 
 __all__ = ["MAX_STRETCH", "PATIENTS", "STEPS_SD", "Calibration", "FilmReader", "calibrate", "calibrate_for",
-           "other_patients"]
+           "other_patients", "response_steps"]
 
 PATIENTS = 8  # other patients' films a direction is calibrated on
 
@@ -72,7 +72,7 @@ def calibrate(direction: Direction, rows: Sequence[int], read: Callable[[int, np
     monotone, is inverted on each side of the patient."""
     if direction.path is not None:
         return direction, Calibration.not_done("a path through the cohort's bins is drawn as the bins were.", by)
-    steps = STEPS_SD * abs(direction.scale)
+    steps = response_steps(direction)
     responses = []
     for row in rows:
         measured = read(row, steps)
@@ -105,6 +105,12 @@ def calibrate(direction: Direction, rows: Sequence[int], read: Callable[[int, np
                 "draws no more of it." if short else ""))
     reach = min(reaches)
     return calibrated, Calibration(by, len(responses), achieved, stretch, words, reach)
+
+
+def response_steps(direction: Direction) -> np.ndarray:
+    """Where :func:`calibrate` reads the response along ``direction``: :data:`STEPS_SD` in the
+    attribute's units on the fitted scale."""
+    return STEPS_SD * abs(direction.scale)
 
 
 def _inverse(steps: np.ndarray, response: np.ndarray, points: int = 161) -> np.ndarray:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from ..data.images import preprocess, to_uint8
 from ..explore import quality
 from ..explore.attribution import METHODS, agreement, attribute
-from ..explore.calibration import Calibration, FilmReader, calibrate_for
+from ..explore.calibration import Calibration, FilmReader, calibrate_for, other_patients, response_steps
 from ..explore.directions import ESTIMATORS, Direction
 from ..explore.readers import film_attributes, readers_of
 from ..explore.report import score_film
@@ -214,19 +214,47 @@ class Renderer:
         if direction.kind != "generative":
             return direction, Calibration.not_done(f"the {a['estimator']} direction predicts the attribute; it is "
                                                    "not fitted to draw it.")
-        along = (direction.vector.tobytes(), direction.scale, a["attribute"], a["log"], a["noise_seed"])
-        key = (*along, a["patient"], a["match"])
+        key = (*self._along(a, direction), a["patient"], a["match"])
         cached = self._calibrations.hit(key)
         if cached is None:
-            read = self._film_readers.hit(along) or self._film_readers.put(along, FilmReader(
-                self.study, direction, a["attribute"], a["log"], a["noise_seed"], self._model_lock))
             cached = calibrate_for(self.study, direction, a["attribute"], a["log"], a["patient"], a["match"],
-                                   reader=read)
+                                   reader=self._film_reader(a, direction))
             if cached[1] is None:
                 cached = direction, Calibration.not_done(f"nothing reads {label} on an image (no oracle, no CNN of "
                                                          "it, no trusted reader of the cohort's latents).")
             self._calibrations.put(key, cached)
         return cached
+
+    @staticmethod
+    def _along(a: dict, direction: Direction) -> tuple:
+        return direction.vector.tobytes(), direction.scale, a["attribute"], a["log"], a["noise_seed"]
+
+    def _film_reader(self, a: dict, direction: Direction) -> FilmReader:
+        """The reader of other patients' films along ``direction``: one per direction, each film read once."""
+        along = self._along(a, direction)
+        return self._film_readers.hit(along) or self._film_readers.put(along, FilmReader(
+            self.study, direction, a["attribute"], a["log"], a["noise_seed"], self._model_lock))
+
+    def prepare(self, args: dict, cancelled: Callable[[], bool]) -> bool:
+        """Do ahead the slow part of the film ``args`` ask for, its calibration (the other patients' films
+        read along the direction), so that :meth:`render` finds it cached; one patient's film at a time,
+        stopping once ``cancelled()``. False if cancelled or ``args`` are not valid."""
+        try:
+            a = self._normalise(args)
+            direction = self.direction(a)
+        except (ValueError, KeyError):
+            return False
+        if not a["calibrate"] or a["estimator"] == LATENT_SHIFT or direction.kind != "generative" \
+                or direction.path is not None:
+            return True
+        reader = self._film_reader(a, direction)
+        if reader.by is not None:
+            for row in other_patients(self.study, a["attribute"], a["patient"], a["match"]):
+                if cancelled():
+                    return False
+                reader(row, response_steps(direction))
+        self._calibrated(a, direction)
+        return True
 
     def _traversal(self, a: dict, direction: Direction, check: Callable[[str], None]) -> dict:
         key = _traversal_key(a)

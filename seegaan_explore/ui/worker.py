@@ -23,18 +23,22 @@ class LatestWins:
 
     ``superseded()`` turns true once a newer request arrives: the job checks it between its stages and
     shows nothing once it is. The job reports its own errors; one that escapes in the thread is logged
-    and the thread goes on with the next request.
+    and the thread goes on with the next request. After each job, while nothing waits, the thread runs
+    ``idle_job(interrupted)`` once (work ahead of the user's next request); ``interrupted()`` turns true
+    as soon as a request arrives, so a request waits at most for the idle job's current step.
     """
 
     def __init__(self, job: Callable[[Any, Callable[[], bool]], None], *, threaded: bool = True,
-                 name: str = "seegaan-worker"):
+                 name: str = "seegaan-worker", idle_job: Callable[[Callable[[], bool]], None] | None = None):
         self._job = job
+        self._idle_job = idle_job if threaded else None
         self._threaded = threaded
         self._name = name
         self._condition = threading.Condition()
         self._token = 0  # of the newest request
         self._pending: tuple[int, Any] | None = None
         self._busy = False
+        self._idle_due = False  # a job ran since the idle job last did
         self._closed = False
         self._thread: threading.Thread | None = None
 
@@ -46,9 +50,13 @@ class LatestWins:
             self._condition.notify_all()
         if sync or not self._threaded:
             self._run_pending()
-        elif self._thread is None:
+        if self._threaded and self._thread is None and (not sync or self._idle_job is not None):
             self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
             self._thread.start()
+
+    def interrupted(self) -> bool:
+        """A request waits, or the worker was closed: the idle job stops at its next step."""
+        return self._pending is not None or self._closed
 
     def idle(self, timeout: float) -> bool:
         """Block until no request waits or runs; False if that took longer than ``timeout`` seconds."""
@@ -70,12 +78,16 @@ class LatestWins:
     def _loop(self) -> None:
         while True:
             with self._condition:
-                while self._pending is None and not self._closed:
+                while self._pending is None and not self._closed and not self._idle_due:
                     self._condition.wait()
                 if self._closed:
                     return
+                idle, self._idle_due = self._pending is None, False
             try:
-                self._run_pending()
+                if idle:
+                    self._idle_job(self.interrupted)
+                else:
+                    self._run_pending()
             except Exception:  # noqa: BLE001 -- the job failed to report it: keep serving the next request
                 log.exception("%s: a job failed", self._name)
 
@@ -90,4 +102,5 @@ class LatestWins:
         finally:
             with self._condition:
                 self._busy = False
+                self._idle_due = self._idle_job is not None
                 self._condition.notify_all()
