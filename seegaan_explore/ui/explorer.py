@@ -36,7 +36,7 @@ from .patient_choice import PatientChoice
 from .ranges import anchor_buttons, default_range, log_by_default, rounded
 from .renderer import CNN_PREDICTION, LATENT_SHIFT, MAX_FRAMES, SPLINE, Renderer
 from .words import VERDICT_COLOURS, verdict_html
-from .worker import LatestWins
+from .worker import LatestWins, release_freed_memory
 
 ESTIMATOR_LABELS = {SPLINE: "mean shift at the patient's level (spline)"}
 
@@ -363,6 +363,7 @@ class Explorer(widgets.VBox):
             if interrupted() or not self.renderer.prepare(args, cancelled=interrupted):
                 return
             self.prepared.append((args["patient"], attribute))
+        release_freed_memory()
 
     def _sync_confounders(self, defaults: bool = False) -> None:
         """Offer every attribute but the chosen one; keep what is still valid, or with ``defaults``

@@ -8,6 +8,7 @@ job asks ``superseded()`` between its stages, so that it stops early instead of 
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 import time
@@ -104,3 +105,13 @@ class LatestWins:
                 self._busy = False
                 self._idle_due = self._idle_job is not None
                 self._condition.notify_all()
+
+
+def release_freed_memory() -> None:
+    """Hand the memory freed by finished work back to the system (glibc keeps it in its arenas): a
+    dashboard runs one kernel per viewer, and work done ahead frees much of what it allocated. A
+    no-op where the C library is not glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
