@@ -18,6 +18,7 @@ import html
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,7 +66,7 @@ class Explorer(widgets.VBox):
         self.result: dict | None = None  # the result on screen
         self._moving = threading.local()  # .quiet: this thread is the Explorer moving controls itself
         self.prepare_ahead = prepare_ahead  # calibrate the other attributes' films while the viewer looks
-        self.prepared: list[tuple] = []  # (patient, attribute) prepared ahead, newest last
+        self.prepared: deque[tuple] = deque(maxlen=256)  # (patient, attribute) prepared ahead, newest last
         self._worker = LatestWins(self._render, threaded=threaded, name="seegaan-explorer-render",
                                   idle_job=self._prepare_others)
         self._stage = ""
