@@ -244,9 +244,10 @@ def _exercise(page, tmp_path: Path, label: str, viewport: dict, layout: bool = T
     last = page.evaluate(FILM)["painted"]
     page.wait_for_function("(k) => document.querySelector('.seegaan-attribution-caption').textContent"
                            ".includes(`on frame ${k} `)", arg=last, timeout=60_000)
-    widths = [page.eval_on_selector(hook, "img => img.naturalWidth")
-              for hook in (".seegaan-attribution-original", ".seegaan-attribution-frame")]
-    assert widths[0] == widths[1] > 0
+    # both maps painted, at one size (an image is decoded a moment after its caption changes)
+    page.wait_for_function("() => { const w = ['.seegaan-attribution-original', '.seegaan-attribution-frame']"
+                           ".map(h => document.querySelector(h).naturalWidth); return w[0] > 0 && w[0] === w[1]; }",
+                           timeout=30_000)
     assert "rank correlation" in page.inner_text(".seegaan-attribution-caption")
     page.screenshot(path=str(_screenshots(tmp_path) / f"{label}-{viewport['width']}x{viewport['height']}.png"))
 
