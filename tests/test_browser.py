@@ -186,6 +186,16 @@ def _check_layout(page, viewport: dict) -> None:
     assert beside, f"the upload ({upload}) is not beside the patient picker ({patient})"
 
 
+def _played_in(page, speed: str) -> float:
+    """Seconds the film takes to play through at ``speed`` (as the speed control lists it)."""
+    page.select_option(".seegaan-film-speed", label=speed)
+    started = time.perf_counter()
+    page.click(".seegaan-film-play")
+    page.wait_for_function("() => document.querySelector('.seegaan-film-play').textContent.includes('Play')",
+                           timeout=30_000)
+    return time.perf_counter() - started
+
+
 def _exercise(page, tmp_path: Path, label: str, viewport: dict, layout: bool = True, bundled: bool = False) -> dict:
     """Pick an attribute, click a patient, play; returns the timings measured on the way. On the bundled
     dashboard the attribute is changed with integrated gradients selected (the film must not wait for it)."""
@@ -249,6 +259,9 @@ def _exercise(page, tmp_path: Path, label: str, viewport: dict, layout: bool = T
                            ".map(h => document.querySelector(h).naturalWidth); return w[0] > 0 && w[0] === w[1]; }",
                            timeout=30_000)
     assert "rank correlation" in page.inner_text(".seegaan-attribution-caption")
+    if not bundled:  # the speed control: 9 frames at 4 and at 16 frames a second
+        slow, fast = _played_in(page, "½×"), _played_in(page, "2×")
+        assert slow > 1.5 and fast < slow / 2, f"½× played in {slow:.2f} s, 2× in {fast:.2f} s"
     page.screenshot(path=str(_screenshots(tmp_path) / f"{label}-{viewport['width']}x{viewport['height']}.png"))
 
     # a radiograph of one's own, uploaded: it is encoded, and the film shows its traversal
