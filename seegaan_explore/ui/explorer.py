@@ -8,8 +8,9 @@ film player (:mod:`~seegaan_explore.ui.film`) and the cohort map (:mod:`~seegaan
 are widgets of their own, as are the choice of image (:mod:`~seegaan_explore.ui.patient_choice`), the
 attribution panel (:mod:`~seegaan_explore.ui.attribution_panel`) and the exports
 (:mod:`~seegaan_explore.ui.downloads`); the default ranges are plain functions
-(:mod:`~seegaan_explore.ui.ranges`). It is a little over 400 lines because every control is wired to
-the arguments, and every result to the panels, here in one place.
+(:mod:`~seegaan_explore.ui.ranges`). It is about 460 lines because every control is wired to the
+arguments, every result to the panels, and the films prepared ahead are asked for with the same
+arguments the controls would write (:meth:`Explorer.args_for`), here in one place.
 """
 
 from __future__ import annotations
