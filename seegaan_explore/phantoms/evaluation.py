@@ -141,10 +141,12 @@ def _read(model: SeeGaan, oracle: Oracle, w: np.ndarray, direction: Direction, a
 
 
 def _calibrated(model: SeeGaan, oracle: Oracle, spec: Spec, held_out: HeldOut, direction: Direction,
-                values: pd.Series, n: int, ruler: str) -> tuple[Direction, Calibration]:
+                values: pd.Series, n: int, ruler: str, read_before: dict) -> tuple[Direction, Calibration]:
     """``direction`` calibrated as the dashboard calibrates a film (:func:`~seegaan_explore.explore.
     calibration.calibrate`): on the ``n`` fit-set phantoms (never a scored patient) nearest the
-    patient's ``values`` in the attribute among those of its matched group, read by the oracle."""
+    patient's ``values`` in the attribute among those of its matched group, read by the oracle. Each
+    phantom's film along a direction is read once: ``read_before`` keeps the readings, as the
+    dashboard's film reader does (patients near each other share most of their nearest phantoms)."""
     fit = held_out.fit_factors
     alike = np.ones(len(fit), bool)
     for name in spec.matched:
@@ -153,8 +155,11 @@ def _calibrated(model: SeeGaan, oracle: Oracle, spec: Spec, held_out: HeldOut, d
     rows = [int(j) for j in np.lexsort((np.arange(len(fit)), distance)) if alike[j]][:n]
 
     def read(j: int, amounts: np.ndarray) -> np.ndarray:
-        frames = traverse(model, held_out.fit_latents[j], direction, amounts).frames
-        return oracle.predict(torch.from_numpy(frames)[:, None])[spec.factor].to_numpy()
+        key = (id(direction), j, amounts.tobytes())
+        if key not in read_before:
+            frames = traverse(model, held_out.fit_latents[j], direction, amounts).frames
+            read_before[key] = oracle.predict(torch.from_numpy(frames)[:, None])[spec.factor].to_numpy()
+        return read_before[key]
 
     return calibrate(direction, rows, read, ruler, spec.name)
 
@@ -224,6 +229,7 @@ def evaluate(model: SeeGaan, oracle: Oracle, *, n_fit: int = 1000, n_patients: i
             return directions[group]
 
         calibrations: list[Calibration] = []
+        read_before: dict = {}  # the fit-set phantoms' films read along this spec's directions (kept in directions)
         truths = []
         for k, patient in enumerate(patients):
             span = spec.span(table.iloc[k], half)
@@ -235,7 +241,7 @@ def evaluate(model: SeeGaan, oracle: Oracle, *, n_fit: int = 1000, n_patients: i
             scores["diffmap_r"] = pearson(t.frames[-1] - t.frames[0], truths[-1])
             if n_calibration > 0:
                 film, calibration = _calibrated(model, oracle, spec, held_out, direction, patient_factors.iloc[k],
-                                                n_calibration, ruler)
+                                                n_calibration, ruler, read_before)
                 calibrations.append(calibration)
                 scores["achieved_calibrated"] = _read(model, oracle, w0[k], film, amounts,
                                                       spec.factor)[1]["achieved_over_intended"]
