@@ -21,12 +21,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from scipy.interpolate import PchipInterpolator
 from sklearn.isotonic import IsotonicRegression
 
 from .directions import Direction
 from .quality import slope
+from .traversal import stepped
 
 __all__ = ["MAX_STRETCH", "PATIENTS", "STEPS_SD", "Calibration", "FilmReader", "calibrate", "calibrate_for",
            "other_patients", "response_steps"]
@@ -95,7 +95,7 @@ def calibrate(direction: Direction, rows: Sequence[int], read: Callable[[int, np
     drawn = calibrated.drawn_at([-end, end])
     stretch = float(np.mean(np.abs(drawn)) / end)
     reaches = [min(1.0, float(-warp[0, 0] / end)), min(1.0, float(warp[0, -1] / end))]
-    sides = [f"towards {end}" for end in direction.ends] if len(direction.ends) == 2 else ["downwards", "upwards"]
+    sides = [f"towards {word}" for word in direction.ends] if len(direction.ends) == 2 else ["downwards", "upwards"]
     short = [f"{max(reach, 0.0) + 0.0:.0%} of a {DEFAULT_END_SD:g} SD step {side}"
              for side, reach in zip(sides, reaches) if reach < 0.95]
     words = (f"Calibrated by {by} on {len(responses)} other patients' films (they read {achieved:.0%} of the "
@@ -183,9 +183,8 @@ class FilmReader:
     def _measure(self, row: int, amounts: np.ndarray) -> np.ndarray | None:
         study = self.study
         with self.lock:  # the frames only (a film's own reconstruction is not read), by what reads the target
-            w = torch.from_numpy(study.latents[row])[None] + torch.from_numpy(
-                self.direction.offsets(np.asarray(amounts, np.float64), in_sd=False)).float()
-            frames = study.model.decode(w, noise=self.noise_seed).cpu()
+            frames = study.model.decode(stepped(study.model, study.latents[row], self.direction, amounts)[1],
+                                        noise=self.noise_seed).cpu()
             oracle = study.oracle_predict(frames) if study.oracle is not None else None
             cnn = None if study.cnn is None or (oracle is not None and self.attribute in oracle.columns) \
                 else study.cnn_predict(frames)

@@ -32,17 +32,25 @@ class Traversal:
         return np.abs(self.differences).max(axis=0)
 
 
-def traverse(model: SeeGaan, w0: torch.Tensor | np.ndarray, direction: Direction, amounts, *,
-             in_sd: bool = False, noise_seed: int = 0) -> Traversal:
-    """Decode the patient's latent ``w0`` ([w_dim] or [1, w_dim]) stepped by ``amounts``."""
+def stepped(model: SeeGaan, w0: torch.Tensor | np.ndarray, direction: Direction, amounts, *,
+            in_sd: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The patient's latent ``w0`` ([w_dim] or [1, w_dim]) as [1, w_dim], and stepped by ``amounts``
+    along ``direction`` (its warp applied) [K, w_dim]; both checked against ``model``. For decoding
+    the frames without the reconstruction (what a calibration reads)."""
     w0 = torch.as_tensor(np.asarray(w0, dtype=np.float32)).reshape(1, -1)
     if w0.shape[1] != model.config.w_dim:
         raise ValueError(f"latent has {w0.shape[1]} dimensions, the model expects {model.config.w_dim}")
     if len(direction.vector) != model.config.w_dim:
         raise ValueError(f"direction for {direction.attribute!r} has {len(direction.vector)} dimensions, "
                          f"the model expects {model.config.w_dim}")
+    return w0, w0 + torch.from_numpy(direction.offsets(np.asarray(amounts, dtype=np.float64), in_sd=in_sd))
+
+
+def traverse(model: SeeGaan, w0: torch.Tensor | np.ndarray, direction: Direction, amounts, *,
+             in_sd: bool = False, noise_seed: int = 0) -> Traversal:
+    """Decode the patient's latent ``w0`` ([w_dim] or [1, w_dim]) stepped by ``amounts``."""
     amounts = np.asarray(amounts, dtype=np.float64)
-    latents = w0 + torch.from_numpy(direction.offsets(amounts, in_sd=in_sd))
+    w0, latents = stepped(model, w0, direction, amounts, in_sd=in_sd)
     decoded = model.decode(torch.cat([w0, latents]), noise=noise_seed)[:, 0].cpu().numpy()
     reconstruction, frames = decoded[0], decoded[1:]
     return Traversal(amounts, in_sd, latents.numpy(), reconstruction, frames, frames - reconstruction[None],

@@ -32,7 +32,7 @@ from ..data.images import intensity_window, preprocess
 from ..explore.calibration import Calibration, calibrate
 from ..explore.directions import Direction
 from ..explore.quality import assess, psnr_db
-from ..explore.traversal import traverse
+from ..explore.traversal import stepped, traverse
 from ..model.oracle import Oracle, factor_targets
 from ..model.seegaan import SeeGaan
 from .causal import Individual, sample_individual
@@ -155,10 +155,10 @@ def _calibrated(model: SeeGaan, oracle: Oracle, spec: Spec, held_out: HeldOut, d
     rows = [int(j) for j in np.lexsort((np.arange(len(fit)), distance)) if alike[j]][:n]
 
     def read(j: int, amounts: np.ndarray) -> np.ndarray:
-        key = (id(direction), j, amounts.tobytes())
+        key = (direction, j, amounts.tobytes())  # a direction hashes by identity
         if key not in read_before:
-            frames = traverse(model, held_out.fit_latents[j], direction, amounts).frames
-            read_before[key] = oracle.predict(torch.from_numpy(frames)[:, None])[spec.factor].to_numpy()
+            frames = model.decode(stepped(model, held_out.fit_latents[j], direction, amounts)[1]).cpu()
+            read_before[key] = oracle.predict(frames)[spec.factor].to_numpy()
         return read_before[key]
 
     return calibrate(direction, rows, read, ruler, spec.name)
@@ -229,7 +229,7 @@ def evaluate(model: SeeGaan, oracle: Oracle, *, n_fit: int = 1000, n_patients: i
             return directions[group]
 
         calibrations: list[Calibration] = []
-        read_before: dict = {}  # the fit-set phantoms' films read along this spec's directions (kept in directions)
+        read_before: dict = {}  # the fit-set phantoms' films read along this spec's directions
         truths = []
         for k, patient in enumerate(patients):
             span = spec.span(table.iloc[k], half)

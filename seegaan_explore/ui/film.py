@@ -212,9 +212,8 @@ def film_curve(result: dict, study) -> dict:
     name, targets = result["attribute"], np.asarray(result["targets"], np.float64)
     if result["cnn_predictions"] is not None:  # on its own scale (ln where it predicts a log), in its units' words
         y = np.asarray(result["cnn_predictions"], np.float64)
-        readings = study.cnn_readings(y)
-        title, words = readings.label, dict(zip(y.tolist(), readings.words))
-        say = words.__getitem__
+        title = study.cnn_readings(y).label
+        say = lambda v: study.cnn_readings([v]).words[0]  # noqa: E731
     elif result["quality"].get("measured_by"):
         y = np.asarray(result["quality"]["measured"], np.float64)
         title = f"{result['label']} measured by {result['quality']['measured_by']}"

@@ -204,10 +204,12 @@ class Renderer:
         return self.study.direction(a["attribute"], a["estimator"], a["confounders"], a["log"], a["match"],
                                     row=None if isinstance(patient, str) else patient, at=at)
 
-    def _calibrated(self, a: dict, direction: Direction) -> tuple[Direction, Calibration]:
+    def _calibrated(self, a: dict, direction: Direction,
+                    cancelled: Callable[[], bool] | None = None) -> tuple[Direction, Calibration] | None:
         """``direction`` calibrated on other cohort patients where the oracle, the CNN or (on a real
         cohort) a trusted latent reader reads the target (:mod:`~seegaan_explore.explore.calibration`);
-        as it is, saying why, where it cannot be."""
+        as it is, saying why, where it cannot be. With ``cancelled``, the other patients' films are
+        read one at a time first, and None is returned once it is true."""
         label = self.study.label(a["attribute"])
         if a["estimator"] == LATENT_SHIFT:
             return direction, Calibration.not_done("latent shift follows this patient's own CNN gradient.")
@@ -217,8 +219,14 @@ class Renderer:
         key = (*self._along(a, direction), a["patient"], a["match"])
         cached = self._calibrations.hit(key)
         if cached is None:
+            reader = self._film_reader(a, direction)
+            if cancelled is not None and reader.by is not None and direction.path is None:
+                for row in other_patients(self.study, a["attribute"], a["patient"], a["match"]):
+                    if cancelled():
+                        return None
+                    reader(row, response_steps(direction))
             cached = calibrate_for(self.study, direction, a["attribute"], a["log"], a["patient"], a["match"],
-                                   reader=self._film_reader(a, direction))
+                                   reader=reader)
             if cached[1] is None:
                 cached = direction, Calibration.not_done(f"nothing reads {label} on an image (no oracle, no CNN of "
                                                          "it, no trusted reader of the cohort's latents).")
@@ -241,20 +249,12 @@ class Renderer:
         stopping once ``cancelled()``. False if cancelled or ``args`` are not valid."""
         try:
             a = self._normalise(args)
+            if not a["calibrate"] or a["estimator"] == LATENT_SHIFT:  # (latent shift: one patient's gradient)
+                return True
             direction = self.direction(a)
         except (ValueError, KeyError):
             return False
-        if not a["calibrate"] or a["estimator"] == LATENT_SHIFT or direction.kind != "generative" \
-                or direction.path is not None:
-            return True
-        reader = self._film_reader(a, direction)
-        if reader.by is not None:
-            for row in other_patients(self.study, a["attribute"], a["patient"], a["match"]):
-                if cancelled():
-                    return False
-                reader(row, response_steps(direction))
-        self._calibrated(a, direction)
-        return True
+        return self._calibrated(a, direction, cancelled) is not None
 
     def _traversal(self, a: dict, direction: Direction, check: Callable[[str], None]) -> dict:
         key = _traversal_key(a)
