@@ -195,3 +195,28 @@ def test_resuming_at_another_resolution_names_both(cohort):
         f"seegaan-explore train: {cohort / 'run' / 'checkpoint-last.safetensors'}: this run was trained as another "
         f"architecture (resolution 32 there, 64 here); resume it with its own --preset and --resolution, or give a "
         f"new --out")
+
+
+def test_pack_carries_every_network_in_half_precision_to_the_next_run(cohort, capsys):
+    from safetensors import safe_open
+
+    from seegaan_explore.model import load_model
+
+    _train(cohort, "--steps", "3", "--adversarial-start", "1")
+    checkpoint, packed = cohort / "run" / "checkpoint-last.safetensors", cohort / "packed.safetensors"
+    main(["pack", str(checkpoint), "--out", str(packed)])
+    assert "every network, the discriminator included, in half precision" in capsys.readouterr().out
+    with safe_open(str(packed), framework="pt") as f:
+        keys = list(f.keys())
+        assert {f.get_tensor(k).dtype for k in keys if f.get_tensor(k).is_floating_point()} == {torch.float16}
+    assert any(k.startswith("discriminator.") for k in keys) and not any(k.startswith("optimizer.") for k in keys)
+    assert packed.stat().st_size < 0.3 * checkpoint.stat().st_size  # no Adam moments, half the bytes per weight
+
+    trained = load_model(checkpoint).discriminator.state_dict()
+    carried = load_model(packed).discriminator.state_dict()
+    for name, weight in trained.items():
+        assert carried[name].dtype == torch.float32
+        torch.testing.assert_close(carried[name], weight, rtol=1e-3, atol=1e-4)
+
+    _train(cohort, "--init", str(packed), "--steps", "1", out="next")
+    assert "networks packed at step 3, discriminator included)" in capsys.readouterr().err

@@ -2,7 +2,7 @@
 
 One module per group of commands, each only arguments and I/O over the Python API:
 
-* :mod:`.model`: ``info``, ``bench``;
+* :mod:`.model`: ``info``, ``bench``, ``pack``;
 * :mod:`.phantoms`: ``phantoms``, ``evaluate``;
 * :mod:`.train`: ``train``; :mod:`.train_cnn`: ``train-cnn``, ``train-oracle``;
 * :mod:`.explore`: ``encode``, ``direction``, ``attribute``; :mod:`.films`: ``traverse``, ``export`` (the
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"seegaan-explore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (model.add_info, phantoms.add_phantoms, train.add_train, train_cnn.add_train_cnn,
-                train_cnn.add_train_oracle, phantoms.add_evaluate, model.add_bench, check.add_check,
+                train_cnn.add_train_oracle, phantoms.add_evaluate, model.add_bench, model.add_pack, check.add_check,
                 explore.add_encode, explore.add_direction, films.add_traverse, films.add_export,
                 explore.add_attribute, serve.add_demo, serve.add_serve):
         add(sub)

@@ -1,4 +1,5 @@
-"""``info`` and ``bench``: what a model is (parameter counts) and how fast it runs here."""
+"""``info``, ``bench`` and ``pack``: what a model is (parameter counts), how fast it runs here, and
+its networks packed to carry a run to another machine."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 from .common import user_errors
 
-__all__ = ["add_bench", "add_info"]
+__all__ = ["add_bench", "add_info", "add_pack"]
 
 
 def add_info(sub) -> None:
@@ -60,4 +61,31 @@ def _run_bench(args) -> int:
                            rounds=args.rounds, traversal_256=not args.no_traversal_256, log=print)
     if args.json:
         print(json.dumps(result))
+    return 0
+
+
+def add_pack(sub) -> None:
+    p = sub.add_parser("pack", help="a run's networks, the discriminator included, in half precision and "
+                                    "without the optimizer state: what another machine continues from with "
+                                    "train --init")
+    p.add_argument("checkpoint", type=Path, help="a run's checkpoint-last.safetensors (or any checkpoint)")
+    p.add_argument("--out", required=True, type=Path, help="the packed .safetensors file")
+    p.set_defaults(run=user_errors(_run_pack))
+
+
+def _run_pack(args) -> int:
+    from ..model import load_model, read_metadata, save_model
+
+    meta = read_metadata(args.checkpoint)
+    model = load_model(args.checkpoint)
+    state = meta.get("training_state") or {}
+    step = state.get("step", meta.get("step"))
+    trained = meta.get("discriminator_trained", bool(state) and step > state["train_config"]["adversarial_start"])
+    save_model(args.out, model, half=True, extra={"step": step, "discriminator_trained": trained,
+                                                   "packed_from": args.checkpoint.name})
+    networks = "every network, the discriminator included" if model.has_training_networks else \
+        "the inference networks (the checkpoint holds no discriminator)"
+    print(f"{args.out}: {networks}, in half precision ({args.out.stat().st_size / 1e6:.1f} MB; "
+          f"{args.checkpoint.name}: {args.checkpoint.stat().st_size / 1e6:.1f} MB). "
+          f"Continue from it with: seegaan-explore train --init {args.out} ...")
     return 0

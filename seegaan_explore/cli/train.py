@@ -181,6 +181,9 @@ def _model_to_fine_tune(args, say):
     state = meta.get("training_state") or {}
     if meta.get("kind") == "inference":
         origin = "an inference file: its EMA networks seed the trained ones, the discriminator starts untrained"
+    elif meta.get("kind") == "full":
+        trained = "included" if meta.get("discriminator_trained") else "included but never trained"
+        origin = f"networks packed at step {meta.get('step')}, discriminator {trained}"
     elif state.get("step", 0) <= state.get("train_config", {}).get("adversarial_start", 0):
         origin = f"a training checkpoint at step {state.get('step')} whose discriminator was never trained"
     else:

@@ -32,11 +32,16 @@ def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: 
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 
 
-def save_model(path: str | Path, model: SeeGaan, *, ema_only: bool = False, extra: dict | None = None) -> None:
-    """Weights + config. ``ema_only`` keeps just what inference needs."""
+def save_model(path: str | Path, model: SeeGaan, *, ema_only: bool = False, half: bool = False,
+               extra: dict | None = None) -> None:
+    """Weights + config. ``ema_only`` keeps just what inference needs; ``half`` stores the floating
+    weights as float16, half the size, for carrying a run's networks between machines (loading
+    casts them back to the model's precision)."""
     state = model.state_dict()
     if ema_only:
         state = {k: v for k, v in state.items() if k.split(".")[0] in INFERENCE}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     metadata = _metadata(model, "inference" if ema_only or not model.has_training_networks else "full", extra)
     atomic_save_tensors(Path(path), state, metadata)
 
