@@ -21,6 +21,7 @@ OUT=${OUT:?set OUT to the folder the results go to}
 MINUTES=${MINUTES:-6}
 STEPS=${STEPS:-3000}                    # the cosine decay runs over its last third
 LR=${LR:-2e-4}                          # costs the reconstructions less at the start than 1e-3 (training-log.md)
+D_WARMUP=${D_WARMUP:-0}                 # --discriminator-warmup: did not hold the reconstructions on the CPU
 PHANTOMS=${PHANTOMS:-12000}             # the bundled model's training cohort
 CHECKPOINT_EVERY=${CHECKPOINT_EVERY:-250}
 RUN=${RUN:-runs/gpu-adversarial}
@@ -39,7 +40,7 @@ test -f "$COHORT/phantoms.csv" || explore phantoms --n "$PHANTOMS" --size 128 --
 started=$(date +%s)
 timeout "${MINUTES}m" python3 -m seegaan_explore train --data "$COHORT/phantoms.csv" --patient-column patient_id \
     --init "$INIT" --adversarial-start 0 --batch-size 32 --steps "$STEPS" --lr "$LR" \
-    --lr-decay-start $((STEPS * 2 / 3)) \
+    --discriminator-warmup "$D_WARMUP" --lr-decay-start $((STEPS * 2 / 3)) \
     --checkpoint-every "$CHECKPOINT_EVERY" --sample-every 500 --no-progress --out "$RUN" || [ $? -eq 124 ]
 seconds=$(( $(date +%s) - started ))
 
@@ -53,4 +54,4 @@ EOF
 )
 cp "$RUN/metrics.jsonl" "$RUN"/samples-*.png "$OUT/"
 echo "init $INIT; checkpointed at step $step of $STEPS after $seconds s of training (MINUTES=$MINUTES, batch 32," \
-    "lr $LR, GAN losses from step 0)" | tee -a "$OUT/record.txt"
+    "lr $LR, GAN losses from step 0, the discriminator alone for $D_WARMUP steps)" | tee -a "$OUT/record.txt"

@@ -220,3 +220,15 @@ def test_pack_carries_every_network_in_half_precision_to_the_next_run(cohort, ca
 
     _train(cohort, "--init", str(packed), "--steps", "1", out="next")
     assert "networks packed at step 3, discriminator included)" in capsys.readouterr().err
+
+
+def test_discriminator_warmup_trains_the_discriminator_alone_first(cohort, capsys):
+    _train(cohort, "--init", str(cohort / "tiny.safetensors"), "--steps", "4", "--adversarial-start", "1",
+           "--discriminator-warmup", "2")
+    assert ("the discriminator trains alone on steps 1-3 (--discriminator-warmup 2); the generator and encoder "
+            "feel it from step 3") in capsys.readouterr().err
+    log = _log(cohort / "run")
+    # steps 1 and 2 train the discriminator only; from step 3 the generator and encoder play too (logged one later)
+    assert [s for s in sorted(log) if "loss_d" in log[s]] == [2, 3, 4]
+    assert [s for s in sorted(log) if "loss_g" in log[s]] == [4]
+    assert _state(cohort / "run")["train_config"]["discriminator_warmup"] == 2

@@ -48,6 +48,10 @@ def add_train(sub) -> None:
                         f"{d.adversarial_start} for a new model; with --init, half of --steps, so that the "
                         "checkpoint's networks adapt to your images before an untrained discriminator "
                         "joins; --adversarial-start N for --steps N trains reconstruction only)")
+    p.add_argument("--discriminator-warmup", type=int, default=d.discriminator_warmup, metavar="N",
+                   help="for N steps from --adversarial-start only the discriminator plays the GAN game, so that "
+                        "one that starts untrained learns real from fake before the trained networks feel it "
+                        f"(default {d.discriminator_warmup})")
     p.add_argument("--perceptual", default=d.perceptual, help="'discriminator' or 'vgg16:PATH'")
     p.add_argument("--perceptual-weight", type=float, default=d.perceptual_weight)
     p.add_argument("--encoder-adversarial-weight", type=float, default=d.encoder_adversarial_weight)
@@ -113,6 +117,10 @@ def _run_train(args) -> int:
             say(f"the warm-up trains with Adam betas {flag_value(warm['warmup_betas'])} and augmentation probability "
                 f"{warm['warmup_augment_probability']:g} (--warmup-adam-betas, --warmup-augment-probability); "
                 f"the GAN stage with {flag_value(args.adam_betas)} and {args.augment_probability:g}")
+    if args.discriminator_warmup > 0 and adversarial_start < args.steps and not resuming:
+        first = min(adversarial_start + args.discriminator_warmup, args.steps)
+        say(f"the discriminator trains alone on steps {adversarial_start}-{first} (--discriminator-warmup "
+            f"{args.discriminator_warmup}); the generator and encoder feel it from step {first}")
 
     cohort = load_cohort(args, progress)
     train_cohort, val_cohort = _held_out_split(cohort, args, say)
@@ -137,7 +145,7 @@ def _run_train(args) -> int:
     train_config = TrainConfig(
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, betas=tuple(args.adam_betas),
         lr_decay_start=args.lr_decay_start,
-        adversarial_start=adversarial_start, perceptual=args.perceptual,
+        adversarial_start=adversarial_start, discriminator_warmup=args.discriminator_warmup, perceptual=args.perceptual,
         perceptual_weight=args.perceptual_weight, encoder_adversarial_weight=args.encoder_adversarial_weight,
         r1_gamma=args.r1_gamma, augment=dataclasses.replace(d.augment, probability=args.augment_probability),
         **warm,

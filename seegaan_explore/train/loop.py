@@ -52,6 +52,9 @@ class TrainConfig:
     latent_consistency_weight: float = 1.0
     latent_consistency_interval: int = 4
     adversarial_start: int = 0  # reconstruction-only steps before the GAN terms switch on
+    # steps from adversarial_start on in which only the discriminator plays: one that starts untrained
+    # beside trained networks first learns real from fake, instead of pulling them about
+    discriminator_warmup: int = 0
     # the warm-up's own optimiser and augmentation (None: as after it): reconstruction alone prefers
     # momentum and unaugmented images; the GAN stage keeps betas and augmentation
     warmup_betas: tuple[float, float] | None = None
@@ -187,6 +190,7 @@ class Trainer:
         d = self._draw(step)
         real = Augmentation.apply(d["real"], d["augment"])
         adversarial = step >= cfg.adversarial_start
+        generator_adversarial = step >= cfg.adversarial_start + cfg.discriminator_warmup
         lc_now = cfg.latent_consistency_weight > 0 and step % cfg.latent_consistency_interval == 0
         metrics: dict[str, float] = {}
         self._set_lr(step)
@@ -204,7 +208,7 @@ class Trainer:
                 loss = loss + cfg.perceptual_weight * loss_perc
                 metrics["loss_perceptual"] = loss_perc.item()
             w_map = None
-            if adversarial:
+            if generator_adversarial:
                 ws, w_map = self._mixed_ws(d)
                 fake = m.generator(ws, d["noise_fake"])
                 loss_g = losses.generator_adversarial(m.discriminator(fake).float())
@@ -230,6 +234,9 @@ class Trainer:
         # Discriminator phase (after warm-up), with lazy R1 on real images.
         if adversarial:
             self._set_trainable("discriminator")
+            if not generator_adversarial:  # the discriminator's warm-up: the generator drew no fakes above
+                with torch.no_grad(), autocast(self.device, self.dtype):
+                    fake = m.generator(self._mixed_ws(d)[0], d["noise_fake"])
             with autocast(self.device, self.dtype):
                 logits_real = m.discriminator(real).float()
                 logits_fake = torch.cat([m.discriminator(fake.detach()), m.discriminator(rec.detach())]).float()
@@ -301,7 +308,8 @@ class Trainer:
         if step >= steps:
             lines.append(f"the checkpoint is at step {step} and --steps is {steps}: nothing is left to train "
                          f"(raise --steps to train on)")
-        names = {"adversarial_start": "--adversarial-start", "lr_decay_start": "--lr-decay-start",
+        names = {"adversarial_start": "--adversarial-start", "discriminator_warmup": "--discriminator-warmup",
+                 "lr_decay_start": "--lr-decay-start",
                  "lr": "--lr", "betas": "--adam-betas", "batch_size": "--batch-size", "seed": "--seed",
                  "perceptual": "--perceptual", "perceptual_weight": "--perceptual-weight",
                  "encoder_adversarial_weight": "--encoder-adversarial-weight", "r1_gamma": "--r1-gamma",
