@@ -134,7 +134,15 @@ def test_evaluate_scores_against_counterfactuals(tiny_bundle):
         assert -1 <= scores["spearman"] <= 1 and -1 <= scores["diffmap_r"] <= 1
         assert set(scores["leakage"]) == set(oracle.config.factors) - {factor[name]}
     assert set(result["conditioned_leakage_ratio"]) == {"age", "view"}
+    assert set(result["conditioned_leakage_ratio_on_truth"]) == {"age", "view"}
     for factor, (low, high) in result["conditioned_leakage_ratio_ci95"].items():
+        assert 0 <= low <= high
+    # the ratio a perfect traversal would leave: the same ratio of the two directions' readings of their true pairs
+    truth = {name: result["attributes"][name]["leakage_on_truth"] for name in ("nt_probnp", "nt_probnp|age,view")}
+    for factor, ratio in result["conditioned_leakage_ratio_on_truth"].items():
+        expected = abs(truth["nt_probnp|age,view"][factor]) / abs(truth["nt_probnp"][factor])
+        assert ratio == pytest.approx(expected, rel=1e-5)
+        low, high = result["conditioned_leakage_ratio_on_truth_ci95"][factor]
         assert 0 <= low <= high
     assert all(scores["diffmap_r_sd"] >= 0 for scores in result["attributes"].values())
     # every reading names its ruler; the leakage carries its interval over the patients
