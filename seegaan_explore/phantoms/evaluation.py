@@ -276,8 +276,8 @@ def evaluate(model: SeeGaan, oracle: Oracle, *, n_fit: int = 1000, n_patients: i
         }
     if {"nt_probnp", "nt_probnp|age,view"} <= set(per_spec):
         # what conditioning bought: the conditioned direction's leakage as a share of the unconditioned one's;
-        # on the true counterfactuals, the share a perfect traversal would leave by this ruler (its ceiling:
-        # the ruler reads some change of a held factor where there is none)
+        # on the true counterfactuals, the share a perfect traversal would leave by this ruler (the target's
+        # floor: the ruler reads some change of a held factor where there is none)
         for suffix, key in (("", "leakage"), ("_on_truth", "leakage_on_truth")):
             leak = {name: {f: np.array([s[key][f] for s in per_spec[name]]) for f in ("age", "view")}
                     for name in ("nt_probnp|age,view", "nt_probnp")}
