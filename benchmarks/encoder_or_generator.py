@@ -61,6 +61,7 @@ def fitted_latents(model, images: torch.Tensor, steps: int, per_layer: bool) -> 
 
 
 def decoded(model, latents: torch.Tensor) -> torch.Tensor:
+    """In float32, the precision the latents were fitted in (``model.decode`` draws in the CPU's bfloat16)."""
     with torch.no_grad():
         return model.generator_ema(latents, model.generator_ema.make_noise(0, device=model.device))
 
