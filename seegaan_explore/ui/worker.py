@@ -70,11 +70,15 @@ class LatestWins:
                 self._condition.wait(left)
         return True
 
-    def close(self) -> None:
-        """The thread ends once its current job does; later requests are not run by it."""
+    def close(self, timeout: float = 30.0) -> None:
+        """Run no later request, tell the current job it is superseded (the idle job: interrupted) and
+        wait up to ``timeout`` s for the thread to end: an interpreter that exits while the thread is
+        inside a torch computation aborts (a C++ "terminate called"), failing the process."""
         with self._condition:
             self._closed = True
             self._condition.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
 
     def _loop(self) -> None:
         while True:
@@ -99,7 +103,7 @@ class LatestWins:
             token, request = self._pending
             self._pending, self._busy = None, True
         try:
-            self._job(request, lambda: self._token != token)
+            self._job(request, lambda: self._closed or self._token != token)
         finally:
             with self._condition:
                 self._busy = False
