@@ -18,7 +18,7 @@ from ui_cohort import small_setup
 
 from seegaan_explore.data.images import to_uint8
 from seegaan_explore.phantoms import render, sample_individual
-from seegaan_explore.ui.cohort_map import CohortMap
+from seegaan_explore.ui.cohort_map import CohortMap, log_ticks
 from seegaan_explore.ui.explorer import PROGRESS_AFTER_S, Explorer
 from seegaan_explore.ui.renderer import Renderer
 
@@ -75,8 +75,16 @@ def test_first_view_shows_the_cnn_target_with_a_playable_traversal(explorer, set
     np.testing.assert_allclose(explorer.scatter.data[0].marker.color, logged)
     # the synced state a browser connecting later starts from holds the colours too
     np.testing.assert_allclose(explorer.scatter._widget_data[0]["marker"]["color"], logged)
-    assert explorer.scatter.data[0].marker.colorbar.title.text == "log10 nt_probnp_pg_ml"
+    bar = explorer.scatter.data[0].marker.colorbar
+    assert bar.title.text == "nt_probnp_pg_ml, log scale"  # and its ticks say values, not their logs:
+    np.testing.assert_allclose(bar.tickvals, np.log10([float(t.replace(",", "")) for t in bar.ticktext]))
     assert "nt_probnp_pg_ml" not in explorer.confounders.options[0]
+
+
+def test_a_log_colour_bar_is_ticked_at_round_values_of_the_attribute():
+    assert log_ticks(120, 900) == [200, 500]
+    assert log_ticks(30, 35_000) == [100, 1_000, 10_000]  # 1-2-5 would make nine ticks: powers of ten only
+    assert log_ticks(150, 180) == [150, 180]  # no round value inside: the ends
 
 
 def test_picking_an_attribute_recolours_the_cohort_and_replaces_the_film(explorer):
@@ -310,6 +318,18 @@ def test_a_range_typed_for_one_attribute_is_kept_and_each_starts_with_what_it_ho
         e.attribute.value = "nt_probnp_pg_ml"  # kept, although restoring its log scale changes that box too
         assert (e.units.value, e.start.value, e.stop.value, e.log_scale.value) == ("value", 100.0, 200.0, True)
         assert e.wait()["targets"][-1] == pytest.approx(200.0)
+        # the map is coloured on the log scale but read in pg/mL: its colour bar and each point's hover
+        scatter = e.scatter.data[0]
+        assert scatter.marker.colorbar.title.text == "NT-proBNP (pg/mL), log scale"
+        bar = scatter.marker.colorbar
+        np.testing.assert_allclose(bar.tickvals, np.log10([float(t.replace(",", "")) for t in bar.ticktext]))
+        value = e.renderer.study.values("nt_probnp_pg_ml")[3]
+        assert scatter.text[3] == f"NT-proBNP: {e.renderer.study.format('nt_probnp_pg_ml', value)}"
+        assert scatter.marker.color[3] == pytest.approx(np.log10(value))
+        e.attribute.value = "sex"
+        e.wait()
+        assert list(e.scatter.data[0].marker.colorbar.ticktext) == ["female", "male"]
+        assert set(e.scatter.data[0].text) == {"sex: female", "sex: male"}
     finally:
         e.close()
 
@@ -595,3 +615,23 @@ def test_a_request_interrupts_the_work_done_ahead():
     assert worker.idle(10) and ran == ["first", "second"]
     assert stopped[0] - asked < 0.5  # the idle job stopped at its next step
     worker.close()
+
+
+def test_closing_the_worker_stops_its_job_and_waits_for_the_thread():
+    """A process that exits right after close() must not cut the thread inside torch (an abort)."""
+    from seegaan_explore.ui.worker import LatestWins
+
+    started, told = threading.Event(), []
+
+    def job(request, superseded):
+        started.set()
+        while not superseded():
+            time.sleep(0.01)
+        time.sleep(0.2)  # a last step after being told
+        told.append(request)
+
+    worker = LatestWins(job)
+    worker.request("long")
+    assert started.wait(10)
+    worker.close()
+    assert told == ["long"] and not worker._thread.is_alive()

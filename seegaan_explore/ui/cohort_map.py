@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import threading
 import time
@@ -30,6 +31,40 @@ def plotly_module_loader(path: str) -> str:
             "const base = ((config && JSON.parse(config.textContent).baseUrl) || '/').replace(/\\/?$/, '/');\n"
             f"const plotly = await import(new URL(base + {json.dumps(path)}, location.href).href);\n"
             "export default plotly.default;\n")
+
+
+def log_ticks(low: float, high: float) -> list[float]:
+    """Round values (1, 2 and 5 times a power of ten; only the powers where that makes more than seven)
+    from ``low`` to ``high`` (both > 0): where a colour bar on the log scale is labelled in the
+    attribute's units. Fewer than two such values in a narrow range: its ends."""
+    values = [m * 10.0 ** k for k in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+              for m in (1, 2, 5)]
+    inside = [v for v in values if low <= v <= high]
+    if len(inside) > 7:
+        inside = [v for v in inside if f"{v:e}".startswith("1")]
+    return inside if len(inside) >= 2 else [low, high]
+
+
+def colour_scale(study, attribute: str, values: np.ndarray, log: bool):
+    """How the map shows ``values`` of ``attribute`` to a clinician: the colours (log10 of a lab value
+    on its log scale, so that one patient is not yellow and the rest dark), the colour bar's title (with
+    the unit) and ticks at the attribute's own round values or words, and each point's hover text
+    ("NT-proBNP: 890 pg/mL")."""
+    name, info, levels = study.label(attribute), study.info(attribute), study.levels(attribute)
+    title = f"{name} ({info.unit})" if info.unit and levels is None else name
+    ticks = None
+    if log:
+        colours, title = np.log10(values), f"{title}, log scale"
+        finite = values[np.isfinite(values)]
+        if finite.size:
+            at = log_ticks(float(finite.min()), float(finite.max()))
+            ticks = ([math.log10(v) for v in at], [f"{v:,.0f}" if v >= 1 else f"{v:g}" for v in at])
+    else:
+        colours = values
+        if levels is not None:
+            ticks = (list(levels), list(levels.values()))
+    hover = [f"{name}: {study.format(attribute, float(v))}" if np.isfinite(v) else f"{name}: no value" for v in values]
+    return colours, title, ticks, hover
 
 
 class CohortMap(go.FigureWidget):
@@ -82,16 +117,22 @@ class CohortMapPanel:
         self.box._view_count = 0  # the browser reports its views of the box
         self.box.observe(self._on_viewed, names="_view_count")
 
-    def show(self, x, y, colours: np.ndarray, label: str, titles: tuple[str, str], marked: int | None) -> None:
+    def show(self, x, y, colours: np.ndarray, label: str, titles: tuple[str, str], marked: int | None,
+             ticks: tuple[list[float], list[str]] | None = None, hover: list[str] | None = None) -> None:
         """Points at ``x``, ``y`` coloured by ``colours`` (grey where not finite) under the colour bar's
-        ``label``, the axes' ``titles``, and the ring on patient ``marked``."""
+        ``label``, the axes' ``titles``, and the ring on patient ``marked``. ``ticks`` (positions, words)
+        label the colour bar and ``hover`` says each point's value, in the attribute's own words and units
+        where the colours are on another scale (a lab value's log)."""
         with self.lock:
             trace = self.figure.data[0]
             with self.figure.batch_update():
                 trace.x, trace.y = x, y
                 trace.marker.color = [float(v) if np.isfinite(v) else "lightgrey" for v in colours]
                 trace.marker.colorbar.title = {"text": label, "side": "right"}
-                trace.hovertemplate = f"#%{{customdata}}<br>{label} %{{marker.color:.3g}}<extra></extra>"
+                trace.marker.colorbar.tickvals, trace.marker.colorbar.ticktext = ticks if ticks else (None, None)
+                trace.text = hover
+                shown = "%{text}" if hover else f"{label} %{{marker.color:.3g}}"
+                trace.hovertemplate = f"#%{{customdata}}<br>{shown}<extra></extra>"
                 self.figure.layout.xaxis.title, self.figure.layout.yaxis.title = titles
             self.mark(marked)
 

@@ -31,7 +31,7 @@ import plotly.graph_objects as go
 
 from ..explore.directions import ESTIMATORS
 from .attribution_panel import AttributionPanel
-from .cohort_map import MAP_PX, CohortMap, CohortMapPanel
+from .cohort_map import MAP_PX, CohortMap, CohortMapPanel, colour_scale
 from .downloads import ExportBar
 from .film import Film, film_curve, png
 from .patient_choice import PatientChoice
@@ -405,8 +405,8 @@ class Explorer(widgets.VBox):
         self._scatter_thread.start()
 
     def _update_scatter(self, force: bool = False) -> None:
-        """Colour the map by the attribute, on the log scale the traversal uses for a lab value (else one
-        patient is yellow and the rest dark); unless ``force``, only when that changed."""
+        """Colour the map by the attribute, on the log scale the traversal uses for a lab value
+        (:func:`colour_scale`); unless ``force``, only when that changed."""
         study, attribute = self.renderer.study, self.attribute.value
         with self.cohort.lock:
             values = np.asarray(study.values(attribute), dtype=np.float64)
@@ -414,13 +414,14 @@ class Explorer(widgets.VBox):
             if not force and (attribute, log) == self._coloured_by:
                 return
             name = study.label(attribute)
-            shown, label = (np.log10(values), f"log10 {name}") if log else (values, name)
+            shown, label, ticks, hover = colour_scale(study, attribute, values, log)
             if self.view.value == "pca":
                 share = self.renderer.study.embedding()[1]
                 titles = (f"latent axis 1 ({share[0]:.0%} of variance)", f"latent axis 2 ({share[1]:.0%})")
             else:
                 titles = (name, study.label(CNN_PREDICTION))
-            self.cohort.show(*self._scatter_xy(self.view.value), shown, label, titles, marked=self._marked())
+            self.cohort.show(*self._scatter_xy(self.view.value), shown, label, titles, marked=self._marked(),
+                             ticks=ticks, hover=hover)
             self._coloured_by = (attribute, log)
 
     def _marked(self) -> int | None:
