@@ -104,6 +104,26 @@ def test_decode_is_batch_invariant():
     torch.testing.assert_close(batched, single, atol=1e-5, rtol=1e-4)
 
 
+def test_float16_images_and_latents_are_read_in_fp32():
+    """A cohort's image cache holds float16; in fp32 (a CPU without native bf16) the networks must
+    still take it, as they do under bf16 autocast, and read the same values."""
+    from seegaan_explore.model.cnn import CnnConfig, RadiographCNN
+    from seegaan_explore.model.oracle import Oracle, OracleConfig
+
+    torch.manual_seed(0)
+    model = SeeGaan(preset_config("tiny"), with_training_networks=False)
+    model.precision = "fp32"
+    images = torch.rand(3, 1, 32, 32).mul(2).sub(1).half()
+    torch.testing.assert_close(model.encode(images), model.encode(images.float()))
+    w = model.sample_w(2, seed=0)
+    torch.testing.assert_close(model.decode(w.half()), model.decode(w.half().float()))
+    cnn = RadiographCNN(CnnConfig(resolution=32))
+    torch.testing.assert_close(cnn.predict(images), cnn.predict(images.float()))
+    oracle = Oracle(OracleConfig(resolution=32, factors=("age", "sex"), kinds=("regression", "binary"),
+                                 means=(60.0, 0.0), stds=(15.0, 1.0)))
+    assert oracle.predict(images).equals(oracle.predict(images.float()))
+
+
 @pytest.mark.skipif(not cpu_has_fast_bf16(), reason="this CPU has no native bf16")
 def test_bf16_decoding_matches_fp32():
     torch.manual_seed(0)

@@ -86,7 +86,7 @@ class RadiographCNN(nn.Module):
     def predict(self, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         self.eval()
         device = next(self.parameters()).device
-        out = torch.cat([self(chunk.to(device)).float() for chunk in images.split(batch_size)])
+        out = torch.cat([self(chunk.to(device, torch.float32)).float() for chunk in images.split(batch_size)])
         if self.config.task == "binary":
             return torch.sigmoid(out)
         return out * self.config.target_std + self.config.target_mean

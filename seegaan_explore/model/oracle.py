@@ -105,7 +105,7 @@ class Oracle(nn.Module):
     def predict(self, images: torch.Tensor, batch_size: int = 64) -> pd.DataFrame:
         self.eval()
         device = next(self.parameters()).device
-        out = torch.cat([self(chunk.to(device)).float() for chunk in images.split(batch_size)]).cpu()
+        out = torch.cat([self(chunk.to(device, torch.float32)).float() for chunk in images.split(batch_size)]).cpu()
         binary = torch.tensor([k == "binary" for k in self.config.kinds])
         mean, std = torch.tensor(self.config.means), torch.tensor(self.config.stds)
         values = torch.where(binary, torch.sigmoid(out), out * std + mean)

@@ -102,13 +102,14 @@ class SeeGaan(nn.Module):
 
     @torch.inference_mode()
     def encode(self, images: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
-        """Images [B, 1, R, R] in [-1, 1] -> w [B, w_dim] (float32, on the model's device)."""
+        """Images [B, 1, R, R] in [-1, 1], any float dtype (a cohort's cache holds float16) -> w [B, w_dim]
+        (float32, on the model's device)."""
         self._check_images(images)
         dtype = self._compute_dtype()
         out = []
         with autocast(self.device, dtype):
             for chunk in images.split(batch_size):
-                out.append(self.encoder_ema(chunk.to(self.device, non_blocking=True)).float())
+                out.append(self.encoder_ema(chunk.to(self.device, torch.float32, non_blocking=True)).float())
         return torch.cat(out)
 
     @torch.inference_mode()
@@ -120,7 +121,7 @@ class SeeGaan(nn.Module):
         a traversal differ only through w); a list of maps from ``Generator.make_noise``; None
         draws fresh noise.
         """
-        w = w.to(self.device)
+        w = w.to(self.device, torch.float32)
         if isinstance(noise, int):
             noise = self.generator_ema.make_noise(noise, device=self.device)
         dtype = self._compute_dtype()
