@@ -276,8 +276,8 @@ def test_the_evaluation_shows_the_models_phantoms_as_a_cohort_read_from_disk_wou
 
 @pytest.mark.skipif(not (WEIGHTS_DIR / FILES["autoencoder"]).is_file(), reason="no bundled demo weights")
 def test_bundled_weights_reconstruct_and_traverse(capsys):
-    assert main(["evaluate", "--fit", "300", "--patients", "4", "--frames", "5", "--calibration", "4", "--json",
-                 "--no-progress"]) == 0
+    assert main(["evaluate", "--fit", "300", "--patients", "4", "--frames", "3", "--calibration", "2",
+                 "--reconstructed", "16", "--json", "--no-progress"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     bundled = "the bundled oracle (demo-oracle.safetensors)"
     assert result["ruler"] == result["attributes"]["age"]["leakage_ruler"] == bundled

@@ -40,8 +40,8 @@ def _reconstruction_mse(model: SeeGaan, images: np.ndarray) -> float:
 
 
 def test_tiny_preset_overfits_a_small_real_batch(hannover_dir, tmp_path):
-    """Full objective (adversarial terms on), 8 real radiographs at 32 px: in 150 steps the
-    reconstruction MSE falls at least 3x (measured here: 4.4x)."""
+    """Full objective (adversarial terms on), 8 real radiographs at 32 px: in 100 steps the
+    reconstruction MSE falls at least 3x (measured: 3.8x; 2.8x after 60 steps, 4.4x after 150)."""
     from seegaan_explore.data.cohort import Cohort
 
     cohort = Cohort.from_table(hannover_dir / "data.csv", hannover_dir / "png", id_column="image_id",
@@ -50,7 +50,7 @@ def test_tiny_preset_overfits_a_small_real_batch(hannover_dir, tmp_path):
     torch.manual_seed(0)
     model = SeeGaan(preset_config("tiny"))
     before = _reconstruction_mse(model, images)
-    Trainer(model, images, tmp_path, TrainConfig(steps=150, batch_size=8, **QUIET)).run(progress=False)
+    Trainer(model, images, tmp_path, TrainConfig(steps=100, batch_size=8, **QUIET)).run(progress=False)
     after = _reconstruction_mse(model, images)
     assert before / after >= 3.0, (before, after)
 
