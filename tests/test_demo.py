@@ -189,6 +189,21 @@ def test_the_leakage_ratios_interval_shows_how_well_the_patients_pin_it_down():
     assert noisy[1] - noisy[0] > 0.3 and wider[1] - wider[0] > 3 * (noisy[1] - noisy[0])
 
 
+def test_the_leakage_ratios_interval_holds_its_estimate_when_the_conditioned_leakage_is_near_zero():
+    """A conditioned direction that leaks nothing on average (patients either way): the interval must
+    start at 0 and hold the ratio, where one taken on the ratio's size alone lay wholly above it."""
+    rng = np.random.default_rng(3)
+    unconditioned = rng.normal(1.0, 0.3, 16)
+    conditioned = rng.normal(0.0, 0.05, 16)
+    conditioned -= conditioned.mean() - 0.0001  # a mean leakage of 0.01% of the unconditioned one's
+    ratio = abs(conditioned.mean()) / abs(unconditioned.mean())
+    low, high = bootstrap_ratio_ci(conditioned, unconditioned)
+    assert low == 0.0 <= ratio < high < 0.1
+    # leaking the other way throughout: the size of the ratio, as an interval away from 0
+    low, high = bootstrap_ratio_ci(-unconditioned / 4 + rng.normal(0, 0.01, 16), unconditioned)
+    assert 0.2 < low < 0.25 < high < 0.3
+
+
 def test_the_leakages_interval_is_the_mean_over_resampled_patients():
     assert bootstrap_mean_ci([0.3] * 16) == pytest.approx((0.3, 0.3))
     values = np.random.default_rng(1).normal(2.0, 1.0, 64)

@@ -111,16 +111,26 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 def _leakage_ratio(conditioned: np.ndarray, unconditioned: np.ndarray) -> np.ndarray:
     """|mean conditioned leakage| / |mean unconditioned leakage| over the last axis (the patients)."""
-    return np.abs(conditioned.mean(-1)) / np.maximum(np.abs(unconditioned.mean(-1)), 1e-12)
+    return np.abs(_signed_leakage_ratio(conditioned, unconditioned))
+
+
+def _signed_leakage_ratio(conditioned: np.ndarray, unconditioned: np.ndarray) -> np.ndarray:
+    """Mean conditioned leakage / mean unconditioned leakage: negative where the two leak opposite ways."""
+    denominator = unconditioned.mean(-1)
+    return conditioned.mean(-1) / np.where(np.abs(denominator) < 1e-12, 1e-12, denominator)
 
 
 def bootstrap_ratio_ci(conditioned, unconditioned, *, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile interval of the leakage ratio over patients resampled with replacement, the
-    same patients for both directions (each patient is traversed along both)."""
+    """95% interval of the leakage ratio over patients resampled with replacement, the same patients
+    for both directions (each patient is traversed along both). The percentile interval is taken on the
+    signed ratio and then folded onto its size (0 to the larger end where it spans 0): taken on the
+    size itself, it excludes a ratio near 0, since almost every resample's size lies above it."""
     conditioned, unconditioned = np.asarray(conditioned, np.float64), np.asarray(unconditioned, np.float64)
     draws = np.random.default_rng(seed).integers(0, len(conditioned), size=(resamples, len(conditioned)))
-    low, high = np.percentile(_leakage_ratio(conditioned[draws], unconditioned[draws]), [2.5, 97.5])
-    return float(low), float(high)
+    low, high = np.percentile(_signed_leakage_ratio(conditioned[draws], unconditioned[draws]), [2.5, 97.5])
+    if low <= 0 <= high:
+        return 0.0, float(max(-low, high))
+    return float(min(abs(low), abs(high))), float(max(abs(low), abs(high)))
 
 
 def bootstrap_mean_ci(values, *, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
