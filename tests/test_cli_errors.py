@@ -82,3 +82,28 @@ def test_train_cnn_refuses_an_attribute_constant_among_the_held_out_patients(tmp
                                       f"'3', in all {len(held_out)} rows that have one among the held-out patients "
                                       "(--val-fraction 0.15, --seed 0)")
     assert not (tmp_path / "cnn.safetensors").exists()
+
+
+@pytest.mark.parametrize("command", [
+    ["evaluate", "--checkpoint", "{bad}", "--no-progress"],
+    ["train", "--data", "{missing}", "--out", "{out}"],
+    ["train-oracle", "--data", "{missing}", "--out", "{out}"],
+    ["encode", "--data", "{missing}", "--checkpoint", "{bad}"],
+    ["traverse", "--checkpoint", "{bad}", "--image", "{missing}", "--direction", "{bad}", "--range", "-1", "1",
+     "--out", "{out}"],
+])
+def test_threads_bound_torch_before_the_command_reads_anything(command, tmp_path):
+    """``--threads N`` (a job sharing the machine) is applied before the command's work: here, before its
+    first file fails to read."""
+    import torch
+
+    names = {"missing": str(tmp_path / "nope.csv"), "bad": str(tmp_path / "notes.safetensors"),
+             "out": str(tmp_path / "out")}
+    (tmp_path / "notes.safetensors").write_text("not a model")
+    before = torch.get_num_threads()
+    try:
+        with pytest.raises(SystemExit):
+            main([part.format(**names) for part in command] + ["--threads", "1"])
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

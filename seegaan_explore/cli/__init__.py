@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "threads", None):  # (see common.add_threads_argument)
+        import torch
+
+        torch.set_num_threads(args.threads)
     return args.run(args)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = ["FILTER_DEFAULTS", "add_autoencoder_arguments", "add_cohort_arguments", "add_import_arguments",
-           "add_optional_cohort_arguments", "autoencoder", "import_options",
+           "add_optional_cohort_arguments", "add_threads_argument", "autoencoder", "import_options",
            "encoded_cohort", "load_cohort", "safe_name", "user_errors"]
 
 
@@ -100,6 +100,13 @@ def load_cohort(args, progress: bool):
         return Cohort.from_folder(args.data, progress=progress, **import_options(args))
     return Cohort.from_table(args.data, args.image_root, id_column=args.id_column, path_column=args.path_column,
                              patient_column=args.patient_column, **import_options(args))
+
+
+def add_threads_argument(p) -> None:
+    """``--threads``, applied by :func:`~seegaan_explore.cli.main` before the command runs: two torch jobs
+    sharing a few cores each with all of them slow each other far more than twice over."""
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for torch (default: all cores; give a job that shares the machine fewer)")
 
 
 def add_autoencoder_arguments(p) -> None:

@@ -11,6 +11,7 @@ from .common import (
     add_autoencoder_arguments,
     add_cohort_arguments,
     add_optional_cohort_arguments,
+    add_threads_argument,
     autoencoder,
     encoded_cohort,
     load_cohort,
@@ -36,6 +37,7 @@ def add_encode(sub) -> None:
                                    "seegaan_explore encode ...")
     add_cohort_arguments(p)
     add_autoencoder_arguments(p)
+    add_threads_argument(p)
     p.set_defaults(run=user_errors(_run_encode))
 
 
@@ -80,6 +82,7 @@ def add_direction(sub) -> None:
                    help="spline_mean_shift: the range of the attribute (ln units with --log) its slope is taken "
                         "over (default: the cohort's mean +/- 1 SD)")
     p.add_argument("--out", required=True, type=Path, help="folder for the direction files")
+    add_threads_argument(p)
     p.set_defaults(run=user_errors(_run_direction))
 
 

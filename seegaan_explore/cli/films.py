@@ -10,6 +10,7 @@ from pathlib import Path
 from .common import (
     add_autoencoder_arguments,
     add_optional_cohort_arguments,
+    add_threads_argument,
     autoencoder,
     encoded_cohort,
     safe_name,
@@ -36,6 +37,7 @@ def add_traverse(sub) -> None:
                                    "every frame) and write <out>/<patient>.<attribute>.<format>. Steps are in "
                                    "attribute units (ln units with --log), or SDs with --sd.")
     add_autoencoder_arguments(p)
+    add_threads_argument(p)
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--id", nargs="+", help="image id(s) of the cohort (needs --data)")
     who.add_argument("--image", nargs="+", type=Path, help="image file(s) (DICOM/PNG/JPEG/NPY)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import user_errors
+from .common import add_threads_argument, user_errors
 
 __all__ = ["add_bench", "add_info", "add_pack"]
 
@@ -50,6 +50,7 @@ def add_bench(sub) -> None:
     p.add_argument("--batch", type=int, default=16, help="frames decoded at once (one traversal)")
     p.add_argument("--rounds", type=int, default=7, help="paired conv-peak/decoder measurements (median counts)")
     p.add_argument("--no-traversal-256", action="store_true", help="skip the paper-preset traversal timing")
+    add_threads_argument(p)
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     p.set_defaults(run=user_errors(_run_bench))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import user_errors
+from .common import add_threads_argument, user_errors
 
 __all__ = ["add_evaluate", "add_phantoms"]
 
@@ -86,6 +86,7 @@ def add_evaluate(sub) -> None:
                    help="what the output calls the oracle that reads the frames (default: the bundled oracle, "
                         "or the --oracle file's path)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    add_threads_argument(p)
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=user_errors(_run_evaluate))

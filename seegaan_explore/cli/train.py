@@ -7,7 +7,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .common import add_cohort_arguments, load_cohort, user_errors
+from .common import add_cohort_arguments, add_threads_argument, load_cohort, user_errors
 
 __all__ = ["add_train"]
 
@@ -76,7 +76,7 @@ def add_train(sub) -> None:
                         f"{4 * FEW_PATIENTS} or more)")
     p.add_argument("--val-seed", type=int, default=0, help="seed of the patient-level held-out split (fixed, "
                    "so that runs with other --seed values are validated on the same patients)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    add_threads_argument(p)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=user_errors(_run_train))
 
@@ -90,8 +90,6 @@ def _run_train(args) -> int:
     from ..train.distributed import init_from_environment
     from ..train.loop import CHECKPOINT_NAME, TrainConfig, Trainer, flag_value
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     group = init_from_environment(args.device)
     progress = not args.no_progress and group.is_main
     say = (lambda line: print(line, file=sys.stderr)) if group.is_main else (lambda line: None)

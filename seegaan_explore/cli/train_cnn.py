@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .common import add_cohort_arguments, load_cohort, user_errors
+from .common import add_cohort_arguments, add_threads_argument, load_cohort, user_errors
 
 __all__ = ["add_train_cnn", "add_train_oracle"]
 
@@ -22,6 +22,7 @@ def _add_image_model_training_arguments(p, seed: int, seed_help: str | None = No
     p.add_argument("--val-fraction", type=float, default=0.15, help="held-out fraction of patients")
     p.add_argument("--seed", type=int, default=seed, help=seed_help)
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    add_threads_argument(p)
     p.add_argument("--no-progress", action="store_true")
 
 
