@@ -118,11 +118,11 @@ class CohortMapPanel:
         self.box.observe(self._on_viewed, names="_view_count")
 
     def show(self, x, y, colours: np.ndarray, label: str, titles: tuple[str, str], marked: int | None,
-             ticks: tuple[list[float], list[str]] | None = None, hover: list[str] | None = None) -> None:
+             ticks: tuple[list[float], list[str]] | None, hover: list[str]) -> None:
         """Points at ``x``, ``y`` coloured by ``colours`` (grey where not finite) under the colour bar's
-        ``label``, the axes' ``titles``, and the ring on patient ``marked``. ``ticks`` (positions, words)
-        label the colour bar and ``hover`` says each point's value, in the attribute's own words and units
-        where the colours are on another scale (a lab value's log)."""
+        ``label``, the axes' ``titles``, and the ring on patient ``marked``. ``ticks`` (positions, words;
+        None: plotly's) label the colour bar and ``hover`` says each point's value, in the attribute's own
+        words and units where the colours are on another scale (a lab value's log): :func:`colour_scale`."""
         with self.lock:
             trace = self.figure.data[0]
             with self.figure.batch_update():
@@ -131,8 +131,7 @@ class CohortMapPanel:
                 trace.marker.colorbar.title = {"text": label, "side": "right"}
                 trace.marker.colorbar.tickvals, trace.marker.colorbar.ticktext = ticks if ticks else (None, None)
                 trace.text = hover
-                shown = "%{text}" if hover else f"{label} %{{marker.color:.3g}}"
-                trace.hovertemplate = f"#%{{customdata}}<br>{shown}<extra></extra>"
+                trace.hovertemplate = "#%{customdata}<br>%{text}<extra></extra>"
                 self.figure.layout.xaxis.title, self.figure.layout.yaxis.title = titles
             self.mark(marked)
 
