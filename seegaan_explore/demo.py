@@ -30,6 +30,9 @@ from .phantoms import SCM_VERSION, write_cohort
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 FILES = {"autoencoder": "demo-seegaan.safetensors", "cnn": "demo-cnn-ntprobnp.safetensors",
          "oracle": "demo-oracle.safetensors"}
+#: The randomized-trial oracle, ``evaluate``'s documented ruler of leakage (``--ruler randomized-trial``):
+#: shipped, because the same training command on another CPU makes an oracle that reads differently.
+RULER_FILE = "demo-oracle-trial.safetensors"
 DEMO_SEED = 1  # the models were trained on seed 0
 DEMO_SIZE = 400
 
@@ -89,31 +92,47 @@ def write_bundle(autoencoder: str | os.PathLike, cnn: str | os.PathLike, oracle:
                  out_dir: str | os.PathLike = WEIGHTS_DIR, notes: dict | None = None) -> dict:
     """Copy trained checkpoints into the package as half-precision inference weights (half the
     size, no measurable change at 8-bit display) and write the manifest; returns it."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = load_model(autoencoder, with_training_networks=False)
-    sources = {"autoencoder": Path(autoencoder), "cnn": Path(cnn), "oracle": Path(oracle)}
-    entries = {}
-    for name, source in sources.items():
-        if name == "autoencoder":
-            state = model.state_dict()
-        else:
-            state = load_file(str(source))
-        with safe_open(str(source), framework="pt") as f:
-            metadata = f.metadata()
-        if name == "autoencoder":
-            metadata = dict(metadata, kind=json.dumps("inference"))
-        half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-        target = out_dir / FILES[name]
-        with atomic_write(target) as tmp:
-            save_file({k: v.contiguous() for k, v in half.items()}, str(tmp), metadata=metadata)
-        entries[name] = {"file": FILES[name], "bytes": target.stat().st_size,
-                         "metadata": {k: json.loads(v) for k, v in metadata.items() if k != "format"}}
+    entries = {"autoencoder": _write_half(Path(autoencoder), out_dir / FILES["autoencoder"], model.state_dict(),
+                                          kind="inference")}
+    entries.update({name: _write_half(Path(source), out_dir / FILES[name]) for name, source in
+                    (("cnn", cnn), ("oracle", oracle))})
     info = {"phantoms": SCM_VERSION, "trained_on_seed": 0, "demo_seed": DEMO_SEED, "files": entries,
             **(notes or {})}
+    _write_manifest(out_dir, info)
+    return info
+
+
+def add_ruler(oracle: str | os.PathLike, command: str, out_dir: str | os.PathLike = WEIGHTS_DIR) -> dict:
+    """Add the randomized-trial oracle to the bundle in half precision, with the ``command`` that
+    made it in the manifest; returns the manifest."""
+    out_dir = Path(out_dir)
+    info = manifest(out_dir)
+    info["files"]["ruler"] = _write_half(Path(oracle), out_dir / RULER_FILE)
+    info.setdefault("commands", {})["ruler"] = command
+    _write_manifest(out_dir, info)
+    return info
+
+
+def _write_half(source: Path, target: Path, state: dict | None = None, kind: str | None = None) -> dict:
+    """``source``'s weights (or ``state``) in float16 at ``target``, its metadata kept; its manifest entry."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(source)) if state is None else state
+    with safe_open(str(source), framework="pt") as f:
+        metadata = f.metadata()
+    if kind is not None:
+        metadata = dict(metadata, kind=json.dumps(kind))
+    half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
+    with atomic_write(target) as tmp:
+        save_file(half, str(tmp), metadata=metadata)
+    return {"file": target.name, "bytes": target.stat().st_size,
+            "metadata": {k: json.loads(v) for k, v in metadata.items() if k != "format"}}
+
+
+def _write_manifest(out_dir: Path, info: dict) -> None:
     with atomic_write(out_dir / "manifest.json") as tmp:
         Path(tmp).write_text(json.dumps(info, indent=2) + "\n")
-    return info

@@ -12,13 +12,13 @@ import torch
 from seegaan_explore.cli import main
 from seegaan_explore.data.cohort import Cohort
 from seegaan_explore.data.images import intensity_window, preprocess
-from seegaan_explore.demo import FILES, WEIGHTS_DIR, load_demo, manifest, write_bundle
+from seegaan_explore.demo import FILES, RULER_FILE, WEIGHTS_DIR, add_ruler, load_demo, manifest, write_bundle
 from seegaan_explore.explore.calibration import calibrate
 from seegaan_explore.explore.traversal import traverse
 from seegaan_explore.model.checkpoint import save_model
 from seegaan_explore.model.cnn import CnnConfig, RadiographCNN, save_cnn
 from seegaan_explore.model.config import preset_config
-from seegaan_explore.model.oracle import FACTORS, Oracle, OracleConfig, factor_targets, save_oracle
+from seegaan_explore.model.oracle import FACTORS, Oracle, OracleConfig, factor_targets, load_oracle, save_oracle
 from seegaan_explore.model.seegaan import SeeGaan
 from seegaan_explore.phantoms import generate_cohort, render_noise_free, sample_individual, write_cohort
 from seegaan_explore.phantoms.evaluation import (
@@ -66,6 +66,43 @@ def test_bundle_is_half_precision_and_loads_back(tiny_bundle, tmp_path):
 
     again = load_demo(tmp_path, n=12, weights_dir=root / "weights")  # cohort and latents from the cache
     np.testing.assert_array_equal(again.latents, demo.latents)
+
+
+def test_the_ruler_joins_the_bundle_in_half_precision_with_its_command(tiny_bundle, tmp_path):
+    import shutil
+
+    root, _, before = tiny_bundle
+    weights = shutil.copytree(root / "weights", tmp_path / "weights")
+    info = add_ruler(root / "oracle.safetensors", "seegaan-explore train-oracle ...", weights)
+    assert info == manifest(weights) and info["commands"]["ruler"] == "seegaan-explore train-oracle ..."
+    assert {k: v for k, v in info["files"].items() if k != "ruler"} == before["files"]  # the rest kept
+    assert info["files"]["ruler"]["bytes"] < 0.6 * (root / "oracle.safetensors").stat().st_size
+    ruler, original = load_oracle(weights / RULER_FILE), load_oracle(root / "oracle.safetensors")
+    for (name, a), b in zip(ruler.state_dict().items(), original.state_dict().values()):
+        torch.testing.assert_close(a.float(), b.float(), atol=1e-3, rtol=1e-3, msg=name)  # fp16 rounding only
+
+
+@pytest.mark.skipif(not (WEIGHTS_DIR / RULER_FILE).is_file(), reason="no bundled ruler")
+@pytest.mark.parametrize("ruler, file, name", [
+    ("randomized-trial", RULER_FILE, f"the randomized-trial oracle ({RULER_FILE})"),
+    ("bundled", FILES["oracle"], f"the bundled oracle ({FILES['oracle']})"),
+])
+def test_evaluate_reads_with_the_ruler_asked_for_and_names_it(ruler, file, name, monkeypatch):
+    import seegaan_explore.phantoms.evaluation as evaluation
+
+    given = {}
+
+    def record(model, oracle, **kwargs):
+        given.update(oracle=oracle, ruler=kwargs["ruler"])
+        raise KeyError("recorded")
+
+    monkeypatch.setattr(evaluation, "evaluate", record)
+    with pytest.raises(SystemExit, match="recorded"):
+        main(["evaluate", "--ruler", ruler, "--no-progress"])
+    assert given["ruler"] == name
+    expected = load_oracle(WEIGHTS_DIR / file).state_dict()
+    assert all(torch.equal(a, expected[k]) for k, a in given["oracle"].state_dict().items())
+    assert manifest()["commands"]["ruler"].startswith("seegaan-explore phantoms")  # how it was made
 
 
 def test_missing_manifest_is_named(tmp_path):

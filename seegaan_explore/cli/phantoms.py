@@ -66,7 +66,13 @@ def add_evaluate(sub) -> None:
                                    "counterfactual's, beside its ceiling on an ideal latent and their ratio. "
                                    "Defaults to the bundled demo models.")
     p.add_argument("--checkpoint", type=Path, help="autoencoder checkpoint (default: the bundled demo model)")
-    p.add_argument("--oracle", type=Path, help="oracle checkpoint (default: the bundled oracle)")
+    rulers = p.add_mutually_exclusive_group()
+    rulers.add_argument("--oracle", type=Path, help="oracle checkpoint that reads every frame (default: the bundled "
+                                                    "oracle, the one the dashboard and the notebooks use)")
+    rulers.add_argument("--ruler", choices=("bundled", "randomized-trial"), default="bundled",
+                        help="which bundled oracle reads every frame: randomized-trial is the documented ruler of "
+                             "leakage, trained on phantoms whose view, severity and device were assigned at random, "
+                             "so that it cannot read one from another")
     p.add_argument("--fit", type=int, default=1000, help="held-out phantoms the directions are fitted on")
     p.add_argument("--patients", type=int, default=16, help="held-out patients traversed per attribute")
     p.add_argument("--frames", type=int, default=7)
@@ -83,7 +89,7 @@ def add_evaluate(sub) -> None:
                    help="phantom tables the ideal latent's directions are fitted on, for diffmap r's ceiling "
                         "(default 5000)")
     p.add_argument("--ruler-name", metavar="NAME",
-                   help="what the output calls the oracle that reads the frames (default: the bundled oracle, "
+                   help="what the output calls the oracle that reads the frames (default: which bundled oracle, "
                         "or the --oracle file's path)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     add_threads_argument(p)
@@ -93,15 +99,20 @@ def add_evaluate(sub) -> None:
 
 
 def _run_evaluate(args) -> int:
-    from ..demo import FILES, WEIGHTS_DIR
+    from ..demo import FILES, RULER_FILE, WEIGHTS_DIR
     from ..model.checkpoint import load_model
     from ..model.oracle import load_oracle
     from ..phantoms.evaluation import evaluate
 
     model = load_model(args.checkpoint or WEIGHTS_DIR / FILES["autoencoder"], device=args.device).eval()
-    oracle = load_oracle(args.oracle or WEIGHTS_DIR / FILES["oracle"], device=args.device)
-    ruler = args.ruler_name or (f"the oracle {args.oracle}" if args.oracle else
-                                f"the bundled oracle ({FILES['oracle']})")
+    if args.oracle:
+        path, ruler = args.oracle, f"the oracle {args.oracle}"
+    elif args.ruler == "randomized-trial":
+        path, ruler = WEIGHTS_DIR / RULER_FILE, f"the randomized-trial oracle ({RULER_FILE})"
+    else:
+        path, ruler = WEIGHTS_DIR / FILES["oracle"], f"the bundled oracle ({FILES['oracle']})"
+    oracle = load_oracle(path, device=args.device)
+    ruler = args.ruler_name or ruler
     result = evaluate(model, oracle, n_fit=args.fit, n_patients=args.patients, frames=args.frames,
                       n_reconstructed=args.reconstructed, estimator=args.estimator, n_calibration=args.calibration,
                       ceiling_fit=args.ceiling_fit, ruler=ruler, progress=not args.no_progress)
