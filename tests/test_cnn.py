@@ -114,3 +114,21 @@ def test_the_oracles_two_level_readings_are_put_in_the_tables_coding():
     numeric = in_table_coding(readings, reversed_factors(table.assign(view=[1.0, 0.0, 1.0])))  # the oracle's own 0/1
     np.testing.assert_allclose(numeric["view"], readings["view"])
     assert readings["view"].iloc[0] == 0.9  # the caller's frame is not changed
+
+
+@pytest.mark.filterwarnings("ignore:Only one class is present")  # 40 phantoms: the held-out AUCs do not matter here
+def test_training_precision_is_chosen_on_the_command_line(tmp_path, capsys):
+    """``--precision fp32`` trains the same network on any CPU (``auto`` picks bf16 where it is fast):
+    the flag reaches the training, since bf16 trains another network from the same seed."""
+    write_cohort(tmp_path / "c", n=40, size=SIZE, seed=4, progress=False, workers=1)
+    trained = {}
+    for precision in ("fp32", "bf16", "fp32"):
+        out = tmp_path / f"{precision}-{len(trained)}.safetensors"
+        assert main(["train-oracle", "--data", str(tmp_path / "c" / "phantoms.csv"), "--resolution", str(SIZE),
+                     "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--epochs", "1",
+                     "--precision", precision, "--out", str(out)]) == 0
+        trained[out.stem] = load_oracle(out).state_dict()
+    capsys.readouterr()
+    first, bf16, again = trained.values()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not all(torch.equal(first[k], bf16[k]) for k in first)

@@ -22,6 +22,9 @@ def _add_image_model_training_arguments(p, seed: int, seed_help: str | None = No
     p.add_argument("--val-fraction", type=float, default=0.15, help="held-out fraction of patients")
     p.add_argument("--seed", type=int, default=seed, help=seed_help)
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="auto: bf16 where the device runs it fast, else fp32; fp32 everywhere makes the same "
+                        "command train the same network on another machine's CPU")
     add_threads_argument(p)
     p.add_argument("--no-progress", action="store_true")
 
@@ -83,7 +86,7 @@ def _run_train_cnn(args) -> int:
     config = CnnConfig(resolution=args.resolution, task=task, attribute=args.attribute, log_transform=args.log)
     model, metrics = train_cnn(train_x, train_y, val_x, val_y, config, epochs=args.epochs,
                                batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-                               auc_threshold=threshold, progress=progress)
+                               precision=args.precision, auc_threshold=threshold, progress=progress)
     save_cnn(args.out, model, metrics)
     print(json.dumps({"attribute": args.attribute, "task": task, **metrics, "checkpoint": str(args.out)}))
     return 0
@@ -127,7 +130,7 @@ def _run_train_oracle(args) -> int:
     model, metrics = train_oracle(train_images, train.table, val_images, val.table,
                                   OracleConfig(resolution=args.resolution), epochs=args.epochs,
                                   batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-                                  progress=progress)
+                                  precision=args.precision, progress=progress)
     save_oracle(args.out, model, metrics)
     print(json.dumps({**metrics, "checkpoint": str(args.out)}))
     return 0
