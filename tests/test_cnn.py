@@ -118,8 +118,8 @@ def test_the_oracles_two_level_readings_are_put_in_the_tables_coding():
 
 @pytest.mark.filterwarnings("ignore:Only one class is present")  # 40 phantoms: the held-out AUCs do not matter here
 def test_training_precision_is_chosen_on_the_command_line(tmp_path, capsys):
-    """``--precision fp32`` trains the same network on any CPU (``auto`` picks bf16 where it is fast):
-    the flag reaches the training, since bf16 trains another network from the same seed."""
+    """``--precision fp32`` trains in fp32 on any machine (``auto`` picks bf16 where it is fast): the
+    flag reaches the training, since bf16 trains another network from the same seed."""
     write_cohort(tmp_path / "c", n=40, size=SIZE, seed=4, progress=False, workers=1)
     trained = {}
     for precision in ("fp32", "bf16", "fp32"):

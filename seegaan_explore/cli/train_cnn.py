@@ -23,8 +23,8 @@ def _add_image_model_training_arguments(p, seed: int, seed_help: str | None = No
     p.add_argument("--seed", type=int, default=seed, help=seed_help)
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                   help="auto: bf16 where the device runs it fast, else fp32; fp32 everywhere makes the same "
-                        "command train the same network on another machine's CPU")
+                   help="auto: bf16 where the device runs it fast, else fp32; fp32: the same precision on "
+                        "every machine, so that reruns elsewhere train alike")
     add_threads_argument(p)
     p.add_argument("--no-progress", action="store_true")
 
