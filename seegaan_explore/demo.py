@@ -28,11 +28,11 @@ from .model.seegaan import SeeGaan
 from .phantoms import SCM_VERSION, write_cohort
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
+#: The bundled files by their manifest names. ``ruler``: the randomized-trial oracle, ``evaluate``'s
+#: documented ruler of leakage (``--ruler randomized-trial``), shipped because the same training
+#: command on another CPU makes an oracle that reads differently.
 FILES = {"autoencoder": "demo-seegaan.safetensors", "cnn": "demo-cnn-ntprobnp.safetensors",
-         "oracle": "demo-oracle.safetensors"}
-#: The randomized-trial oracle, ``evaluate``'s documented ruler of leakage (``--ruler randomized-trial``):
-#: shipped, because the same training command on another CPU makes an oracle that reads differently.
-RULER_FILE = "demo-oracle-trial.safetensors"
+         "oracle": "demo-oracle.safetensors", "ruler": "demo-oracle-trial.safetensors"}
 DEMO_SEED = 1  # the models were trained on seed 0
 DEMO_SIZE = 400
 
@@ -110,7 +110,7 @@ def add_ruler(oracle: str | os.PathLike, command: str, out_dir: str | os.PathLik
     made it in the manifest; returns the manifest."""
     out_dir = Path(out_dir)
     info = manifest(out_dir)
-    info["files"]["ruler"] = _write_half(Path(oracle), out_dir / RULER_FILE)
+    info["files"]["ruler"] = _write_half(Path(oracle), out_dir / FILES["ruler"])
     info.setdefault("commands", {})["ruler"] = command
     _write_manifest(out_dir, info)
     return info

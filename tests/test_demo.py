@@ -12,7 +12,7 @@ import torch
 from seegaan_explore.cli import main
 from seegaan_explore.data.cohort import Cohort
 from seegaan_explore.data.images import intensity_window, preprocess
-from seegaan_explore.demo import FILES, RULER_FILE, WEIGHTS_DIR, add_ruler, load_demo, manifest, write_bundle
+from seegaan_explore.demo import FILES, WEIGHTS_DIR, add_ruler, load_demo, manifest, write_bundle
 from seegaan_explore.explore.calibration import calibrate
 from seegaan_explore.explore.traversal import traverse
 from seegaan_explore.model.checkpoint import save_model
@@ -77,14 +77,14 @@ def test_the_ruler_joins_the_bundle_in_half_precision_with_its_command(tiny_bund
     assert info == manifest(weights) and info["commands"]["ruler"] == "seegaan-explore train-oracle ..."
     assert {k: v for k, v in info["files"].items() if k != "ruler"} == before["files"]  # the rest kept
     assert info["files"]["ruler"]["bytes"] < 0.6 * (root / "oracle.safetensors").stat().st_size
-    ruler, original = load_oracle(weights / RULER_FILE), load_oracle(root / "oracle.safetensors")
+    ruler, original = load_oracle(weights / FILES["ruler"]), load_oracle(root / "oracle.safetensors")
     for (name, a), b in zip(ruler.state_dict().items(), original.state_dict().values()):
         torch.testing.assert_close(a.float(), b.float(), atol=1e-3, rtol=1e-3, msg=name)  # fp16 rounding only
 
 
-@pytest.mark.skipif(not (WEIGHTS_DIR / RULER_FILE).is_file(), reason="no bundled ruler")
+@pytest.mark.skipif(not (WEIGHTS_DIR / FILES["ruler"]).is_file(), reason="no bundled ruler")
 @pytest.mark.parametrize("ruler, file, name", [
-    ("randomized-trial", RULER_FILE, f"the randomized-trial oracle ({RULER_FILE})"),
+    ("randomized-trial", FILES["ruler"], f"the randomized-trial oracle ({FILES['ruler']})"),
     ("bundled", FILES["oracle"], f"the bundled oracle ({FILES['oracle']})"),
 ])
 def test_evaluate_reads_with_the_ruler_asked_for_and_names_it(ruler, file, name, monkeypatch):

@@ -99,7 +99,7 @@ def add_evaluate(sub) -> None:
 
 
 def _run_evaluate(args) -> int:
-    from ..demo import FILES, RULER_FILE, WEIGHTS_DIR
+    from ..demo import FILES, WEIGHTS_DIR
     from ..model.checkpoint import load_model
     from ..model.oracle import load_oracle
     from ..phantoms.evaluation import evaluate
@@ -107,10 +107,10 @@ def _run_evaluate(args) -> int:
     model = load_model(args.checkpoint or WEIGHTS_DIR / FILES["autoencoder"], device=args.device).eval()
     if args.oracle:
         path, ruler = args.oracle, f"the oracle {args.oracle}"
-    elif args.ruler == "randomized-trial":
-        path, ruler = WEIGHTS_DIR / RULER_FILE, f"the randomized-trial oracle ({RULER_FILE})"
     else:
-        path, ruler = WEIGHTS_DIR / FILES["oracle"], f"the bundled oracle ({FILES['oracle']})"
+        name, words = {"bundled": ("oracle", "the bundled oracle"),
+                       "randomized-trial": ("ruler", "the randomized-trial oracle")}[args.ruler]
+        path, ruler = WEIGHTS_DIR / FILES[name], f"{words} ({FILES[name]})"
     oracle = load_oracle(path, device=args.device)
     ruler = args.ruler_name or ruler
     result = evaluate(model, oracle, n_fit=args.fit, n_patients=args.patients, frames=args.frames,
