@@ -20,7 +20,9 @@ def user_errors(run):
         try:
             return run(args)
         except (ValueError, KeyError, FileNotFoundError, CheckpointError) as exc:
-            raise SystemExit(f"seegaan-explore {args.command}: {exc.args[0] if exc.args else exc}") from exc
+            # a KeyError's str() is its repr; an OSError's args[0] its errno
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            raise SystemExit(f"seegaan-explore {args.command}: {message}") from exc
     return wrapped
 
 

@@ -14,6 +14,7 @@ constructors must drop and report rows by the same rules.
 from __future__ import annotations
 
 import os
+import unicodedata
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -35,11 +36,25 @@ from .table import (
     PATIENT_CANDIDATES,
     listing,
     parse_attribute,
+    parse_lab_column,
     pick_column,
     read_table,
 )
 
 __all__ = ["Cohort", "CohortDataset", "CohortWarning"]
+
+
+def _as_on_disk(path: Path) -> Path:
+    """`path`, or where it is not a file, the same path as another system wrote it that is one: a
+    Windows export's backslashes, or a macOS archive's decomposed accents (Unicode NFD) or ours."""
+    if path.is_file():
+        return path
+    text = str(path).replace("\\", "/") if os.sep == "/" else str(path)
+    for form in ("NFC", "NFD"):
+        candidate = Path(unicodedata.normalize(form, text))
+        if candidate.is_file():
+            return candidate
+    return path
 
 
 class CohortWarning(UserWarning):
@@ -148,8 +163,8 @@ class Cohort:
             if paths.isna().any():
                 rows = list(np.flatnonzero(paths.isna()))
                 raise ValueError(f"{source}: empty {path_col!r} in row(s) {listing(rows)} (0-based)")
-            written = [Path(p.strip()) for p in paths.astype(str)]
-            resolved = [p if p.is_absolute() else root / p for p in written]
+            written = map(Path, paths.astype(str).str.strip())
+            resolved = [_as_on_disk(p if p.is_absolute() else root / p) for p in written]
             if id_col is None:  # ids from the paths: the user's words are the path column's
                 id_col, id_label = ("image_id" if "image_id" not in columns else "_image_id"), path_col
                 relative = [relative_path(p, root) for p in resolved]
@@ -286,6 +301,12 @@ class Cohort:
         if name not in self.attributes:
             raise KeyError(f"no attribute {name!r}; attributes are {self.attributes}")
         values, mapping = parse_attribute(self.table[name])
+        if mapping is None:
+            censor = parse_lab_column(self.table[name])["censor"]
+            if (censor != "").any():
+                examples = listing(list(dict.fromkeys(self.table[name][censor != ""].astype(str))), 3)
+                warnings.warn(f"{name}: {int((censor != '').sum())} of {len(censor)} values are censored "
+                              f"({examples}); each is taken at its limit", CohortWarning, stacklevel=2)
         values = pd.Series(values, name=name)
         if mapping:
             self.encodings[name] = mapping

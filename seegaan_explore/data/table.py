@@ -9,7 +9,9 @@ parse attributes of tables that never become a cohort, and one rule for a column
 
 from __future__ import annotations
 
+import csv
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -19,8 +21,10 @@ import pandas as pd
 __all__ = [
     "ID_CANDIDATES",
     "LISTED",
+    "MISSING_MARKERS",
     "PATH_CANDIDATES",
     "PATIENT_CANDIDATES",
+    "UnreadableColumn",
     "listing",
     "parse_attribute",
     "parse_lab_column",
@@ -46,19 +50,78 @@ def listing(items: Sequence, limit: int = LISTED) -> str:
 
 def read_table(table: str | os.PathLike, string_columns: Callable[[list[str]], list[str]]) -> pd.DataFrame:
     """A CSV/TSV/Parquet/Excel file as a DataFrame, the columns `string_columns` picks from its
-    header read as text."""
+    header read as text.
+
+    CSV as hospital systems write it: UTF-8 or, failing that, Windows-1252 (with a warning); comma,
+    tab or semicolon delimited (a semicolon table is Excel's European export, so its decimal mark is
+    the comma). Rows with more fields than the header raise ``ValueError`` naming the line, instead
+    of pandas quietly taking the first column as the index."""
     path = Path(table)
     if not path.is_file():
         raise FileNotFoundError(f"cohort table not found: {path}")
     suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return pd.read_parquet(path)
-    if suffix in (".xlsx", ".xls"):
-        return pd.read_excel(path, dtype={c: str for c in string_columns(list(pd.read_excel(path, nrows=0)))})
-    sep = "\t" if suffix in (".tsv", ".tab") else ","
-    header = list(pd.read_csv(path, sep=sep, nrows=0).columns)
-    # ids such as "00123" or "1e5" must stay strings, not become numbers
-    return pd.read_csv(path, sep=sep, dtype={c: str for c in string_columns(header)})
+    if suffix in (".parquet", ".xlsx", ".xls"):
+        try:
+            if suffix == ".parquet":
+                return pd.read_parquet(path)
+            header = list(pd.read_excel(path, nrows=0))
+            return pd.read_excel(path, dtype={c: str for c in string_columns(header)})
+        except ImportError as exc:
+            raise ValueError(f"{path}: reading {suffix} tables needs a package that is not installed "
+                             f"({exc}); install it, or save the table as CSV") from exc
+    encoding = _text_encoding(path)
+    sep = _delimiter(path, encoding, default="\t" if suffix in (".tsv", ".tab") else ",")
+    options = dict(sep=sep, encoding=encoding, decimal="," if sep == ";" else ".")
+    try:
+        header = list(pd.read_csv(path, nrows=0, **options).columns)
+        # ids such as "00123" or "1e5" must stay strings, not become numbers
+        frame = pd.read_csv(path, dtype={c: str for c in string_columns(header)}, **options)
+    except pd.errors.ParserError as exc:
+        raise ValueError(_ragged(path, encoding, sep)) from exc
+    if not isinstance(frame.index, pd.RangeIndex):  # every data row had one field more than the header
+        raise ValueError(_ragged(path, encoding, sep))
+    return frame
+
+
+def _text_encoding(path: Path) -> str:
+    """``utf-8-sig`` where the file decodes as UTF-8, else ``cp1252`` (Excel's Western European
+    export), with a warning; a file that is neither raises ``ValueError`` naming the byte."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8-sig")
+        return "utf-8-sig"
+    except UnicodeDecodeError as utf8_error:
+        try:
+            data.decode("cp1252")
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not UTF-8 text (byte 0x{data[utf8_error.start]:02x} at position "
+                             f"{utf8_error.start}); save the table as UTF-8 CSV") from utf8_error
+        warnings.warn(f"{path} is not UTF-8 (byte 0x{data[utf8_error.start]:02x} at position "
+                      f"{utf8_error.start}): read as Windows-1252", stacklevel=3)
+        return "cp1252"
+
+
+def _delimiter(path: Path, encoding: str, default: str) -> str:
+    """The header line's delimiter: `default` unless the line holds none of it and more semicolons
+    or tabs than anything else."""
+    with open(path, encoding=encoding, newline="") as f:
+        first = f.readline()
+    counts = {d: first.count(d) for d in (",", ";", "\t")}
+    if counts[default]:
+        return default
+    best = max(counts, key=counts.get)
+    return best if counts[best] else default
+
+
+def _ragged(path: Path, encoding: str, sep: str) -> str:
+    """Where a CSV's rows stop matching its header, and the usual why."""
+    with open(path, encoding=encoding, newline="") as f:
+        rows = csv.reader(f, delimiter=sep)
+        width = len(next(rows))
+        line, fields = next(((rows.line_num, len(row)) for row in rows if row and len(row) != width), (0, 0))
+    return (f"{path}: line {line} has {fields} fields where the header has {width}; a decimal comma in an "
+            "unquoted number, or another delimiter than the header's? Quote such values, or save the table "
+            "with decimal points")
 
 
 def pick_column(columns: Sequence[str], given: str | None, candidates: Sequence[str], what: str,
@@ -76,6 +139,13 @@ def pick_column(columns: Sequence[str], given: str | None, candidates: Sequence[
 # --------------------------------------------------------------------------- lab values
 
 _LAB_PATTERN = r"^(?P<op>[<>]=?)?\s*(?P<num>\S+)$"
+#: how tables write "not measured" in a number column (besides an empty cell)
+MISSING_MARKERS = ("nan", "na", "n/a", "n.a.", "-", "--", ".", "null")
+
+
+class UnreadableColumn(ValueError):
+    """A column that is not what it seems: numbers with cells that are none (``"1,5"``, ``"pending"``),
+    or two text levels that look like one (``M``, ``male``). An error, never guessed into levels."""
 
 
 def parse_lab_column(series: pd.Series) -> pd.DataFrame:
@@ -85,8 +155,9 @@ def parse_lab_column(series: pd.Series) -> pd.DataFrame:
     ``(5.0, "<")`` and ``">3000"``/``">=3000"`` give ``(3000.0, ">")`` (a value
     at a detection limit); ``-inf``/``inf`` (string or float) mean below/above the
     detection limit with no known limit and give ``(nan, "<")``/``(nan, ">")``;
-    empty cells give ``(nan, "")``.  Anything else raises ``ValueError`` naming
-    the offending values, rather than being turned into NaN unnoticed.
+    empty cells and :data:`MISSING_MARKERS` give ``(nan, "")``.  Anything else raises
+    ``ValueError`` naming the offending values, rather than being turned into NaN unnoticed
+    (:class:`UnreadableColumn` where most cells are numbers).
     """
     if pd.api.types.is_numeric_dtype(series):  # includes bool
         value = series.astype(float)
@@ -96,29 +167,48 @@ def parse_lab_column(series: pd.Series) -> pd.DataFrame:
         parts = text.str.extract(_LAB_PATTERN)
         value = pd.to_numeric(parts["num"], errors="coerce").astype(float)
         present = text.notna() & (text != "")
-        bad = present & (value.isna() & ~parts["num"].str.lower().isin(["nan", "na", "n/a"]).fillna(False))
+        bad = present & value.isna() & ~text.str.lower().isin(MISSING_MARKERS).fillna(False)
         if bad.any():
             offenders = list(dict.fromkeys(series[bad].astype(str)))
             where = f"column {series.name!r}: " if series.name is not None else ""
-            raise ValueError(f"{where}cannot parse lab value(s) {listing(offenders)}")
+            message = f"{where}cannot parse lab value(s) {listing(offenders)}"
+            # numbers, or numbers written with a decimal comma or thousands separator
+            number_like = value.notna() | text.str.fullmatch(r"[<>]?=?\s*[-+]?\d[\d.,]*").fillna(False)
+            if 2 * number_like.sum() >= (present & value.notna() | bad).sum():
+                raise UnreadableColumn(message + _number_hint(offenders))
+            raise ValueError(message)
         op = parts["op"].fillna("").astype(object).str[:1]
     censor = op.where(op != "", np.where(value == -np.inf, "<", np.where(value == np.inf, ">", "")))
     value = value.where(np.isfinite(value))
     return pd.DataFrame({"value": value, "censor": censor.astype(object)}, index=series.index)
 
 
+def _number_hint(offenders: list[str]) -> str:
+    if any("," in o for o in offenders):
+        return ("; a decimal comma or a thousands separator? Write numbers as 1.5 and 1500 (a "
+                "semicolon-separated table is read with decimal commas)")
+    return f"; mark a missing value with an empty cell or one of {', '.join(MISSING_MARKERS)}"
+
+
 def parse_attribute(series: pd.Series) -> tuple[np.ndarray, dict | None]:
     """A table column as floats, and its text levels' codes: numbers and censored lab values
     (:func:`parse_lab_column`) as themselves; exactly two text levels (case-insensitive, e.g. sex
-    ``f``/``m``) as 0/1 in sorted order, with the mapping. Anything else raises ``ValueError``."""
+    ``f``/``m``) as 0/1 in sorted order, with the mapping. Anything else raises ``ValueError``:
+    :class:`UnreadableColumn` for a column of numbers with some cells that are none, and for two
+    levels that look like one written two ways (``M`` and ``male``)."""
     try:
         return parse_lab_column(series)["value"].to_numpy(np.float64), None
+    except UnreadableColumn:
+        raise
     except ValueError as parse_error:
         text = text_levels(series)
         levels = sorted(set(text.dropna()))
         if len(levels) != 2:
             raise ValueError(f"attribute {series.name!r} is neither numeric nor binary "
                              f"({len(levels)} distinct values: {listing(levels)})") from parse_error
+        if levels[1].startswith(levels[0]) or levels[0].startswith(levels[1]):
+            raise UnreadableColumn(f"attribute {series.name!r} has the two levels {levels[0]!r} and {levels[1]!r}, "
+                             "which look like one level written two ways; write each level one way")
         mapping = {level: code for code, level in enumerate(levels)}
         return pd.to_numeric(text.map(mapping)).astype(float).to_numpy(), mapping
 

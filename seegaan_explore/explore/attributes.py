@@ -16,13 +16,14 @@ offers every level against the most frequent one, and every level against the re
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from ..data.table import parse_attribute, parse_lab_column, text_levels
+from ..data.table import UnreadableColumn, parse_attribute, parse_lab_column, text_levels
 
 __all__ = ["CNN_PREDICTION", "MAX_LEVELS", "RESERVED", "Contrast", "Levels", "bookkeeping", "cnn_label",
            "detect_attributes", "from_scale", "on_scale", "scaled_name", "split_contrast", "split_scaled_name"]
@@ -234,13 +235,17 @@ def detect_attributes(table: pd.DataFrame) -> dict[str, tuple[np.ndarray, dict |
     """Every attribute a direction can be fitted on, with what its numbers mean: numbers and
     censored lab values (None), two text levels as 0/1 (their ``{level: code}``), and the contrasts
     of a column of 3 to :data:`MAX_LEVELS` levels (the :class:`Contrast`). Bookkeeping columns
-    (ids, paths, splits) and constant columns are left out."""
+    (ids, paths, splits) and constant columns are left out, and so, with a warning, is an
+    :class:`~seegaan_explore.data.table.UnreadableColumn`."""
     out = {}
     for name in table.columns:
         if bookkeeping(name):
             continue
         try:
             values, mapping = parse_attribute(table[name])
+        except UnreadableColumn as exc:  # a typo in a number column is no level, M and male no contrast
+            warnings.warn(f"{exc}; the column is not offered as an attribute", stacklevel=2)
+            continue
         except ValueError:
             out.update({c.name: (c.values(), c) for c in Levels.of(table[name]).offered()})
             continue
