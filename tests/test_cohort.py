@@ -121,6 +121,23 @@ def test_scan_of_explicit_files_and_full_decode(tmp_path, write_dicom):
     assert decoded.ok == [good] and "constant" in decoded.bad[0][1]
 
 
+def test_scan_follows_linked_folders_once_and_names_what_it_passes_over(tmp_path):
+    archive, elsewhere = tmp_path / "archive", tmp_path / "elsewhere"
+    (archive / ".thumbnails").mkdir(parents=True)
+    elsewhere.mkdir()
+    first, linked = _png(archive / "a.png"), _png(elsewhere / "b.png")
+    _png(archive / ".thumbnails" / "t.png")
+    (archive / "link-to-a.png").symlink_to(first)
+    (archive / "series").symlink_to(elsewhere, target_is_directory=True)
+    (elsewhere / "loop").symlink_to(archive, target_is_directory=True)  # must not be walked for ever
+    report = scan_images(archive, progress=False)
+    assert sorted(report.ok) == [first, archive / "series" / "b.png"] and linked.name == "b.png"
+    ignored = dict(report.ignored)
+    assert ignored[archive / "link-to-a.png"] == f"the same file as {first}"
+    assert ignored[archive / ".thumbnails"] == "hidden folder"
+    assert ignored[archive / "series" / "loop"] == "a link to a folder already read"
+
+
 # --------------------------------------------------------------------------- building cohorts
 
 def test_from_folder_leaves_out_unusable_files_with_a_warning(tmp_path, write_dicom, bad_image_files):

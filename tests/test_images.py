@@ -420,7 +420,24 @@ def test_without_the_gpl_decoder_a_12bit_jpeg_says_how_to_get_it(monkeypatch):
 
     pydicom_data = pytest.importorskip("pydicom.data")
     source = pydicom_data.get_testdata_file("JPGExtended.dcm")
-    monkeypatch.setattr(formats, "get_decoder", lambda syntax: SimpleNamespace(is_available=False,
-                                                                               missing_dependencies=[]))
-    with pytest.raises(ImageReadError, match=r"seegaan-explore\[jpeg-extended\]"):
+    # as installed without the extra: gdcm and pillow are there, and decode only 8-bit JPEG Extended
+    monkeypatch.setattr(formats, "get_decoder", lambda syntax: SimpleNamespace(
+        is_available=True, available_plugins=("gdcm", "pillow"), missing_dependencies=[]))
+    with pytest.raises(ImageReadError, match=r"12-bit.*seegaan-explore\[jpeg-extended\]"):
         read_image(source)
+    info = inspect_image(source, level="header")  # the header says so, before anything is decoded
+    assert not info.ok and "jpeg-extended" in info.reason
+
+
+def test_an_export_stored_sideways_is_turned_upright_by_its_exif_orientation(tmp_path):
+    upright = np.zeros((120, 100), np.uint8)
+    upright[:20] = 255  # a bright top edge shows which way is up
+    stored = Image.fromarray(np.rot90(upright, 1))  # stored turned a quarter left, 100 tall, 120 wide
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    stored.save(tmp_path / "x.jpg", exif=exif, quality=95)
+    info = inspect_image(tmp_path / "x.jpg", level="header")
+    assert (info.rows, info.columns) == (120, 100) and "EXIF orientation (6)" in info.notes[0]
+    image = read_image(tmp_path / "x.jpg")
+    assert image.shape == (120, 100)
+    assert image[:20].mean() > 200 and image[40:].mean() < 30

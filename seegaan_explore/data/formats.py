@@ -284,10 +284,12 @@ def dicom_dataset(path: Path, info: ImageInfo, *, sniffed: bool, full: bool = Tr
             ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
     if syntax.is_compressed:
         decoder = get_decoder(syntax)
-        if not decoder.is_available:
+        # 12-bit JPEG Extended: gdcm and pillow decode only its 8-bit form; pylibjpeg (GPL-3) the rest
+        twelve_bit = syntax == "1.2.840.10008.1.2.4.51" and int(ds.get("BitsStored", 8) or 8) > 8
+        if not decoder.is_available or (twelve_bit and "pylibjpeg" not in decoder.available_plugins):
             missing = "; ".join(decoder.missing_dependencies) or "no decoding plugin installed"
-            if syntax == "1.2.840.10008.1.2.4.51":  # 12-bit JPEG Extended: only a GPL-3 plugin decodes it
-                missing += "; install it with pip install 'seegaan-explore[jpeg-extended]'"
+            if twelve_bit:
+                missing = "12-bit; install its decoder with pip install 'seegaan-explore[jpeg-extended]'"
             raise ImageReadError(path, f"cannot decode transfer syntax '{syntax.name}' ({missing})")
     elif full and "PixelData" in ds and len(ds.PixelData) < get_expected_length(ds):
         raise ImageReadError(path, f"truncated DICOM pixel data ({len(ds.PixelData)} of "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
 from .formats import (
@@ -164,12 +164,21 @@ def _pil_header(im: Image.Image, info: ImageInfo, fmt: str) -> None:
 
 
 def _read_pil(path: Path, fmt: str, info: ImageInfo, colour: str, decode: bool) -> np.ndarray | None:
-    with Image.open(path, formats=[fmt.upper()]) as im:
-        _pil_header(im, info, fmt)
-        if getattr(im, "n_frames", 1) > 1:
-            raise ImageReadError(path, f"multi-frame {fmt.upper()} ({im.n_frames} frames)")
+    with Image.open(path, formats=[fmt.upper()]) as opened:
+        _pil_header(opened, info, fmt)
+        if getattr(opened, "n_frames", 1) > 1:
+            raise ImageReadError(path, f"multi-frame {fmt.upper()} ({opened.n_frames} frames)")
+        # a phone's or scanner's export is stored sideways and says so in its EXIF orientation
+        # (a PNG's getexif() decodes the whole image to look behind the pixels: only ask where it is ahead)
+        has_exif = fmt != "png" or "exif" in opened.info
+        orientation = opened.getexif().get(ExifTags.Base.Orientation, 1) if has_exif else 1
+        if orientation in range(2, 9):
+            info.notes.append(f"turned upright as its EXIF orientation ({orientation}) says")
+            if orientation >= 5:  # a quarter turn
+                info.columns, info.rows = info.rows, info.columns
         if not decode:
             return None
+        im = ImageOps.exif_transpose(opened) if orientation in range(2, 9) else opened
         im.load()
         if im.mode in ("1", "L", "I", "F") or im.mode.startswith("I;16"):
             return np.asarray(im)

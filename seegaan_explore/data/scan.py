@@ -97,13 +97,38 @@ def unique_ids(paths: Sequence[Path | str]) -> list[str]:
             ids[k] = full[k]
 
 
-def _walk(root: Path, recursive: bool) -> Iterator[Path]:
+def _walk(root: Path, recursive: bool, skipped: list[tuple[Path, str]] | None = None) -> Iterator[Path]:
+    """The files under `root`, each once: linked folders are followed (never into a loop), a file
+    reached again through a link is passed over, and hidden folders are not entered; what is passed
+    over goes to `skipped` with the reason."""
+    skipped = [] if skipped is None else skipped
+    seen: dict[Path, Path] = {}
+
+    def first_time(path: Path) -> bool:
+        target = path.resolve()
+        if target in seen:
+            skipped.append((path, f"the same file as {seen[target]}"))
+            return False
+        seen[target] = path
+        return True
+
     if not recursive:
-        yield from sorted(p for p in root.iterdir() if p.is_file())
+        yield from (p for p in sorted(root.iterdir()) if p.is_file() and first_time(p))
         return
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        yield from (Path(dirpath, f) for f in sorted(filenames))
+    folders_entered = {root.resolve()}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        entered = []
+        for d in sorted(dirnames):
+            folder = Path(dirpath, d)
+            if d.startswith("."):
+                skipped.append((folder, "hidden folder"))
+            elif folder.resolve() in folders_entered:
+                skipped.append((folder, "a link to a folder already read"))
+            else:
+                folders_entered.add(folder.resolve())
+                entered.append(d)
+        dirnames[:] = entered
+        yield from (path for path in (Path(dirpath, f) for f in sorted(filenames)) if first_time(path))
 
 
 def imap(fn: Callable, args: list[tuple], *, workers: int, progress: bool, desc: str) -> Iterator:
@@ -141,7 +166,7 @@ def scan_images(paths_or_root: str | os.PathLike | Iterable[str | os.PathLike], 
     candidates, named = [], set()
     for item in map(Path, paths_or_root):
         if item.is_dir():
-            for path in _walk(item, recursive):
+            for path in _walk(item, recursive, report.ignored):
                 reason = _ignored_by_name(path)
                 if reason:
                     report.ignored.append((path, reason))
