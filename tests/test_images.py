@@ -441,3 +441,23 @@ def test_an_export_stored_sideways_is_turned_upright_by_its_exif_orientation(tmp
     image = read_image(tmp_path / "x.jpg")
     assert image.shape == (120, 100)
     assert image[:20].mean() > 200 and image[40:].mean() < 30
+
+
+@pytest.mark.parametrize("written, patched, words", [
+    ("1.2.840.10008.1.2.4.91", "1.3.46.670589.33.1.4.1", "unknown transfer syntax 1.3.46.670589.33.1.4.1"),
+    ("1.2.840.10008.1.2.4.100", None, "no decoder exists for transfer syntax 'MPEG2"),
+])
+def test_a_dicom_in_a_private_or_video_syntax_is_refused_naming_it(tmp_path, written, patched, words):
+    """A vendor's private transfer syntax (here Philips'), or video, names the syntax in the reason."""
+    import pydicom
+    from pydicom.uid import UID
+
+    source = pytest.importorskip("pydicom.data").get_testdata_file("RG1_J2KI.dcm")
+    ds = pydicom.dcmread(source)
+    ds.file_meta.TransferSyntaxUID = UID(written)
+    ds.save_as(tmp_path / "x.dcm")
+    if patched:  # pydicom will not write an unknown syntax: put it in the bytes, same length
+        data = (tmp_path / "x.dcm").read_bytes()
+        (tmp_path / "x.dcm").write_bytes(data.replace(written.encode(), patched.encode(), 1))
+    info = inspect_image(tmp_path / "x.dcm", level="header")
+    assert not info.ok and words in info.reason

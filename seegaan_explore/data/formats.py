@@ -282,8 +282,15 @@ def dicom_dataset(path: Path, info: ImageInfo, *, sniffed: bool, full: bool = Tr
         implicit, little = ds.original_encoding
         syntax = ds.file_meta.TransferSyntaxUID = (
             ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+    if not syntax.is_transfer_syntax:  # a vendor's private encoding, or one newer than pydicom
+        raise ImageReadError(path, f"unknown transfer syntax {syntax} (a private or newer encoding); "
+                                   "export the image uncompressed or in a standard syntax")
     if syntax.is_compressed:
-        decoder = get_decoder(syntax)
+        try:
+            decoder = get_decoder(syntax)
+        except NotImplementedError:
+            raise ImageReadError(path, f"no decoder exists for transfer syntax '{syntax.name}' (video and "
+                                       "references to remote images cannot be imported)") from None
         # 12-bit JPEG Extended: gdcm and pillow decode only its 8-bit form; pylibjpeg (GPL-3) the rest
         twelve_bit = syntax == "1.2.840.10008.1.2.4.51" and int(ds.get("BitsStored", 8) or 8) > 8
         if not decoder.is_available or (twelve_bit and "pylibjpeg" not in decoder.available_plugins):
