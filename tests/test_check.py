@@ -121,16 +121,17 @@ def test_check_of_a_table_warns_when_framing_differs_between_levels(tmp_path):
         view = "ap" if i % 2 else "pa"
         cols = 120 if view == "ap" else 96
         Image.fromarray(RNG.integers(0, 256, (100, cols + i % 3)).astype(np.uint8)).save(folder / f"{i}.png")
-        rows.append({"image_id": str(i), "view": view, "sex": "mf"[(i // 2) % 2], "age": 20 + 2 * i})
+        written = view.upper() + " " * (i % 4 == 3) if i % 3 else view  # one level however it is written
+        rows.append({"image_id": str(i), "view": written, "sex": "mf"[(i // 2) % 2], "age": 20 + 2 * i})
     pd.DataFrame(rows).to_csv(folder / "table.csv", index=False)
     report = check(folder / "table.csv", attributes=["view", "sex", "age"], progress=False)
     assert len(report.attribute_warnings) == 2, report.attribute_warnings  # view: padding and aspect
     padding = next(w for w in report.attribute_warnings if w.startswith("padding share") and "'view'" in w)
-    assert "ap 0.1" in padding and "pa 0.0" in padding and "(n=12)" in padding and "framing crop" in padding
+    assert "AP 0.1" in padding and "PA 0.0" in padding and "(n=12)" in padding and "framing crop" in padding
     assert not any("'sex'" in w or "'age'" in w for w in report.attribute_warnings)  # balanced across views
     levels = report.attribute_levels.set_index(["attribute", "level"])
-    assert levels.loc[("view", "ap"), "images"] == 12
-    assert levels.loc[("view", "ap"), "mean_aspect_ratio"] > levels.loc[("view", "pa"), "mean_aspect_ratio"]
+    assert levels.loc[("view", "AP"), "images"] == 12  # the spelling the table uses most
+    assert levels.loc[("view", "AP"), "mean_aspect_ratio"] > levels.loc[("view", "PA"), "mean_aspect_ratio"]
     assert set(levels.loc["age"].index) == {str(q) for q in pd.qcut(pd.Series([20 + 2 * i for i in range(24)]),
                                                                     4).cat.categories}
     assert "by view" in report.summary().section.tolist()

@@ -30,9 +30,12 @@ def _write(path, text: str, encoding: str = "utf-8"):
 
 
 def test_a_semicolon_table_is_read_with_decimal_commas(tmp_path, images):
-    table = _write(tmp_path / "t.csv", "image_id;bnp;sex\nimg0;1,5;m\nimg1;2,5;f\nimg2;1200;m\nimg3;;f\n")
+    table = _write(tmp_path / "t.csv", "image_id;bnp;crp;sex\nimg0;1,5;<0,5;m\nimg1;2,5;3,25;f\n"
+                                       "img2;1200;>35.000;m\nimg3;;7;f\n")
     cohort = Cohort.from_table(table, images)
     np.testing.assert_array_equal(cohort.attribute("bnp").to_numpy(), [1.5, 2.5, 1200, np.nan])
+    with pytest.warns(CohortWarning, match="censored"):  # censored cells leave the column text to pandas
+        np.testing.assert_array_equal(cohort.attribute("crp").to_numpy(), [0.5, 3.25, 35000, 7])
 
 
 def test_a_windows_1252_table_is_read_with_a_warning_naming_it(tmp_path, images):

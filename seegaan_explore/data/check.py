@@ -25,6 +25,7 @@ import pandas as pd
 from ..fileio import atomic_write
 from .formats import ImageInfo, ImportFilter
 from .readers import inspect_image
+from .table import parse_lab_column, text_levels
 
 __all__ = ["COLUMNS", "STATUSES", "ImportReport", "check", "reason_category"]
 
@@ -293,13 +294,20 @@ class ImportReport:
 
 
 def _levels(values: pd.Series) -> pd.Series:
-    """A column's levels: its values, or its quartiles when numeric with more than 10 distinct values."""
-    numeric = pd.to_numeric(values, errors="coerce")
-    if numeric.notna().sum() == values.notna().sum() and numeric.nunique() > _MAX_LEVELS:
+    """A column's levels by the rules attributes are parsed with (numbers and censored values as
+    numbers, text stripped and case-insensitive, each level as the table writes it most often), or
+    its quartiles when numeric with more than 10 distinct values."""
+    try:
+        numeric = parse_lab_column(values)["value"]
+    except ValueError:
+        keys = text_levels(values)
+        written = values.astype("string").str.strip()
+        spelling = {k: written[keys == k].mode().iloc[0] for k in keys.dropna().unique()}
+        return keys.map(spelling).astype(object)
+    if numeric.nunique() > _MAX_LEVELS:
         quartiles = pd.qcut(numeric, 4, duplicates="drop")
         return quartiles.astype(str).where(quartiles.notna())
-    text = values.astype("string").str.strip()
-    return text.where(text != "").astype(object)
+    return numeric.map(lambda v: f"{v:g}", na_action="ignore").astype(object)
 
 
 def _difference(column: str, groups: dict, measure: str, label: str, minimum: float, framing: str) -> str | None:

@@ -54,8 +54,9 @@ def read_table(table: str | os.PathLike, string_columns: Callable[[list[str]], l
 
     CSV as hospital systems write it: UTF-8 or, failing that, Windows-1252 (with a warning); comma,
     tab or semicolon delimited (a semicolon table is Excel's European export, so its decimal mark is
-    the comma). Rows with more fields than the header raise ``ValueError`` naming the line, instead
-    of pandas quietly taking the first column as the index."""
+    the comma, and points may separate thousands: ``>35.000``). Rows with more fields than the
+    header raise ``ValueError`` naming the line, instead of pandas quietly taking the first column as
+    the index."""
     path = Path(table)
     if not path.is_file():
         raise FileNotFoundError(f"cohort table not found: {path}")
@@ -75,12 +76,31 @@ def read_table(table: str | os.PathLike, string_columns: Callable[[list[str]], l
     try:
         header = list(pd.read_csv(path, nrows=0, **options).columns)
         # ids such as "00123" or "1e5" must stay strings, not become numbers
-        frame = pd.read_csv(path, dtype={c: str for c in string_columns(header)}, **options)
+        kept_as_text = string_columns(header)
+        frame = pd.read_csv(path, dtype={c: str for c in kept_as_text}, **options)
     except pd.errors.ParserError as exc:
         raise ValueError(_ragged(path, encoding, sep)) from exc
     if not isinstance(frame.index, pd.RangeIndex):  # every data row had one field more than the header
         raise ValueError(_ragged(path, encoding, sep))
+    if options["decimal"] == ",":  # what pandas leaves as text: columns with censored values ("<1,5")
+        for column in frame.columns.difference(kept_as_text):
+            if not pd.api.types.is_numeric_dtype(frame[column]):
+                frame[column] = _with_decimal_points(frame[column])
     return frame
+
+
+_DECIMAL_COMMA = r"^(?P<op>[<>]=?\s*)?(?P<sign>[-+]?)(?P<whole>\d{1,3}(?:\.\d{3})+|\d+)(?:,(?P<fraction>\d+))?$"
+
+
+def _with_decimal_points(column: pd.Series) -> pd.Series:
+    """Cells written as numbers with a decimal comma (and, optionally, points between thousands:
+    ``>35.000``, ``<1,5``) rewritten with a decimal point; every other cell as it was."""
+    text = column.astype("string").str.strip()
+    parts = text.str.extract(_DECIMAL_COMMA)
+    number = parts["whole"].notna()
+    rewritten = (parts["op"].fillna("") + parts["sign"].fillna("") + parts["whole"].str.replace(".", "", regex=False)
+                 + parts["fraction"].map(lambda f: f".{f}", na_action="ignore").fillna(""))
+    return column.where(~number, rewritten.astype(object))
 
 
 def _text_encoding(path: Path) -> str:
