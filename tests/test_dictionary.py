@@ -12,12 +12,28 @@ from seegaan_explore.explore.study import Study
 
 def test_values_read_as_a_clinician_writes_them():
     nt = PHANTOM_DICTIONARY["nt_probnp_pg_ml"]
-    assert nt.format(17234.0) == "17,200 pg/mL"
-    assert nt.format(1.2134) == "1.21 pg/mL"
+    assert nt.format(17234.0) == "17,234 pg/mL" and nt.format(5.57) == "6 pg/mL"  # a lab value: no decimals
+    assert AttributeInfo("x", unit="pg/mL").format(1.2134) == "1.21 pg/mL"  # three significant digits
     assert nt.format(float("nan")) == "unknown"
     assert PHANTOM_DICTIONARY["age"].format(63.6) == "64 years"
     assert AttributeInfo("x").format(-0.000123456) == "-0.000123"
     assert nt.clip(1.0, 405_000.0) == (5.0, 35_000.0)
+
+
+def test_the_phantom_dictionary_follows_the_esc_guideline_and_the_phantoms_scales():
+    """ESC 2021: 125 pg/mL rules out outside the acute setting; in it 300 rules out and 450 / 900 /
+    1,800 rule in by age. The phantom's edema score runs 0-3 (docs/phantoms.md)."""
+    nt = PHANTOM_DICTIONARY["nt_probnp_pg_ml"]
+    words = dict(nt.anchors)
+    assert list(words) == [125.0, 300.0, 450.0, 900.0, 1800.0]
+    assert "unlikely" in words[125.0] and "non-acute" in words[125.0]
+    assert "unlikely" in words[300.0] and "acute heart failure" in words[300.0]
+    assert [words[v].endswith(age) for v, age in ((450.0, "age < 50"), (900.0, "age 50-75"), (1800.0, "age > 75"))] \
+        == [True] * 3
+    edema = PHANTOM_DICTIONARY["edema_score"]
+    assert (edema.low, edema.high) == (0.0, 3.0) and "0 none" in edema.label and "3 alveolar" in edema.label
+    assert "0 none" in PHANTOM_DICTIONARY["severity"].label and "1 severe" in PHANTOM_DICTIONARY["severity"].label
+    assert "1 = young adult" in PHANTOM_DICTIONARY["bone_density"].label
 
 
 def test_a_csv_dictionary(tmp_path):

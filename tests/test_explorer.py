@@ -119,6 +119,15 @@ def test_the_match_box_holds_two_level_attributes_by_matching_and_the_rest_by_a_
     sex = explorer.renderer.study.values("sex")
     assert r["direction"].diagnostics["n"] == (sex == sex[r["patient"]]).sum()
     assert "exams with sex" in explorer.words.value
+    explorer.estimator.value = "ridge"  # only a mean shift holds: the list and the box are off and say why
+    r = explorer.wait()
+    assert explorer.match.disabled and explorer.confounders.disabled
+    assert "only a mean shift holds attributes fixed" in explorer.match.tooltip
+    assert r["error"] is None and r["args"]["confounders"] == () and r["args"]["match"] == ()
+    explorer.estimator.value = "mean_shift"
+    r = explorer.wait()
+    assert not explorer.match.disabled and not explorer.confounders.disabled
+    assert r["args"]["confounders"] == ("bmi",) and r["args"]["match"] == ("sex",)  # what was chosen was kept
 
 
 def test_a_recolour_made_while_the_kernel_applies_a_browser_message_reaches_the_browser(explorer):
@@ -233,12 +242,15 @@ def test_the_cohort_map_switches_to_attribute_against_the_cnn(explorer):
     explorer.wait()
     r = explorer.renderer
     np.testing.assert_allclose(explorer.scatter.data[0].x, r.study.values("nt_probnp_pg_ml"))
-    np.testing.assert_allclose(explorer.scatter.data[0].y, r.study.values("cnn_prediction"))
-    assert explorer.scatter.layout.yaxis.title.text == "CNN prediction of ln nt_probnp_pg_ml"
+    # the CNN's reading of ln NT-proBNP, shown in NT-proBNP's units on a log axis, as the attribute is
+    np.testing.assert_allclose(explorer.scatter.data[0].y, np.exp(r.study.values("cnn_prediction")))
+    assert explorer.scatter.layout.yaxis.title.text == "nt_probnp_pg_ml as the CNN reads it"
+    assert (explorer.scatter.layout.xaxis.type, explorer.scatter.layout.yaxis.type) == ("log", "log")
     assert explorer.scatter.data[1].x == (r.study.values("nt_probnp_pg_ml")[0],)  # the selected patient moved along
     explorer.view.value = "pca"
     explorer.wait()
     np.testing.assert_allclose(explorer.scatter.data[0].x, r.study.embedding()[0][:, 0])
+    assert explorer.scatter.layout.yaxis.type == "linear"
 
 
 def test_hovering_shows_the_patients_thumbnail(explorer, setup):
@@ -264,10 +276,13 @@ def test_the_films_slider_is_the_attributions_frame(explorer):
 
 
 def test_frame_count_and_units_rebuild_the_range(explorer):
+    assert explorer.units.label == "cohort SDs" and "standard deviations" in explorer.units.tooltip
     explorer.n_frames.value = 5
     r = explorer.wait()
     assert len(r["frames"]) == 5 and explorer.film.frame == 4 and r["frame"] == 4
     assert len(explorer.film.frames) == 5
+    assert [label.endswith(f"({a:+.2g} cohort SD)") for label, a in zip(explorer.film.labels, r["amounts"])] \
+        == [True] * 5
     explorer.units.value = "value"
     r = explorer.wait()
     values = explorer.renderer.study.values("nt_probnp_pg_ml")
@@ -286,6 +301,23 @@ def test_frame_count_and_units_rebuild_the_range(explorer):
     expected = tuple(float(f"{v:.3g}") for v in ends)
     assert (explorer.start.value, explorer.stop.value) == expected
     np.testing.assert_allclose(r["targets"], np.linspace(*expected, 5), rtol=1e-6)
+
+
+def test_the_cnns_reading_is_typed_and_read_in_its_targets_units(explorer):
+    """The CNN predicts ln NT-proBNP: its range boxes, frames and hover say NT-proBNP, never its logarithm."""
+    study = explorer.renderer.study
+    explorer.attribute.value = "cnn_prediction"
+    explorer.units.value = "value"
+    r = explorer.wait()
+    assert r["error"] is None, r["error"]
+    start, stop = explorer.start.value, explorer.stop.value
+    assert r["args"]["start"] == pytest.approx(np.log(start))  # typed in NT-proBNP, fitted on its logarithm
+    np.testing.assert_allclose(np.exp(r["targets"][[0, -1]]), [start, stop], rtol=0.01)
+    last = study.format("nt_probnp_pg_ml", float(np.exp(r["targets"][-1])))
+    assert explorer.film.labels[-1] == f"nt_probnp_pg_ml as the CNN reads it: {last}"
+    reading = float(np.exp(study.values("cnn_prediction")[2]))
+    hover = f"nt_probnp_pg_ml as the CNN reads it: {study.format('nt_probnp_pg_ml', reading)}"
+    assert explorer.scatter.data[0].text[2] == hover
 
 
 def test_a_range_typed_for_one_attribute_is_kept_and_each_starts_with_what_it_holds(setup, tmp_path):

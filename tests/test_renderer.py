@@ -203,8 +203,8 @@ def test_matching_errors_name_the_group_and_the_patient(renderer):
     assert "at least 10 are needed" in result["error"]
     assert "both by matching and by a linear term" in renderer.render(
         {"attribute": "age", "confounders": ("sex",), "match": ("sex",)})["error"]
-    assert "the pca estimator cannot use it" in renderer.render(
-        {"attribute": "age", "estimator": "pca", "match": ("sex",)})["error"]
+    assert ("only a mean shift can be fitted on the exams that share this patient's sex; the pca direction cannot "
+            "use it") in renderer.render({"attribute": "age", "estimator": "pca", "match": ("sex",)})["error"]
 
 
 @pytest.mark.parametrize("args, words", [
@@ -218,7 +218,8 @@ def test_matching_errors_name_the_group_and_the_patient(renderer):
     ({"attribute": "age", "method": "lime"}, "unknown attribution method 'lime'"),
     ({"attribute": "age", "colour": "red"}, "unknown argument(s) ['colour']"),
     ({"attribute": "age", "estimator": "latent_shift"},
-     "Latent Shift moves what the CNN predicts: pick nt_probnp_pg_ml on the log scale or CNN prediction"),
+     "Latent Shift moves what the CNN predicts: pick nt_probnp_pg_ml on the log scale or nt_probnp_pg_ml as the CNN "
+     "reads it, not age"),
     ({"attribute": "sex", "estimator": "logistic", "log": True},
      "log scale needs positive values, but the smallest is 0"),
     ({"attribute": "age", "units": "value", "log": True, "start": -1, "stop": 80}, "smallest is -1"),
@@ -229,7 +230,7 @@ def test_errors_are_messages_naming_the_value(renderer, args, words):
     assert not result["cancelled"]
 
 
-def test_an_unexpected_failure_is_reported_with_its_traceback(setup):
+def test_an_unexpected_failure_is_reported_with_its_traceback(setup, caplog):
     model, latents, table, _, _, images = setup
 
     class BrokenOracle:
@@ -238,10 +239,13 @@ def test_an_unexpected_failure_is_reported_with_its_traceback(setup):
 
     renderer = Renderer(model, latents, table, oracle=BrokenOracle(), images=images)
     result = renderer.render({"attribute": "age", "calibrate": False})
-    assert result["error"] == "predicting on the frames: RuntimeError: oracle weights missing"
+    assert result["error"] == ("predicting on the frames: it failed unexpectedly (oracle weights missing); the "
+                               "server's log has the details")  # a sentence: the exception's type is for the log
     assert "oracle weights missing" in result["traceback"]
+    assert "RuntimeError: oracle weights missing" in caplog.text
     # calibrated (the default), the oracle is first asked while calibrating on other patients' films
-    assert renderer.render({"attribute": "age"})["error"].startswith("calibrating on other patients: RuntimeError")
+    assert renderer.render({"attribute": "age"})["error"].startswith("calibrating on other patients: it failed "
+                                                                     "unexpectedly")
 
 
 def test_a_newer_request_cancels_between_stages(renderer):

@@ -145,7 +145,14 @@ def test_what_measures_the_target():
                                                                         task="binary")))
     assert binary.measured("lab", False, cnn_predictions=predictions)[0] is None
     assert cnn_label(binary.cnn.config) == "CNN probability of lab"
-    assert study.label(CNN_PREDICTION) == "CNN prediction of ln lab"
+    worded = Study(w, table, cnn=binary.cnn, dictionary={"lab": AttributeInfo("lab", "NT-proBNP", "pg/mL")})
+    assert worded.label(CNN_PREDICTION) == "CNN probability of NT-proBNP"  # its words, not its column's name
+    assert worded.shown_as(CNN_PREDICTION) == (CNN_PREDICTION, False)  # a probability is shown as it is
+    # a regression of ln lab is shown in lab's units, never as its logarithm under lab's name
+    assert study.label(CNN_PREDICTION) == "lab as the CNN reads it"
+    assert study.shown_as(CNN_PREDICTION) == ("lab", True)
+    assert study.format(CNN_PREDICTION, np.log(900.0)) == "900"
+    np.testing.assert_allclose(study.from_shown(CNN_PREDICTION, study.to_shown(CNN_PREDICTION, [4.0, 6.0])), [4, 6])
 
 
 def test_names_on_the_log_scale_round_trip():
@@ -326,3 +333,28 @@ def test_an_estimate_beyond_what_the_cohort_shows_says_so_in_its_units():
     assert study.on_scale_in_words("nt_probnp", True, low) in below and study.on_scale_in_words(
         "nt_probnp", True, high) in below
     assert "above what the cohort shows" in study.estimate_in_words("nt_probnp", True, high + 1.0)
+
+
+def test_a_cut_range_names_the_plausible_range_and_never_quotes_an_impossible_value():
+    """With the log scale off, 2 SDs below a low NT-proBNP is a negative value: no pg/mL to show."""
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"nt": np.exp(rng.uniform(np.log(50), np.log(30000), 40)), "sex": rng.choice(["f", "m"], 40)})
+    words = {"nt": AttributeInfo("nt", "NT-proBNP", "pg/mL", low=5.0, high=35000.0, decimals=0),
+             "sex": AttributeInfo("sex", levels={"f": "female", "m": "male"})}
+    study = Study(rng.normal(size=(40, 8)).astype(np.float32), table, dictionary=words)
+    low, high = study.bounds("nt", False)
+    first, last, note = study.within_range("nt", False, -2660.0, 1000.0)
+    assert (first, last) == (low, 1000.0)
+    assert note.startswith("The requested range was cut: it starts below 5 pg/mL, the lowest plausible value.")
+    assert "2,660" not in note and "-" not in note
+    _, _, note = study.within_range("nt", False, 10.0, 40000.0)  # below the cohort, above the plausible range
+    assert f"10 pg/mL lies below what the cohort shows ({study.format('nt', low)} to" in note
+    assert "it ends above 35,000 pg/mL, the highest plausible value" in note and "40,000" not in note
+    first, last, note = study.within_range("nt", False, -500.0, -100.0, start=1000.0)
+    assert (first, last) == (low, 1000.0)  # between the patient and the lowest value the cohort shows
+    assert note.startswith("The requested range lies below 5 pg/mL, the lowest plausible value. The film runs "
+                           "from the patient's 1,000 pg/mL") and "-" not in note
+    # two levels: the share of the way, and nothing beyond a level
+    assert [study.format("sex", v) for v in (0.003, 0.4, 1.2)] == ["female", "40% towards male", "male"]
+    assert study.within_range("sex", False, -1.0, 0.5)[2] == ("The requested range was cut: nothing lies beyond "
+                                                             "female. The film runs from female to 50% towards male.")

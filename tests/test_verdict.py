@@ -31,6 +31,23 @@ def test_what_goes_wrong_is_named(change, level, words):
     assert verdict.level == level and any(words in reason for reason in verdict.reasons), verdict
 
 
+def test_with_attributes_held_the_trusted_verdict_names_what_moves_with_the_target():
+    """Held age and view are what leakage is judged on; the cardiothoracic ratio may follow the disease
+    NT-proBNP measures, so it is named, not counted, and never denied."""
+    leakage = [("cardiothoracic ratio", 1.18, "+0.25 across the film"), ("age", -0.19, "−14 years across the film"),
+               ("view", 0.0, "1% of the way towards AP"), ("BMI", 0.07, "+1.3 kg/m² across the film")]
+    verdict = judge(GOOD, target="NT-proBNP", leakage=leakage, held={"age", "view"})
+    assert verdict.level == TRUST
+    assert verdict.reasons == ("NT-proBNP changes steadily and reaches the intended change. Held fixed, age and view "
+                               "move less than half as much (in cohort SDs). Not held, cardiothoracic ratio changes "
+                               "with it at least half as much: the film shows it as well",)
+    moved = judge(GOOD, target="NT-proBNP", leakage=[("age", 0.7, "−50 years across the film")], held={"age"})
+    assert moved.level == CARE and moved.reasons[0].startswith("age changes too (−50 years across the film)")
+    alone = judge(GOOD, target="NT-proBNP", leakage=leakage[1:])  # nothing held: every attribute counts
+    assert alone.reasons == ("NT-proBNP changes steadily and reaches the intended change, and no other attribute "
+                             "moves as much",)
+
+
 def test_leakage_names_the_attribute_in_its_own_units():
     verdict = judge(GOOD, target="NT-proBNP", leakage=[("left pleural effusion", 0.8, "+210 mL across the film")])
     assert verdict.level == CARE
@@ -53,6 +70,14 @@ def test_an_upload_the_bundled_model_cannot_represent_is_not_to_be_interpreted(t
     assert result["quality"]["reconstruction_psnr_db"] < low - 3
     assert result["verdict"].level == STOP
     assert "does not represent this image" in result["verdict"].reasons[0]
+    # NT-proBNP holding age and view (the dictionary's default): the words never deny what the numbers show
+    held = renderer.render({"attribute": "nt_probnp_pg_ml", "log": True, "confounders": ("age", "view"),
+                            "patient": 0, "method": None, "calibrate": False})
+    (reason,) = held["verdict"].reasons
+    moving = [label for label, share, _ in held["leakage"] if abs(share) >= 0.5]
+    assert held["verdict"].level == TRUST and "cardiothoracic ratio" in moving
+    assert "no other attribute moves as much" not in reason and "Held fixed, age and view" in reason
+    assert all(label in reason.split("Not held, ")[1] for label in moving)
 
 
 READ = "the latent ridge reader (held-out R² 0.89; 243 exams of 71 patients) on the re-encoded frames"
@@ -72,7 +97,7 @@ def test_a_latent_reader_of_the_target_only_ever_raises_doubt(achieved, words):
                                                                   "unknown"),)
 
 
-def test_leakage_in_words_counts_only_what_was_held_and_names_the_reader():
+def test_leakage_in_words_names_the_reader_and_goes_at_most_all_the_way_to_a_level():
     import pandas as pd
 
     from seegaan_explore.explore.study import Study
@@ -84,10 +109,11 @@ def test_leakage_in_words_counts_only_what_was_held_and_names_the_reader():
     study = Study(rng.normal(size=(50, 4)), table)
     reader = "latent ridge reader (held-out R² 0.41; 50 exams of 50 patients)"
     leakage = {"age": 2.0, "sex": -0.2}  # per unit of the target, whose SD is 1 and which moves 4 units
-    every, judged = leakage_in_words(study, leakage, target_sd=1.0, intended=4.0, held=["sex"],
-                                     read_by={"age": reader})
+    every = leakage_in_words(study, leakage, target_sd=1.0, intended=4.0, read_by={"age": reader})
     assert [label for label, _, _ in every] == ["sex", "age"]  # largest share of an SD first
     sex, age = every
     assert age[1] == pytest.approx(2.0 / study.sd("age", False))
     assert age[2] == f"+8.00 across the film; read by the {reader}"
-    assert sex[2] == "80% of the way towards f" and judged == [sex]  # sex was held: only it counts
+    assert sex[2] == "80% of the way towards f"
+    (beyond,) = leakage_in_words(study, {"sex": -0.3}, target_sd=1.0, intended=4.0)  # 120% of the way
+    assert beyond[2] == "all the way to f"

@@ -95,11 +95,16 @@ class AttributeTable:
         return {float(v): next((words[k] for k in spelled.get(float(v), ()) if k in words), f"{v:g}") for v in values}
 
     def format(self, name: str, value: float) -> str:
-        """A value of the attribute as a clinician reads it: "17,200 pg/mL", "male"."""
+        """A value of the attribute as a clinician reads it: "17,200 pg/mL", "male"; a two-level
+        attribute between its levels as a share of the way ("40% towards male"), at or past one as it."""
         levels = self.levels(name)
-        if levels is not None and value in levels:
-            return levels[value]
-        return self.info(name).format(value)
+        if levels is None or value is None or not np.isfinite(value):
+            return self.info(name).format(value)
+        low, high = sorted(levels)
+        share = round(100 * (value - low) / (high - low))
+        if share <= 0 or share >= 100:
+            return levels[low if share <= 0 else high]
+        return f"{share}% towards {levels[high]}"
 
     def ends(self, name: str, log: bool = False) -> tuple[str, str]:
         """The two ends of the attribute's direction in words: ("female", "male"), ("lower NT-proBNP",
@@ -182,10 +187,12 @@ class AttributeTable:
         return np.unique(values[np.isfinite(values)]).size == 2
 
     def value_label(self, name: str, row: int) -> str:
-        """A patient's value of ``name`` as the table writes it (a text level, or a number)."""
-        if name in self.encodings or name in self._levels:
-            return str(self.table[name].iloc[row]).strip()
-        if name in self.contrasts:
+        """A patient's value of ``name`` in words: a level in the dictionary's words ("PA (standing)")
+        or as the table writes it ("PA"), or a number."""
+        if name in self.categorical():
+            text = str(self.table[name].iloc[row]).strip()
+            return self.info(name).levels.get(text.lower(), text)
+        if self.two_level(name):
             return self.format(name, float(self.values(name)[row]))
         return f"{float(self.values(name)[row]):g}"
 

@@ -66,9 +66,10 @@ def split_scaled_name(name: str) -> tuple[str, bool]:
     return name, False
 
 
-def cnn_label(config) -> str:
-    """How the CNN's prediction is called on screen and in exports."""
-    target = getattr(config, "attribute", "") or "its target"
+def cnn_label(config, target: str | None = None) -> str:
+    """How the CNN's prediction is called on screen and in exports; ``target``: its target in words
+    (default its column's name)."""
+    target = target or getattr(config, "attribute", "") or "its target"
     if getattr(config, "task", None) == "binary":
         return f"CNN probability of {target}"
     return f"CNN prediction of {'ln ' if getattr(config, 'log_transform', False) else ''}{target}"

@@ -96,7 +96,7 @@ def calibrate(direction: Direction, rows: Sequence[int], read: Callable[[int, np
     stretch = float(np.mean(np.abs(drawn)) / end)
     reaches = [min(1.0, float(-warp[0, 0] / end)), min(1.0, float(warp[0, -1] / end))]
     sides = [f"towards {word}" for word in direction.ends] if len(direction.ends) == 2 else ["downwards", "upwards"]
-    short = [f"{max(reach, 0.0) + 0.0:.0%} of a {DEFAULT_END_SD:g} SD step {side}"
+    short = [f"{max(reach, 0.0) + 0.0:.0%} of a step of {DEFAULT_END_SD:g} cohort SDs {side}"
              for side, reach in zip(sides, reaches) if reach < 0.95]
     words = (f"Calibrated by {by} on {len(responses)} other patients' films (they read {achieved:.0%} of the "
              f"intended change of {target}): each step is drawn where it reads as intended, the ends at "

@@ -2,10 +2,10 @@
 
 Column names (``nt_probnp_pg_ml``) and codes (``sex`` 0/1) are a statistician's words. A dictionary
 gives each attribute a label, a unit, its scale, the range a value can plausibly take, clinical
-anchors (125 / 450 / 900 pg/mL), words for its levels, and the attributes a direction holds fixed by
-default. The dashboard and the exports speak its words; a column it does not list is not offered
-where a dictionary is given. A user writes one as CSV or YAML (:func:`read_dictionary`); the demo
-ships its own (:data:`PHANTOM_DICTIONARY`).
+anchors (NT-proBNP 125 / 300 / 450 / 900 / 1,800 pg/mL), words for its levels, and the attributes a
+direction holds fixed by default. The dashboard and the exports speak its words; a column it does
+not list is not offered where a dictionary is given. A user writes one as CSV or YAML
+(:func:`read_dictionary`); the demo ships its own (:data:`PHANTOM_DICTIONARY`).
 
 CSV columns: ``column`` (required), ``label``, ``unit``, ``log`` (true/false), ``low`` and ``high``
 (the plausible range), ``anchors`` (``125: rule-out; 450; 900``), ``levels`` (``f: female; m: male``),
@@ -166,21 +166,28 @@ def read_dictionary(path: str | os.PathLike) -> dict[str, AttributeInfo]:
 
 
 # The built-in phantom cohort, in a clinician's words (docs/phantoms.md): one NT-proBNP, on its log
-# scale, with the ESC's rule-out and age-dependent rule-in anchors; the duplicates a table carries for
-# convenience (log_nt_probnp, ctr_projected, edema_grade) and its bookkeeping are not offered.
+# scale, with the 2021 ESC heart-failure guideline's anchors (125 pg/mL rules out outside the acute
+# setting; in it 300 rules out, and 450 / 900 / 1,800 rule in at age < 50 / 50-75 / > 75); scores
+# say their scale in their label. The duplicates a table carries for convenience (log_nt_probnp,
+# ctr_projected, edema_grade) and its bookkeeping are not offered.
 PHANTOM_DICTIONARY = {info.column: info for info in (
     AttributeInfo("nt_probnp_pg_ml", "NT-proBNP", "pg/mL", log=True, low=5.0, high=35000.0,
-                  anchors=((125.0, "rule-out"), (450.0, "rule-in, age < 50"), (900.0, "rule-in, age 50-75")),
-                  hold=("age", "view")),
-    AttributeInfo("severity", "heart-failure severity", "", low=0.0, high=1.0, decimals=2, hold=("age",)),
+                  anchors=((125.0, "ESC 2021: below it, heart failure is unlikely (non-acute setting)"),
+                           (300.0, "ESC 2021: below it, acute heart failure is unlikely"),
+                           (450.0, "ESC 2021: above it, acute heart failure is likely at age < 50"),
+                           (900.0, "ESC 2021: above it, acute heart failure is likely at age 50-75"),
+                           (1800.0, "ESC 2021: above it, acute heart failure is likely at age > 75")),
+                  hold=("age", "view"), decimals=0),
+    AttributeInfo("severity", "heart-failure severity (0 none–1 severe)", "", low=0.0, high=1.0, decimals=2,
+                  hold=("age",)),
     AttributeInfo("age", "age", "years", low=18.0, high=95.0, decimals=0),
     AttributeInfo("sex", "sex", levels={"f": "female", "m": "male"}),
     AttributeInfo("view", "view", levels={"ap": "AP (supine, portable)", "pa": "PA (standing)"}),
     AttributeInfo("bmi", "BMI", "kg/m²", low=15.0, high=50.0, decimals=1),
-    AttributeInfo("ctr", "cardiothoracic ratio", "", low=0.3, high=0.75, decimals=2),
-    AttributeInfo("edema_score", "pulmonary edema", "", low=0.0, high=1.0, decimals=2),
+    AttributeInfo("ctr", "cardiothoracic ratio", "", low=0.3, high=0.8, decimals=2),
+    AttributeInfo("edema_score", "pulmonary edema (0 none–3 alveolar)", "", low=0.0, high=3.0, decimals=2),
     AttributeInfo("effusion_left", "left pleural effusion", "mL", low=0.0, high=1500.0, decimals=0),
     AttributeInfo("effusion_right", "right pleural effusion", "mL", low=0.0, high=1500.0, decimals=0),
     AttributeInfo("device", "pacemaker", levels={"false": "none", "true": "pacemaker"}),
-    AttributeInfo("bone_density", "bone density", "", decimals=2),
+    AttributeInfo("bone_density", "bone density (1 = young adult)", "", low=0.3, high=1.3, decimals=2),
 )}

@@ -216,15 +216,16 @@ def score_film(traversal, *, study=None, model=None, readers=None, measured=None
     scores.update(measured_by=measured_by if measured is not None else None,
                   **({"not_measured": not_measured} if measured is None and not_measured else {}))
     label = _label(study, name)
-    leakage, judged = [], []
+    leakage = []
+    if held is None:
+        held = set(direction.confounders) | set(direction.diagnostics.get("matched", {}))
     if study is not None and scores.get("leakage"):
         target_sd = abs(direction.scale) if math.isfinite(direction.scale) else math.nan
         intended = float(np.ptp(traversal.amounts)) * (abs(direction.scale) if traversal.in_sd else 1.0)
-        if held is None:
-            held = set(direction.confounders) | set(direction.diagnostics.get("matched", {}))
-        leakage, judged = leakage_in_words(study, scores["leakage"], target_sd=target_sd, intended=intended,
-                                           held=set(held), read_by=scores.get("leakage_read_by"))
-    verdict = judge(scores, target=label, cohort_psnr=cohort_psnr, leakage=judged, estimated=estimated)
+        leakage = leakage_in_words(study, scores["leakage"], target_sd=target_sd, intended=intended,
+                                   read_by=scores.get("leakage_read_by"))
+    verdict = judge(scores, target=label, cohort_psnr=cohort_psnr, leakage=leakage,
+                    held={_label(study, c) for c in held}, estimated=estimated)
     return scores, verdict, leakage
 
 

@@ -7,7 +7,7 @@ held, the exams like it matched, a spline's slope over the range the traversal c
 measures the target on a frame. :class:`Study` answers them once: what the table's columns mean it
 takes from :class:`~seegaan_explore.explore.attribute_table.AttributeTable`, and callers that hold
 plain arrays (``evaluate`` on the phantoms' factors) use
-:func:`~seegaan_explore.explore.directions.direction_for` as it does. It is a little over 400 lines
+:func:`~seegaan_explore.explore.directions.direction_for` as it does. It is close to 500 lines
 because it is that one home: split, the rules would drift apart again between the front doors.
 """
 
@@ -49,10 +49,12 @@ LATENT_SHIFT = "latent_shift"  # a per-patient direction (the CNN's gradient thr
 
 # --------------------------------------------------------------------------- pure functions
 
-def measured(attribute: str, log: bool, cnn_config=None, *, cnn_predictions=None, oracle_predictions=None):
+def measured(attribute: str, log: bool, cnn_config=None, *, cnn_predictions=None, oracle_predictions=None,
+             name: str | None = None):
     """The target as measured on each frame, on the fitted scale, and by what; ``(None, reason)``
-    when nothing measures it. The oracle reads its factors; the CNN (``cnn_config`` describes it)
-    reads its own prediction, and its target where it regresses it."""
+    when nothing measures it (``name``: the attribute in words, for the reason). The oracle reads its
+    factors; the CNN (``cnn_config`` describes it) reads its own prediction, and its target where it
+    regresses it."""
     if oracle_predictions is not None and attribute in oracle_predictions.columns:
         values, by = oracle_predictions[attribute].to_numpy(np.float64), "the oracle"
     elif cnn_predictions is not None and attribute == CNN_PREDICTION:
@@ -62,7 +64,7 @@ def measured(attribute: str, log: bool, cnn_config=None, *, cnn_predictions=None
         predicted = np.asarray(cnn_predictions, np.float64)
         values, by = (np.exp(predicted) if cnn_config.log_transform else predicted), "the CNN"
     else:
-        return None, f"nothing measures {attribute} on an image (no oracle column or CNN for it)"
+        return None, f"nothing measures {name or attribute} on an image (no oracle column or CNN for it)"
     if log and np.any(values <= 0):
         return None, f"{by} measured values <= 0 on some frames, which a log scale cannot show"
     return on_scale(values, log, attribute), by
@@ -142,16 +144,50 @@ class Study(AttributeTable):
 
     def info(self, name: str) -> AttributeInfo:
         if name == CNN_PREDICTION and name not in self.dictionary:
-            return AttributeInfo(name, cnn_label(getattr(self.cnn, "config", None)))
+            return AttributeInfo(name, self.label(name))
         return super().info(name)
 
     def label(self, name: str) -> str:
-        if name == CNN_PREDICTION:
+        if name == CNN_PREDICTION and name not in self.dictionary:
+            reads_as, _ = self.shown_as(name)
+            if reads_as != name:
+                return f"{self.label(reads_as)} as the CNN reads it"
             target = getattr(getattr(self.cnn, "config", None), "attribute", None)
-            if target in self.dictionary and getattr(self.cnn.config, "task", None) == "regression":
-                return f"{self.dictionary[target].name} as the CNN reads it"
-            return cnn_label(getattr(self.cnn, "config", None))
+            return cnn_label(getattr(self.cnn, "config", None),
+                             self.label(target) if target in self.attributes else None)
         return super().label(name)
+
+    def shown_as(self, name: str) -> tuple[str, bool]:
+        """The attribute in whose units ``name``'s values are shown, and whether the values are its
+        logarithm: the CNN's prediction of ln NT-proBNP is shown as NT-proBNP in pg/mL (where the
+        dictionary does not describe the prediction itself); any other attribute as itself."""
+        config = getattr(self.cnn, "config", None)
+        target = getattr(config, "attribute", None)
+        if (name != CNN_PREDICTION or name in self.dictionary or target not in self.attributes
+                or getattr(config, "task", "regression") != "regression"):
+            return name, False
+        return target, bool(getattr(config, "log_transform", False))
+
+    def to_shown(self, name: str, values) -> np.ndarray:
+        """``name``'s values in the units the screen shows them in (:meth:`shown_as`)."""
+        values = np.asarray(values, np.float64)
+        return np.exp(values) if self.shown_as(name)[1] else values
+
+    def from_shown(self, name: str, values) -> np.ndarray:
+        """The inverse of :meth:`to_shown`: values typed in the shown units, in ``name``'s own."""
+        values = np.asarray(values, np.float64)
+        if not self.shown_as(name)[1]:
+            return values
+        with np.errstate(invalid="ignore", divide="ignore"):  # no logarithm of a value <= 0: NaN, refused later
+            return np.log(values)
+
+    def format(self, name: str, value: float) -> str:
+        """A value as a clinician reads it (:meth:`AttributeTable.format`); the CNN's prediction in
+        its target's units ("77 pg/mL", not its logarithm)."""
+        reads_as, _ = self.shown_as(name)
+        if reads_as != name:
+            return self.format(reads_as, float(self.to_shown(name, value)))
+        return super().format(name, value)
 
     def values(self, name: str) -> np.ndarray:
         """The attribute for every cohort row in its own units (:meth:`AttributeTable.values`), or
@@ -227,7 +263,7 @@ class Study(AttributeTable):
     def measured(self, attribute: str, log: bool, *, cnn_predictions=None, oracle_predictions=None):
         """The target as measured on each frame (:func:`measured`), by this study's CNN or oracle."""
         return measured(attribute, log, getattr(self.cnn, "config", None), cnn_predictions=cnn_predictions,
-                        oracle_predictions=oracle_predictions)
+                        oracle_predictions=oracle_predictions, name=self.label(attribute))
 
     # ------------------------------------------------------------------ the patient
 
@@ -271,18 +307,23 @@ class Study(AttributeTable):
         value, _ = self.patient_value(attribute, log, row=row, w=w, image=image)
         return traversal_range(value, steps, self.sd(attribute, log) if units == "sd" else 1.0)
 
+    def plausible(self, attribute: str, log: bool) -> tuple[float, float]:
+        """The dictionary's plausible range of the attribute (fitted scale; -inf or inf where it sets no end)."""
+        info = self.info(attribute)
+        low, high = -np.inf, np.inf
+        if info.low is not None and (not log or info.low > 0):
+            low = float(on_scale([info.low], log, attribute)[0])
+        if info.high is not None and (not log or info.high > 0):
+            high = float(on_scale([info.high], log, attribute)[0])
+        return low, high
+
     def bounds(self, attribute: str, log: bool) -> tuple[float, float]:
         """Where a film may go (fitted scale): the cohort's observed range, within the dictionary's
         plausible range. Beyond it the model has seen no exam, and the film would be extrapolation."""
         values = self.scaled(attribute, log)
         finite = values[np.isfinite(values)]
-        low, high = float(finite.min()), float(finite.max())
-        info = self.info(attribute)
-        if info.low is not None and (not log or info.low > 0):
-            low = max(low, float(on_scale([info.low], log, attribute)[0]))
-        if info.high is not None:
-            high = min(high, float(on_scale([info.high], log, attribute)[0]))
-        return low, high
+        floor, ceiling = self.plausible(attribute, log)
+        return max(float(finite.min()), floor), min(float(finite.max()), ceiling)
 
     def on_scale_in_words(self, attribute: str, log: bool, value: float) -> str:
         """A value on the fitted scale as a clinician reads it ("17,200 pg/mL")."""
@@ -302,28 +343,52 @@ class Study(AttributeTable):
         """A film's first and last value (fitted scale) within :meth:`bounds`, and a note in words
         where either had to move (None where neither did). A range wholly beyond the bounds runs
         from the patient's own value ``start`` to the nearer bound, and says so; ``ValueError``
-        where there is nothing between them to show."""
+        where there is nothing between them to show. A requested value beyond the dictionary's
+        plausible range is not quoted (a negative pg/mL is no lab value): the note names the range."""
         low, high = self.bounds(attribute, log)
         clipped = [min(max(v, low), high) for v in (first, last)]
         if clipped == [first, last] or first == last:
             return first, last, None
         say = lambda v: self.on_scale_in_words(attribute, log, v)  # noqa: E731
+        floor, ceiling = self.plausible(attribute, log)
+        implausible = lambda v: not floor <= v <= ceiling  # noqa: E731
+        two_level = self.levels(attribute) is not None
+        shows = f"what the cohort shows ({say(low)} to {say(high)})"
         if clipped[0] == clipped[1]:  # wholly below or above what the cohort shows
             bound, where = clipped[0], "below" if first < low else "above"
-            outside = (f"The requested range, {say(first)} to {say(last)}, lies {where} what the cohort shows "
-                       f"({say(low)} to {say(high)})")
+            if two_level:
+                outside = f"The requested range lies beyond {say(bound)}"
+            elif implausible(first) and implausible(last):
+                outside = f"The requested range lies {where} {self._plausible_end(attribute, log, where)}"
+            elif implausible(first) or implausible(last):
+                outside = f"The requested range lies {where} {shows}"
+            else:
+                outside = f"The requested range, {say(first)} to {say(last)}, lies {where} {shows}"
             own = None if start is None or not np.isfinite(start) else min(max(start, low), high)
             if own is None or say(own) == say(bound):
                 raise ValueError(f"{outside}: the model has seen no exam there, so there is no film to draw. "
-                                 "Choose values within that range.")
+                                 f"Choose values within {shows}.")
             ends = sorted((float(own), float(bound)), reverse=bool(first > last))
             return ends[0], ends[1], (f"{outside}. The film runs from the patient's {say(own)} to {say(bound)}, the "
                                       f"{'lowest' if where == 'below' else 'highest'} value it shows.")
-        moved = [f"{say(v)} lies {'below' if v < low else 'above'} what the cohort shows ({say(low)} to "
-                 f"{say(high)})" for v in (first, last) if not low <= v <= high and say(v) not in (say(low), say(high))]
+        moved = []  # (a cut too small to show in words is not worth a note)
+        for v, bound, end in zip((first, last), clipped, ("starts", "ends")):
+            where = "below" if v < low else "above"
+            if two_level and abs(v - bound) > 0.005 * (high - low):
+                moved.append(f"nothing lies beyond {say(bound)}")
+            elif not two_level and v != bound and say(v) != say(bound):
+                moved.append(f"it {end} {where} {self._plausible_end(attribute, log, where)}" if implausible(v)
+                             else f"{say(v)} lies {where} {shows}")
         note = (f"The requested range was cut: {'; '.join(moved)}. The film runs from {say(clipped[0])} to "
-                f"{say(clipped[1])}.") if moved else None  # a cut too small to show in words is not worth a note
+                f"{say(clipped[1])}.") if moved else None
         return clipped[0], clipped[1], note
+
+    def _plausible_end(self, attribute: str, log: bool, where: str) -> str:
+        """The dictionary's lower (``where`` "below") or upper plausible value, in words."""
+        floor, ceiling = self.plausible(attribute, log)
+        if where == "below":
+            return f"{self.on_scale_in_words(attribute, log, floor)}, the lowest plausible value"
+        return f"{self.on_scale_in_words(attribute, log, ceiling)}, the highest plausible value"
 
     # ------------------------------------------------------------------ directions
 
@@ -343,10 +408,11 @@ class Study(AttributeTable):
         confounders = tuple(self.holdable(c, attribute) for c in confounders)
         match = tuple(self.holdable(c, attribute) for c in match)
         if set(confounders) & set(match):
-            raise ValueError(f"{sorted(set(confounders) & set(match))} cannot be held both by matching and by a "
-                             "linear term")
+            both = ", ".join(self.label(c) for c in sorted(set(confounders) & set(match)))
+            raise ValueError(f"{both} cannot be held both by matching and by a linear term")
         if match and row is None:
-            raise ValueError(f"matching on {', '.join(match)} needs a cohort patient's values; an image has none")
+            raise ValueError(f"matching on {', '.join(map(self.label, match))} needs a cohort patient's values; an "
+                             "image has none")
         at = None if at is None else (float(at[0]), float(at[1]))
         subset, said = self.subset(rows)
         like = {c: float(self.held(c)[row]) for c in match}
@@ -381,9 +447,10 @@ class Study(AttributeTable):
             raise ValueError("Latent Shift here steps a regression CNN's output in its own units; this CNN is binary")
         target, logged = getattr(config, "attribute", None), bool(getattr(config, "log_transform", False))
         if not ((attribute == CNN_PREDICTION and not log) or (attribute == target and log == logged)):
-            what = f"{target}{' on the log scale' if logged else ''} or " if target in self.attributes else ""
+            what = f"{self.label(target)}{' on the log scale' if logged else ''} or " if target in self.attributes \
+                else ""
             raise ValueError(f"Latent Shift moves what the CNN predicts: pick {what}{self.label(CNN_PREDICTION)}, "
-                             f"not {attribute}{' on the log scale' if log else ''}")
+                             f"not {self.label(attribute)}{' on the log scale' if log else ''}")
         cache_key = (LATENT_SHIFT, key, attribute, noise_seed)
         cached = self._directions.hit(cache_key) if key is not None else None
         if cached is not None:

@@ -33,15 +33,19 @@ class Verdict:
 
 
 def judge(quality: dict, *, target: str, cohort_psnr: tuple[float, float] | None = None,
-          leakage: list[tuple[str, float, str]] = (), estimated: bool | str = False) -> Verdict:
+          leakage: list[tuple[str, float, str]] = (), held: Collection[str] = (),
+          estimated: bool | str = False) -> Verdict:
     """The verdict on one traversal.
 
     ``quality``: :func:`~seegaan_explore.explore.quality.score`'s scores (with ``measured_by`` when
     something measured the target, and ``target_read`` where only a latent reader read it,
     :mod:`~seegaan_explore.explore.readers`); ``target``: the attribute's name in words; ``cohort_psnr``: the
     cohort's (median, 5th percentile) reconstruction PSNR in dB; ``leakage``: (attribute in words,
-    its change in its SDs per SD of the target's change, the change in its own units in words);
-    ``estimated``: the patient's value of the target was estimated, not recorded (a string: the
+    its change in its SDs per SD of the target's change, the change in its own units in words), of
+    every other attribute read; ``held``: the attributes held fixed, in words. Where attributes are
+    held, only they count against the film: heart failure may enlarge the heart on a film of
+    NT-proBNP, but age must not change when age is held; the others that move with the target
+    are named, not counted. ``estimated``: the patient's value of the target was estimated, not recorded (a string: the
     estimate in words, :meth:`~seegaan_explore.explore.study.Study.estimate_in_words`)."""
     stop, care = [], []
     psnr = quality.get("reconstruction_psnr_db")
@@ -73,18 +77,38 @@ def judge(quality: dict, *, target: str, cohort_psnr: tuple[float, float] | None
             care.append(f"nothing measured {target} on the frames, so whether they show the intended change is "
                         "unknown")
     for name, share, words in leakage:
-        if abs(share) >= LEAKAGE_SHARE:
+        if abs(share) >= LEAKAGE_SHARE and (not held or name in held):
             care.append(f"{name} changes too ({words}): the film shows it as well as {target}")
     if estimated:
         care.append(f"the patient's {target} is not recorded; the film starts from an estimate"
                     + (f" ({estimated})" if isinstance(estimated, str) else ""))
     level = STOP if stop else CARE if care else TRUST
-    return Verdict(level, tuple(stop + care) or (f"{target} changes steadily and reaches the intended change, "
-                                                   "and no other attribute moves as much",))
+    return Verdict(level, tuple(stop + care) or (_trusted(target, leakage, held),))
+
+
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _trusted(target: str, leakage, held: Collection[str]) -> str:
+    """Why a film can be trusted, true to its numbers: with nothing held, no other attribute moves
+    as much; with attributes held, they barely move, and the others that move with the target are named."""
+    words = f"{target} changes steadily and reaches the intended change"
+    if not held:
+        return words + (", and no other attribute moves as much" if leakage else "")
+    kept = [name for name, _, _ in leakage if name in held]
+    along = [name for name, share, _ in leakage if name not in held and abs(share) >= LEAKAGE_SHARE]
+    if kept:
+        words += (f". Held fixed, {_listed(kept)} {'moves' if len(kept) == 1 else 'move'} less than half as much "
+                  "(in cohort SDs)")
+    if along:
+        words += (f". Not held, {_listed(along)} {'changes' if len(along) == 1 else 'change'} with it at least half "
+                  f"as much: the film shows {'it' if len(along) == 1 else 'them'} as well")
+    return words
 
 
 def leakage_in_words(study, leakage: Mapping[str, float], *, target_sd: float, intended: float,
-                     held: Collection[str] = (), read_by: Mapping[str, str] | None = None) -> tuple[list, list]:
+                     read_by: Mapping[str, str] | None = None) -> list[tuple[str, float, str]]:
     """The other attributes' change along a film, as :func:`judge` takes it and the exports show it.
 
     ``study``: the :class:`~seegaan_explore.explore.study.Study` that words the attributes;
@@ -92,24 +116,21 @@ def leakage_in_words(study, leakage: Mapping[str, float], *, target_sd: float, i
     scores' ``leakage``); ``target_sd``: one SD of the target on its fitted scale; ``intended``: the
     target's change across the film on that scale; ``read_by``: the reader that measured each
     attribute, named in its words. Returns every attribute as (label, its change in its SDs per SD
-    of the target, the change across the film in its own units), largest first; and those the
-    verdict counts. Where attributes are held, only they count: heart failure may enlarge the
-    heart on a film of NT-proBNP, but age must not change when age is held."""
-    words_of, judged = [], []
+    of the target, the change across the film in its own units), largest first."""
+    words_of = []
     for other, slope in leakage.items():
         other_sd = study.sd(other, False)
         if not (other_sd > 0 and target_sd > 0 and math.isfinite(slope)):
             continue
         change = slope * intended
         levels = study.levels(other)
-        if levels:  # a two-level attribute moves towards one of its levels
+        if levels:  # a two-level attribute moves towards one of its levels, at most all the way
             low, high = sorted(levels)
-            words = f"{abs(change) / (high - low):.0%} of the way towards {levels[high if change > 0 else low]}"
+            share, towards = abs(change) / (high - low), levels[high if change > 0 else low]
+            words = f"all the way to {towards}" if share >= 0.995 else f"{share:.0%} of the way towards {towards}"
         else:
             words = f"{'+' if change >= 0 else '−'}{study.info(other).format(abs(change))} across the film"
         if read_by and other in read_by:
             words += f"; read by the {read_by[other]}"
         words_of.append((study.label(other), slope * target_sd / other_sd, words))
-        if not held or other in held:
-            judged.append(words_of[-1])
-    return sorted(words_of, key=lambda item: -abs(item[1])), judged
+    return sorted(words_of, key=lambda item: -abs(item[1]))

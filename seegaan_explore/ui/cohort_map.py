@@ -50,12 +50,14 @@ def colour_scale(study, attribute: str, values: np.ndarray, log: bool):
     on its log scale, so that one patient is not yellow and the rest dark), the colour bar's title (with
     the unit) and ticks at the attribute's own round values or words, and each point's hover text
     ("NT-proBNP: 890 pg/mL")."""
-    name, info, levels = study.label(attribute), study.info(attribute), study.levels(attribute)
-    title = f"{name} ({info.unit})" if info.unit and levels is None else name
-    ticks = None
-    if log:
-        colours, title = np.log10(values), f"{title}, log scale"
-        finite = values[np.isfinite(values)]
+    name, levels = study.label(attribute), study.levels(attribute)
+    shown_as, logged = study.shown_as(attribute)  # the CNN's reading of ln NT-proBNP is shown in pg/mL
+    unit = study.info(shown_as).unit
+    title = f"{name} ({unit})" if unit and levels is None else name
+    shown, ticks = study.to_shown(attribute, values), None
+    if log or logged:
+        colours, title = np.log10(shown), f"{title}, log scale"
+        finite = shown[np.isfinite(shown)]
         if finite.size:
             at = log_ticks(float(finite.min()), float(finite.max()))
             ticks = ([math.log10(v) for v in at], [f"{v:,.0f}" if v >= 1 else f"{v:g}" for v in at])
@@ -118,11 +120,13 @@ class CohortMapPanel:
         self.box.observe(self._on_viewed, names="_view_count")
 
     def show(self, x, y, colours: np.ndarray, label: str, titles: tuple[str, str], marked: int | None,
-             ticks: tuple[list[float], list[str]] | None, hover: list[str]) -> None:
+             ticks: tuple[list[float], list[str]] | None, hover: list[str],
+             log_axes: tuple[bool, bool] = (False, False)) -> None:
         """Points at ``x``, ``y`` coloured by ``colours`` (grey where not finite) under the colour bar's
-        ``label``, the axes' ``titles``, and the ring on patient ``marked``. ``ticks`` (positions, words;
-        None: plotly's) label the colour bar and ``hover`` says each point's value, in the attribute's own
-        words and units where the colours are on another scale (a lab value's log): :func:`colour_scale`."""
+        ``label``, the axes' ``titles`` (each on a log scale where ``log_axes`` says), and the ring on
+        patient ``marked``. ``ticks`` (positions, words; None: plotly's) label the colour bar and ``hover``
+        says each point's value, in the attribute's own words and units where the colours are on another
+        scale (a lab value's log): :func:`colour_scale`."""
         with self.lock:
             trace = self.figure.data[0]
             with self.figure.batch_update():
@@ -133,6 +137,8 @@ class CohortMapPanel:
                 trace.text = hover
                 trace.hovertemplate = "#%{customdata}<br>%{text}<extra></extra>"
                 self.figure.layout.xaxis.title, self.figure.layout.yaxis.title = titles
+                self.figure.layout.xaxis.type, self.figure.layout.yaxis.type = (
+                    "log" if logged else "linear" for logged in log_axes)
             self.mark(marked)
 
     def mark(self, index: int | None) -> None:

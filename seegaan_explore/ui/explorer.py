@@ -8,7 +8,7 @@ film player (:mod:`~seegaan_explore.ui.film`) and the cohort map (:mod:`~seegaan
 are widgets of their own, as are the choice of image (:mod:`~seegaan_explore.ui.patient_choice`), the
 attribution panel (:mod:`~seegaan_explore.ui.attribution_panel`) and the exports
 (:mod:`~seegaan_explore.ui.downloads`); the default ranges are plain functions
-(:mod:`~seegaan_explore.ui.ranges`). It is about 460 lines because every control is wired to the
+(:mod:`~seegaan_explore.ui.ranges`). It is about 500 lines because every control is wired to the
 arguments, every result to the panels, and the films prepared ahead are asked for with the same
 arguments the controls would write (:meth:`Explorer.args_for`), here in one place.
 """
@@ -16,6 +16,7 @@ arguments the controls would write (:meth:`Explorer.args_for`), here in one plac
 from __future__ import annotations
 
 import html
+import logging
 import tempfile
 import threading
 import time
@@ -36,11 +37,17 @@ from .downloads import ExportBar
 from .film import Film, film_curve, png
 from .patient_choice import PatientChoice
 from .ranges import anchor_buttons, default_range, log_by_default, rounded
-from .renderer import CNN_PREDICTION, LATENT_SHIFT, MAX_FRAMES, SPLINE, Renderer
+from .renderer import CNN_PREDICTION, LATENT_SHIFT, MATCHABLE, MAX_FRAMES, SPLINE, Renderer, plainly
 from .words import VERDICT_COLOURS, verdict_html
 from .worker import LatestWins, release_freed_memory
 
+logger = logging.getLogger(__name__)
+
 ESTIMATOR_LABELS = {SPLINE: "mean shift at the patient's level (spline)"}
+MATCH_TIP = ("fit on the exams that share the patient's value (its view, its sex), instead of holding it by a "
+             "linear term")
+SD_TIP = ("cohort SDs: steps from this patient's value, in standard deviations of the attribute across the "
+          "cohort; values: the attribute's own values, in its units")
 
 PROGRESS_AFTER_S = 0.5  # show the progress indicator only for work a user would notice
 
@@ -82,6 +89,7 @@ class Explorer(widgets.VBox):
         self._lay_out(note)
         self._sync_confounders(defaults=True)
         self._sync_anchors()
+        self._sync_holding()
         for control in (self.attribute, self.estimator, self.confounders, self.match, self.log_scale, self.units,
                         self.start, self.stop, self.calibrate, self.n_frames, self.patient, self.uploaded,
                         self.method):
@@ -108,17 +116,16 @@ class Explorer(widgets.VBox):
         self.confounders = widgets.SelectMultiple(options=[], description="Hold fixed", rows=3, style=style,
                                                   layout=wide)
         self.match = widgets.Checkbox(value=False, description="match categories to the patient", indent=False,
-                                      tooltip="fit on the exams that share the patient's value (its view, its sex), "
-                                              "instead of holding it by a linear term",
-                                      layout=widgets.Layout(width="auto"))
+                                      tooltip=MATCH_TIP, layout=widgets.Layout(width="auto"))
         self.log_scale = widgets.Checkbox(value=log_by_default(study, r.cnn, study.default_attribute),
                                           description="log", indent=False, layout=widgets.Layout(width="80px"))
-        self.units = widgets.Dropdown(options=[("SDs", "sd"), ("values", "value")], value="sd",
-                                      description="Steps in", style=style, layout=widgets.Layout(width="218px"))
+        self.units = widgets.Dropdown(options=[("cohort SDs", "sd"), ("values", "value")], value="sd",
+                                      description="Steps in", tooltip=SD_TIP, style=style,
+                                      layout=widgets.Layout(width="218px"))
         narrow = widgets.Layout(width="148px")
-        self.start = widgets.FloatText(value=-2.0, description="From", style={"description_width": "90px"},
-                                       layout=narrow)
-        self.stop = widgets.FloatText(value=2.0, description="to", style={"description_width": "20px"},
+        self.start = widgets.FloatText(value=-2.0, description="From", tooltip=SD_TIP,
+                                       style={"description_width": "90px"}, layout=narrow)
+        self.stop = widgets.FloatText(value=2.0, description="to", tooltip=SD_TIP, style={"description_width": "20px"},
                                       layout=widgets.Layout(width="84px"))
         self.calibrate = widgets.Checkbox(value=True, description="calibrate", indent=False,
                                           tooltip="draw each step where the oracle or the CNN reads, on other "
@@ -196,8 +203,9 @@ class Explorer(widgets.VBox):
     def args(self) -> dict:
         """The plain arguments the controls describe now."""
         return {"attribute": self.attribute.value, "estimator": self.estimator.value,
-                **self._holding(tuple(self.confounders.value)), "log": self.log_scale.value, "units": self.units.value,
-                "start": self.start.value, "stop": self.stop.value, "n_frames": self.n_frames.value,
+                **self._holding(tuple(self.confounders.value)), "log": self.log_scale.value,
+                **self._range_args(self.attribute.value, self.units.value, self.start.value, self.stop.value),
+                "n_frames": self.n_frames.value,
                 "patient": self.patient_choice.value, "calibrate": self.calibrate.value,
                 "method": self.method.value, "frame": min(self.film.frame, self.n_frames.value - 1)}
 
@@ -238,7 +246,8 @@ class Explorer(widgets.VBox):
                     if not attributed.get("cancelled") and not superseded():
                         self._show_attribution(attributed)
         except Exception as e:  # noqa: BLE001 -- showing a result failed: say so, keep the worker alive
-            self._set_status(f"Could not show the result: {type(e).__name__}: {e}", error=True)
+            logger.exception("showing a result failed")
+            self._set_status(f"Could not show the result: {plainly(e)}", error=True)
         finally:
             timer.cancel()
             self.progress.layout.visibility = "hidden"
@@ -290,6 +299,8 @@ class Explorer(widgets.VBox):
                     self._range_for(self.attribute.value)
             elif owner is self.units or (self.units.value == "value" and owner is self.log_scale):
                 self.start.value, self.stop.value = self._default_range()
+            elif owner is self.estimator:
+                self._sync_holding()
             if owner is self.n_frames:
                 self.film.frame = self.n_frames.value - 1
             if owner is self.patient:
@@ -298,8 +309,8 @@ class Explorer(widgets.VBox):
 
     def _on_anchor(self, button) -> None:
         """A clinical anchor: the film runs from the patient's value to it, in the attribute's units."""
-        value = self.result["patient_value"] if self.result and self.result["attribute"] == self.attribute.value \
-            else None
+        value = self.renderer.study.to_shown(self.attribute.value, self.result["patient_value"]) \
+            if self.result and self.result["attribute"] == self.attribute.value else None
         with self._quietly():
             self.units.value = "value"
             start = rounded(value) if value is not None and np.isfinite(value) else self._default_range()[0]
@@ -308,6 +319,22 @@ class Explorer(widgets.VBox):
 
     def _sync_anchors(self) -> None:
         self.anchors.children = anchor_buttons(self.renderer.study.info(self.attribute.value), self._on_anchor)
+
+    def _sync_holding(self) -> None:
+        """Only a mean shift holds attributes fixed (by linear terms, or by matching): for another
+        direction the list and the box are off, keep what was chosen, and say why."""
+        usable = self.estimator.value in MATCHABLE
+        self.confounders.disabled = self.match.disabled = not usable
+        why = f"only a mean shift holds attributes fixed; the {self.estimator.label} direction cannot"
+        self.confounders.tooltip = None if usable else why
+        self.match.tooltip = MATCH_TIP if usable else why
+
+    def _range_args(self, attribute: str, units: str, start: float, stop: float) -> dict:
+        """The range boxes as arguments: values typed in the units the screen shows (the CNN's reading of
+        NT-proBNP in pg/mL), given in the attribute's own (its logarithm)."""
+        if units == "value":
+            start, stop = map(float, self.renderer.study.from_shown(attribute, [start, stop]))
+        return {"units": units, "start": start, "stop": stop}
 
     def _on_frame(self, change) -> None:
         """The film's slider stopped or the film paused on a frame: the attribution follows it."""
@@ -338,8 +365,10 @@ class Explorer(widgets.VBox):
 
     def _holding(self, held: tuple[str, ...]) -> dict:
         """``held`` as arguments: by matching where the match box is ticked and a column can be matched
-        (two levels, or categorical), else by a linear term."""
+        (two levels, or categorical), else by a linear term; nothing where the direction is no mean shift."""
         study = self.renderer.study
+        if self.estimator.value not in MATCHABLE:
+            return {"confounders": (), "match": ()}
         match = tuple(c for c in held if self.match.value and (study.two_level(c) or c in study.categorical()))
         return {"confounders": tuple(c for c in held if c not in match), "match": match}
 
@@ -348,7 +377,7 @@ class Explorer(widgets.VBox):
         film may ask for, prepared while the viewer looks at this one)."""
         units, start, stop, log = self._range_for(attribute)
         return {**self.args(), "attribute": attribute, **self._holding(self._held_by_default(attribute)[1]),
-                "log": log, "units": units, "start": start, "stop": stop, "frame": 0}
+                "log": log, **self._range_args(attribute, units, start, stop), "frame": 0}
 
     def _prepare_others(self, interrupted: Callable[[], bool]) -> None:
         """While nothing else is asked, calibrate every other attribute's film of this patient ahead (about
@@ -388,9 +417,12 @@ class Explorer(widgets.VBox):
             self._set_status(str(e), error=True)
 
     def _scatter_xy(self, view: str) -> tuple[np.ndarray, np.ndarray]:
+        """The map's points: the latents' first two principal axes, or the attribute against the CNN's
+        reading in the units it is shown in (NT-proBNP as the CNN reads it in pg/mL, not its logarithm)."""
+        study = self.renderer.study
         if view == "cnn":
-            return self.renderer.study.values(self.attribute.value), self.renderer.study.values(CNN_PREDICTION)
-        return tuple(self.renderer.study.embedding()[0].T)
+            return tuple(study.to_shown(a, study.values(a)) for a in (self.attribute.value, CNN_PREDICTION))
+        return tuple(study.embedding()[0].T)
 
     def _on_view(self, change) -> None:
         """In a thread: the CNN view may first run the CNN over the whole cohort (seconds)."""
@@ -399,7 +431,8 @@ class Explorer(widgets.VBox):
                 self._update_scatter(force=True)
                 self.cohort.ensure_live()
             except Exception as e:  # noqa: BLE001 -- a thread's error would vanish: show it
-                self._set_status(f"Could not draw the cohort: {type(e).__name__}: {e}", error=True)
+                logger.exception("drawing the cohort failed")
+                self._set_status(f"Could not draw the cohort: {plainly(e)}", error=True)
 
         self._scatter_thread = threading.Thread(target=update, name="seegaan-explorer-scatter", daemon=True)
         self._scatter_thread.start()
@@ -413,16 +446,24 @@ class Explorer(widgets.VBox):
             log = bool(self.log_scale.value) and np.nanmin(values, initial=np.inf) > 0
             if not force and (attribute, log) == self._coloured_by:
                 return
-            name = study.label(attribute)
             shown, label, ticks, hover = colour_scale(study, attribute, values, log)
             if self.view.value == "pca":
                 share = self.renderer.study.embedding()[1]
                 titles = (f"latent axis 1 ({share[0]:.0%} of variance)", f"latent axis 2 ({share[1]:.0%})")
+                log_axes = (False, False)
             else:
-                titles = (name, study.label(CNN_PREDICTION))
+                titles = (self._axis_title(attribute), self._axis_title(CNN_PREDICTION))
+                log_axes = (log or study.shown_as(attribute)[1], study.shown_as(CNN_PREDICTION)[1])
             self.cohort.show(*self._scatter_xy(self.view.value), shown, label, titles, marked=self._marked(),
-                             ticks=ticks, hover=hover)
+                             ticks=ticks, hover=hover, log_axes=log_axes)
             self._coloured_by = (attribute, log)
+
+    def _axis_title(self, attribute: str) -> str:
+        """A map axis in words and the units it shows: "NT-proBNP as the CNN reads it (pg/mL)"."""
+        study = self.renderer.study
+        unit = study.info(study.shown_as(attribute)[0]).unit
+        return f"{study.label(attribute)} ({unit})" if unit and study.levels(attribute) is None else \
+            study.label(attribute)
 
     def _marked(self) -> int | None:
         """The cohort patient on screen; None for an uploaded image (not on the map)."""
@@ -454,7 +495,7 @@ class Explorer(widgets.VBox):
 
     def _show_film(self, result: dict) -> None:
         study, name = self.renderer.study, result["attribute"]
-        steps = [f" ({a:+.2g} SD)" if result["in_sd"] else "" for a in result["amounts"]]
+        steps = [f" ({a:+.2g} cohort SD)" if result["in_sd"] else "" for a in result["amounts"]]
         labels = [f"{result['label']}: {study.format(name, v)}{step}" for v, step in zip(result["targets"], steps)]
         with self._quietly():
             self.film.show(result["frames"], result["differences"], result["difference_limit"], labels,

@@ -28,7 +28,7 @@ def rounded(value: float) -> float:
 def default_range(study: Study, attribute: str, units: str, log: bool, row: int | None) -> tuple[float, float]:
     """In SDs (``units`` "sd"), 2 either side; in values, the value of the patient in ``row`` (None: an
     image not in the cohort, so the cohort's median) 2 SDs either side, within what the cohort shows
-    (the study's bounds), in the attribute's units."""
+    (the study's bounds), in the units the screen shows (:meth:`~seegaan_explore.explore.study.Study.to_shown`)."""
     if units == "sd":
         return -2.0, 2.0
     if log and not np.nanmin(study.values(attribute), initial=np.inf) > 0:
@@ -44,16 +44,16 @@ def default_range(study: Study, attribute: str, units: str, log: bool, row: int 
         low, high, _ = study.within_range(attribute, log, centre - 2 * sd, centre + 2 * sd, start=centre)
     except ValueError:  # the patient lies beyond the dictionary's plausible range: offer all of it
         low, high = study.bounds(attribute, log)
-    return tuple(rounded(v) for v in from_scale(np.array([low, high]), log))
+    return tuple(rounded(v) for v in study.to_shown(attribute, from_scale(np.array([low, high]), log)))
 
 
 def anchor_buttons(info: AttributeInfo, on_click: Callable) -> list[widgets.Widget]:
-    """"go to (pg/mL): 125 450 900": one button per clinical anchor of the dictionary (none without),
-    each carrying its value as ``button.anchor``."""
+    """"go to (pg/mL): 125 300 450 900 1,800": one button per clinical anchor of the dictionary (none
+    without), each carrying its value as ``button.anchor``; narrow, so that five fit on one line."""
     buttons = []
     for value, words in info.anchors:
         button = widgets.Button(description=info.format(value, unit=False), tooltip=words or info.format(value),
-                                layout=widgets.Layout(width="auto"))
+                                layout=widgets.Layout(width="auto", padding="0 6px"))
         button.anchor = value
         button.on_click(on_click)
         buttons.append(button)

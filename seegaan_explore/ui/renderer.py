@@ -6,8 +6,8 @@ screen shows, caching what is expensive. What the arguments mean for the cohort 
 patient's value, the direction it traverses) is the :class:`~seegaan_explore.explore.study.Study`'s
 to answer; the renderer normalises arguments, calls the study, traverses and attributes. A bad
 request becomes a message in ``result["error"]`` instead of an exception, so it never takes a kernel
-down. Nothing here imports a widget: notebooks, tests and the dashboard make the same call. It is a
-little over 400 lines because each stage of a render (direction, calibration, traversal, scores,
+down. Nothing here imports a widget: notebooks, tests and the dashboard make the same call. It is
+about 450 lines because each stage of a render (direction, calibration, traversal, scores,
 verdict, attribution) keeps its cache, lock and cancellation point here, in order; what each stage
 computes lives in :mod:`seegaan_explore.explore`.
 """
@@ -15,6 +15,7 @@ computes lives in :mod:`seegaan_explore.explore`.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import threading
 import time
@@ -39,7 +40,10 @@ from ..explore.verdict import Verdict
 from ..model.cnn import at_resolution_of
 from ..model.seegaan import SeeGaan
 
-__all__ = ["CNN_PREDICTION", "DEFAULTS", "LATENT_SHIFT", "MAX_FRAMES", "SPLINE", "UNITS", "Renderer"]
+__all__ = ["CNN_PREDICTION", "DEFAULTS", "LATENT_SHIFT", "MATCHABLE", "MAX_FRAMES", "SPLINE", "UNITS", "Renderer",
+           "plainly"]
+
+logger = logging.getLogger(__name__)
 
 UNITS = ("sd", "value")  # steps in standard deviations of the attribute, or target values in its own units
 MAX_FRAMES = 64
@@ -50,6 +54,12 @@ DEFAULTS = {"attribute": None, "estimator": "mean_shift", "confounders": (), "ma
 
 class Cancelled(Exception):
     """A newer request superseded this one (raised between stages, never shown)."""
+
+
+def plainly(error: Exception) -> str:
+    """An unexpected error as a sentence for the screen; its type and traceback go to the log."""
+    what = f"{error.args[0]} is missing" if isinstance(error, KeyError) and error.args else str(error)
+    return f"it failed unexpectedly ({what or 'no details'}); the server's log has the details"
 
 
 def _traversal_key(a: dict) -> tuple:
@@ -166,8 +176,9 @@ class Renderer:
                              f"{', '.join([*ESTIMATORS, LATENT_SHIFT])}")
         a["confounders"], a["match"] = tuple(a["confounders"] or ()), tuple(a["match"] or ())
         if a["match"] and a["estimator"] not in MATCHABLE:
-            raise ValueError(f"matching holds an attribute for the mean shift; the {a['estimator']} estimator "
-                             "cannot use it")
+            held = " and ".join(map(self.study.label, a["match"]))
+            raise ValueError(f"only a mean shift can be fitted on the exams that share this patient's {held}; the "
+                             f"{a['estimator'].replace('_', ' ')} direction cannot use it")
         if a["units"] not in UNITS:
             raise ValueError(f"units must be one of {UNITS}, got {a['units']!r}")
         a["start"], a["stop"] = float(a["start"]), float(a["stop"])
@@ -378,10 +389,11 @@ class Renderer:
             result = run(check)
         except Cancelled:
             return {"args": args, "cancelled": True, "error": None, "timings": timings}
-        except (ValueError, KeyError) as e:
+        except ValueError as e:
             return {"args": args, "cancelled": False, "error": f"{stage[0]}: {e}", "timings": timings}
         except Exception as e:  # noqa: BLE001 -- a bug or a resource problem: report it, keep the kernel alive
-            return {"args": args, "cancelled": False, "error": f"{stage[0]}: {type(e).__name__}: {e}",
+            logger.exception("%s failed", stage[0])  # the exception's type and traceback, for whoever debugs it
+            return {"args": args, "cancelled": False, "error": f"{stage[0]}: {plainly(e)}",
                     "traceback": traceback.format_exc(), "timings": timings}
         check("done")
         timings["total"] = time.perf_counter() - started

@@ -23,6 +23,9 @@ def plain_words(result: dict, study=None) -> list[str]:
     def say(value: float) -> str:
         return study.format(result["attribute"], value) if study is not None else f"{value:.3g}"
 
+    def label(column: str) -> str:
+        return study.label(column) if study is not None else column
+
     lines = [f"Patient {result['patient_label']}: {name} {say(result['patient_value'])} "
              f"(from {result['patient_value_source']})."]
     if result.get("range_note"):
@@ -44,12 +47,12 @@ def plain_words(result: dict, study=None) -> list[str]:
                      f"straight mean shift averages the change over the whole cohort. {d['n_in_range']} of the "
                      f"{d['n']} exams lie in that range; the fewer, the noisier the direction.")
     if "matched" in d:
-        held = " and ".join(f"{k} {v}" for k, v in d["matched"].items())
+        held = " and ".join(f"{label(k)} {v}" for k, v in d["matched"].items())
         lines.append(f"The direction was fitted on the {d['n']} exams with {held}, as this patient's.")
     if "unique_variance_of_attribute" in d and direction.confounders:
         among = "Among these exams, " if "matched" in d else ""
         lines.append(f"{among}{d['unique_variance_of_attribute']:.0%} of the variation in {name} is not explained by "
-                     f"{', '.join(direction.confounders)}; the direction uses that part only.")
+                     f"{', '.join(map(label, direction.confounders))}; the direction uses that part only.")
     for key, what in (("cv_r2", "R²"), ("cv_roc_auc", "AUC")):
         if key in d:
             lines.append(f"The latent code predicts {name} with a cross-validated {what} of {d[key]:.2f}.")
@@ -64,7 +67,7 @@ def plain_words(result: dict, study=None) -> list[str]:
         lines.append(f"Fitted on {d.get('n', '?')} images.")
     strongest = sorted(result["cosines"].items(), key=lambda kv: -abs(kv[1]))[:3]
     if strongest:
-        closest = ", ".join(f"{study.label(k) if study else k} (cosine {_signed(v)})" for k, v in strongest)
+        closest = ", ".join(f"{label(k)} (cosine {_signed(v)})" for k, v in strongest)
         lines.append(f"In the latent space, the direction lies closest to: {closest}. Near ±1: the cohort's "
                      "exams differ in both together.")
     if q.get("measured_by"):
