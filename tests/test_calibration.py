@@ -43,6 +43,20 @@ def test_a_straight_response_is_stretched_by_the_median_share_read_on_other_pati
     assert "2.00× the fitted steps" in calibration.words
 
 
+def test_a_reader_that_reads_part_of_a_real_difference_is_read_against_that_part():
+    """A regressor reads its target's differences between the cohort's own exams at its gain (the CNN:
+    0.69 of ln NT-proBNP's). A film is calibrated until it reads what such a difference reads, not the
+    whole intended change, which would draw it further than the cohort's exams differ."""
+    reader = _reader({1: 0.4, 2: 0.5, 3: 0.9})
+    direction, calibration = calibrate(_direction(), [1, 2, 3], reader, "the CNN", "NT-proBNP", gain=0.5)
+    assert calibration.gain == 0.5 and calibration.achieved == pytest.approx(1.0)
+    assert calibration.stretch == pytest.approx(1.0)  # the median patient reads half: what real exams read
+    np.testing.assert_allclose(_achieved(direction, lambda u: 0.5 * u), 0.5 * FILM, atol=1e-9)
+    assert "against the 50% of a difference in NT-proBNP it reads between the cohort's own exams" in calibration.words
+    whole, _ = calibrate(_direction(), [1, 2, 3], reader, "the CNN", "NT-proBNP")
+    assert whole.drawn_at(FILM)[-1] == pytest.approx(2 * direction.drawn_at(FILM)[-1])
+
+
 def test_a_bending_response_is_inverted_step_by_step_where_one_stretch_would_overshoot():
     """The CNN reads NT-proBNP's films as a cubic: little near the patient, much further out."""
     def bent(u):

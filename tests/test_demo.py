@@ -290,6 +290,10 @@ def test_films_are_calibrated_on_the_nearest_fit_set_phantoms_never_on_the_score
                       ceiling_fit=200, progress=False)["attributes"]["severity"]
     held = encode_held_out(model, 40, 2, oracle.config.factors)
     half, direction = spec.half_step(held.fit_factors), spec.direction(held.fit_latents, held.fit_factors)
+    # the ruler's gain: the slope of its readings of the fit set's exams on their true severity
+    gain = np.polyfit(held.fit_factors["severity"], held.fit_images.mean(axis=(1, 2)), 1)[0]
+    gain = gain if gain > 0.1 else None
+    assert scores["ruler_gain"] == (pytest.approx(gain, rel=1e-4) if gain else None)
 
     def brightness(w, direction, amounts):  # what the brightness oracle reads on each frame
         return traverse(model, w, direction, amounts).frames.mean(axis=(1, 2))
@@ -304,12 +308,13 @@ def test_films_are_calibrated_on_the_nearest_fit_set_phantoms_never_on_the_score
         nearest = np.argsort(np.abs(held.fit_factors["severity"].to_numpy() - value), kind="stable")[:3]
         film, calibration = calibrate(direction, [int(j) for j in nearest],
                                       lambda j, amounts: brightness(held.fit_latents[j], direction, amounts),
-                                      "the oracle", "severity")
+                                      "the oracle", "severity", gain)
         on_patients.append(achieved(held.w0[k], direction, held.table.iloc[k]))
         calibrated.append(achieved(held.w0[k], film, held.table.iloc[k]))
         stretches += [calibration.stretch] if calibration.stretch is not None else []
     assert scores["achieved_over_intended"] == pytest.approx(np.mean(on_patients), rel=1e-3)
     assert scores["achieved_over_intended_calibrated"] == pytest.approx(np.mean(calibrated), rel=1e-3)
+    assert scores["achieved_over_gain_calibrated"] == pytest.approx(np.mean(calibrated) / (gain or 1.0), rel=1e-3)
     assert scores["calibration"]["calibrated"] == len(stretches) and scores["calibration"]["of"] == 2
     if stretches:
         assert scores["calibration"]["stretch"] == pytest.approx(np.median(stretches), rel=1e-6)

@@ -358,3 +358,20 @@ def test_a_cut_range_names_the_plausible_range_and_never_quotes_an_impossible_va
     assert [study.format("sex", v) for v in (0.003, 0.4, 1.2)] == ["female", "40% towards male", "male"]
     assert study.within_range("sex", False, -1.0, 0.5)[2] == ("The requested range was cut: nothing lies beyond "
                                                              "female. The film runs from female to 50% towards male.")
+
+
+def test_a_readers_gain_and_what_goes_with_the_target_are_measured_on_the_cohorts_exams():
+    """On the bundled demo: the CNN reads ln NT-proBNP's differences between exams at about its R²
+    (the image shows the disease, not the lab noise), the oracle reads the cardiothoracic ratio's
+    nearly whole; across the exams the ratio goes with NT-proBNP and sex does not."""
+    from seegaan_explore.demo import load_demo
+    from seegaan_explore.explore.study import Study
+
+    demo = load_demo()
+    study = Study(demo.latents, demo.table, model=demo.model, cnn=demo.cnn, oracle=demo.oracle, images=demo.images)
+    cnn_gain, ctr_gain = study.reader_gain("nt_probnp_pg_ml", True), study.reader_gain("ctr", False)
+    assert 0.4 < cnn_gain < 0.9 and 0.85 < ctr_gain < 1.15
+    assert study.reader_gain("nt_probnp_pg_ml", True) is cnn_gain  # measured once
+    shares = study.cohort_shares("nt_probnp_pg_ml", True, ["ctr", "sex", "age"], held=["age", "view"])
+    assert shares["age"] == 0.0 and shares["ctr"] > 0.5 and abs(shares["sex"]) < 0.1
+    assert study.cohort_shares("nt_probnp_pg_ml", True, ["age"])["age"] > 0.2  # unheld, age goes with it

@@ -32,20 +32,35 @@ def test_what_goes_wrong_is_named(change, level, words):
 
 
 def test_with_attributes_held_the_trusted_verdict_names_what_moves_with_the_target():
-    """Held age and view are what leakage is judged on; the cardiothoracic ratio may follow the disease
-    NT-proBNP measures, so it is named, not counted, and never denied."""
+    """Held age and view are what leakage is judged on; the cardiothoracic ratio follows the disease
+    NT-proBNP measures across the cohort, so it is named, not counted, and never denied."""
     leakage = [("cardiothoracic ratio", 1.18, "+0.25 across the film"), ("age", -0.19, "−14 years across the film"),
                ("view", 0.0, "1% of the way towards AP"), ("BMI", 0.07, "+1.3 kg/m² across the film")]
-    verdict = judge(GOOD, target="NT-proBNP", leakage=leakage, held={"age", "view"})
+    cohort = {"cardiothoracic ratio": 0.78, "age": 0.0, "view": 0.0, "BMI": -0.12}
+    verdict = judge(GOOD, target="NT-proBNP", leakage=leakage, held={"age", "view"}, cohort=cohort)
     assert verdict.level == TRUST
     assert verdict.reasons == ("NT-proBNP changes steadily and reaches the intended change. Held fixed, age and view "
                                "move less than half as much (in cohort SDs). Not held, cardiothoracic ratio changes "
-                               "with it at least half as much: the film shows it as well",)
+                               "with it, as it goes with it across the cohort's exams: the film shows it as well",)
     moved = judge(GOOD, target="NT-proBNP", leakage=[("age", 0.7, "−50 years across the film")], held={"age"})
-    assert moved.level == CARE and moved.reasons[0].startswith("age changes too (−50 years across the film)")
-    alone = judge(GOOD, target="NT-proBNP", leakage=leakage[1:])  # nothing held: every attribute counts
+    assert moved.level == CARE
+    assert moved.reasons[0].startswith("age changes too (−50 years across the film), though it is held fixed")
+    alone = judge(GOOD, target="NT-proBNP", leakage=leakage[1:])  # nothing held, nothing moves as much
     assert alone.reasons == ("NT-proBNP changes steadily and reaches the intended change, and no other attribute "
                              "moves as much",)
+
+
+def test_an_attribute_that_does_not_go_with_the_target_in_the_cohort_counts_though_not_held():
+    """A man's NT-proBNP film that turns him female: sex does not go with NT-proBNP across the cohort's
+    exams, so the film shows a change no exam shows, held or not; heart size may move as it likes."""
+    leakage = [("cardiothoracic ratio", 1.18, "+0.25 across the film"), ("sex", -0.57, "all the way to female")]
+    cohort = {"cardiothoracic ratio": 0.78, "sex": -0.01, "age": 0.0}
+    verdict = judge(GOOD, target="NT-proBNP", leakage=leakage, held={"age"}, cohort=cohort)
+    assert verdict.level == CARE
+    assert verdict.reasons == ("sex changes too (all the way to female), though it does not go with NT-proBNP "
+                               "across the cohort's exams: the film shows it as well as NT-proBNP",)
+    going = judge(GOOD, target="NT-proBNP", leakage=leakage, held={"age"}, cohort={**cohort, "sex": -0.4})
+    assert going.level == TRUST
 
 
 def test_leakage_names_the_attribute_in_its_own_units():

@@ -120,18 +120,20 @@ def _run_evaluate(args) -> int:
           f"(SD {result['reconstruction_psnr_sd_db']:.1f} dB over {result['n_reconstructed']} phantoms, "
           "vs their noise-free renders)")
     print(f"read by {ruler}; 'calib.': achieved/intended of the film calibrated on "
-          f"{result['calibration']['phantoms']} phantoms, {result['calibration']['from']}; 'ceiling': diffmap r of "
-          f"{args.estimator} on an ideal latent (the renderer's inputs, {args.ceiling_fit} phantom tables)")
-    print(f"{'attribute':<20} {'spearman':>8} {'achieved':>8} {'calib.':>6} {'on truth':>8} {'diffmap r':>9} "
-          f"{'ceiling':>7} {'share':>5} {'age leak':>9} {'view leak':>9}")
+          f"{result['calibration']['phantoms']} phantoms, {result['calibration']['from']}, against the ruler's "
+          "'gain' (what it reads of a difference between the fit set's own exams; '/gain': calib. over it); "
+          f"'ceiling': diffmap r of {args.estimator} on an ideal latent (the renderer's inputs, {args.ceiling_fit} "
+          "phantom tables)")
+    print(f"{'attribute':<20} {'spearman':>8} {'achieved':>8} {'calib.':>6} {'gain':>5} {'/gain':>5} {'on truth':>8} "
+          f"{'diffmap r':>9} {'ceiling':>7} {'share':>5} {'age leak':>9} {'view leak':>9}")
     for name, s in result["attributes"].items():
         leak = [f"{s['leakage'][f]:+9.3f}" if f in s["leakage"] else f"{'target':>9}" for f in ("age", "view")]
-        calibrated = "—" if s["achieved_over_intended_calibrated"] is None else \
-            f"{s['achieved_over_intended_calibrated']:.2f}"
-        share = "—" if s["diffmap_r_share"] is None else f"{s['diffmap_r_share']:.2f}"
-        print(f"{name:<20} {s['spearman']:8.2f} {s['achieved_over_intended']:8.2f} {calibrated:>6} "
-              f"{s['achieved_on_truth']:8.2f} {s['diffmap_r']:9.2f} {s['diffmap_r_ceiling']:7.2f} {share:>5} "
-              + " ".join(leak))
+        calibrated, gain, over_gain, share = ("—" if v is None else f"{v:.2f}" for v in (
+            s["achieved_over_intended_calibrated"], s["ruler_gain"], s["achieved_over_gain_calibrated"],
+            s["diffmap_r_share"]))
+        print(f"{name:<20} {s['spearman']:8.2f} {s['achieved_over_intended']:8.2f} {calibrated:>6} {gain:>5} "
+              f"{over_gain:>5} {s['achieved_on_truth']:8.2f} {s['diffmap_r']:9.2f} {s['diffmap_r_ceiling']:7.2f} "
+              f"{share:>5} " + " ".join(leak))
     for factor, ratio in result.get("conditioned_leakage_ratio", {}).items():
         low, high = result["conditioned_leakage_ratio_ci95"][factor]
         ideal = result["conditioned_leakage_ratio_on_truth"][factor]

@@ -39,6 +39,7 @@ DEFAULT_END_SD = 2.0  # the dashboard's default film ends at +-2 SD
 # time (docs/results/studies.md, "Does calibrating a film on other patients make it reach what it promises?")
 STEPS_SD = np.array([-8.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0])
 _BARELY = 1 / 20  # a share below this is no change to calibrate on
+READ_ON_IMAGES = ("the oracle", "the CNN")  # readers whose gain on the cohort's exams is measured
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,9 @@ class Calibration:
     """How a film was calibrated: ``achieved``, the median share of the intended change that ``by``
     read on ``patients`` other patients' default films (-2 to +2 SD) before calibrating; ``stretch``,
     how many times the fitted step the calibrated film draws those ends at (None: not calibrated);
-    ``reach``, the share of a 2 SD step its shorter side can show at most (1: all of it); and all of
-    it in ``words``."""
+    ``reach``, the share of a 2 SD step its shorter side can show at most (1: all of it); ``gain``,
+    the share of a difference between the cohort's own exams that ``by`` reads, which the intended
+    change is read against (None: the whole change); and all of it in ``words``."""
 
     by: str
     patients: int
@@ -55,6 +57,7 @@ class Calibration:
     stretch: float | None
     words: str
     reach: float = 1.0
+    gain: float | None = None
 
     @classmethod
     def not_done(cls, why: str, by: str = "") -> Calibration:
@@ -63,8 +66,10 @@ class Calibration:
 
 
 def calibrate(direction: Direction, rows: Sequence[int], read: Callable[[int, np.ndarray], np.ndarray | None],
-              by: str, target: str) -> tuple[Direction, Calibration]:
-    """``direction`` warped so that, on the films of cohort ``rows``, ``by`` reads the intended change.
+              by: str, target: str, gain: float | None = None) -> tuple[Direction, Calibration]:
+    """``direction`` warped so that, on the films of cohort ``rows``, ``by`` reads the intended change
+    as it reads that difference between the cohort's own exams: ``gain`` of it
+    (:meth:`~seegaan_explore.explore.study.Study.reader_gain`; None: all of it).
 
     ``read(row, amounts)`` decodes patient ``row`` at ``amounts`` (steps in the attribute's units
     on the fitted scale, from the patient's own latent) and returns the target as ``by`` reads it on
@@ -80,15 +85,17 @@ def calibrate(direction: Direction, rows: Sequence[int], read: Callable[[int, np
             responses.append(np.asarray(measured, np.float64) - measured[STEPS_SD == 0][0])
     if not responses:
         return direction, Calibration.not_done(f"{by} read no other patient's film.", by)
-    response = np.median(responses, axis=0)
+    response = np.median(responses, axis=0) / (gain or 1.0)
     default = np.abs(STEPS_SD) <= DEFAULT_END_SD
     achieved = slope(steps[default], response[default])
     moves = max(achieved, slope(steps, response))  # near the patient, or only further out (NT-proBNP)
+    against = (f", against the {gain:.0%} of a difference in {target} it reads between the cohort's own exams"
+               if gain else "")
     if not moves > _BARELY:
         how = "the wrong way" if moves < -_BARELY else "barely"
         return direction, Calibration(by, len(responses), achieved, None,
                                       f"Not calibrated: on {len(responses)} other patients' films {by} reads {target} "
-                                      f"moving {how} ({achieved:.0%} of the intended change).")
+                                      f"moving {how} ({achieved:.0%} of the intended change{against}).", gain=gain)
     warp = _inverse(steps, response)
     calibrated = dataclasses.replace(direction, warp=warp)
     end = DEFAULT_END_SD * abs(direction.scale)
@@ -99,12 +106,12 @@ def calibrate(direction: Direction, rows: Sequence[int], read: Callable[[int, np
     short = [f"{max(reach, 0.0) + 0.0:.0%} of a step of {DEFAULT_END_SD:g} cohort SDs {side}"
              for side, reach in zip(sides, reaches) if reach < 0.95]
     words = (f"Calibrated by {by} on {len(responses)} other patients' films (they read {achieved:.0%} of the "
-             f"intended change of {target}): each step is drawn where it reads as intended, the ends at "
+             f"intended change of {target}{against}): each step is drawn where it reads as intended, the ends at "
              f"{stretch:.2f}× the fitted steps."
              + (f" Even {MAX_STRETCH:g}× further out the films show at most {' and '.join(short)}: the generator "
                 "draws no more of it." if short else ""))
     reach = min(reaches)
-    return calibrated, Calibration(by, len(responses), achieved, stretch, words, reach)
+    return calibrated, Calibration(by, len(responses), achieved, stretch, words, reach, gain)
 
 
 def response_steps(direction: Direction) -> np.ndarray:
@@ -174,6 +181,12 @@ class FilmReader:
         if len(study.latents):
             self(0, np.zeros(1))  # one frame tells what reads the target, if anything does
 
+    @property
+    def gain(self) -> float | None:
+        """The share of a difference between the cohort's exams the oracle or the CNN reads (a latent
+        reader's is not measured: None)."""
+        return self.study.reader_gain(self.attribute, self.log) if self.by in READ_ON_IMAGES else None
+
     def __call__(self, row: int, amounts: np.ndarray) -> np.ndarray | None:
         key = (int(row), np.asarray(amounts, np.float64).tobytes())
         if key not in self._read:
@@ -223,4 +236,4 @@ def calibrate_for(study, direction: Direction, attribute: str, log: bool, patien
     reader = reader or FilmReader(study, direction, attribute, log, noise_seed)
     if not rows or reader.by is None:
         return direction, None
-    return calibrate(direction, rows, reader, reader.by, study.label(attribute))
+    return calibrate(direction, rows, reader, reader.by, study.label(attribute), reader.gain)

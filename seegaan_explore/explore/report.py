@@ -182,7 +182,7 @@ class FilmReport:
 def score_film(traversal, *, study=None, model=None, readers=None, measured=None, measured_by: str | None = None,
                not_measured: str | None = None, others: dict | None = None, original=None,
                cohort_psnr: tuple[float, float] | None = None, target: str | None = None, log: bool = False,
-               held=None, estimated: bool | str = False) -> tuple[dict, object, list]:
+               held=None, estimated: bool | str = False, gain: float | None = None) -> tuple[dict, object, list]:
     """A traversal's quality scores, its verdict and the other attributes' change in words: one rule
     for the dashboard and ``traverse``.
 
@@ -196,7 +196,9 @@ def score_film(traversal, *, study=None, model=None, readers=None, measured=None
     against; ``target``/``log``: the attribute where it is not the direction's (a Latent Shift's CNN
     prediction, a renderer's column); ``held``: the attributes held fixed (default the direction's
     confounders and matched columns); ``estimated``: the patient's value was estimated (a string:
-    the estimate in words)."""
+    the estimate in words); ``gain``: the share of a difference between the cohort's own exams that
+    ``measured_by`` reads (:meth:`~seegaan_explore.explore.study.Study.reader_gain`): the film's
+    achieved change is read against it, as its calibration was."""
     from . import quality
     from .attributes import split_scaled_name
     from .verdict import judge, leakage_in_words
@@ -213,10 +215,12 @@ def score_film(traversal, *, study=None, model=None, readers=None, measured=None
         measured, not_measured = None, "3 or more frames are needed to score a traversal"
     scores = quality.score(traversal, measured, others=others, original=original)
     scores.update(reading.scores(traversal, name, log) if reading else {})
+    if measured is not None and gain:
+        scores.update(achieved_over_intended=scores["achieved_over_intended"] / gain, reader_gain=gain)
     scores.update(measured_by=measured_by if measured is not None else None,
                   **({"not_measured": not_measured} if measured is None and not_measured else {}))
     label = _label(study, name)
-    leakage = []
+    leakage, cohort = [], {}
     if held is None:
         held = set(direction.confounders) | set(direction.diagnostics.get("matched", {}))
     if study is not None and scores.get("leakage"):
@@ -224,8 +228,11 @@ def score_film(traversal, *, study=None, model=None, readers=None, measured=None
         intended = float(np.ptp(traversal.amounts)) * (abs(direction.scale) if traversal.in_sd else 1.0)
         leakage = leakage_in_words(study, scores["leakage"], target_sd=target_sd, intended=intended,
                                    read_by=scores.get("leakage_read_by"))
+        if name in study.attributes:
+            shares = study.cohort_shares(name, log, list(scores["leakage"]), sorted(held))
+            cohort = {_label(study, c): share for c, share in shares.items()}
     verdict = judge(scores, target=label, cohort_psnr=cohort_psnr, leakage=leakage,
-                    held={_label(study, c) for c in held}, estimated=estimated)
+                    held={_label(study, c) for c in held}, cohort=cohort, estimated=estimated)
     return scores, verdict, leakage
 
 

@@ -34,7 +34,7 @@ class Verdict:
 
 def judge(quality: dict, *, target: str, cohort_psnr: tuple[float, float] | None = None,
           leakage: list[tuple[str, float, str]] = (), held: Collection[str] = (),
-          estimated: bool | str = False) -> Verdict:
+          cohort: Mapping[str, float] | None = None, estimated: bool | str = False) -> Verdict:
     """The verdict on one traversal.
 
     ``quality``: :func:`~seegaan_explore.explore.quality.score`'s scores (with ``measured_by`` when
@@ -42,11 +42,15 @@ def judge(quality: dict, *, target: str, cohort_psnr: tuple[float, float] | None
     :mod:`~seegaan_explore.explore.readers`); ``target``: the attribute's name in words; ``cohort_psnr``: the
     cohort's (median, 5th percentile) reconstruction PSNR in dB; ``leakage``: (attribute in words,
     its change in its SDs per SD of the target's change, the change in its own units in words), of
-    every other attribute read; ``held``: the attributes held fixed, in words. Where attributes are
-    held, only they count against the film: heart failure may enlarge the heart on a film of
-    NT-proBNP, but age must not change when age is held; the others that move with the target
-    are named, not counted. ``estimated``: the patient's value of the target was estimated, not recorded (a string: the
-    estimate in words, :meth:`~seegaan_explore.explore.study.Study.estimate_in_words`)."""
+    every other attribute read; ``held``: the attributes held fixed, in words; ``cohort``: how far
+    each moves per SD of the target across the cohort's exams with them held
+    (:meth:`~seegaan_explore.explore.study.Study.cohort_shares`, by label; 0 where not given). An
+    attribute that does not go with the target there counts against the film where the film moves
+    it half an SD per SD: heart failure may enlarge the heart on a film of NT-proBNP, as it does in
+    the cohort, but age must not change when age is held, nor a man's film turn female when sex
+    does not go with NT-proBNP. ``estimated``: the patient's value of the
+    target was estimated, not recorded (a string: the estimate in words,
+    :meth:`~seegaan_explore.explore.study.Study.estimate_in_words`)."""
     stop, care = [], []
     psnr = quality.get("reconstruction_psnr_db")
     if psnr is not None and cohort_psnr is not None and math.isfinite(psnr):
@@ -76,9 +80,12 @@ def judge(quality: dict, *, target: str, cohort_psnr: tuple[float, float] | None
         else:
             care.append(f"nothing measured {target} on the frames, so whether they show the intended change is "
                         "unknown")
+    cohort = cohort or {}
     for name, share, words in leakage:
-        if abs(share) >= LEAKAGE_SHARE and (not held or name in held):
-            care.append(f"{name} changes too ({words}): the film shows it as well as {target}")
+        if _leaks(share, cohort.get(name, 0.0)):
+            why = (", though it is held fixed" if name in held else
+                   f", though it does not go with {target} across the cohort's exams" if name in cohort else "")
+            care.append(f"{name} changes too ({words}){why}: the film shows it as well as {target}")
     if estimated:
         care.append(f"the patient's {target} is not recorded; the film starts from an estimate"
                     + (f" ({estimated})" if isinstance(estimated, str) else ""))
@@ -86,24 +93,34 @@ def judge(quality: dict, *, target: str, cohort_psnr: tuple[float, float] | None
     return Verdict(level, tuple(stop + care) or (_trusted(target, leakage, held),))
 
 
+def _leaks(share: float, in_cohort: float) -> bool:
+    """Whether a film that moves an attribute by ``share`` (its SDs per SD of the target) shows a
+    change it should not: at least half an SD per SD of one that does not go with the target across
+    the cohort's exams (``in_cohort`` below a quarter). One that does, heart size with NT-proBNP,
+    may differ between patients as much as it likes: it is named, not counted."""
+    return abs(share) >= LEAKAGE_SHARE and abs(in_cohort) < LEAKAGE_SHARE / 2
+
+
 def _listed(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _trusted(target: str, leakage, held: Collection[str]) -> str:
-    """Why a film can be trusted, true to its numbers: with nothing held, no other attribute moves
-    as much; with attributes held, they barely move, and the others that move with the target are named."""
+    """Why a film can be trusted, true to its numbers: the held attributes barely move, and the others
+    that move with the target at least half as much, as they do across the cohort's exams, are named."""
     words = f"{target} changes steadily and reaches the intended change"
-    if not held:
-        return words + (", and no other attribute moves as much" if leakage else "")
     kept = [name for name, _, _ in leakage if name in held]
     along = [name for name, share, _ in leakage if name not in held and abs(share) >= LEAKAGE_SHARE]
     if kept:
         words += (f". Held fixed, {_listed(kept)} {'moves' if len(kept) == 1 else 'move'} less than half as much "
                   "(in cohort SDs)")
     if along:
-        words += (f". Not held, {_listed(along)} {'changes' if len(along) == 1 else 'change'} with it at least half "
-                  f"as much: the film shows {'it' if len(along) == 1 else 'them'} as well")
+        one = len(along) == 1
+        words += (f". Not held, {_listed(along)} {'changes' if one else 'change'} with it, as "
+                  f"{'it goes' if one else 'they go'} with it across the cohort's exams: the film shows "
+                  f"{'it' if one else 'them'} as well")
+    elif leakage and not held:
+        words += ", and no other attribute moves as much"
     return words
 
 

@@ -12,7 +12,10 @@ that change with severity, for instance, and a change of a factor not quite one-
 The attributes and their interventions are :mod:`.specs`'s. Beside diffmap r, :mod:`.ceiling` gives
 what an ideal autoencoder reaches with the same estimator on the same patients and steps; beside
 achieved / intended, the same with each direction calibrated on fit-set phantoms, never on the
-patients it is scored on. Every reading is the oracle's, and the output names it (``ruler``).
+patients it is scored on, against the ruler's gain on the fit set's exams (how much of a real
+difference it reads: a film is calibrated until the ruler reads that much of the intended change, as
+the dashboard calibrates), and that over the gain. Every reading is the oracle's, and the output
+names it (``ruler``).
 
 Every render enters the models as a phantom written to disk and read back would (``as_read``):
 the models were trained on such files, whose intensities :func:`~seegaan_explore.data.images.preprocess` windows.
@@ -85,6 +88,7 @@ class HeldOut:
     fit_windows: list[tuple[float, float]]
     fit_latents: np.ndarray
     fit_factors: pd.DataFrame
+    fit_images: np.ndarray  # as read from disk: what a ruler's gain is measured on
     table: pd.DataFrame
     windows: list[tuple[float, float]]
     w0: np.ndarray
@@ -98,8 +102,9 @@ def encode_held_out(model: SeeGaan, n_fit: int, n_patients: int, factors: tuple[
     fit_windows = [intensity_window(image) for image in fit_images]
     images, table = generate_cohort(n_patients, size, seed=PATIENT_SEED)
     windows = [intensity_window(image) for image in images]
-    return HeldOut(fit_table, fit_windows, encode_images(model, as_read(fit_images, fit_windows)),
-                   factor_targets(fit_table, factors), table, windows, encode_images(model, as_read(images, windows)))
+    read = as_read(fit_images, fit_windows)
+    return HeldOut(fit_table, fit_windows, encode_images(model, read), factor_targets(fit_table, factors), read,
+                   table, windows, encode_images(model, as_read(images, windows)))
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -150,13 +155,30 @@ def _read(model: SeeGaan, oracle: Oracle, w: np.ndarray, direction: Direction, a
     return t, assess(amounts, measured[factor].to_numpy(), others=others)
 
 
+def ruler_gains(oracle: Oracle, held_out: HeldOut) -> dict[str, float | None]:
+    """Each factor's gain, as the dashboard measures its readers'
+    (:meth:`~seegaan_explore.explore.study.Study.reader_gain`): the slope of the ruler's readings of the
+    fit set's exams on their true values (None where it is not above 0.1)."""
+    read = pd.concat([oracle.predict(torch.from_numpy(held_out.fit_images[k:k + 64])[:, None])
+                      for k in range(0, len(held_out.fit_images), 64)], ignore_index=True)
+    gains = {}
+    for factor in held_out.fit_factors.columns:
+        truth, reading = held_out.fit_factors[factor].to_numpy(np.float64), read[factor].to_numpy(np.float64)
+        rows = np.isfinite(truth) & np.isfinite(reading)
+        gain = float(np.polyfit(truth[rows], reading[rows], 1)[0]) if np.ptp(truth[rows]) > 0 else math.nan
+        gains[factor] = gain if gain > 0.1 else None
+    return gains
+
+
 def _calibrated(model: SeeGaan, oracle: Oracle, spec: Spec, held_out: HeldOut, direction: Direction,
-                values: pd.Series, n: int, ruler: str, read_before: dict) -> tuple[Direction, Calibration]:
+                values: pd.Series, n: int, ruler: str, read_before: dict,
+                gain: float | None) -> tuple[Direction, Calibration]:
     """``direction`` calibrated as the dashboard calibrates a film (:func:`~seegaan_explore.explore.
     calibration.calibrate`): on the ``n`` fit-set phantoms (never a scored patient) nearest the
     patient's ``values`` in the attribute among those of its matched group, read by the oracle. Each
     phantom's film along a direction is read once: ``read_before`` keeps the readings, as the
-    dashboard's film reader does (patients near each other share most of their nearest phantoms)."""
+    dashboard's film reader does (patients near each other share most of their nearest phantoms).
+    Read against the ruler's ``gain`` (:func:`ruler_gains`), as the dashboard reads against its readers'."""
     fit = held_out.fit_factors
     alike = np.ones(len(fit), bool)
     for name in spec.matched:
@@ -171,7 +193,7 @@ def _calibrated(model: SeeGaan, oracle: Oracle, spec: Spec, held_out: HeldOut, d
             read_before[key] = oracle.predict(frames)[spec.factor].to_numpy()
         return read_before[key]
 
-    return calibrate(direction, rows, read, ruler, spec.name)
+    return calibrate(direction, rows, read, ruler, spec.name, gain)
 
 
 def _summary(calibrations: list[Calibration]) -> dict | None:
@@ -226,6 +248,7 @@ def evaluate(model: SeeGaan, oracle: Oracle, *, n_fit: int = 1000, n_patients: i
     ideal = ideal_fit_set(ceiling_fit, FIT_SEED)
 
     patient_factors = factor_targets(table, oracle.config.factors)
+    gains = ruler_gains(oracle, held_out)
     per_spec: dict[str, list[dict]] = {}
     for spec in tqdm(specs, desc="evaluate", unit="attribute", disable=not progress):
         half = spec.half_step(fit_factors)
@@ -251,7 +274,7 @@ def evaluate(model: SeeGaan, oracle: Oracle, *, n_fit: int = 1000, n_patients: i
             scores["diffmap_r"] = pearson(t.frames[-1] - t.frames[0], truths[-1])
             if n_calibration > 0:
                 film, calibration = _calibrated(model, oracle, spec, held_out, direction, patient_factors.iloc[k],
-                                                n_calibration, ruler, read_before)
+                                                n_calibration, ruler, read_before, gains[spec.factor])
                 calibrations.append(calibration)
                 scores["achieved_calibrated"] = _read(model, oracle, w0[k], film, amounts,
                                                       spec.factor)[1]["achieved_over_intended"]
@@ -273,6 +296,10 @@ def evaluate(model: SeeGaan, oracle: Oracle, *, n_fit: int = 1000, n_patients: i
             "achieved_over_intended_calibrated": (float(np.mean([s["achieved_calibrated"] for s in per_patient]))
                                                   if calibrations else None),
             "calibration": _summary(calibrations),
+            "ruler_gain": gains[spec.factor],
+            # the promise a film keeps: the change its ruler reads between the fit set's own exams
+            "achieved_over_gain_calibrated": (float(np.mean([s["achieved_calibrated"] for s in per_patient]))
+                                              / (gains[spec.factor] or 1.0) if calibrations else None),
             "achieved_on_truth": float(np.mean([s["achieved_on_truth"] for s in per_patient])),
             "diffmap_r": diffmap_r,
             "diffmap_r_sd": float(np.std([s["diffmap_r"] for s in per_patient])),

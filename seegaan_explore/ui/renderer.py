@@ -30,7 +30,14 @@ import torch.nn.functional as F
 from ..data.images import preprocess, to_uint8
 from ..explore import quality
 from ..explore.attribution import METHODS, agreement, attribute
-from ..explore.calibration import Calibration, FilmReader, calibrate_for, other_patients, response_steps
+from ..explore.calibration import (
+    READ_ON_IMAGES,
+    Calibration,
+    FilmReader,
+    calibrate_for,
+    other_patients,
+    response_steps,
+)
 from ..explore.directions import ESTIMATORS, Direction
 from ..explore.readers import film_attributes, readers_of
 from ..explore.report import score_film
@@ -322,6 +329,7 @@ class Renderer:
                 entry["traversal"], study=self.study, model=self.model, readers=readers, measured=measured,
                 measured_by=by, not_measured=by, others=others, original=entry["original"], cohort_psnr=cohort_psnr,
                 target=a["attribute"], log=a["log"], held=set(a["confounders"]) | set(a["match"]),
+                gain=self.study.reader_gain(a["attribute"], a["log"]) if by in READ_ON_IMAGES else None,
                 estimated=entry["patient_value_source"].startswith("estimated") and self.study.estimate_in_words(
                     a["attribute"], a["log"], entry["patient_scaled"]))
         if scores["measured_by"] is not None:

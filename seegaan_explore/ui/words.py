@@ -77,7 +77,9 @@ def plain_words(result: dict, study=None) -> list[str]:
                      + f" across the frames (rank correlation {mono:.2f}).")
         achieved = q["achieved_over_intended"]
         if math.isfinite(achieved):
-            lines.append(f"The frames reach {achieved:.0%} of the intended change in {name}.")
+            lines.append(f"The frames reach {achieved:.0%} of the intended change in {name}"
+                         + (f", read against the {q['reader_gain']:.0%} of a difference between the cohort's own "
+                            f"exams that {q['measured_by']} reads." if q.get("reader_gain") else "."))
         leaks = result.get("leakage") or []
         if leaks:
             lines.append("Other attributes change along the way: "
