@@ -91,6 +91,9 @@ def test_censored_values_are_counted_in_a_warning(tmp_path, images):
     with pytest.warns(CohortWarning, match=r"bnp: 2 of 4 values are censored \(<5; >35000\)"):
         values = cohort.attribute("bnp")
     np.testing.assert_array_equal(values.to_numpy(), [5, 120, 35000, 80])
+    unbounded = Cohort.from_table(table.assign(bnp=["-inf", "120", ">35000", "80"]), images)
+    with pytest.warns(CohortWarning, match="2 of 4 values are censored .*1 without a limit are missing"):
+        unbounded.attribute("bnp")
 
 
 def test_paths_written_on_windows_or_in_another_unicode_form_are_found(tmp_path, images):

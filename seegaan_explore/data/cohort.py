@@ -302,11 +302,14 @@ class Cohort:
             raise KeyError(f"no attribute {name!r}; attributes are {self.attributes}")
         values, mapping = parse_attribute(self.table[name])
         if mapping is None:
-            censor = parse_lab_column(self.table[name])["censor"]
-            if (censor != "").any():
-                examples = listing(list(dict.fromkeys(self.table[name][censor != ""].astype(str))), 3)
-                warnings.warn(f"{name}: {int((censor != '').sum())} of {len(censor)} values are censored "
-                              f"({examples}); each is taken at its limit", CohortWarning, stacklevel=2)
+            censored = parse_lab_column(self.table[name])["censor"] != ""
+            if censored.any():
+                examples = listing(list(dict.fromkeys(self.table[name][censored].astype(str))), 3)
+                unknown = int((censored & np.isnan(values)).sum())  # -inf/inf: no limit to take
+                warnings.warn(f"{name}: {int(censored.sum())} of {len(censored)} values are censored ({examples}); "
+                              + ("each is taken at its limit" if not unknown else
+                                 f"{unknown} without a limit are missing, the others taken at their limit"),
+                              CohortWarning, stacklevel=2)
         values = pd.Series(values, name=name)
         if mapping:
             self.encodings[name] = mapping
