@@ -308,6 +308,7 @@ class Cohort:
                 unknown = int((censored & np.isnan(values)).sum())  # -inf/inf: no limit to take
                 warnings.warn(f"{name}: {int(censored.sum())} of {len(censored)} values are censored ({examples}); "
                               + ("each is taken at its limit" if not unknown else
+                                 "none has a limit, so they are missing" if unknown == censored.sum() else
                                  f"{unknown} without a limit are missing, the others taken at their limit"),
                               CohortWarning, stacklevel=2)
         values = pd.Series(values, name=name)
