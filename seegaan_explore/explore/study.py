@@ -125,6 +125,7 @@ class Study(AttributeTable):
         self._embedding: tuple[np.ndarray, np.ndarray] | None = None
         self._directions = Lru(64)
         self._gains: dict[tuple[str, bool], float | None] = {}
+        self._exams: tuple[np.ndarray, dict] | None = None
 
     @classmethod
     def of(cls, latents, *, cnn=None, images=None) -> Study:
@@ -277,25 +278,31 @@ class Study(AttributeTable):
     def _reader_gain(self, attribute: str, log: bool) -> float | None:
         if self.images is None or (self.oracle is None and self.cnn is None) or attribute == CNN_PREDICTION:
             return None
-        recorded = self.scaled(attribute, log)
-        rows = np.flatnonzero(np.isfinite(recorded))
-        rows = rows[np.linspace(0, len(rows) - 1, min(len(rows), GAIN_EXAMS)).astype(int)] if len(rows) else rows
-        if len(rows) < 20:
-            return None
-        images = torch.from_numpy(np.asarray([self.images[k] for k in rows], np.float32))[:, None]
-        uses_oracle = self.oracle is not None and attribute in self.oracle_predict(images[:1]).columns
-        batches = [images[k:k + 64] for k in range(0, len(images), 64)]
-        if uses_oracle:
-            read = {"oracle_predictions": pd.concat([self.oracle_predict(b) for b in batches], ignore_index=True)}
-        elif self.cnn is not None:
-            read = {"cnn_predictions": np.concatenate([self.cnn_predict(b) for b in batches])}
-        else:
-            return None
+        rows, read = self._exams_read()
+        recorded = self.scaled(attribute, log)[rows]
         values, _ = self.measured(attribute, log, **read)
-        if values is None or not np.all(np.isfinite(values)) or np.ptp(recorded[rows]) == 0:
+        if values is None:
             return None
-        gain = float(np.polyfit(recorded[rows], values, 1)[0])
+        known = np.isfinite(recorded) & np.isfinite(values)
+        if known.sum() < 20 or np.ptp(recorded[known]) == 0:
+            return None
+        gain = float(np.polyfit(recorded[known], values[known], 1)[0])
         return gain if gain > 0.1 else None
+
+    def _exams_read(self) -> tuple[np.ndarray, dict]:
+        """Up to :data:`GAIN_EXAMS` of the cohort's exams, evenly spread, and the oracle's and the CNN's
+        readings of their images, as :meth:`measured` takes them: read once for every attribute."""
+        if self._exams is None:
+            rows = np.unique(np.linspace(0, len(self.latents) - 1, min(len(self.latents), GAIN_EXAMS)).astype(int))
+            images = torch.from_numpy(np.asarray([self.images[k] for k in rows], np.float32))[:, None]
+            batches = [images[k:k + 64] for k in range(0, len(images), 64)]
+            read = {}
+            if self.oracle is not None:
+                read["oracle_predictions"] = pd.concat([self.oracle_predict(b) for b in batches], ignore_index=True)
+            if self.cnn is not None:
+                read["cnn_predictions"] = np.concatenate([self.cnn_predict(b) for b in batches])
+            self._exams = rows, read
+        return self._exams
 
     def measured(self, attribute: str, log: bool, *, cnn_predictions=None, oracle_predictions=None):
         """The target as measured on each frame (:func:`measured`), by this study's CNN or oracle."""
