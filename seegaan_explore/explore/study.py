@@ -44,7 +44,7 @@ from .latent_shift import latent_shift
 __all__ = ["CNN_PREDICTION", "LATENT_SHIFT", "MATCHABLE", "SPLINE", "Lru", "Study", "direction_for", "from_scale",
            "measured", "on_scale", "traversal_range"]
 
-GAIN_EXAMS = 512  # exams a reader's gain is measured on (evenly spread over the cohort)
+GAIN_EXAMS = 256  # exams a reader's gain is measured on (evenly spread): 7 s on 2 CPU cores, once
 LATENT_SHIFT = "latent_shift"  # a per-patient direction (the CNN's gradient through the generator), not a cohort fit
 
 
@@ -267,8 +267,8 @@ class Study(AttributeTable):
         """How much of a difference in ``attribute`` between the cohort's own exams its reader (the
         oracle or the CNN, as :meth:`measured` picks) reads: the slope of its readings of their
         images on their recorded values, on the fitted scale. A regressor reads a target the image
-        shows only in part with a slope near its R² (the bundled CNN reads 0.69 of ln NT-proBNP's
-        differences), so a film drawn until it reads the whole intended change is drawn further than
+        shows only in part with a slope near its R² (the bundled CNN reads about 0.7 of ln
+        NT-proBNP's differences), so a film drawn until it reads the whole intended change is drawn further than
         the cohort's exams differ. None without images, a reader, or a slope above 0.1."""
         key = (attribute, log)
         if key not in self._gains:
