@@ -44,7 +44,7 @@ from .latent_shift import latent_shift
 __all__ = ["CNN_PREDICTION", "LATENT_SHIFT", "MATCHABLE", "SPLINE", "Lru", "Study", "direction_for", "from_scale",
            "measured", "on_scale", "traversal_range"]
 
-GAIN_EXAMS = 256  # exams a reader's gain is measured on (evenly spread): 7 s on 2 CPU cores, once
+GAIN_EXAMS = 256  # exams a reader's gain is measured on (evenly spread), once per study
 LATENT_SHIFT = "latent_shift"  # a per-patient direction (the CNN's gradient through the generator), not a cohort fit
 
 
