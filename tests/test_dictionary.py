@@ -31,8 +31,8 @@ def test_the_phantom_dictionary_follows_the_esc_guideline_and_the_phantoms_scale
     assert [words[v].endswith(age) for v, age in ((450.0, "age < 50"), (900.0, "age 50-75"), (1800.0, "age > 75"))] \
         == [True] * 3
     edema = PHANTOM_DICTIONARY["edema_score"]
-    assert (edema.low, edema.high) == (0.0, 3.0) and "0 none" in edema.label and "3 alveolar" in edema.label
-    assert "0 none" in PHANTOM_DICTIONARY["severity"].label and "1 severe" in PHANTOM_DICTIONARY["severity"].label
+    assert (edema.low, edema.high) == (0.0, 3.0) and "(0–3)" in edema.label
+    assert "(0–1)" in PHANTOM_DICTIONARY["severity"].label
     assert "1 = young adult" in PHANTOM_DICTIONARY["bone_density"].label
 
 
