@@ -145,7 +145,7 @@ def test_without_an_oracle_the_renderer_reads_the_re_encoded_frames():
         assert q["leakage"][name] == pytest.approx(np.polyfit(intended, readers[name].read(re_encoded), 1)[0],
                                                    rel=1e-3, abs=1e-6)
     assert set(q["leakage_unread"]) == {n for n, r in readers.items() if not r.trusted} - {"brightness"}
-    read_by = {label: words for label, _, words in result["leakage"]}
+    read_by = {label: words for label, _, words, _ in result["leakage"]}
     assert all(f"read by the {readers[n].describe()}" in read_by[n] for n in trusted)
 
 
@@ -180,7 +180,7 @@ def test_hannover_readers_on_the_bundled_model(hannover_dir, tmp_path):
     assert "projection" in q["leakage"] and "projection" in q["leakage_read_by"] and "sex" not in q["leakage"]
     assert q["measured_by"] is None and "target_read" not in q and "sex" not in q["leakage_unread"]
     assert any(label == "projection" and "read by the latent ridge reader" in words
-               for label, _, words in result["leakage"])
+               for label, _, words, _ in result["leakage"])
     film = renderer.render({"attribute": "projection", "patient": 3, "method": None, "calibrate": False})
     assert film["quality"]["target_read"]["achieved_over_intended"] < 0.25
     reasons = film["verdict"].reasons

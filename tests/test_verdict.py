@@ -63,6 +63,19 @@ def test_an_attribute_that_does_not_go_with_the_target_in_the_cohort_counts_thou
     assert going.level == TRUST
 
 
+def test_a_two_level_attribute_counts_when_the_film_moves_it_half_the_way():
+    """Sex moved 0.45 SD per SD of NT-proBNP along a four-SD film of a cohort of one man in two is
+    0.9 of the way to female: plain to see, though under half an SD per SD."""
+    from seegaan_explore.explore.verdict import Leak
+
+    cohort = {"sex": -0.01}
+    far = Leak("sex", -0.45, "90% of the way towards female", 0.9)
+    near = Leak("sex", -0.45, "40% of the way towards female", 0.4)  # a shorter film
+    assert judge(GOOD, target="NT-proBNP", leakage=[far], cohort=cohort).level == CARE
+    assert judge(GOOD, target="NT-proBNP", leakage=[near], cohort=cohort).level == TRUST
+    assert judge(GOOD, target="NT-proBNP", leakage=[far], cohort={"sex": -0.3}).level == TRUST
+
+
 def test_leakage_names_the_attribute_in_its_own_units():
     verdict = judge(GOOD, target="NT-proBNP", leakage=[("left pleural effusion", 0.8, "+210 mL across the film")])
     assert verdict.level == CARE
@@ -89,7 +102,7 @@ def test_an_upload_the_bundled_model_cannot_represent_is_not_to_be_interpreted(t
     held = renderer.render({"attribute": "nt_probnp_pg_ml", "log": True, "confounders": ("age", "view"),
                             "patient": 0, "method": None, "calibrate": False})
     (reason,) = held["verdict"].reasons
-    moving = [label for label, share, _ in held["leakage"] if abs(share) >= 0.5]
+    moving = [leak.label for leak in held["leakage"] if leak.visible]
     assert held["verdict"].level == TRUST and "cardiothoracic ratio" in moving
     assert "no other attribute moves as much" not in reason and "Held fixed, age and view" in reason
     assert all(label in reason.split("Not held, ")[1] for label in moving)
@@ -125,10 +138,10 @@ def test_leakage_in_words_names_the_reader_and_goes_at_most_all_the_way_to_a_lev
     reader = "latent ridge reader (held-out R² 0.41; 50 exams of 50 patients)"
     leakage = {"age": 2.0, "sex": -0.2}  # per unit of the target, whose SD is 1 and which moves 4 units
     every = leakage_in_words(study, leakage, target_sd=1.0, intended=4.0, read_by={"age": reader})
-    assert [label for label, _, _ in every] == ["sex", "age"]  # largest share of an SD first
+    assert [leak.label for leak in every] == ["sex", "age"]  # largest share of an SD first
     sex, age = every
     assert age[1] == pytest.approx(2.0 / study.sd("age", False))
     assert age[2] == f"+8.00 across the film; read by the {reader}"
-    assert sex[2] == "80% of the way towards f"
+    assert sex[2] == "80% of the way towards f" and sex.way == pytest.approx(0.8) and np.isnan(age.way)
     (beyond,) = leakage_in_words(study, {"sex": -0.3}, target_sd=1.0, intended=4.0)  # 120% of the way
     assert beyond[2] == "all the way to f"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 TRUST, CARE, STOP = "trust", "care", "stop"
 HEADLINES = {TRUST: "The film can be trusted.", CARE: "Read this film with care.",
@@ -20,6 +21,25 @@ BARELY = 0.25  # the target reached less than this share of the intended change
 UNEVEN = 0.5  # rank correlation of the measured target with the steps below this: it does not rise steadily
 POOR_RECONSTRUCTION_DB = 3.0  # this far below the cohort's 5th percentile PSNR: the model does not represent the image
 LEAKAGE_SHARE = 0.5  # another attribute changes at least this much (in its SDs) per SD the target changes
+HALF_WAY = 0.5  # or a two-level attribute moves at least this share of the way to its other level
+
+
+class Leak(NamedTuple):
+    """Another attribute's change along a film: its ``label``; ``share``: its SDs per SD of the
+    target; ``words``: the change across the film in its own units; ``way``: for a two-level
+    attribute, the share of the way from one level to the other across the film (NaN otherwise)."""
+
+    label: str
+    share: float
+    words: str
+    way: float = math.nan
+
+    @property
+    def visible(self) -> bool:
+        """Whether the film shows it changing: half an SD per SD, or, for a two-level attribute,
+        half the way to its other level (a man's film that turns halfway female shows it, whatever
+        the share of an SD)."""
+        return abs(self.share) >= LEAKAGE_SHARE or self.way >= HALF_WAY
 
 
 @dataclass(frozen=True)
@@ -81,11 +101,13 @@ def judge(quality: dict, *, target: str, cohort_psnr: tuple[float, float] | None
             care.append(f"nothing measured {target} on the frames, so whether they show the intended change is "
                         "unknown")
     cohort = cohort or {}
-    for name, share, words in leakage:
-        if _leaks(share, cohort.get(name, 0.0)):
-            why = (", though it is held fixed" if name in held else
-                   f", though it does not go with {target} across the cohort's exams" if name in cohort else "")
-            care.append(f"{name} changes too ({words}){why}: the film shows it as well as {target}")
+    leakage = [Leak(*item) for item in leakage]
+    for leak in leakage:
+        if _leaks(leak, cohort.get(leak.label, 0.0)):
+            why = (", though it is held fixed" if leak.label in held else
+                   f", though it does not go with {target} across the cohort's exams" if leak.label in cohort
+                   else "")
+            care.append(f"{leak.label} changes too ({leak.words}){why}: the film shows it as well as {target}")
     if estimated:
         care.append(f"the patient's {target} is not recorded; the film starts from an estimate"
                     + (f" ({estimated})" if isinstance(estimated, str) else ""))
@@ -93,12 +115,12 @@ def judge(quality: dict, *, target: str, cohort_psnr: tuple[float, float] | None
     return Verdict(level, tuple(stop + care) or (_trusted(target, leakage, held),))
 
 
-def _leaks(share: float, in_cohort: float) -> bool:
-    """Whether a film that moves an attribute by ``share`` (its SDs per SD of the target) shows a
-    change it should not: at least half an SD per SD of one that does not go with the target across
-    the cohort's exams (``in_cohort`` below a quarter). One that does, heart size with NT-proBNP,
-    may differ between patients as much as it likes: it is named, not counted."""
-    return abs(share) >= LEAKAGE_SHARE and abs(in_cohort) < LEAKAGE_SHARE / 2
+def _leaks(leak: Leak, in_cohort: float) -> bool:
+    """Whether a film shows a change it should not: a visible one (:attr:`Leak.visible`) of an
+    attribute that does not go with the target across the cohort's exams (``in_cohort``, its SDs
+    per SD of the target there, below a quarter). One that does, heart size with NT-proBNP, may
+    differ between patients as much as it likes: it is named, not counted."""
+    return leak.visible and abs(in_cohort) < LEAKAGE_SHARE / 2
 
 
 def _listed(names: list[str]) -> str:
@@ -109,8 +131,8 @@ def _trusted(target: str, leakage, held: Collection[str]) -> str:
     """Why a film can be trusted, true to its numbers: the held attributes barely move, and the others
     that move with the target at least half as much, as they do across the cohort's exams, are named."""
     words = f"{target} changes steadily and reaches the intended change"
-    kept = [name for name, _, _ in leakage if name in held]
-    along = [name for name, share, _ in leakage if name not in held and abs(share) >= LEAKAGE_SHARE]
+    kept = [leak.label for leak in leakage if leak.label in held]
+    along = [leak.label for leak in leakage if leak.label not in held and leak.visible]
     if kept:
         words += (f". Held fixed, {_listed(kept)} {'moves' if len(kept) == 1 else 'move'} less than half as much "
                   "(in cohort SDs)")
@@ -125,29 +147,28 @@ def _trusted(target: str, leakage, held: Collection[str]) -> str:
 
 
 def leakage_in_words(study, leakage: Mapping[str, float], *, target_sd: float, intended: float,
-                     read_by: Mapping[str, str] | None = None) -> list[tuple[str, float, str]]:
+                     read_by: Mapping[str, str] | None = None) -> list[Leak]:
     """The other attributes' change along a film, as :func:`judge` takes it and the exports show it.
 
     ``study``: the :class:`~seegaan_explore.explore.study.Study` that words the attributes;
     ``leakage``: each attribute's change per unit of the target's intended change (the quality
     scores' ``leakage``); ``target_sd``: one SD of the target on its fitted scale; ``intended``: the
     target's change across the film on that scale; ``read_by``: the reader that measured each
-    attribute, named in its words. Returns every attribute as (label, its change in its SDs per SD
-    of the target, the change across the film in its own units), largest first."""
+    attribute, named in its words. Returns every attribute as a :class:`Leak`, largest share first."""
     words_of = []
     for other, slope in leakage.items():
         other_sd = study.sd(other, False)
         if not (other_sd > 0 and target_sd > 0 and math.isfinite(slope)):
             continue
         change = slope * intended
-        levels = study.levels(other)
+        levels, way = study.levels(other), math.nan
         if levels:  # a two-level attribute moves towards one of its levels, at most all the way
             low, high = sorted(levels)
-            share, towards = abs(change) / (high - low), levels[high if change > 0 else low]
-            words = f"all the way to {towards}" if share >= 0.995 else f"{share:.0%} of the way towards {towards}"
+            way, towards = abs(change) / (high - low), levels[high if change > 0 else low]
+            words = f"all the way to {towards}" if way >= 0.995 else f"{way:.0%} of the way towards {towards}"
         else:
             words = f"{'+' if change >= 0 else '−'}{study.info(other).format(abs(change))} across the film"
         if read_by and other in read_by:
             words += f"; read by the {read_by[other]}"
-        words_of.append((study.label(other), slope * target_sd / other_sd, words))
+        words_of.append(Leak(study.label(other), slope * target_sd / other_sd, words, way))
     return sorted(words_of, key=lambda item: -abs(item[1]))

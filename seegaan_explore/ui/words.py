@@ -83,7 +83,7 @@ def plain_words(result: dict, study=None) -> list[str]:
         leaks = result.get("leakage") or []
         if leaks:
             lines.append("Other attributes change along the way: "
-                         + ", ".join(f"{label} {words}" for label, _, words in leaks[:3]) + ".")
+                         + ", ".join(f"{label} {words}" for label, _, words, *_ in leaks[:3]) + ".")
     elif q.get("not_measured"):
         lines.append(f"Not scored: {q['not_measured']}.")
     if "proximity" in q:
