@@ -142,9 +142,12 @@ class Explorer(widgets.VBox):
         self._ranges: dict[str, tuple] = {}  # per attribute, the range last typed for it
 
     def _build_cohort_map(self, r: Renderer) -> None:
-        self.view = widgets.ToggleButtons(options=[("latent map", "pca")]
-                                          + ([("attribute vs CNN", "cnn")] if r.cnn is not None else []),
-                                          value="pca", style={"button_width": "120px"})
+        cnn = r.cnn is not None
+        self.view = widgets.ToggleButtons(
+            options=[("similar images", "pca")] + ([("value vs CNN", "cnn")] if cnn else []),
+            tooltips=["similar images lie near each other (the model's codes on their two main axes)"]
+            + (["each patient's recorded value against the CNN's reading"] if cnn else []),
+            value="pca", style={"button_width": "120px"})
         self.cohort = CohortMapPanel(*self._scatter_xy("pca"), on_click=self.patient_choice.pick,
                                      on_hover=self._on_hover)
         self.scatter_box = self.cohort.box
@@ -177,7 +180,7 @@ class Explorer(widgets.VBox):
                                  margin="0 10px 0 0"))
         if self.patient_choice.offers_path:
             controls.children = (*controls.children, widgets.HBox([self.path, self.load]))
-        hover = widgets.VBox([widgets.HTML("<b>Hovered in the map</b>"), self.thumbnail, self.thumbnail_caption])
+        hover = widgets.VBox([widgets.HTML("<b>Under the pointer</b>"), self.thumbnail, self.thumbnail_caption])
         right = widgets.VBox([
             self.film,
             widgets.VBox([widgets.HTML("<b>What this shows</b>"), self.words]),
@@ -487,10 +490,11 @@ class Explorer(widgets.VBox):
         self.patient_info.value = (f"<small>{html.escape(result['patient_label'])}: {html.escape(result['label'])} "
                                    f"{html.escape(said)} ({html.escape(result['patient_value_source'])})</small>")
         self._show_attribution(result)
-        timings, verdict = result["timings"], result["verdict"]
+        took, verdict = result["timings"]["total"], result["verdict"]
+        remembered = ", from memory" if result["cached"]["traversal"] else ""
         self._set_status(f"Shown: {result['label']}, {len(result['frames'])} frames "
-                         f"({timings['total']:.2f} s{', traversal cached' if result['cached']['traversal'] else ''}). "
-                         f"{verdict.headline}", colour=VERDICT_COLOURS[verdict.level])
+                         f"(in {took:.{1 if took < 10 else 0}f} s{remembered}). {verdict.headline}",
+                         colour=VERDICT_COLOURS[verdict.level])
         self.cohort.ensure_live()
 
     def _show_film(self, result: dict) -> None:

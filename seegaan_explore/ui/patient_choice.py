@@ -57,7 +57,8 @@ class PatientChoice:
                                          layout=widgets.Layout(width="140px"))
         self.path = widgets.Text(placeholder="or a file path on the server" if self._root is None
                                  else "or a file path in the data folder", layout=widgets.Layout(width="210px"))
-        self.load = widgets.Button(description="Encode", icon="upload", layout=widgets.Layout(width="86px"))
+        self.load = widgets.Button(description="Open", icon="upload", layout=widgets.Layout(width="86px"),
+                                   tooltip="Read the image at this path and place it in the model's space")
         self.upload.observe(self._on_upload, names="value")
         self.load.on_click(self._on_load_path)
 

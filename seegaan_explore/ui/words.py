@@ -38,13 +38,13 @@ def plain_words(result: dict, study=None) -> list[str]:
         lines.append(f"The film runs from {say(result['targets'][0])} to {say(result['targets'][-1])}: towards "
                      f"{high if forward else low}.")
     if direction.kind == "predictive":
-        lines.append(f"The {direction.estimator} direction is diagnostic: it shows what the latent code knows "
+        lines.append(f"The {direction.estimator} direction is diagnostic: it shows what the model's code knows "
                      f"about {name}, and need not change the image the way {name} does.")
     if direction.estimator == SPLINE:
         low, high = result["targets"][0], result["targets"][-1]
-        lines.append(f"The direction is the mean change of the latent code between {name} {say(low)} and {say(high)}, "
-                     f"this traversal's range: what changes from this patient's level of {name}, where the "
-                     f"straight mean shift averages the change over the whole cohort. {d['n_in_range']} of the "
+        lines.append(f"The direction is the mean change of the model's code between {name} {say(low)} and "
+                     f"{say(high)}, this traversal's range: what changes from this patient's level of {name}, where "
+                     f"the straight mean shift averages the change over the whole cohort. {d['n_in_range']} of the "
                      f"{d['n']} exams lie in that range; the fewer, the noisier the direction.")
     if "matched" in d:
         held = " and ".join(f"{label(k)} {v}" for k, v in d["matched"].items())
@@ -53,12 +53,13 @@ def plain_words(result: dict, study=None) -> list[str]:
         among = "Among these exams, " if "matched" in d else ""
         lines.append(f"{among}{d['unique_variance_of_attribute']:.0%} of the variation in {name} is not explained by "
                      f"{', '.join(map(label, direction.confounders))}; the direction uses that part only.")
-    for key, what in (("cv_r2", "R²"), ("cv_roc_auc", "AUC")):
+    for key, what, scale in (("cv_r2", "R²", "1 is perfect, 0 no better than the cohort's mean"),
+                             ("cv_roc_auc", "AUC", "1 is perfect, 0.5 chance")):
         if key in d:
-            lines.append(f"The latent code predicts {name} with a cross-validated {what} of {d[key]:.2f}.")
+            lines.append(f"The model's code predicts {name} with a cross-validated {what} of {d[key]:.2f} ({scale}).")
     if "correlation" in d:
-        lines.append(f"This principal axis explains {d['explained_variance_ratio']:.0%} of the latent variance and "
-                     f"correlates {d['correlation']:.2f} with {name}.")
+        lines.append(f"This principal axis explains {d['explained_variance_ratio']:.0%} of the variation in the "
+                     f"model's codes and correlates {d['correlation']:.2f} with {name}.")
     if direction.estimator == LATENT_SHIFT:
         lines.append(f"Latent Shift: for this patient only, the change of the image that raises the CNN's prediction "
                      f"fastest. It explains the CNN (what it responds to here), not how {name} differs across "
@@ -68,13 +69,13 @@ def plain_words(result: dict, study=None) -> list[str]:
     strongest = sorted(result["cosines"].items(), key=lambda kv: -abs(kv[1]))[:3]
     if strongest:
         closest = ", ".join(f"{label(k)} (cosine {_signed(v)})" for k, v in strongest)
-        lines.append(f"In the latent space, the direction lies closest to: {closest}. Near ±1: the cohort's "
-                     "exams differ in both together.")
+        lines.append(f"In the model's space, the direction lies closest to those of: {closest}; +1 is the same "
+                     "way, 0 unrelated, −1 the opposite. Near ±1: the cohort's exams differ in both together.")
     if q.get("measured_by"):
         mono = q["monotonicity"]
         lines.append(f"Measured by {q['measured_by']}, {name} "
                      + ("rises steadily" if mono > 0.9 else "rises, unevenly," if mono > 0.5 else "does not rise")
-                     + f" across the frames (rank correlation {mono:.2f}).")
+                     + f" across the frames (rank correlation {mono:.2f}; 1 is every frame above the last).")
         achieved = q["achieved_over_intended"]
         if math.isfinite(achieved):
             lines.append(f"The frames reach {achieved:.0%} of the intended change in {name}"
@@ -87,12 +88,14 @@ def plain_words(result: dict, study=None) -> list[str]:
     elif q.get("not_measured"):
         lines.append(f"Not scored: {q['not_measured']}.")
     if "proximity" in q:
-        lines.append(f"Proximity {q['proximity']:.2f}: "
-                     + ("the change is concentrated in a small region." if q["proximity"] > 0.7
-                        else "the change spreads over much of the image."))
+        lines.append(("The change is concentrated in a small region" if q["proximity"] > 0.7
+                      else "The change spreads over much of the image")
+                     + f" (proximity {q['proximity']:.2f}: 1 when all of it lies in the tenth of the image that "
+                       "changes most).")
     if "reconstruction_psnr_db" in q:
-        lines.append(f"The reconstruction matches the original image at {q['reconstruction_psnr_db']:.1f} dB PSNR "
-                     "(higher is more faithful; frames start from the reconstruction).")
+        lines.append(f"The model's copy of the image (its reconstruction, where the frames start) matches the "
+                     f"original at {q['reconstruction_psnr_db']:.1f} dB (peak signal-to-noise ratio; higher is more "
+                     "faithful, and the verdict compares it with the cohort's).")
     if result["agreement"] is not None:
         g = result["agreement"]
         lines.append(f"Where the traversal changes the image and where the CNN looks ({result['method']}) "
