@@ -7,6 +7,7 @@ import base64
 import datetime
 import html
 import io
+import re
 import threading
 import time
 
@@ -96,6 +97,15 @@ def test_picking_an_attribute_recolours_the_cohort_and_replaces_the_film(explore
     np.testing.assert_allclose(explorer.scatter.data[0].marker.color, explorer.renderer.study.values("ctr"))
     assert "ctr" not in [value for _, value in explorer.confounders.options]
     assert "ctr" in explorer.words.value
+
+
+def test_the_status_says_how_long_a_film_took_or_that_it_came_from_memory(explorer):
+    explorer.attribute.value = "ctr"
+    first = explorer.wait()
+    assert re.search(r"Shown: ctr, \d+ frames \(in (\d+\.\d|\d+|under 0\.1) s\)\.", explorer.status.value)
+    assert not first["cached"]["traversal"]
+    explorer.request(sync=True)  # the same film again
+    assert explorer.result["cached"]["traversal"] and "frames (from memory)." in explorer.status.value
 
 
 def test_films_are_calibrated_and_say_so_unless_the_box_is_cleared(explorer):

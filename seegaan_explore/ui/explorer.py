@@ -491,9 +491,9 @@ class Explorer(widgets.VBox):
                                    f"{html.escape(said)} ({html.escape(result['patient_value_source'])})</small>")
         self._show_attribution(result)
         took, verdict = result["timings"]["total"], result["verdict"]
-        remembered = ", from memory" if result["cached"]["traversal"] else ""
-        self._set_status(f"Shown: {result['label']}, {len(result['frames'])} frames "
-                         f"(in {took:.{1 if took < 10 else 0}f} s{remembered}). {verdict.headline}",
+        how = ("from memory" if result["cached"]["traversal"] else
+               f"in {took:.{1 if took < 10 else 0}f} s" if took >= 0.1 else "in under 0.1 s")
+        self._set_status(f"Shown: {result['label']}, {len(result['frames'])} frames ({how}). {verdict.headline}",
                          colour=VERDICT_COLOURS[verdict.level])
         self.cohort.ensure_live()
 
