@@ -490,10 +490,11 @@ class Explorer(widgets.VBox):
         self.patient_info.value = (f"<small>{html.escape(result['patient_label'])}: {html.escape(result['label'])} "
                                    f"{html.escape(said)} ({html.escape(result['patient_value_source'])})</small>")
         self._show_attribution(result)
+        # how long a film the viewer asked for took; the opening film was drawn before anyone asked
         took, verdict = result["timings"]["total"], result["verdict"]
-        how = ("from memory" if result["cached"]["traversal"] else
-               f"in {took:.{1 if took < 10 else 0}f} s" if took >= 0.1 else "in under 0.1 s")
-        self._set_status(f"Shown: {result['label']}, {len(result['frames'])} frames ({how}). {verdict.headline}",
+        how = ("" if previous is None else " (from memory)" if result["cached"]["traversal"] else
+               f" (in {took:.{1 if took < 10 else 0}f} s)" if took >= 0.1 else " (in under 0.1 s)")
+        self._set_status(f"Shown: {result['label']}, {len(result['frames'])} frames{how}. {verdict.headline}",
                          colour=VERDICT_COLOURS[verdict.level])
         self.cohort.ensure_live()
 
