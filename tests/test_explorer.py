@@ -345,7 +345,9 @@ def test_a_range_typed_for_one_attribute_is_kept_and_each_starts_with_what_it_ho
                  export_dir=tmp_path)
     try:
         e.attribute.value = "age"
-        assert e.confounders.value == ("sex",)  # what the dictionary holds for age
+        assert e.confounders.value == ("sex",)  # what the dictionary holds for age, listed first to be seen
+        holdable = [value for _, value in e.confounders.options]
+        assert holdable == ["sex", *(a for a in e._held_by_default("age")[0] if a != "sex")]  # then the others
         e.start.value, e.stop.value = -1.0, 0.5
         e.attribute.value = "ctr"
         assert e.confounders.value == () and (e.start.value, e.stop.value) == (-2.0, 2.0)

@@ -87,7 +87,7 @@ class Explorer(widgets.VBox):
         self._build_cohort_map(r)
         self._build_panels(r, Path(export_dir) if export_dir else Path(tempfile.mkdtemp(prefix="seegaan-export-")))
         self._lay_out(note)
-        self._sync_confounders(defaults=True)
+        self._sync_confounders()
         self._sync_anchors()
         self._sync_holding()
         for control in (self.attribute, self.estimator, self.confounders, self.match, self.log_scale, self.units,
@@ -296,7 +296,7 @@ class Explorer(widgets.VBox):
             if owner is self.attribute:
                 self._ranges[change["old"]] = (self.units.value, self.start.value, self.stop.value,
                                                self.log_scale.value)
-                self._sync_confounders(defaults=True)
+                self._sync_confounders()
                 self._sync_anchors()
                 self.units.value, self.start.value, self.stop.value, self.log_scale.value = \
                     self._range_for(self.attribute.value)
@@ -399,15 +399,15 @@ class Explorer(widgets.VBox):
             self.prepared.append((args["patient"], attribute))
         release_freed_memory()
 
-    def _sync_confounders(self, defaults: bool = False) -> None:
-        """Offer every attribute but the chosen one; keep what is still valid, or with ``defaults``
-        hold what the dictionary holds for this attribute (NT-proBNP: age and view)."""
+    def _sync_confounders(self) -> None:
+        """Offer every attribute but the chosen one and hold what the dictionary holds for it
+        (NT-proBNP: age and view), listed first: the box shows three rows, and what is held must
+        be seen without scrolling."""
         study = self.renderer.study
         holdable, held = self._held_by_default(self.attribute.value)
-        keep = held if defaults else self.confounders.value
         with self._quietly():
-            self.confounders.options = [(study.label(a), a) for a in holdable]
-            self.confounders.value = tuple(c for c in keep if c in holdable)
+            self.confounders.options = [(study.label(a), a) for a in [*held, *(a for a in holdable if a not in held)]]
+            self.confounders.value = held
 
     def _on_hover(self, index: int) -> None:
         try:
