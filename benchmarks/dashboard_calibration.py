@@ -25,7 +25,6 @@ import numpy as np
 from seegaan_explore.demo import load_demo
 from seegaan_explore.explore.verdict import CARE, STOP, TRUST
 from seegaan_explore.ui.explorer import Explorer
-from seegaan_explore.ui.renderer import Renderer
 
 
 def reason_in_short(reason: str) -> str:
@@ -41,9 +40,9 @@ def main() -> None:
                         default=[0, 3, 5, 8, 11, 14, 17, 20, 23, 26, 29, 32, 35, 37, 40])
     args = parser.parse_args()
     demo = load_demo()
-    renderer = Renderer(**{k: v for k, v in demo.explorer_kwargs().items() if k != "note"})
-    dashboard = Explorer(renderer=renderer)  # only for the defaults choosing an attribute sets
-    dashboard.wait()
+    # the dashboard only for the defaults choosing an attribute sets; no films prepared behind the benchmark's back
+    dashboard = Explorer(**demo.explorer_kwargs(), prepare_ahead=False)
+    renderer = dashboard.renderer
     print("| attribute | read by | share read on others | ends drawn | reach | as fitted (median) "
           "| calibrated (median) | within 0.8-1.25 as fitted | calibrated | verdicts | why not trusted |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

@@ -21,7 +21,6 @@ import numpy as np
 from seegaan_explore.demo import load_demo
 from seegaan_explore.explore.verdict import CARE, HALF_WAY, STOP, TRUST
 from seegaan_explore.ui.explorer import Explorer
-from seegaan_explore.ui.renderer import Renderer
 
 
 def main() -> None:
@@ -31,10 +30,10 @@ def main() -> None:
                         default=[0, 3, 5, 8, 11, 14, 17, 20, 23, 26, 29, 32, 35, 37, 40])
     args = parser.parse_args()
     demo = load_demo()
-    renderer = Renderer(**{k: v for k, v in demo.explorer_kwargs().items() if k != "note"})
+    # the dashboard only for the defaults choosing an attribute sets; no films prepared behind the benchmark's back
+    dashboard = Explorer(**demo.explorer_kwargs(), prepare_ahead=False)
+    renderer = dashboard.renderer
     study = renderer.study
-    dashboard = Explorer(renderer=renderer)  # only for the defaults choosing an attribute sets
-    dashboard.wait()
     levels = study.levels("sex")
     sexes = {p: levels[study.values("sex")[p]] for p in args.patients}
     print("| attribute | sex | films moving sex half the way or more, by the patient's sex | largest | verdicts "

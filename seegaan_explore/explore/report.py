@@ -108,7 +108,7 @@ class FilmReport:
                 kept[key] = {n: (v if isinstance(v, str) else _number(v)) for n, v in scores[key].items()}
         verdict = None if verdict is None else (verdict.level, verdict.headline, tuple(verdict.reasons))
         return cls(target, ends_of(traversal.direction, study), kept,
-                   tuple((leak[0], float(leak[1]), leak[2]) for leak in leakage), verdict, calibration)
+                   tuple((label, float(share), words) for label, share, words, *_ in leakage), verdict, calibration)
 
     @classmethod
     def of_render(cls, result: dict, study=None) -> FilmReport:
