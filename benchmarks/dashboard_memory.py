@@ -1,14 +1,15 @@
 """Memory and latency of the dashboard with several concurrent viewers.
 
 Starts ``seegaan-explore demo`` (the bundled dashboard, or ``--notebook``), waits until the
-preheated kernel is idle, opens ``--viewers`` pages at once in headless chromium, and reports
+preheated kernel is idle (or, with ``--arrive start``, only until the server listens, as the page that
+``seegaan-explore demo`` opens arrives), opens ``--viewers`` pages at once in headless chromium, and reports
 per-kernel memory (RSS, USS, PSS) once every kernel is idle, each page's time to a painted film
 and cohort map, and on one page (1280x800) the time from picking another attribute, with an
 attribution method selected (default integrated gradients), to the new film painted, and from
 pressing Play to the second frame. Each Voila page holds its own kernel until it is culled.
 
-    python benchmarks/dashboard_memory.py [--viewers 4] [--preheated 1] [--notebook NB] [--attribute A]
-                                          [--method M] [--json]
+    python benchmarks/dashboard_memory.py [--viewers 4] [--preheated 1] [--arrive idle|start] [--notebook NB]
+                                          [--attribute A] [--method M] [--json]
 
 Needs /usr/bin/chromium (apt-get install chromium). Without the bundled demo
 (``seegaan_explore.demo``) and without ``--notebook``, it serves an untrained tiny model on 64
@@ -82,6 +83,18 @@ def _wait_idle(server: psutil.Process, expected: int, timeout: float = 600) -> N
     raise TimeoutError(f"kernels did not settle within {timeout} s")
 
 
+def _wait_listening(port: int, timeout: float = 120) -> None:
+    """Until the server accepts a connection: a bare TCP connect, as a page request would take the
+    preheated kernel."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listened on port {port} within {timeout} s")
+
+
 def _memory(process: psutil.Process) -> dict:
     info = process.memory_full_info()
     return {"pid": process.pid, "rss_mb": info.rss / 2**20, "uss_mb": info.uss / 2**20,
@@ -147,6 +160,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--viewers", type=int, default=4)
     parser.add_argument("--preheated", type=int, default=1, help="passed to `seegaan-explore demo`")
+    parser.add_argument("--arrive", choices=("idle", "start"), default="idle",
+                        help="open the pages once the preheated kernels are idle, or as soon as the server listens")
     parser.add_argument("--notebook", type=Path, help="default: the bundled dashboard (needs seegaan_explore.demo)")
     parser.add_argument("--attribute", default="age", help="the attribute picked on the first page (as listed)")
     parser.add_argument("--method", default="integrated gradients",
@@ -166,15 +181,22 @@ def main() -> int:
                "--preheated", str(args.preheated)]
     command += ["--notebook", str(notebook)] if notebook else []
     with open(folder / "voila.log", "w") as log:
+        started = time.perf_counter()
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
         voila = psutil.Process(server.pid)
-        _wait_idle(voila, args.preheated)
-        preheated = [_memory(k) for k in _kernels(voila)]
+        if args.arrive == "start":
+            _wait_listening(port)
+            preheated = []
+        else:
+            _wait_idle(voila, args.preheated)
+            preheated = [_memory(k) for k in _kernels(voila)]
+        arrived = time.perf_counter() - started
         result = asyncio.run(_viewers(f"http://127.0.0.1:{port}/", args.viewers, args.attribute, args.method))
         _wait_idle(voila, args.viewers)
         kernels = [_memory(k) for k in _kernels(voila)]
-        out = {"served": what, "viewers": args.viewers, "preheated": args.preheated, "preheated_kernels": preheated,
+        out = {"served": what, "viewers": args.viewers, "preheated": args.preheated, "arrived_after_start_s": arrived,
+               "preheated_kernels": preheated,
                "kernels": kernels, "voila_server": _memory(voila),
                **result}
     finally:
@@ -183,7 +205,8 @@ def main() -> int:
     if args.json:
         print(json.dumps(out))
         return 0
-    print(f"{what}; {args.viewers} viewers at once, {args.preheated} kernel(s) preheated")
+    print(f"{what}; {args.viewers} viewers at once, {args.preheated} kernel(s) preheated; "
+          f"pages opened {out['arrived_after_start_s']:.1f} s after the server started")
     print("page ready (s): " + ", ".join(f"{t:.1f}" for t in out["page_ready_s"]))
     print(f"attribute change to the new film painted ({out['attribution_selected']} selected): "
           f"{out['attribute_change_to_new_film_s']:.2f} s; play to second frame: {out['play_to_second_frame_s']:.2f} s")

@@ -18,7 +18,7 @@ import pytest
 from ports import free_port, listening
 
 from seegaan_explore.cli import build_parser
-from seegaan_explore.ui.serve import dashboard_notebook, plotly_widget_module, voila_command
+from seegaan_explore.ui.serve import REFILL_DELAY_S, dashboard_notebook, plotly_widget_module, voila_command
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,6 +39,18 @@ def test_voila_command_preheats_culls_and_times_out(tmp_path):
                  "--NotebookClient.timeout=30", "--Voila.open_browser=False"):
         assert flag in command
     assert not any(c.startswith("--Voila.token") for c in command)
+
+
+def test_a_taken_kernel_is_replaced_later_by_the_setting_voila_reads():
+    """A misspelt setting is only a warning in Voila's log: check that its kernel manager has it."""
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+    from voila.voila_kernel_manager import voila_kernel_manager_factory
+
+    flag = next(c for c in voila_command(Path("x.ipynb")) if ".fill_delay=" in c)
+    section, value = flag.removeprefix("--").split(".fill_delay=")
+    manager = voila_kernel_manager_factory(AsyncMappingKernelManager, True, 1)
+    assert section == manager.__name__ and "fill_delay" in manager.class_trait_names()
+    assert float(value) == REFILL_DELAY_S >= 60
 
 
 def test_voila_serves_plotlys_widget_module_so_that_cohort_maps_need_not_carry_it(tmp_path, monkeypatch):

@@ -22,6 +22,9 @@ from pathlib import Path
 DEFAULT_PORT = 8866
 IDLE_MINUTES = 15  # a kernel nobody has used this long is shut down
 CULL_INTERVAL_S = 60
+# A viewer who takes the preheated kernel is not joined by its replacement before this: on 2 cores, a
+# replacement that starts at once (Voila's 1 s) doubles the first page's wait (benchmarks/dashboard_memory.py).
+REFILL_DELAY_S = 120
 EXECUTION_TIMEOUT_S = 600  # loading the demo and the first render must finish within this
 PLOTLY_MODULE_ENV = "SEEGAAN_EXPLORE_PLOTLY_MODULE"  # tells the kernels' cohort maps where to load plotly from
 SERVER_PATHS_ENV = "SEEGAAN_EXPLORE_SERVER_PATHS"  # what the page may read by path: "0" nothing, "1" any, or a folder
@@ -81,7 +84,8 @@ def voila_command(notebook: Path, *, ip: str = "127.0.0.1", port: int = DEFAULT_
                   timeout_s: int = EXECUTION_TIMEOUT_S, preheated: int = 1) -> list[str]:
     """The Voila command line for ``notebook``; refuses a non-loopback address without a token.
     ``preheated`` kernels run the dashboard before anyone asks, so that many viewers at once get
-    their page at once (each holds the models: a few hundred MB)."""
+    their page at once (each holds the models: a few hundred MB); one taken by a viewer is replaced
+    :data:`REFILL_DELAY_S` later, not while that viewer's first film is still being drawn."""
     if not is_loopback(ip) and not token:
         raise ValueError(f"serving on {ip} lets other machines connect: a token is required")
     if preheated < 0:
@@ -92,6 +96,7 @@ def voila_command(notebook: Path, *, ip: str = "127.0.0.1", port: int = DEFAULT_
     command = [voila, str(notebook), f"--port={port}", "--Voila.port_retries=0", f"--Voila.ip={ip}",
                f"--template={TEMPLATE}",
                f"--preheat_kernel={preheated > 0}", f"--pool_size={max(preheated, 1)}",
+               f"--VoilaKernelManager.fill_delay={REFILL_DELAY_S}",
                f"--MappingKernelManager.cull_idle_timeout={int(idle_minutes * 60)}",
                f"--MappingKernelManager.cull_interval={CULL_INTERVAL_S}",
                f"--NotebookClient.timeout={int(timeout_s)}",
