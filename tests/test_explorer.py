@@ -8,6 +8,8 @@ import datetime
 import html
 import io
 import re
+import subprocess
+import sys
 import threading
 import time
 
@@ -682,3 +684,25 @@ def test_closing_the_worker_stops_its_job_and_waits_for_the_thread():
     assert started.wait(10)
     worker.close()
     assert told == ["long"] and not worker._thread.is_alive()
+
+
+def test_a_script_may_exit_while_the_worker_computes_ahead():
+    """Nobody calls close() in a script that makes an Explorer and ends: the interpreter closes the
+    worker itself, instead of cutting its thread inside torch (an abort, exit status 134)."""
+    script = """
+import time, torch
+from seegaan_explore.ui.worker import LatestWins
+started = []
+def ahead(interrupted):
+    x = torch.randn(700, 700)
+    started.append(1)
+    while not interrupted():
+        x = torch.tanh(x @ x / 700)
+worker = LatestWins(lambda request, superseded: None, idle_job=ahead)
+worker.request("film")
+while not started:
+    time.sleep(0.01)
+"""
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and "terminate called" not in done.stderr, done.stderr

@@ -8,14 +8,17 @@ job asks ``superseded()`` between its stages, so that it stops early instead of 
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
+_STARTED: weakref.WeakSet[LatestWins] = weakref.WeakSet()  # closed at exit (see :meth:`LatestWins.close`)
 
 
 class LatestWins:
@@ -53,6 +56,7 @@ class LatestWins:
             self._run_pending()
         if self._threaded and self._thread is None and (not sync or self._idle_job is not None):
             self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+            _STARTED.add(self)
             self._thread.start()
 
     def interrupted(self) -> bool:
@@ -73,7 +77,8 @@ class LatestWins:
     def close(self, timeout: float = 30.0) -> None:
         """Run no later request, tell the current job it is superseded (the idle job: interrupted) and
         wait up to ``timeout`` s for the thread to end: an interpreter that exits while the thread is
-        inside a torch computation aborts (a C++ "terminate called"), failing the process."""
+        inside a torch computation aborts (a C++ "terminate called"), failing the process: every
+        started worker is closed at exit for that reason."""
         with self._condition:
             self._closed = True
             self._condition.notify_all()
@@ -109,6 +114,12 @@ class LatestWins:
                 self._busy = False
                 self._idle_due = self._idle_job is not None
                 self._condition.notify_all()
+
+
+@atexit.register
+def _close_started() -> None:
+    for worker in list(_STARTED):
+        worker.close()
 
 
 def release_freed_memory() -> None:
