@@ -1,9 +1,10 @@
 """Memory and latency of the dashboard with several concurrent viewers.
 
 Starts ``seegaan-explore demo`` (the bundled dashboard, or ``--notebook``), waits until the
-preheated kernel is idle (or, with ``--arrive start``, only until the server listens, as the page that
-``seegaan-explore demo`` opens arrives), opens ``--viewers`` pages at once in headless chromium, and reports
-per-kernel memory (RSS, USS, PSS) once every kernel is idle, each page's time to a painted film
+preheated kernel is idle (or, with ``--arrive start``, only until the server listens and has started
+that kernel, as the page that ``seegaan-explore demo`` opens arrives), opens ``--viewers`` pages at
+once in headless chromium, and reports per-kernel memory (RSS, USS, PSS) once every kernel is
+idle, each page's time to a painted film
 and cohort map, and on one page (1280x800) the time from picking another attribute, with an
 attribution method selected (default integrated gradients), to the new film painted, and from
 pressing Play to the second frame. Each Voila page holds its own kernel until it is culled.
@@ -83,16 +84,17 @@ def _wait_idle(server: psutil.Process, expected: int, timeout: float = 600) -> N
     raise TimeoutError(f"kernels did not settle within {timeout} s")
 
 
-def _wait_listening(port: int, timeout: float = 120) -> None:
-    """Until the server accepts a connection: a bare TCP connect, as a page request would take the
-    preheated kernel."""
+def _wait_started(port: int, log: Path, timeout: float = 120) -> None:
+    """Until the server accepts a connection (a bare TCP connect: a page request would take the
+    preheated kernel) and its preheated kernel has started, as for the browser that ``demo`` opens
+    through Voila's redirect page a second later (a page before that gets a kernel of its own)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
+            if s.connect_ex(("127.0.0.1", port)) == 0 and "Kernel started" in log.read_text():
                 return
         time.sleep(0.2)
-    raise TimeoutError(f"nothing listened on port {port} within {timeout} s")
+    raise TimeoutError(f"the server on port {port} did not start a kernel within {timeout} s")
 
 
 def _memory(process: psutil.Process) -> dict:
@@ -186,7 +188,7 @@ def main() -> int:
     try:
         voila = psutil.Process(server.pid)
         if args.arrive == "start":
-            _wait_listening(port)
+            _wait_started(port, folder / "voila.log")
             preheated = []
         else:
             _wait_idle(voila, args.preheated)

@@ -42,15 +42,21 @@ ANYWIDGET_SLOW_START = "[anywidget] Failed to initialize model."
 START_S = 180  # kernel start, building the cohort and the first render, on a loaded 2-core machine
 
 
+PREHEATED_STARTED = "Kernel started"  # Voila's log line once its preheated kernel is in the pool
+
+
 @contextmanager
-def _server(command: list[str], port: int, log: Path):
-    """Run a server until the test ends; its output goes to ``log`` (shown when it fails to start)."""
+def _server(command: list[str], port: int, log: Path, ready: str | None = PREHEATED_STARTED):
+    """Run a server until the test ends; its output goes to ``log`` (shown when it fails to start).
+    Waits until it listens and its log has the line ``ready``: Voila gives a page asked for before its
+    preheated kernel has started a kernel of its own (two dashboards loading on 2 cores), and the
+    browser that ``demo`` opens comes a second later, through Voila's redirect page."""
     with open(log, "w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ,
                                                                                        "PYTHONUNBUFFERED": "1"})
     try:
         deadline = time.monotonic() + START_S
-        while not listening(port):
+        while not listening(port) or (ready and ready not in log.read_text()):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"server did not start: {' '.join(command)}\n{log.read_text()[-3000:]}")
             time.sleep(0.3)
@@ -331,6 +337,7 @@ def test_demo_command_serves_a_dashboard_that_plays(served, viewport, notebook, 
         # the cohort map's plotly module came from the server by URL, not inside the widget's state
         assert page.evaluate("() => performance.getEntriesByType('resource')"
                              ".some(r => r.name.includes('/voila/labextensions/widgetbundle.js'))")
+    assert "Using pre-heated kernel" in (tmp_path / "voila.log").read_text()  # the page took the preheated one
     print(json.dumps({"served": served, "voila_first_page_ready_s": round(ready, 2),
                       **{k: round(v, 3) for k, v in timings.items()}}))
     assert not blocked, f"requests left the machine: {sorted(set(blocked))}"
@@ -345,7 +352,7 @@ def test_the_widget_works_in_jupyterlab(viewport, notebook, browser, tmp_path):
                "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={notebook.parent}",
                f"--LabApp.user_settings_dir={tmp_path / 'settings'}",
                f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"]
-    with _server(command, port, tmp_path / "lab.log"):
+    with _server(command, port, tmp_path / "lab.log", ready=None):
         page.goto(f"http://127.0.0.1:{port}/lab/tree/{notebook.name}")
         page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
                                " && window.jupyterapp.shell.currentWidget.sessionContext"
@@ -488,4 +495,5 @@ def test_your_own_cohort_end_to_end_from_check_to_a_served_film(hannover_dir, br
                                ".includes(`your image (${n})`)", arg=one, timeout=60_000)
         page.screenshot(path=str(_screenshots(tmp_path) / "serve-hannover-1280x800.png"))
         assert not errors, errors
+    assert "Using pre-heated kernel" in (tmp_path / "serve.log").read_text()
     assert not blocked, f"requests left the machine: {sorted(set(blocked))}"
