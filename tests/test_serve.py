@@ -132,6 +132,13 @@ def test_off_loopback_the_generated_token_is_printed_and_required(tmp_path):
 
 @pytest.mark.slow
 def test_the_url_printed_is_the_one_served_and_the_page_asks_for_nothing_outside(tmp_path):
+    """Nor does the page Voila opens first, which sends the browser on (here a "browser" that keeps it)."""
+    opened = tmp_path / "opened.html"
+    browser = tmp_path / "browser"
+    browser.write_text(f"#!{sys.executable}\nimport shutil, sys, urllib.parse, urllib.request\n"
+                       "page = urllib.request.url2pathname(urllib.parse.urlparse(sys.argv[1]).path)\n"
+                       f"shutil.copy(page, {str(opened)!r})\n")
+    browser.chmod(0o755)
     notebook = tmp_path / "hello.ipynb"
     notebook.write_text(json.dumps({"cells": [{"cell_type": "code", "execution_count": None, "id": "a",
                                                "metadata": {}, "outputs": [], "source": "print('hello voila')"}],
@@ -143,8 +150,8 @@ def test_the_url_printed_is_the_one_served_and_the_page_asks_for_nothing_outside
         taken.listen()
         port = taken.getsockname()[1]
         process = subprocess.Popen([sys.executable, "-m", "seegaan_explore", "demo", "--port", str(port),
-                                    "--no-browser", "--notebook", str(notebook)], stdout=subprocess.PIPE,
-                                   stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                    "--notebook", str(notebook)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                   text=True, env={**os.environ, "PYTHONUNBUFFERED": "1", "BROWSER": f"{browser} %s"})
         try:
             assert process.stdout.readline().startswith(f"port {port} is taken; serving on ")
             served = int(re.match(r"Dashboard: http://127\.0\.0\.1:(\d+)/", process.stdout.readline()).group(1))
@@ -156,6 +163,12 @@ def test_the_url_printed_is_the_one_served_and_the_page_asks_for_nothing_outside
             status, body = _get(f"http://127.0.0.1:{served}/")
             assert status == 200 and "hello voila" in body
             assert "https://" not in re.sub(r"<script.*?</script>", "", body, flags=re.S)  # no CDN stylesheet
+            while not opened.is_file():
+                assert time.monotonic() < deadline, "voila opened no browser"
+                time.sleep(0.3)
+            first = opened.read_text()
+            assert f'content="1;url=http://127.0.0.1:{served}/"' in first
+            assert not re.findall(r"https?://(?!127\.0\.0\.1:)", first)  # nothing outside, before the page
         finally:
             process.terminate()
             process.wait(30)
