@@ -135,9 +135,10 @@ def test_the_url_printed_is_the_one_served_and_the_page_asks_for_nothing_outside
     """Nor does the page Voila opens first, which sends the browser on (here a "browser" that keeps it)."""
     opened = tmp_path / "opened.html"
     browser = tmp_path / "browser"
-    browser.write_text(f"#!{sys.executable}\nimport shutil, sys, urllib.parse, urllib.request\n"
+    browser.write_text(f"#!{sys.executable}\nimport os, shutil, sys, urllib.parse, urllib.request\n"
                        "page = urllib.request.url2pathname(urllib.parse.urlparse(sys.argv[1]).path)\n"
-                       f"shutil.copy(page, {str(opened)!r})\n")
+                       f"shutil.copy(page, {str(opened)!r} + '.part')\n"  # whole, or not there: the test polls
+                       f"os.replace({str(opened)!r} + '.part', {str(opened)!r})\n")
     browser.chmod(0o755)
     notebook = tmp_path / "hello.ipynb"
     notebook.write_text(json.dumps({"cells": [{"cell_type": "code", "execution_count": None, "id": "a",
