@@ -4,10 +4,10 @@ Starts ``seegaan-explore demo`` (the bundled dashboard, or ``--notebook``), wait
 preheated kernel is idle (or, with ``--arrive start``, only until the server listens and has started
 that kernel, as the page that ``seegaan-explore demo`` opens arrives), opens ``--viewers`` pages at
 once in headless chromium, and reports per-kernel memory (RSS, USS, PSS) once every kernel is
-idle, each page's time to a painted film
-and cohort map, and on one page (1280x800) the time from picking another attribute, with an
-attribution method selected (default integrated gradients), to the new film painted, and from
-pressing Play to the second frame. Each Voila page holds its own kernel until it is culled.
+idle, each page's time to a painted film and cohort map, and on one page (1280x800) the time from
+picking another attribute, with an attribution method selected (default integrated gradients), to
+the new film painted, and from pressing Play to the second frame. Each Voila page holds its own
+kernel until it is culled.
 
     python benchmarks/dashboard_memory.py [--viewers 4] [--preheated 1] [--arrive idle|start] [--notebook NB]
                                           [--attribute A] [--method M] [--json]
@@ -163,7 +163,8 @@ def main() -> int:
     parser.add_argument("--viewers", type=int, default=4)
     parser.add_argument("--preheated", type=int, default=1, help="passed to `seegaan-explore demo`")
     parser.add_argument("--arrive", choices=("idle", "start"), default="idle",
-                        help="open the pages once the preheated kernels are idle, or as soon as the server listens")
+                        help="open the pages once the preheated kernels are idle, or as soon as the server has "
+                             "started its preheated kernel (as the browser `demo` opens does)")
     parser.add_argument("--notebook", type=Path, help="default: the bundled dashboard (needs seegaan_explore.demo)")
     parser.add_argument("--attribute", default="age", help="the attribute picked on the first page (as listed)")
     parser.add_argument("--method", default="integrated gradients",
