@@ -54,13 +54,14 @@ class Demo:
     latents: np.ndarray  # [N, w_dim], rows aligned with ``table``
     table: pd.DataFrame
     images: np.ndarray  # [N, R, R] in [-1, 1]
+    cache_dir: str | os.PathLike | None = None  # where it was cached (None: the package's cache)
 
     def explorer_kwargs(self) -> dict:
         """The arguments of :class:`seegaan_explore.ui.explorer.Explorer`: the models, the cohort, the
         phantoms' data dictionary and a note that the cohort is synthetic."""
         return {"model": self.model, "latents": self.latents, "table": self.table, "cnn": self.cnn,
                 "oracle": self.oracle, "images": self.images, "dictionary": PHANTOM_DICTIONARY,
-                "note": "a synthetic cohort of phantom radiographs, not patient data"}
+                "cache_dir": self.cache_dir, "note": "a synthetic cohort of phantom radiographs, not patient data"}
 
 
 def demo_cohort(n: int = DEMO_SIZE, size: int = 128, cache_dir: str | os.PathLike | None = None,
@@ -85,7 +86,7 @@ def load_demo(cache_dir: str | os.PathLike | None = None, *, n: int = DEMO_SIZE,
     latents = encode_cohort(model, cohort, cache_dir, progress=progress)
     table = latents.join(cohort.table).reset_index()
     images = np.asarray(cohort.images(model.config.resolution, cache_dir, progress=progress))
-    return Demo(model, cnn, oracle, cohort, np.asarray(latents.latents), table, images)
+    return Demo(model, cnn, oracle, cohort, np.asarray(latents.latents), table, images, cache_dir)
 
 
 def write_bundle(autoencoder: str | os.PathLike, cnn: str | os.PathLike, oracle: str | os.PathLike,

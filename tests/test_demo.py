@@ -62,7 +62,7 @@ def test_bundle_is_half_precision_and_loads_back(tiny_bundle, tmp_path):
     w = model.encode(torch.tensor(demo.images[:4])[:, None]).numpy()
     np.testing.assert_allclose(demo.latents[:4], w, atol=0.05)  # fp16 storage: small rounding only
     kwargs = demo.explorer_kwargs()
-    assert set(kwargs) == {"model", "latents", "table", "cnn", "oracle", "images", "dictionary", "note"}
+    assert set(kwargs) == {"model", "latents", "table", "cnn", "oracle", "images", "dictionary", "cache_dir", "note"}
 
     again = load_demo(tmp_path, n=12, weights_dir=root / "weights")  # cohort and latents from the cache
     np.testing.assert_array_equal(again.latents, demo.latents)

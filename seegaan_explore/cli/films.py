@@ -218,7 +218,7 @@ def _cohort_psnr(model, cohort, latents, args) -> tuple[float, float]:
         return cohort.subset([row_of[latents.ids[k]] for k in rows]).images(model.config.resolution, args.cache_dir,
                                                                              progress=False)
 
-    return cohort_psnr(model, latents.latents, images_of)
+    return cohort_psnr(model, latents.latents, images_of, args.cache_dir)
 
 
 def _in_fit(study, fitted_on, row: int, patient_column: str | None, subject) -> dict:

@@ -32,6 +32,7 @@ from ..data.cohort import Cohort, CohortWarning
 from ..data.image_cache import default_cache_dir, file_key, import_options_suffix
 from ..model.seegaan import SeeGaan
 from ..store import ArrayStore, content_key
+from .memo import hash_weights
 
 __all__ = ["Latents", "encode_cohort", "model_digest", "store_dir"]
 
@@ -47,10 +48,7 @@ def model_digest(model: SeeGaan) -> str:
     fp32 session on a CPU (they differ by bf16 rounding) rather than re-encoding a whole cohort."""
     h = hashlib.blake2b(digest_size=16)
     h.update(f"resolution={model.config.resolution}".encode())
-    for name, tensor in sorted(model.encoder_ema.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    hash_weights(h, model.encoder_ema)
     return h.hexdigest()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 from scipy.stats import spearmanr
 
 from ..metrics import psnr_db
@@ -91,15 +92,26 @@ def score(traversal, measured=None, *, others: dict | None = None, original: np.
 COHORT_PSNR_IMAGES = 64
 
 
-def cohort_psnr(model, latents, images_of) -> tuple[float, float]:
+def cohort_psnr(model, latents, images_of, cache_dir=None) -> tuple[float, float]:
     """The cohort's reconstruction PSNR in dB, (median, 5th percentile), over up to
     :data:`COHORT_PSNR_IMAGES` of its images spread evenly: what a film's starting point is judged
     against (:func:`~seegaan_explore.explore.verdict.judge`). ``images_of(rows)`` returns the
-    images of those rows of ``latents``."""
+    images of those rows of ``latents``. Remembered in ``cache_dir`` (:mod:`~seegaan_explore.explore.memo`)."""
     import torch
 
+    from ..device import compute_dtype
+    from .memo import array_digest, remembered, weights_digest
+
     rows = np.unique(np.linspace(0, len(latents) - 1, min(COHORT_PSNR_IMAGES, len(latents))).astype(int))
-    images = images_of(rows)
-    decoded = model.decode(torch.from_numpy(np.asarray(latents[rows], np.float32)))[:, 0].cpu().numpy()
-    psnr = [psnr_db(d, np.asarray(image, np.float32)) for d, image in zip(decoded, images)]
+    images = np.asarray(images_of(rows), np.float32)
+    chosen = np.asarray(latents[rows], np.float32)
+
+    def each_psnr() -> pd.DataFrame:
+        decoded = model.decode(torch.from_numpy(chosen))[:, 0].cpu().numpy()
+        return pd.DataFrame({"psnr_db": [psnr_db(d, image) for d, image in zip(decoded, images)]})
+
+    generator = getattr(model, "generator_ema", None)  # None: a model that is not a SeeGaan, never remembered
+    precision = None if generator is None else str(compute_dtype(model.device, model.precision))
+    psnr = remembered(cache_dir, ["cohort psnr", weights_digest(generator), precision, array_digest(chosen),
+                                  array_digest(images)], each_psnr)["psnr_db"]
     return float(np.median(psnr)), float(np.percentile(psnr, 5))

@@ -39,6 +39,7 @@ from .directions import (
     traversal_range,
 )
 from .latent_shift import latent_shift
+from .memo import array_digest, remembered, weights_digest
 
 # what the other modules take from here, some defined where they belong and kept here for them
 __all__ = ["CNN_PREDICTION", "LATENT_SHIFT", "MATCHABLE", "SPLINE", "Lru", "Study", "direction_for", "from_scale",
@@ -106,10 +107,13 @@ class Study(AttributeTable):
     factor it reads; ``model`` the autoencoder (for Latent Shift, and for the CNN on reconstructions
     when no images are given). ``attributes`` restricts the columns offered; a ``dictionary``
     (:mod:`~seegaan_explore.explore.dictionary`) offers the columns it describes, in its words.
+    ``cache_dir`` keeps what the readers read of the cohort's exams (:mod:`~seegaan_explore.explore.memo`;
+    None: the package's cache).
     """
 
     def __init__(self, latents, table: pd.DataFrame, *, model=None, cnn=None, oracle=None, images=None,
-                 attributes: Sequence[str] | None = None, dictionary: Mapping[str, AttributeInfo] | None = None):
+                 attributes: Sequence[str] | None = None, dictionary: Mapping[str, AttributeInfo] | None = None,
+                 cache_dir=None):
         latents = latents.detach().cpu().numpy() if torch.is_tensor(latents) else np.asarray(latents)
         if latents.ndim != 2:
             raise ValueError(f"latents must be [N, w_dim], got shape {latents.shape}")
@@ -117,6 +121,7 @@ class Study(AttributeTable):
             raise ValueError(f"the table has {len(table)} rows but there are {len(latents)} latents")
         self.latents = latents if latents.dtype == np.float32 else latents.astype(np.float32)
         self.model, self.cnn, self.oracle, self._images = model, cnn, oracle, images
+        self.cache_dir = cache_dir
         super().__init__(table, attributes=attributes, dictionary=dictionary,
                          extra=[CNN_PREDICTION] if cnn is not None else [])
         self._once = threading.Lock()  # the cohort-wide computations below run once, whoever asks first
@@ -226,11 +231,17 @@ class Study(AttributeTable):
     def oracle_predict(self, images: torch.Tensor) -> pd.DataFrame:
         """The oracle's readings of images [B, 1, R, R], a row per image, each two-level factor in the
         table's coding (:func:`~seegaan_explore.model.oracle.in_table_coding`)."""
-        if self._reversed is None:  # parsing the table's columns: once (computing it twice is harmless)
-            self._reversed = reversed_factors(self.table)
+        return self._in_table_coding(self._oracle_readings(images))
+
+    def _oracle_readings(self, images: torch.Tensor) -> pd.DataFrame:
         readings = self.oracle.predict(at_resolution_of(self.oracle, images.float()))
         if len(readings) != len(images):
             raise ValueError(f"the oracle returned {len(readings)} rows for {len(images)} images")
+        return readings.reset_index(drop=True)
+
+    def _in_table_coding(self, readings: pd.DataFrame) -> pd.DataFrame:
+        if self._reversed is None:  # parsing the table's columns: once (computing it twice is harmless)
+            self._reversed = reversed_factors(self.table)
         return in_table_coding(readings.reset_index(drop=True), self._reversed)
 
     def embedding(self) -> tuple[np.ndarray, np.ndarray]:
@@ -291,16 +302,22 @@ class Study(AttributeTable):
 
     def _exams_read(self) -> tuple[np.ndarray, dict]:
         """Up to :data:`GAIN_EXAMS` of the cohort's exams, evenly spread, and the oracle's and the CNN's
-        readings of their images, as :meth:`measured` takes them: read once for every attribute."""
+        readings of their images, as :meth:`measured` takes them: read once for every attribute, and
+        remembered on disk for the next study of the same exams by the same readers."""
         if self._exams is None:
             rows = np.unique(np.linspace(0, len(self.latents) - 1, min(len(self.latents), GAIN_EXAMS)).astype(int))
-            images = torch.from_numpy(np.asarray([self.images[k] for k in rows], np.float32))[:, None]
-            batches = [images[k:k + 64] for k in range(0, len(images), 64)]
+            images = np.asarray([self.images[k] for k in rows], np.float32)
+            batches = [torch.from_numpy(images[k:k + 64])[:, None] for k in range(0, len(images), 64)]
+            exams = array_digest(images)
             read = {}
             if self.oracle is not None:
-                read["oracle_predictions"] = pd.concat([self.oracle_predict(b) for b in batches], ignore_index=True)
+                readings = remembered(self.cache_dir, ["oracle readings", weights_digest(self.oracle), exams],
+                                      lambda: pd.concat([self._oracle_readings(b) for b in batches]))
+                read["oracle_predictions"] = self._in_table_coding(readings)
             if self.cnn is not None:
-                read["cnn_predictions"] = np.concatenate([self.cnn_predict(b) for b in batches])
+                readings = remembered(self.cache_dir, ["cnn readings", weights_digest(self.cnn), exams],
+                                      lambda: pd.DataFrame({"cnn": [v for b in batches for v in self.cnn_predict(b)]}))
+                read["cnn_predictions"] = readings["cnn"].to_numpy()
             self._exams = rows, read
         return self._exams
 

@@ -65,11 +65,11 @@ class Explorer(widgets.VBox):
     def __init__(self, model=None, latents=None, table: pd.DataFrame | None = None, cnn=None, oracle=None,
                  images=None, *, dictionary=None, note: str = "", renderer: Renderer | None = None,
                  threaded: bool = True, export_dir: str | Path | None = None,
-                 server_paths: bool | str | Path | None = None, prepare_ahead: bool = True):
+                 server_paths: bool | str | Path | None = None, prepare_ahead: bool = True, cache_dir=None):
         if renderer is None and (model is None or latents is None or table is None):
             raise ValueError("an Explorer needs a model, latents and a table (or a ready renderer=...)")
         self.renderer = renderer or Renderer(model, latents, table, cnn=cnn, oracle=oracle, images=images,
-                                             dictionary=dictionary)
+                                             dictionary=dictionary, cache_dir=cache_dir)
         r = self.renderer
         self.result: dict | None = None  # the result on screen
         self._moving = threading.local()  # .quiet: this thread is the Explorer moving controls itself

@@ -85,7 +85,7 @@ class Renderer:
 
     def __init__(self, model: SeeGaan, latents, table: pd.DataFrame, *, cnn: torch.nn.Module | None = None,
                  oracle=None, images=None, attributes: list[str] | None = None, dictionary=None,
-                 cache_size: int = 32):
+                 cache_size: int = 32, cache_dir=None):
         n = len(latents)
         if np.ndim(latents) != 2 or np.shape(latents)[1] != model.config.w_dim:
             raise ValueError(f"latents of shape {tuple(np.shape(latents))} do not fit the model "
@@ -95,7 +95,7 @@ class Renderer:
             raise ValueError(f"images of shape {tuple(np.shape(images))} do not match {n} latents "
                              f"at the model's {r} px")
         self.study = Study(latents, table, model=model, cnn=cnn, oracle=oracle, images=images, attributes=attributes,
-                           dictionary=dictionary)
+                           dictionary=dictionary, cache_dir=cache_dir)
         self.model, self.cnn, self.oracle, self.images = model, cnn, oracle, images
         self.resolution = r
         self._model_lock = threading.Lock()  # one forward pass at a time; held per call, never for a whole render
@@ -343,7 +343,8 @@ class Renderer:
             if self._cohort_psnr is None and self.images is not None:
                 with self._model_lock:
                     self._cohort_psnr = quality.cohort_psnr(self.model, self.latents,
-                                                            lambda rows: [self.images[k] for k in rows])
+                                                            lambda rows: [self.images[k] for k in rows],
+                                                            self.study.cache_dir)
             return self._cohort_psnr
 
     def _attribution(self, key: Hashable, image: np.ndarray, method: str) -> np.ndarray:
