@@ -66,20 +66,34 @@ def _server(command: list[str], port: int, log: Path, ready: str | None = PREHEA
         process.wait(60)
 
 
-def _tiny_dashboard(path: Path, change: str = "") -> Path:
-    """A notebook serving the tiny setup of ``ui_cohort.py``; ``change`` edits its table first."""
+def _tiny_dashboard(path: Path, change: str = "", after: str = "") -> Path:
+    """A notebook serving the tiny setup of ``ui_cohort.py``; ``change`` edits its table first, ``after``
+    runs once the dashboard (``explorer``) is made, before it is shown."""
     source = ("import sys\n"
               f"sys.path.insert(0, {str(TESTS)!r})\n"
               "from ui_cohort import small_setup\n"
               "from seegaan_explore.ui.explorer import Explorer\n\n"
               f"model, latents, table, cnn, oracle, images = small_setup(40)\n{change}\n"
-              "Explorer(model, latents, table, cnn=cnn, oracle=oracle, images=images)")
+              f"explorer = Explorer(model, latents, table, cnn=cnn, oracle=oracle, images=images)\n{after}\n"
+              "explorer")
     path.write_text(json.dumps({
         "cells": [{"cell_type": "code", "execution_count": None, "id": "dashboard", "metadata": {}, "outputs": [],
                    "source": source}],
         "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
         "nbformat": 4, "nbformat_minor": 5}))
     return path
+
+
+@contextmanager
+def _opened(page, notebook: Path, log: Path):
+    """``notebook`` served by ``seegaan-explore demo --notebook``, open in ``page`` and drawn."""
+    port = free_port()
+    command = [sys.executable, "-m", "seegaan_explore", "demo", "--no-browser", "--port", str(port),
+               "--notebook", str(notebook)]
+    with _server(command, port, log):
+        page.goto(f"http://127.0.0.1:{port}/", timeout=START_S * 1000)
+        _wait_until_drawn(page)
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -386,12 +400,7 @@ def test_a_film_whose_target_moves_the_wrong_way_says_do_not_interpret(viewport,
     oracle reads the brightness of any image.)"""
     page, blocked, errors = browser
     notebook = _tiny_dashboard(tmp_path / "flipped.ipynb", 'table["brightness"] = -table["brightness"]')
-    port = free_port()
-    command = [sys.executable, "-m", "seegaan_explore", "demo", "--no-browser", "--port", str(port),
-               "--notebook", str(notebook)]
-    with _server(command, port, tmp_path / "voila.log"):
-        page.goto(f"http://127.0.0.1:{port}/", timeout=START_S * 1000)
-        _wait_until_drawn(page)
+    with _opened(page, notebook, tmp_path / "voila.log"):
         _select(page, "upper_brightness")  # not flipped: the tiny model moves it the right way, if barely
         page.wait_for_selector(".seegaan-verdict-care", timeout=60_000)
         assert "wrong way" not in page.inner_text(".seegaan-verdict")
@@ -399,6 +408,25 @@ def test_a_film_whose_target_moves_the_wrong_way_says_do_not_interpret(viewport,
         page.wait_for_selector(".seegaan-verdict-stop", timeout=60_000)
         assert "Brightness moved the wrong way" in page.inner_text(".seegaan-verdict")
         assert "Do not interpret" in page.inner_text(".seegaan-status")
+        assert not errors, errors
+    assert not blocked, f"requests left the machine: {sorted(set(blocked))}"
+
+
+def test_the_kernel_learns_when_a_browser_shows_the_film(viewport, browser, tmp_path):
+    """The film's JavaScript tells the kernel that it has drawn the player (``Film.seen``): what starts the
+    films prepared ahead of the viewer's next click, and what a kernel Voila preheats for the next viewer
+    waits for instead of taking the cores from the viewers already there. A label on the page shows the
+    kernel's value."""
+    page, blocked, errors = browser
+    probe = ("import ipywidgets\n"
+             "probe = ipywidgets.Label()\n"
+             "probe.add_class('seen-probe')\n"
+             "ipywidgets.dlink((explorer.film, 'seen'), (probe, 'value'), lambda seen: 'yes' if seen else 'no')\n"
+             "display(probe)")
+    notebook = _tiny_dashboard(tmp_path / "seen.ipynb", after=probe)
+    with _opened(page, notebook, tmp_path / "voila.log"):
+        page.wait_for_function("() => document.querySelector('.seen-probe')?.textContent.includes('yes')",
+                               timeout=30_000)
         assert not errors, errors
     assert not blocked, f"requests left the machine: {sorted(set(blocked))}"
 

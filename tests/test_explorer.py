@@ -620,14 +620,18 @@ def test_a_categorical_column_is_offered_as_contrasts_and_held_as_a_whole(setup,
 
 
 def test_while_the_viewer_looks_the_other_attributes_films_are_calibrated_ahead(setup, tmp_path, monkeypatch):
-    """Choosing another attribute then reads no other patient's film: its calibration was done while the
-    viewer looked at the first film."""
+    """Nothing is prepared before a browser shows the film (a kernel preheated for the next viewer must
+    not take the cores from the viewers there); once one does, choosing another attribute reads no
+    other patient's film: its calibration was done while the viewer looked at the first film."""
     from seegaan_explore.explore.calibration import FilmReader
 
     model, latents, table, cnn, oracle, images = setup
     e = Explorer(model, latents, table, cnn=cnn, oracle=oracle, images=images, export_dir=tmp_path)
     try:
         e.wait()
+        time.sleep(1.0)  # time enough for the tiny model to prepare a film ahead, had it begun
+        assert not e.prepared
+        e.film.seen = True  # what the film's JavaScript sets once it has drawn the player
         others = [a for a in e.renderer.study.attributes if a != e.attribute.value]
         deadline = time.monotonic() + 120
         while {a for _, a in e.prepared} != set(others) and time.monotonic() < deadline:

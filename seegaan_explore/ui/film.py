@@ -164,6 +164,7 @@ function render({ model, el }) {
   model.on("change:frames", load);
   model.on("change:frame", () => { if (timer === null) paint(model.get("frame")); });
   load();
+  if (!model.get("seen")) { model.set("seen", true); model.save_changes(); }
   return () => stop();
 }
 
@@ -231,7 +232,8 @@ def film_curve(result: dict, study) -> dict:
 
 class Film(anywidget.AnyWidget):
     """A traversal film: ``frames`` and ``changes`` (PNG data URIs), one ``labels`` line per frame,
-    the ``curve`` drawn beside them, and the shown ``frame``, shared with the kernel."""
+    the ``curve`` drawn beside them, and the shown ``frame``, shared with the kernel. ``seen`` turns
+    true once a browser has drawn the player: someone is looking."""
 
     _esm = _ESM
     _css = _CSS
@@ -245,6 +247,7 @@ class Film(anywidget.AnyWidget):
     frame = traitlets.Int(0).tag(sync=True)
     fps = traitlets.Float(SPEEDS[1][1]).tag(sync=True)
     speeds = traitlets.List(default_value=[list(s) for s in SPEEDS]).tag(sync=True)
+    seen = traitlets.Bool(False).tag(sync=True)
 
     def show(self, frames: np.ndarray, differences: np.ndarray, limit: float, labels: list[str], curve: dict,
              frame: int, darker: str = "darker", brighter: str = "brighter") -> None:

@@ -42,7 +42,7 @@ class LatestWins:
         self._token = 0  # of the newest request
         self._pending: tuple[int, Any] | None = None
         self._busy = False
-        self._idle_due = False  # a job ran since the idle job last did
+        self._idle_due = False  # a job ran (or run_idle_job asked) since the idle job last did
         self._closed = False
         self._thread: threading.Thread | None = None
 
@@ -58,6 +58,12 @@ class LatestWins:
             self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
             _STARTED.add(self)
             self._thread.start()
+
+    def run_idle_job(self) -> None:
+        """Run the idle job once more as soon as nothing waits (something it waited for has come)."""
+        with self._condition:
+            self._idle_due = self._idle_job is not None
+            self._condition.notify_all()
 
     def interrupted(self) -> bool:
         """A request waits, or the worker was closed: the idle job stops at its next step."""
