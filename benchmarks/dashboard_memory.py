@@ -6,11 +6,12 @@ that kernel, as the page that ``seegaan-explore demo`` opens arrives), opens ``-
 once in headless chromium, and reports per-kernel memory (RSS, USS, PSS) once every kernel is
 idle, each page's time to a painted film and cohort map, and on one page (1280x800) the time from
 picking another attribute, with an attribution method selected (default integrated gradients), to
-the new film painted, and from pressing Play to the second frame. Each Voila page holds its own
-kernel until it is culled.
+the new film painted, and from pressing Play to the second frame. With ``--look S`` that viewer
+looks at the opening film for S seconds first, while the kernel prepares the other attributes'
+films. Each Voila page holds its own kernel until it is culled.
 
     python benchmarks/dashboard_memory.py [--viewers 4] [--preheated 1] [--arrive idle|start] [--notebook NB]
-                                          [--attribute A] [--method M] [--json]
+                                          [--attribute A] [--method M] [--look S] [--json]
 
 Needs /usr/bin/chromium (apt-get install chromium). Without the bundled demo
 (``seegaan_explore.demo``) and without ``--notebook``, it serves an untrained tiny model on 64
@@ -118,7 +119,8 @@ async def _open(context, url: str) -> tuple:
     return page, time.perf_counter() - started
 
 
-async def _interact(page, attribute: str, method: str) -> dict:
+async def _interact(page, attribute: str, method: str, look: float) -> dict:
+    await asyncio.sleep(look)
     await page.select_option(".seegaan-method select", label=method)
     await page.wait_for_function("(m) => document.querySelector('.seegaan-attribution-caption').textContent"
                                  ".includes(m)", arg=method, timeout=120_000)
@@ -136,7 +138,7 @@ async def _interact(page, attribute: str, method: str) -> dict:
             "attribution_selected": method}
 
 
-async def _viewers(url: str, n: int, attribute: str, method: str) -> dict:
+async def _viewers(url: str, n: int, attribute: str, method: str, look: float) -> dict:
     blocked: list[str] = []
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
@@ -153,7 +155,7 @@ async def _viewers(url: str, n: int, attribute: str, method: str) -> dict:
 
         await context.route("**/*", route)
         opened = await asyncio.gather(*[_open(context, url) for _ in range(n)])
-        timing = await _interact(opened[0][0], attribute, method)
+        timing = await _interact(opened[0][0], attribute, method, look)
         await browser.close()
         return {"page_ready_s": [t for _, t in opened], **timing, "blocked": sorted(set(blocked))}
 
@@ -169,6 +171,8 @@ def main() -> int:
     parser.add_argument("--attribute", default="age", help="the attribute picked on the first page (as listed)")
     parser.add_argument("--method", default="integrated gradients",
                         help="the attribution selected before the attribute is picked (as listed)")
+    parser.add_argument("--look", type=float, default=0.0,
+                        help="seconds the first viewer looks at the opening film before picking the attribute")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="seegaan-bench-"))
@@ -195,7 +199,8 @@ def main() -> int:
             _wait_idle(voila, args.preheated)
             preheated = [_memory(k) for k in _kernels(voila)]
         arrived = time.perf_counter() - started
-        result = asyncio.run(_viewers(f"http://127.0.0.1:{port}/", args.viewers, args.attribute, args.method))
+        result = asyncio.run(_viewers(f"http://127.0.0.1:{port}/", args.viewers, args.attribute, args.method,
+                                     args.look))
         _wait_idle(voila, args.viewers)
         kernels = [_memory(k) for k in _kernels(voila)]
         out = {"served": what, "viewers": args.viewers, "preheated": args.preheated, "arrived_after_start_s": arrived,

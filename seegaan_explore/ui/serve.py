@@ -22,9 +22,12 @@ from pathlib import Path
 DEFAULT_PORT = 8866
 IDLE_MINUTES = 15  # a kernel nobody has used this long is shut down
 CULL_INTERVAL_S = 60
-# A viewer who takes the preheated kernel is not joined by its replacement before this: on 2 cores, a
-# replacement that starts at once (Voila's 1 s) doubles the first page's wait (benchmarks/dashboard_memory.py).
-REFILL_DELAY_S = 120
+# A kernel taken by a viewer is replaced this long after, about when that viewer's first film is drawn
+# (21-32 s on 2 cores): a replacement started at once (Voila's 1 s) made that first page 33-39 s instead
+# of 21; a later one makes whoever reloads or arrives meanwhile wait for it, since Voila hands them the
+# replacement still waiting to start (at 120 s, 209 s for the fourth of four viewers at once).
+# benchmarks/dashboard_memory.py; docs/results/speed.md#the-dashboard.
+REFILL_DELAY_S = 30
 EXECUTION_TIMEOUT_S = 600  # loading the demo and the first render must finish within this
 PLOTLY_MODULE_ENV = "SEEGAAN_EXPLORE_PLOTLY_MODULE"  # tells the kernels' cohort maps where to load plotly from
 SERVER_PATHS_ENV = "SEEGAAN_EXPLORE_SERVER_PATHS"  # what the page may read by path: "0" nothing, "1" any, or a folder
