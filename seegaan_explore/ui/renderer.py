@@ -78,7 +78,7 @@ class Renderer:
     """Turns plain arguments into a result dict; see :data:`DEFAULTS` for the arguments.
 
     The cohort is a :class:`~seegaan_explore.explore.study.Study` of ``latents`` and ``table`` (see
-    it for ``cnn``, ``oracle``, ``images`` and ``attributes``), available as ``self.study``. Uploaded
+    it for ``cnn``, ``oracle``, ``images``, ``attributes`` and ``cache_dir``), available as ``self.study``. Uploaded
     images join as patients ``"upload:<name>"``. Each cache has its own lock and the model one of its
     own, held per call, so that an upload or a thumbnail never waits for a whole render.
     """
