@@ -237,7 +237,7 @@ class Study(AttributeTable):
         readings = self.oracle.predict(at_resolution_of(self.oracle, images.float()))
         if len(readings) != len(images):
             raise ValueError(f"the oracle returned {len(readings)} rows for {len(images)} images")
-        return readings.reset_index(drop=True)
+        return readings
 
     def _in_table_coding(self, readings: pd.DataFrame) -> pd.DataFrame:
         if self._reversed is None:  # parsing the table's columns: once (computing it twice is harmless)
@@ -316,7 +316,8 @@ class Study(AttributeTable):
                 read["oracle_predictions"] = self._in_table_coding(readings)
             if self.cnn is not None:
                 readings = remembered(self.cache_dir, ["cnn readings", weights_digest(self.cnn), exams],
-                                      lambda: pd.DataFrame({"cnn": [v for b in batches for v in self.cnn_predict(b)]}))
+                                      lambda: pd.DataFrame({"cnn": np.concatenate([self.cnn_predict(b)
+                                                                                   for b in batches])}))
                 read["cnn_predictions"] = readings["cnn"].to_numpy()
             self._exams = rows, read
         return self._exams
