@@ -125,3 +125,32 @@ def test_the_cohorts_psnr_is_decoded_once_per_model_and_cohort(tmp_path, monkeyp
     assert cohort_psnr(model, latents, lambda rows: images[rows], tmp_path) == first
     with pytest.raises(AssertionError, match="decoded again"):
         cohort_psnr(model, latents, lambda rows: images[rows] * 0.5, tmp_path)  # other images: decoded
+
+
+def test_a_later_kernel_calibrates_a_direction_from_the_films_read_before(tmp_path, monkeypatch):
+    """Calibrating reads 8 other patients' films of 9 frames; a second study of the same model and
+    cohort (the next dashboard kernel) reads them from disk, decoding only the first frame that tells
+    it what reads the target; another noise seed draws other films, which are decoded again."""
+    from seegaan_explore.explore.calibration import PATIENTS, STEPS_SD, calibrate_for
+    from seegaan_explore.explore.directions import fit_direction
+
+    model = SeeGaan(preset_config("tiny"), with_training_networks=False).eval()
+    decoded, decode = [], model.decode
+    monkeypatch.setattr(model, "decode", lambda w, **kw: decoded.append(len(w)) or decode(w, **kw))
+    latents = np.random.default_rng(3).normal(size=(30, model.config.w_dim)).astype(np.float32)
+    frames = decode(torch.from_numpy(latents))[:, 0].numpy()
+    table = pd.DataFrame({"image_id": [f"im{i}" for i in range(30)], "brightness": frames.mean(axis=(1, 2))})
+    direction = fit_direction("mean_shift", latents, table["brightness"].to_numpy(), attribute="brightness")
+
+    def calibrated(noise_seed: int = 0):
+        study = Study(latents, table, model=model, oracle=BrightnessReader(1.0), cache_dir=tmp_path)
+        return calibrate_for(study, direction, "brightness", False, 5, noise_seed=noise_seed)[1]
+
+    first = calibrated()
+    assert decoded == [1] + [len(STEPS_SD)] * PATIENTS
+    decoded.clear()
+    again = calibrated()
+    assert decoded == [1] and again == first
+    decoded.clear()
+    calibrated(noise_seed=1)
+    assert decoded == [1] + [len(STEPS_SD)] * PATIENTS

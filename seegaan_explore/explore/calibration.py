@@ -195,15 +195,19 @@ class FilmReader:
 
     def _measure(self, row: int, amounts: np.ndarray) -> np.ndarray | None:
         study = self.study
-        with self.lock:  # the frames only (a film's own reconstruction is not read), by what reads the target
-            frames = study.model.decode(stepped(study.model, study.latents[row], self.direction, amounts)[1],
-                                        noise=self.noise_seed).cpu()
-            oracle = study.oracle_predict(frames) if study.oracle is not None else None
-            cnn = None if study.cnn is None or (oracle is not None and self.attribute in oracle.columns) \
-                else study.cnn_predict(frames)
-        measured, by = study.measured(self.attribute, self.log, cnn_predictions=cnn, oracle_predictions=oracle)
-        if measured is None and study.oracle is None:  # a real cohort: its own reader of the attribute, if trusted
-            measured, by = self._read_by_latent_reader(frames[:, 0].numpy())
+        ws = stepped(study.model, study.latents[row], self.direction, amounts)[1]  # the frames only, not the start
+        if self.by in READ_ON_IMAGES:  # known from the first frame; what it reads is kept on disk
+            measured, by = study.measured(self.attribute, self.log,
+                                          **study.frame_readings(self.by, ws, self.noise_seed, self.lock))
+        else:
+            with self.lock:
+                frames = study.model.decode(ws, noise=self.noise_seed).cpu()
+                oracle = study.oracle_predict(frames) if study.oracle is not None else None
+                cnn = None if study.cnn is None or (oracle is not None and self.attribute in oracle.columns) \
+                    else study.cnn_predict(frames)
+            measured, by = study.measured(self.attribute, self.log, cnn_predictions=cnn, oracle_predictions=oracle)
+            if measured is None and study.oracle is None:  # a real cohort: its own reader of the attribute, if trusted
+                measured, by = self._read_by_latent_reader(frames[:, 0].numpy())
         self.by = by if measured is not None else None
         return measured
 

@@ -1,11 +1,14 @@
 """Tables computed from weights and pixels, kept on disk under the hash of what they were computed from.
 
 A dashboard kernel spent half its start (9 of 15 s on 2 CPU cores) reading 256 exams with the oracle
-and the CNN (a reader's gain) and decoding 64 latents (the cohort's PSNR). Both depend on nothing but
-networks' weights and a cohort's pixels, so every later start on the same model and cohort reads them
-from ``<cache>/memo/`` (an :class:`~seegaan_explore.store.ArrayStore`: atomic, any damaged entry reads
-as absent). The compute precision is left out of a network's digest, as the latent store leaves it
-out: readings made in bf16 on a GPU are reused on a CPU, where they differ by rounding.
+and the CNN (a reader's gain) and decoding 64 latents (the cohort's PSNR), and most of a new
+attribute's film (3.3 of 3.8 s) decoding and reading other patients' films to calibrate it. All of
+it depends on nothing but networks' weights and a cohort's pixels and latents, so every later start
+on the same model and cohort reads it from ``<cache>/memo/`` (an
+:class:`~seegaan_explore.store.ArrayStore`: atomic, any damaged entry reads as absent). A reader's
+precision is left out of its digest, as the latent store leaves it out: readings made in bf16 on a
+GPU are reused on a CPU, where they differ by rounding; a decoder's is kept (:func:`decoder_digest`),
+since what is read is its images.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch
 from ..data.image_cache import default_cache_dir
 from ..store import ArrayStore, content_key
 
-__all__ = ["MEMO_VERSION", "array_digest", "hash_weights", "remembered", "weights_digest"]
+__all__ = ["MEMO_VERSION", "array_digest", "decoder_digest", "hash_weights", "remembered", "weights_digest"]
 
 #: Raised whenever the code that computes a remembered table changes what it returns.
 MEMO_VERSION = "1"
@@ -47,6 +50,15 @@ def weights_digest(network) -> str | None:
     h.update(repr(getattr(network, "config", None)).encode())
     hash_weights(h, network)
     return h.hexdigest()
+
+
+def decoder_digest(model) -> str | None:
+    """Hash of what a SeeGaan's decoded images depend on besides their latents and noise: its EMA
+    generator's weights and the precision it computes in; None for any other model."""
+    from ..device import compute_dtype
+
+    digest = weights_digest(getattr(model, "generator_ema", None))
+    return None if digest is None else f"{digest}-{compute_dtype(model.device, model.precision)}"
 
 
 def array_digest(array) -> str:

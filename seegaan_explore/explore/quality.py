@@ -99,8 +99,7 @@ def cohort_psnr(model, latents, images_of, cache_dir=None) -> tuple[float, float
     images of those rows of ``latents``. Remembered in ``cache_dir`` (:mod:`~seegaan_explore.explore.memo`)."""
     import torch
 
-    from ..device import compute_dtype
-    from .memo import array_digest, remembered, weights_digest
+    from .memo import array_digest, decoder_digest, remembered
 
     rows = np.unique(np.linspace(0, len(latents) - 1, min(COHORT_PSNR_IMAGES, len(latents))).astype(int))
     images = np.asarray(images_of(rows), np.float32)
@@ -110,8 +109,6 @@ def cohort_psnr(model, latents, images_of, cache_dir=None) -> tuple[float, float
         decoded = model.decode(torch.from_numpy(chosen))[:, 0].cpu().numpy()
         return pd.DataFrame({"psnr_db": [psnr_db(d, image) for d, image in zip(decoded, images)]})
 
-    generator = getattr(model, "generator_ema", None)  # None: a model that is not a SeeGaan, never remembered
-    precision = None if generator is None else str(compute_dtype(model.device, model.precision))
-    psnr = remembered(cache_dir, ["cohort psnr", weights_digest(generator), precision, array_digest(chosen),
-                                  array_digest(images)], each_psnr)["psnr_db"]
+    psnr = remembered(cache_dir, ["cohort psnr", decoder_digest(model), array_digest(chosen), array_digest(images)],
+                      each_psnr)["psnr_db"]
     return float(np.median(psnr)), float(np.percentile(psnr, 5))

@@ -39,7 +39,7 @@ from .directions import (
     traversal_range,
 )
 from .latent_shift import latent_shift
-from .memo import array_digest, remembered, weights_digest
+from .memo import array_digest, decoder_digest, remembered, weights_digest
 
 # what the other modules take from here, some defined where they belong and kept here for them
 __all__ = ["CNN_PREDICTION", "LATENT_SHIFT", "MATCHABLE", "SPLINE", "Lru", "Study", "direction_for", "from_scale",
@@ -131,6 +131,7 @@ class Study(AttributeTable):
         self._directions = Lru(64)
         self._gains: dict[tuple[str, bool], float | None] = {}
         self._exams: tuple[np.ndarray, dict] | None = None
+        self._digests: dict[str, str | None] = {}
 
     @classmethod
     def of(cls, latents, *, cnn=None, images=None) -> Study:
@@ -311,16 +312,40 @@ class Study(AttributeTable):
             exams = array_digest(images)
             read = {}
             if self.oracle is not None:
-                readings = remembered(self.cache_dir, ["oracle readings", weights_digest(self.oracle), exams],
+                readings = remembered(self.cache_dir, ["oracle readings", self._digest("oracle"), exams],
                                       lambda: pd.concat([self._oracle_readings(b) for b in batches]))
                 read["oracle_predictions"] = self._in_table_coding(readings)
             if self.cnn is not None:
-                readings = remembered(self.cache_dir, ["cnn readings", weights_digest(self.cnn), exams],
+                readings = remembered(self.cache_dir, ["cnn readings", self._digest("cnn"), exams],
                                       lambda: pd.DataFrame({"cnn": np.concatenate([self.cnn_predict(b)
                                                                                    for b in batches])}))
                 read["cnn_predictions"] = readings["cnn"].to_numpy()
             self._exams = rows, read
         return self._exams
+
+    def frame_readings(self, by: str, ws: torch.Tensor, noise_seed: int, lock: threading.Lock) -> dict:
+        """What ``by`` ("the oracle" or "the CNN") reads on the frames the study's model decodes from
+        the latents ``ws`` with noise ``noise_seed`` (holding ``lock``), as :meth:`measured` takes it.
+        Remembered on disk under the networks' weights, ``ws`` and the noise: calibrating a direction
+        reads dozens of other patients' films, and a later kernel's calibration of it reads them back."""
+        by_oracle = by == "the oracle"
+
+        def read() -> pd.DataFrame:
+            with lock:
+                frames = self.model.decode(ws, noise=noise_seed).cpu()
+                return self._oracle_readings(frames) if by_oracle else pd.DataFrame({"cnn": self.cnn_predict(frames)})
+
+        readings = remembered(self.cache_dir, ["film readings", self._digest("oracle" if by_oracle else "cnn"),
+                                               self._digest("model"), str(noise_seed), array_digest(ws.numpy())], read)
+        return ({"oracle_predictions": self._in_table_coding(readings)} if by_oracle
+                else {"cnn_predictions": readings["cnn"].to_numpy()})
+
+    def _digest(self, network: str) -> str | None:
+        """The hash of ``network``'s ("model", "cnn" or "oracle") weights, for what is remembered on disk."""
+        if network not in self._digests:
+            self._digests[network] = (decoder_digest(self.model) if network == "model"
+                                      else weights_digest(getattr(self, network)))
+        return self._digests[network]
 
     def measured(self, attribute: str, log: bool, *, cnn_predictions=None, oracle_predictions=None):
         """The target as measured on each frame (:func:`measured`), by this study's CNN or oracle."""
