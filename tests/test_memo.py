@@ -154,3 +154,25 @@ def test_a_later_kernel_calibrates_a_direction_from_the_films_read_before(tmp_pa
     decoded.clear()
     calibrated(noise_seed=1)
     assert decoded == [1] + [len(STEPS_SD)] * PATIENTS
+
+
+def test_on_a_real_cohort_a_later_kernel_reads_the_re_encoded_films_from_disk(tmp_path, monkeypatch):
+    """Without an oracle or a CNN of the target, a film is read by the cohort's latent reader on its
+    frames encoded again; a later kernel's calibration of the same direction encodes none of the
+    other patients' films, only the film it shows."""
+    from ui_cohort import small_setup
+
+    from seegaan_explore.ui.renderer import Renderer
+
+    model, latents, table, _, _, images = small_setup()
+    encoded, encode = [], model.encode
+    monkeypatch.setattr(model, "encode", lambda x, **kw: encoded.append(len(x)) or encode(x, **kw))
+
+    def calibration():
+        renderer = Renderer(model, latents, table, images=images, cache_dir=tmp_path)  # no oracle, no CNN
+        encoded.clear()
+        return renderer.render({"attribute": "brightness", "patient": 3})["calibration"], list(encoded)
+
+    (first, first_encoded), (again, again_encoded) = calibration(), calibration()
+    assert first.by.startswith("the cohort's") and again == first
+    assert sorted(first_encoded) == sorted(again_encoded + [1] + [9] * 8)

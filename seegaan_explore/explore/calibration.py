@@ -196,39 +196,38 @@ class FilmReader:
     def _measure(self, row: int, amounts: np.ndarray) -> np.ndarray | None:
         study = self.study
         ws = stepped(study.model, study.latents[row], self.direction, amounts)[1]  # the frames only, not the start
+        measured = by = None
         if self.by in READ_ON_IMAGES:  # known from the first frame; what it reads is kept on disk
             measured, by = study.measured(self.attribute, self.log,
                                           **study.frame_readings(self.by, ws, self.noise_seed, self.lock))
-        else:
+        elif self.by is None:  # the first frame: does the oracle or the CNN read the target?
             with self.lock:
                 frames = study.model.decode(ws, noise=self.noise_seed).cpu()
                 oracle = study.oracle_predict(frames) if study.oracle is not None else None
                 cnn = None if study.cnn is None or (oracle is not None and self.attribute in oracle.columns) \
                     else study.cnn_predict(frames)
             measured, by = study.measured(self.attribute, self.log, cnn_predictions=cnn, oracle_predictions=oracle)
-            if measured is None and study.oracle is None:  # a real cohort: its own reader of the attribute, if trusted
-                measured, by = self._read_by_latent_reader(frames[:, 0].numpy())
+        if measured is None and study.oracle is None:  # a real cohort: its own reader of the attribute, if trusted
+            measured, by = self._read_by_latent_reader(ws)
         self.by = by if measured is not None else None
         return measured
 
-    def _read_by_latent_reader(self, frames: np.ndarray) -> tuple[np.ndarray | None, str]:
-        """The target as the cohort's latent reader reads it on the re-encoded ``frames``
-        (:mod:`~seegaan_explore.explore.readers`), where one is trusted. It reads a film's change
-        high, so a film calibrated by it is stretched too little rather than too far."""
-        from .readers import read_film, readers_of
+    def _read_by_latent_reader(self, ws) -> tuple[np.ndarray | None, str]:
+        """The target as the cohort's latent reader reads it on the frames decoded from ``ws`` and
+        encoded again (:mod:`~seegaan_explore.explore.readers`), where one is trusted. It reads a
+        film's change high, so a film calibrated by it is stretched too little rather than too far."""
+        from .readers import readers_of
         from .study import on_scale
 
-        readers = readers_of(self.study, [self.attribute])
-        if not readers[self.attribute].trusted:
-            return None, readers[self.attribute].describe()
-        with self.lock:
-            reading = read_film(self.study.model, frames, readers, [self.attribute])
-        values = reading.values[self.attribute]
+        reader = readers_of(self.study, [self.attribute])[self.attribute]
+        if not reader.trusted:
+            return None, reader.describe()
+        values = reader.read(self.study.frame_latents(ws, self.noise_seed, self.lock))
         if self.log and np.any(values <= 0):
             return None, "the latent reader read values <= 0, which a log scale cannot show"
-        return on_scale(values, self.log, self.attribute), (f"the cohort's {reading.read_by[self.attribute]} on the "
-                                                            "re-encoded frames, which reads a change high (the film "
-                                                            "may show less than promised)")
+        return on_scale(values, self.log, self.attribute), (f"the cohort's {reader.describe()} on the re-encoded "
+                                                            "frames, which reads a change high (the film may show "
+                                                            "less than promised)")
 
 
 def calibrate_for(study, direction: Direction, attribute: str, log: bool, patient, match: Sequence[str] = (), *,

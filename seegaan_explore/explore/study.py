@@ -39,6 +39,7 @@ from .directions import (
     traversal_range,
 )
 from .latent_shift import latent_shift
+from .latents import model_digest
 from .memo import array_digest, decoder_digest, remembered, weights_digest
 
 # what the other modules take from here, some defined where they belong and kept here for them
@@ -340,11 +341,24 @@ class Study(AttributeTable):
         return ({"oracle_predictions": self._in_table_coding(readings)} if by_oracle
                 else {"cnn_predictions": readings["cnn"].to_numpy()})
 
+    def frame_latents(self, ws: torch.Tensor, noise_seed: int, lock: threading.Lock) -> np.ndarray:
+        """The frames the study's model decodes from ``ws`` with noise ``noise_seed``, encoded again
+        [K, w_dim] (what a latent reader reads a film by), holding ``lock``; remembered on disk as
+        :meth:`frame_readings` are."""
+        def encoded() -> pd.DataFrame:
+            with lock:
+                return pd.DataFrame(self.model.encode(self.model.decode(ws, noise=noise_seed)).cpu().numpy())
+
+        return remembered(self.cache_dir, ["film latents", self._digest("model"), self._digest("encoder"),
+                                           str(noise_seed), array_digest(ws.numpy())], encoded).to_numpy(np.float32)
+
     def _digest(self, network: str) -> str | None:
-        """The hash of ``network``'s ("model", "cnn" or "oracle") weights, for what is remembered on disk."""
+        """The hash of what ``network`` computes from ("model": the decoder, "encoder", "cnn" or
+        "oracle"), for what is remembered on disk."""
         if network not in self._digests:
-            self._digests[network] = (decoder_digest(self.model) if network == "model"
-                                      else weights_digest(getattr(self, network)))
+            self._digests[network] = (decoder_digest(self.model) if network == "model" else
+                                      model_digest(self.model) if network == "encoder" else
+                                      weights_digest(getattr(self, network)))
         return self._digests[network]
 
     def measured(self, attribute: str, log: bool, *, cnn_predictions=None, oracle_predictions=None):
