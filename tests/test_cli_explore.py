@@ -313,6 +313,23 @@ def test_traverse_errors_name_the_problem(setup, tmp_path):
         main([*base, "--image", str(tmp_path / "missing.png"), *_cohort_args(setup)])
 
 
+def test_an_image_named_on_the_command_line_is_refused_as_a_cohorts_import_refuses_it(setup, tmp_path):
+    """A CT named by ``--image`` is no chest radiograph: ``traverse`` and ``attribute`` refuse it with
+    the reason the cohort's import gives, unless the modality filter is lifted."""
+    from pydicom.data import get_testdata_file
+
+    ct = get_testdata_file("CT_small.dcm")
+    traverse = ["traverse", "--checkpoint", str(setup / "tiny.safetensors"), *FP32, "--attribute", "age",
+                "--amounts", "1", "--out", str(tmp_path), "--image", ct, *_cohort_args(setup)]
+    with pytest.raises(SystemExit, match=r"CT_small.dcm: modality CT \(not a chest radiograph"):
+        main(traverse)
+    attribute_ = ["attribute", "--cnn", str(setup / "cnn.safetensors"), "--image", ct, "--out", str(tmp_path),
+                  "--device", "cpu", "--no-progress"]
+    with pytest.raises(SystemExit, match=r"CT_small.dcm: modality CT \(not a chest radiograph"):
+        main(attribute_)
+    assert main([*attribute_, "--modality", "any"]) == 0
+
+
 def test_export_writes_a_saved_traversal_in_other_formats(setup, tmp_path, capsys):
     image = setup / "phantoms" / "phantom_s0_000004.png"
     main(["traverse", "--checkpoint", str(setup / "tiny.safetensors"), *FP32, "--image", str(image),

@@ -495,6 +495,11 @@ def test_a_bad_path_is_named_in_the_status(explorer, tmp_path):
     explorer.path.value = str(tmp_path / "notes.png")
     explorer.load.click()
     assert "Could not use notes.png" in explorer.status.value and "not a recognised image" in explorer.status.value
+    from pydicom.data import get_testdata_file
+
+    explorer.path.value = get_testdata_file("CT_small.dcm")  # a CT is refused as a cohort's import refuses it
+    explorer.load.click()
+    assert "Could not use CT_small.dcm" in explorer.status.value and "modality CT" in explorer.status.value
 
 
 @pytest.mark.parametrize("kind, magic", [("GIF", b"GIF8"), ("MP4", b"ftyp"), ("PNG", b"\x89PNG"),

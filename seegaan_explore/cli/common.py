@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = ["FILTER_DEFAULTS", "add_autoencoder_arguments", "add_cohort_arguments", "add_import_arguments",
-           "add_optional_cohort_arguments", "add_threads_argument", "autoencoder", "import_options",
-           "encoded_cohort", "load_cohort", "safe_name", "user_errors"]
+           "add_optional_cohort_arguments", "add_threads_argument", "autoencoder", "encoded_cohort",
+           "import_options", "load_cohort", "load_named_image", "safe_name", "user_errors"]
 
 
 def user_errors(run):
@@ -81,6 +81,18 @@ def import_options(args) -> dict:
         changes["view_positions"] = values(args.view_position)
     return {"filters": dataclasses.replace(ImportFilter(), **changes), "framing": args.framing,
             "colour": args.colour}
+
+
+def load_named_image(path, resolution: int, args):
+    """An image a command names (``--image``, or a cohort's ``--id``), read and fitted into the
+    model's square as the cohort's import does it: refused by the same filter (a CT or an
+    extremity is no chest radiograph), with the same colour and framing options."""
+    from ..data.images import preprocess
+    from ..data.readers import read_radiograph
+
+    options = import_options(args)
+    image = read_radiograph(path, filters=options["filters"], colour=options["colour"])
+    return preprocess(image, resolution, framing=options["framing"])
 
 
 def add_optional_cohort_arguments(p, needed_for: str) -> None:

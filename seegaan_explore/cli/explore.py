@@ -15,6 +15,7 @@ from .common import (
     autoencoder,
     encoded_cohort,
     load_cohort,
+    load_named_image,
     safe_name,
     user_errors,
 )
@@ -139,7 +140,6 @@ def _run_attribute(args) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from ..data.images import load_preprocessed
     from ..device import default_device
     from ..explore.attribution import attribute
     from ..explore.export import save_attribution_png
@@ -160,7 +160,7 @@ def _run_attribute(args) -> int:
             raise KeyError(f"{args.data}: no usable image with id {', '.join(map(repr, unknown))}")
         subjects = [(i, np.asarray(images[rows[i]], np.float32)) for i in args.id]
     else:
-        subjects = [(p.stem, load_preprocessed(p, resolution)) for p in args.image]
+        subjects = [(p.stem, load_named_image(p, resolution, args)) for p in args.image]
     for name, image in tqdm(subjects, desc="Attributions", unit="image", disable=not progress or len(subjects) < 2):
         x = torch.from_numpy(image)[None, None]
         attribution_map = attribute(cnn, x, args.method)[0]

@@ -13,6 +13,7 @@ from .common import (
     add_threads_argument,
     autoencoder,
     encoded_cohort,
+    load_named_image,
     safe_name,
     user_errors,
 )
@@ -86,7 +87,6 @@ def _run_traverse(args) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from ..data.images import load_preprocessed
     from ..explore.archives import load_direction
     from ..explore.attributes import split_scaled_name
     from ..explore.calibration import READ_ON_IMAGES
@@ -138,9 +138,9 @@ def _run_traverse(args) -> int:
             w0, name = latents.latent(subject), subject
             if per_patient:
                 direction = fit_for(subject)
-            original = load_preprocessed(paths[subject], model.config.resolution)
+            original = load_named_image(paths[subject], model.config.resolution, args)
         else:
-            original = load_preprocessed(subject, model.config.resolution)
+            original = load_named_image(subject, model.config.resolution, args)
             w0, name = model.encode(torch.from_numpy(original)[None, None])[0].cpu().numpy(), subject.stem
         if args.latent_shift:
             from ..explore.latent_shift import latent_shift

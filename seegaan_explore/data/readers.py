@@ -37,6 +37,7 @@ __all__ = [
     "inspect_image",
     "read_image",
     "read_image_info",
+    "read_radiograph",
 ]
 
 #: What to do with a colour (RGB) image whose channels differ by more than :data:`GREY_TOLERANCE`:
@@ -330,6 +331,18 @@ def read_image(path: str | os.PathLike, *, colour: str = "refuse") -> np.ndarray
     the reason.
     """
     return read_image_info(path, colour=colour)[0]
+
+
+def read_radiograph(path: str | os.PathLike, *, filters: ImportFilter | None = None,
+                    colour: str = "refuse") -> np.ndarray:
+    """:func:`read_image` of one file a user names (a command's ``--image``, an upload), refused as a
+    cohort's import refuses it: a DICOM whose header says it is no chest radiograph (``filters``,
+    default :class:`~seegaan_explore.data.formats.ImportFilter`'s: a CT, an extremity) raises
+    :class:`~seegaan_explore.data.formats.ImageReadError` saying so, instead of becoming a film."""
+    info = inspect_image(path, level="header", filters=ImportFilter() if filters is None else filters)
+    if info.reason is not None:
+        raise ImageReadError(path, info.reason)
+    return read_image(path, colour=colour)
 
 
 def check_image(path: str | os.PathLike, *, decode: bool = False, colour: str = "refuse") -> None:

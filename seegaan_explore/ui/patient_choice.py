@@ -17,7 +17,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from ..data.formats import ImageReadError
-from ..data.readers import read_image
+from ..data.readers import read_radiograph
 from .serve import SERVER_PATHS_ENV
 
 UPLOAD_SUFFIXES = ".dcm,.dicom,.ima,.png,.jpg,.jpeg,.tif,.tiff,.npy"
@@ -111,6 +111,6 @@ class PatientChoice:
         try:
             if not path.is_file():
                 raise FileNotFoundError(f"no such file: {path}")
-            self._add(read_image(path), name)
+            self._add(read_radiograph(path), name)
         except (ImageReadError, FileNotFoundError, ValueError) as e:
             self._say(f"Could not use {name}: {e}", error=True)
