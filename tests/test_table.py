@@ -96,6 +96,23 @@ def test_censored_values_are_counted_in_a_warning(tmp_path, images):
         unbounded.attribute("bnp")
 
 
+
+def test_a_study_says_what_it_did_with_censored_values_once_when_the_attribute_is_used():
+    """``direction``, ``traverse`` and the dashboard take a table's columns through an attribute table,
+    not a cohort: they say the same, once per attribute, and nothing for a column without censoring."""
+    import warnings
+
+    from seegaan_explore.explore.attribute_table import AttributeTable
+
+    table = AttributeTable(pd.DataFrame({"bnp": ["<5", "120", ">35000", "80"], "age": [50, 60, 70, 80],
+                                         "sex": ["f", "m", "m", "f"]}))
+    with pytest.warns(CohortWarning, match=r"bnp: 2 of 4 values are censored \(<5; >35000\); each is taken at"):
+        np.testing.assert_array_equal(table.values("bnp"), [5, 120, 35000, 80])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table.values("bnp"), table.values("age"), table.values("sex")
+
+
 def test_paths_written_on_windows_or_in_another_unicode_form_are_found(tmp_path, images):
     (images / "img3.png").rename(images / "Mu\u0308ller.png")  # decomposed, as macOS archives write it
     table = pd.DataFrame({"path": ["img\\img0.png", "img/M\u00fcller.png"]})

@@ -34,9 +34,9 @@ from .table import (
     ID_CANDIDATES,
     PATH_CANDIDATES,
     PATIENT_CANDIDATES,
+    censoring,
     listing,
     parse_attribute,
-    parse_lab_column,
     pick_column,
     read_table,
 )
@@ -301,16 +301,9 @@ class Cohort:
         if name not in self.attributes:
             raise KeyError(f"no attribute {name!r}; attributes are {self.attributes}")
         values, mapping = parse_attribute(self.table[name])
-        if mapping is None:
-            censored = parse_lab_column(self.table[name])["censor"] != ""
-            if censored.any():
-                examples = listing(list(dict.fromkeys(self.table[name][censored].astype(str))), 3)
-                unknown = int((censored & np.isnan(values)).sum())  # -inf/inf: no limit to take
-                warnings.warn(f"{name}: {int(censored.sum())} of {len(censored)} values are censored ({examples}); "
-                              + ("each is taken at its limit" if not unknown else
-                                 "none has a limit, so they are missing" if unknown == censored.sum() else
-                                 f"{unknown} without a limit are missing, the others taken at their limit"),
-                              CohortWarning, stacklevel=2)
+        note = censoring(self.table[name], values) if mapping is None else None
+        if note:
+            warnings.warn(note, CohortWarning, stacklevel=2)
         values = pd.Series(values, name=name)
         if mapping:
             self.encodings[name] = mapping

@@ -25,6 +25,7 @@ __all__ = [
     "PATH_CANDIDATES",
     "PATIENT_CANDIDATES",
     "UnreadableColumn",
+    "censoring",
     "listing",
     "parse_attribute",
     "parse_lab_column",
@@ -201,6 +202,20 @@ def parse_lab_column(series: pd.Series) -> pd.DataFrame:
     censor = op.where(op != "", np.where(value == -np.inf, "<", np.where(value == np.inf, ">", "")))
     value = value.where(np.isfinite(value))
     return pd.DataFrame({"value": value, "censor": censor.astype(object)}, index=series.index)
+
+
+def censoring(series: pd.Series, values: np.ndarray) -> str | None:
+    """What parsing the lab column ``series`` into ``values`` did with its censored cells ("<5",
+    ">1000"), in words for a warning; None where it has none."""
+    censored = parse_lab_column(series)["censor"] != ""
+    if not censored.any():
+        return None
+    examples = listing(list(dict.fromkeys(series[censored].astype(str))), 3)
+    unknown = int((censored & np.isnan(values)).sum())  # -inf/inf: no limit to take
+    return (f"{series.name}: {int(censored.sum())} of {len(censored)} values are censored ({examples}); "
+            + ("each is taken at its limit" if not unknown else
+               "none has a limit, so they are missing" if unknown == censored.sum() else
+               f"{unknown} without a limit are missing, the others taken at their limit"))
 
 
 def _number_hint(offenders: list[str]) -> str:

@@ -10,12 +10,14 @@ is one, with the cohort's latents and the models that read them.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..data.table import parse_attribute
+from ..data.cohort import CohortWarning
+from ..data.table import censoring, parse_attribute
 from .attributes import MAX_LEVELS, Contrast, Levels, bookkeeping, detect_attributes, on_scale, split_contrast
 from .dictionary import AttributeInfo
 from .rows import account, select
@@ -38,6 +40,7 @@ class AttributeTable:
         self.encodings = {name: meaning for name, (_, meaning) in found.items() if isinstance(meaning, dict)}
         self.contrasts = {name: meaning for name, (_, meaning) in found.items() if isinstance(meaning, Contrast)}
         self._levels = {c.column: c.levels for c in self.contrasts.values()}
+        self._said: set[str] = set()
         if attributes is None and dictionary is not None:
             attributes = [c for c in self.dictionary if c in found or c in self._levels]
         # the columns whose contrasts may be named (column=LEVEL[:REFERENCE]); None: any column's
@@ -120,6 +123,12 @@ class AttributeTable:
         """``name`` if it is an attribute of this study, a contrast (``view=pa:ap``) in the table's
         spelling (``view=PA:AP``); else an error that says why not."""
         if name in self.attributes:
+            if name not in self._said:  # what was done with censored lab values, once, when first used
+                self._said.add(name)
+                numeric = name in self.table.columns and name not in self.encodings
+                note = censoring(self.table[name], self._columns[name]) if numeric else None
+                if note:
+                    warnings.warn(note, CohortWarning, stacklevel=2)
             return name
         if name in self.contrasts or split_contrast(name, self.table.columns):
             return self._contrast(name)
