@@ -140,6 +140,24 @@ def test_check_of_a_table_warns_when_framing_differs_between_levels(tmp_path):
         check(folder / "table.csv", attributes=["nope"], progress=False)
 
 
+def test_check_of_a_table_says_which_columns_the_other_commands_would_refuse(tmp_path):
+    """A lab column with cells that are no numbers ("pending", a decimal comma) or a level written two
+    ways is what ``direction`` refuses; ``check``, the step meant to catch it, says so by name."""
+    folder = tmp_path / "cohort"
+    folder.mkdir()
+    for i in range(12):
+        Image.fromarray(RNG.integers(0, 256, (100, 110)).astype(np.uint8)).save(folder / f"{i}.png")
+    table = pd.DataFrame({"image_id": [str(i) for i in range(12)],
+                          "crp": ["pending", "1,5", *map(str, range(10, 20))],
+                          "sex": ["M", "male", *"mf" * 5], "ward": ["a", "b", "c"] * 4})
+    table.to_csv(folder / "table.csv", index=False)
+    report = check(folder / "table.csv", attributes=["crp", "sex", "ward"], progress=False)
+    crp, sex = report.attribute_warnings
+    assert crp.startswith("column 'crp': cannot parse lab value(s) pending; 1,5; a decimal comma")
+    assert "'m' and 'male'" in sex and "refuse this column" in sex
+    assert not any("'ward'" in w for w in report.attribute_warnings)  # three levels: compared, not refused
+
+
 def test_reason_category_keeps_the_kind_without_particulars():
     assert reason_category("colour image (RGB channels differ by up to 200 levels; grey is up to 16)") == \
         "colour image"

@@ -71,9 +71,15 @@ def test_usual_missing_markers_are_missing():
     np.testing.assert_array_equal(values, [np.nan] * 3 + [120] + [np.nan] * 3 + [80])
 
 
-def test_two_levels_that_are_one_written_two_ways_are_refused():
-    with pytest.raises(UnreadableColumn, match=r"'sex' has the two levels 'm' and 'male'"):
+def test_levels_that_are_one_written_two_ways_are_refused():
+    with pytest.raises(UnreadableColumn, match=r"'sex' has the levels 'm' and 'male', which look like one"):
         parse_attribute(pd.Series(["Male", "male ", "M", "M"], name="sex"))
+    four_ways = pd.Series(["M", "male", "f", "F ", "Female", "m"], name="sex")  # as the exports of two wards write it
+    with pytest.raises(UnreadableColumn, match=r"'sex' has the levels 'f' and 'female', 'm' and 'male'"):
+        parse_attribute(four_ways)
+    with pytest.raises(ValueError, match="neither numeric nor binary") as stages:  # categories, not one level twice
+        parse_attribute(pd.Series(["I", "II", "III", "II"], name="stage"))
+    assert not isinstance(stages.value, UnreadableColumn)
 
 
 def test_detect_attributes_warns_and_leaves_out_an_unreadable_column():

@@ -25,7 +25,7 @@ import pandas as pd
 from ..fileio import atomic_write
 from .formats import ImageInfo, ImportFilter
 from .readers import inspect_image
-from .table import parse_lab_column, text_levels
+from .table import UnreadableColumn, parse_attribute, parse_lab_column, text_levels
 
 __all__ = ["COLUMNS", "STATUSES", "ImportReport", "check", "reason_category"]
 
@@ -157,8 +157,9 @@ class ImportReport:
         materially (means apart by at least 0.01 in padding share or 0.02 in aspect ratio and by 0.2
         pooled SDs). Numeric columns with more than 10 values are compared by quartiles; levels with
         fewer than 5 images are left out. The per-level numbers are kept in :attr:`attribute_levels`,
-        the warnings in :attr:`attribute_warnings`, columns that could not be compared in
-        :attr:`attribute_notes`."""
+        the warnings in :attr:`attribute_warnings` (also a column the other commands would refuse:
+        numbers with cells that are none, one level written two ways), columns that could not be
+        compared in :attr:`attribute_notes`."""
         frame = self.frame
         imported = frame[frame.status == "imported"].set_index("id")
         found: list[str] = []
@@ -167,6 +168,13 @@ class ImportReport:
         for column in columns:
             if column not in table.columns:
                 raise KeyError(f"no column {column!r} to compare; columns are {list(table.columns)}")
+            try:  # what every later command would refuse, said here, where the table is checked
+                parse_attribute(table[column])
+            except UnreadableColumn as error:
+                found.append(f"{error}: the other commands refuse this column until it is corrected")
+                continue
+            except ValueError:
+                pass  # text of three or more levels: compared level by level
             values = table.set_index(id_column)[column].reindex(imported.index)
             levels = _levels(values)
             groups = {level: imported.loc[levels == level] for level in levels.dropna().unique()}

@@ -225,12 +225,19 @@ def _number_hint(offenders: list[str]) -> str:
     return f"; mark a missing value with an empty cell or one of {', '.join(MISSING_MARKERS)}"
 
 
+def _initial_and_word(short: str, word: str) -> bool:
+    """``m`` beside ``male``, ``f`` beside ``female``: an initial and its word (not ``i`` beside
+    ``iii``, stages in Roman numerals)."""
+    return len(short) == 1 and len(word) >= 3 and not set(word) <= set("ivxlcdm")
+
+
 def parse_attribute(series: pd.Series) -> tuple[np.ndarray, dict | None]:
     """A table column as floats, and its text levels' codes: numbers and censored lab values
     (:func:`parse_lab_column`) as themselves; exactly two text levels (case-insensitive, e.g. sex
     ``f``/``m``) as 0/1 in sorted order, with the mapping. Anything else raises ``ValueError``:
-    :class:`UnreadableColumn` for a column of numbers with some cells that are none, and for two
-    levels that look like one written two ways (``M`` and ``male``)."""
+    :class:`UnreadableColumn` for a column of numbers with some cells that are none, and for levels
+    that look like one written two ways (two levels, one the other's start; or an initial beside
+    its word: ``M`` and ``male`` among ``f``, ``m`` and ``male``)."""
     try:
         return parse_lab_column(series)["value"].to_numpy(np.float64), None
     except UnreadableColumn:
@@ -238,12 +245,15 @@ def parse_attribute(series: pd.Series) -> tuple[np.ndarray, dict | None]:
     except ValueError as parse_error:
         text = text_levels(series)
         levels = sorted(set(text.dropna()))
+        twice = [(short, word) for short in levels for word in levels if word != short and word.startswith(short)
+                 and (len(levels) == 2 or _initial_and_word(short, word))]
+        if twice:
+            pairs = ", ".join(f"{short!r} and {word!r}" for short, word in twice)
+            raise UnreadableColumn(f"attribute {series.name!r} has the levels {pairs}, which look like one level "
+                                   "written two ways; write each level one way")
         if len(levels) != 2:
             raise ValueError(f"attribute {series.name!r} is neither numeric nor binary "
                              f"({len(levels)} distinct values: {listing(levels)})") from parse_error
-        if levels[1].startswith(levels[0]) or levels[0].startswith(levels[1]):
-            raise UnreadableColumn(f"attribute {series.name!r} has the two levels {levels[0]!r} and {levels[1]!r}, "
-                             "which look like one level written two ways; write each level one way")
         mapping = {level: code for code, level in enumerate(levels)}
         return pd.to_numeric(text.map(mapping)).astype(float).to_numpy(), mapping
 
