@@ -107,3 +107,17 @@ def test_threads_bound_torch_before_the_command_reads_anything(command, tmp_path
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_warning_reads_as_one_line_without_the_packages_code(tmp_path):
+    """What a command warns about (here a table in Windows-1252) is printed as ``warning: ...``, not as
+    Python prints it, with the file and line of the package that raised it."""
+    import subprocess
+    import sys
+
+    (tmp_path / "t.csv").write_bytes("image_id,ward\nimg0,Müller\n".encode("cp1252"))
+    done = subprocess.run([sys.executable, "-m", "seegaan_explore", "check", "--data", str(tmp_path / "t.csv")],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    lines = done.stderr.splitlines()
+    assert any(line.startswith("warning: ") and "read as Windows-1252" in line for line in lines), done.stderr
+    assert "UserWarning" not in done.stderr and ".py:" not in done.stderr

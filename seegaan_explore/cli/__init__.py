@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from .. import __version__
 from . import check, explore, films, model, phantoms, serve, train, train_cnn
@@ -39,13 +40,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def plain_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as a user of the command reads it: ``warning: <message>``, without the line of
+    the package's code that raised it."""
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "threads", None):  # (see common.add_threads_argument)
         import torch
 
         torch.set_num_threads(args.threads)
-    return args.run(args)
+    shown, warnings.formatwarning = warnings.formatwarning, plain_warning
+    try:
+        return args.run(args)
+    finally:
+        warnings.formatwarning = shown
 
 
 if __name__ == "__main__":
