@@ -303,8 +303,14 @@ def test_traverse_with_a_spline_takes_each_patients_slope_from_its_own_value(set
 def test_traverse_errors_name_the_problem(setup, tmp_path):
     base = ["traverse", "--checkpoint", str(setup / "tiny.safetensors"), *FP32, "--attribute", "age",
             "--amounts", "1", "--out", str(tmp_path)]
-    with pytest.raises(SystemExit, match="no latent for image id 'nobody'"):
+    with pytest.raises(SystemExit, match="no usable image for 'nobody', no such id"):
         main([*base, "--id", "nobody", *_cohort_args(setup)])
+    table = pd.read_csv(setup / "phantoms" / "phantoms.csv")  # a row whose file is gone: said so, not "no such id"
+    ghost = table.iloc[[0]].assign(image_id="ghost", file="ghost.png")
+    pd.concat([table, ghost]).to_csv(setup / "phantoms" / "with-ghost.csv", index=False)
+    with pytest.raises(SystemExit, match=r"no usable image for 'ghost', image file not found \("):
+        main([*base, "--id", "ghost", "--data", str(setup / "phantoms" / "with-ghost.csv"),
+              "--cache-dir", str(setup / "cache")])
     with pytest.raises(SystemExit, match="--data is needed"):
         main([*base, "--id", "phantom_s0_000001"])
     with pytest.raises(SystemExit, match="cnn64.safetensors: the CNN takes 64 px images, the autoencoder makes 32"):
@@ -360,7 +366,7 @@ def test_attribute_writes_overlay_and_map_per_image(setup, tmp_path, capsys):
         np.testing.assert_allclose(np.load(line["npy"]), attribute(cnn, x, "saliency")[0], rtol=1e-5, atol=1e-7)
         assert line["prediction"] == pytest.approx(float(cnn.predict(x)[0]), rel=1e-5)
         assert Image.open(line["png"]).size == (2 * 128 + 3 * 4, 128 + 2 * 4)
-    with pytest.raises(SystemExit, match="no usable image with id 'nobody'"):
+    with pytest.raises(SystemExit, match="no usable image for 'nobody', no such id"):
         main(["attribute", "--cnn", str(setup / "cnn.safetensors"), "--id", "nobody", "--out", str(tmp_path),
               "--no-progress", *_cohort_args(setup)])
 

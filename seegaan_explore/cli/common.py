@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = ["FILTER_DEFAULTS", "add_autoencoder_arguments", "add_cohort_arguments", "add_import_arguments",
-           "add_optional_cohort_arguments", "add_threads_argument", "autoencoder", "encoded_cohort",
+           "add_optional_cohort_arguments", "add_threads_argument", "autoencoder", "check_ids", "encoded_cohort",
            "import_options", "load_cohort", "load_named_image", "safe_name", "user_errors"]
 
 
@@ -148,6 +148,20 @@ def encoded_cohort(args, model, progress: bool):
         raise ValueError("--data is needed: the cohort to take ids and attributes from")
     cohort = load_cohort(args, progress)
     return cohort, encode_cohort(model, cohort, args.cache_dir, batch_size=args.batch_size, progress=progress)
+
+
+def check_ids(ids, known, cohort, source) -> None:
+    """Raise, for the ``ids`` not among ``known`` (the images a command has), why each is not: the
+    reason the cohort's import skipped its file (missing, a colour image, a CT), or that no row has it."""
+    known = set(known)
+    unknown = [i for i in ids if i not in known]
+    if not unknown:
+        return
+    frame = cohort.report.frame if cohort.report is not None else None
+    skipped = {} if frame is None else {str(i): f"{r} ({p})" for i, r, p in zip(frame["id"], frame["reason"],
+                                                                                 frame["path"]) if isinstance(r, str)}
+    said = "; ".join(f"{i!r}, {skipped[i]}" if i in skipped else f"{i!r}, no such id" for i in unknown)
+    raise KeyError(f"{source}: no usable image for {said}")
 
 
 def safe_name(text: str) -> str:

@@ -13,6 +13,7 @@ from .common import (
     add_optional_cohort_arguments,
     add_threads_argument,
     autoencoder,
+    check_ids,
     encoded_cohort,
     load_cohort,
     load_named_image,
@@ -155,9 +156,7 @@ def _run_attribute(args) -> int:
         cohort = load_cohort(args, progress)
         images = cohort.images(resolution, args.cache_dir, progress=progress)
         rows = {image_id: k for k, image_id in enumerate(cohort.ids)}
-        unknown = [i for i in args.id if i not in rows]
-        if unknown:
-            raise KeyError(f"{args.data}: no usable image with id {', '.join(map(repr, unknown))}")
+        check_ids(args.id, rows, cohort, args.data)
         subjects = [(i, np.asarray(images[rows[i]], np.float32)) for i in args.id]
     else:
         subjects = [(p.stem, load_named_image(p, resolution, args)) for p in args.image]

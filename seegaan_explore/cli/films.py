@@ -12,6 +12,7 @@ from .common import (
     add_optional_cohort_arguments,
     add_threads_argument,
     autoencoder,
+    check_ids,
     encoded_cohort,
     load_named_image,
     safe_name,
@@ -133,6 +134,8 @@ def _run_traverse(args) -> int:
         cohort_psnr = _cohort_psnr(model, cohort, latents, args)
     subjects = args.id or args.image
     paths = dict(zip(cohort.ids, cohort.paths)) if args.id else {}
+    if args.id:
+        check_ids(args.id, latents.ids, cohort, args.data)
     for subject in tqdm(subjects, desc="Traversals", unit="patient", disable=not progress or len(subjects) < 2):
         if args.id:
             w0, name = latents.latent(subject), subject
