@@ -353,6 +353,19 @@ def test_export_writes_a_saved_traversal_in_other_formats(setup, tmp_path, capsy
         main(["export", str(tmp_path / "nothing.npz")])
 
 
+def test_images_of_one_name_in_two_folders_write_their_own_outputs(setup, tmp_path, capsys):
+    """An archive names its files IM0001 in every series: each image's outputs keep the folder apart."""
+    for folder, k in (("A", 1), ("B", 2)):
+        (tmp_path / folder).mkdir()
+        shutil.copy(setup / "phantoms" / f"phantom_s0_00000{k}.png", tmp_path / folder / "IM0001.png")
+    assert main(["attribute", "--cnn", str(setup / "cnn.safetensors"), "--method", "saliency", "--image",
+                 str(tmp_path / "A" / "IM0001.png"), str(tmp_path / "B" / "IM0001.png"), "--out", str(tmp_path / "out"),
+                 "--device", "cpu", "--no-progress"]) == 0
+    written = [Path(line["npy"]).name for line in _json_lines(capsys.readouterr().out)]
+    assert written == ["A_IM0001.saliency.npy", "B_IM0001.saliency.npy"]
+    assert not np.array_equal(*(np.load(tmp_path / "out" / name) for name in written))
+
+
 def test_attribute_writes_overlay_and_map_per_image(setup, tmp_path, capsys):
     ids = ["phantom_s0_000000", "phantom_s0_000005"]
     assert main(["attribute", "--cnn", str(setup / "cnn.safetensors"), "--method", "saliency", "--id", *ids,

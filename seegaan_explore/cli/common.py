@@ -6,7 +6,7 @@ from pathlib import Path
 
 __all__ = ["FILTER_DEFAULTS", "add_autoencoder_arguments", "add_cohort_arguments", "add_import_arguments",
            "add_optional_cohort_arguments", "add_threads_argument", "autoencoder", "check_ids", "encoded_cohort",
-           "import_options", "load_cohort", "load_named_image", "safe_name", "user_errors"]
+           "import_options", "load_cohort", "load_named_image", "output_names", "safe_name", "user_errors"]
 
 
 def user_errors(run):
@@ -162,6 +162,20 @@ def check_ids(ids, known, cohort, source) -> None:
                                                                                  frame["path"]) if isinstance(r, str)}
     said = "; ".join(f"{i!r}, {skipped[i]}" if i in skipped else f"{i!r}, no such id" for i in unknown)
     raise KeyError(f"{source}: no usable image for {said}")
+
+
+def output_names(paths) -> list[str]:
+    """A name for each file's outputs: its stem, or where files in different folders share a stem
+    (``A/IM0001``, ``B/IM0001.png``), its path from the folder they share, so that none overwrites another."""
+    import os
+
+    stems = [Path(p).stem for p in paths]
+    shared = {stem for stem in stems if stems.count(stem) > 1}
+    if not shared:
+        return stems
+    resolved = [Path(p).resolve() for p in paths]
+    root = Path(os.path.commonpath([p.parent for p in resolved]))
+    return [str(p.relative_to(root).with_suffix("")) if stem in shared else stem for p, stem in zip(resolved, stems)]
 
 
 def safe_name(text: str) -> str:

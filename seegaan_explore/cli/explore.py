@@ -17,6 +17,7 @@ from .common import (
     encoded_cohort,
     load_cohort,
     load_named_image,
+    output_names,
     safe_name,
     user_errors,
 )
@@ -159,7 +160,8 @@ def _run_attribute(args) -> int:
         check_ids(args.id, rows, cohort, args.data)
         subjects = [(i, np.asarray(images[rows[i]], np.float32)) for i in args.id]
     else:
-        subjects = [(p.stem, load_named_image(p, resolution, args)) for p in args.image]
+        subjects = [(name, load_named_image(path, resolution, args))
+                    for path, name in zip(args.image, output_names(args.image))]
     for name, image in tqdm(subjects, desc="Attributions", unit="image", disable=not progress or len(subjects) < 2):
         x = torch.from_numpy(image)[None, None]
         attribution_map = attribute(cnn, x, args.method)[0]

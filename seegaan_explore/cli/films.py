@@ -15,6 +15,7 @@ from .common import (
     check_ids,
     encoded_cohort,
     load_named_image,
+    output_names,
     safe_name,
     user_errors,
 )
@@ -136,6 +137,7 @@ def _run_traverse(args) -> int:
     paths = dict(zip(cohort.ids, cohort.paths)) if args.id else {}
     if args.id:
         check_ids(args.id, latents.ids, cohort, args.data)
+    names = {} if args.id else dict(zip(args.image, output_names(args.image)))
     for subject in tqdm(subjects, desc="Traversals", unit="patient", disable=not progress or len(subjects) < 2):
         if args.id:
             w0, name = latents.latent(subject), subject
@@ -144,7 +146,7 @@ def _run_traverse(args) -> int:
             original = load_named_image(paths[subject], model.config.resolution, args)
         else:
             original = load_named_image(subject, model.config.resolution, args)
-            w0, name = model.encode(torch.from_numpy(original)[None, None])[0].cpu().numpy(), subject.stem
+            w0, name = model.encode(torch.from_numpy(original)[None, None])[0].cpu().numpy(), names[subject]
         if args.latent_shift:
             from ..explore.latent_shift import latent_shift
 
