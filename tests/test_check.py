@@ -3,6 +3,9 @@ and the command."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pydicom
@@ -78,6 +81,22 @@ def test_check_reports_every_file_with_its_status_reason_and_header(mixed_dir, t
     assert len(written) == len(frame) == 17 and list(written.columns) == COLUMNS
     assert not list((tmp_path / "out").glob(".*"))  # written atomically: no temporary file left
     assert report.path == tmp_path / "out" / "report.csv"
+
+
+def test_a_byte_identical_copy_is_warned_about_as_an_exam_counted_twice(tmp_path, write_dicom):
+    folder = tmp_path / "archive"
+    (folder / "series 2").mkdir(parents=True)
+    write_dicom(folder / "IM0001", _xray(), bits_stored=12, Modality="CR", BodyPartExamined="CHEST")
+    shutil.copy(folder / "IM0001", folder / "IM0001.dcm.bak")
+    shutil.copy(folder / "IM0001", folder / "series 2" / "IM0001.DCM")
+    write_dicom(folder / "IM0002", _xray() // 2, bits_stored=12, Modality="CR", BodyPartExamined="CHEST")
+    report = check(folder, progress=False)
+    warned = report.frame.set_index("path").warnings.fillna("")
+    copies = sorted(Path(p).relative_to(folder).as_posix() for p, w in warned.items() if "byte-identical" in w)
+    assert copies == ["IM0001.dcm.bak", "series 2/IM0001.DCM"]
+    assert all(f"({folder / 'IM0001'})" in warned[str(folder / c)] for c in copies)
+    summary = report.summary().set_index(["section", "value"])
+    assert summary.loc[("warning", "a byte-identical copy of another file"), "files"] == 2
 
 
 def test_the_summary_counts_status_reasons_and_header_values(mixed_dir):

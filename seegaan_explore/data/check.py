@@ -13,6 +13,7 @@ Every cohort carries the same report (:attr:`Cohort.report`), which ``encode``, 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import warnings
@@ -348,7 +349,8 @@ def check(data: str | os.PathLike | pd.DataFrame, image_root: str | os.PathLike 
     :class:`~seegaan_explore.data.formats.ImportFilter`: CR/DX chest) skips what is not a chest
     radiograph; `colour` and `framing` as for the cohort. ``decode=True`` (default) decodes every file the
     import keeps, so that what only the pixels tell (corrupt streams, constant images, near-grey colour,
-    a header window that destroys the image) is in the report too. `attributes`: table columns whose
+    a header window that destroys the image) is in the report too, and byte-identical copies of a file
+    are warned about. `attributes`: table columns whose
     levels are compared in aspect ratio and padding share. `report`: a CSV path to write the per-file
     report to. Never raises for a bad file; raises for a table it cannot use (no such column, duplicate
     ids), as the import would.
@@ -372,14 +374,34 @@ def check(data: str | os.PathLike | pd.DataFrame, image_root: str | os.PathLike 
     if decode and len(cohort):
         infos = imap(_decode_info, [(p, colour, filters) for p in cohort.paths], workers=workers,
                      progress=progress, desc="Decoding images")
+        usable = []
         for path, info in zip(cohort.paths, infos):
             result.update(path, reason=info.reason, info=info)
+            if info.reason is None:
+                usable.append(path)
+        _mark_copies(result, usable)
     if attributes:
         table = cohort.table
         result.compare_levels(table, cohort.id_column, attributes)
     if report is not None:
         result.write_csv(report)
     return result
+
+
+def _mark_copies(result: ImportReport, paths: Sequence[Path]) -> None:
+    """A warning on each of ``paths`` whose bytes are those of an earlier one (a ``.dcm.bak`` beside its
+    ``.dcm``, an export made twice): the import takes each as an exam of its own."""
+    first: dict[bytes, Path] = {}
+    for path in paths:
+        digest = hashlib.blake2b(digest_size=16)
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        original = first.setdefault(digest.digest(), path)
+        if original != path:
+            result.update(path, info=ImageInfo(path, warnings=[
+                f"a byte-identical copy of another file ({original}): imported as an exam of its own, so the "
+                "same film can sit on both sides of a train/validation split"]))
 
 
 def _decode_info(path: Path, colour: str, filters: ImportFilter) -> ImageInfo:
