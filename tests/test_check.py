@@ -232,3 +232,15 @@ def test_check_on_the_hannover_cohort(hannover_dir, tmp_path):
                                                                                "mean_padding_share"] + 0.05
     folder = check(hannover_dir / "png", progress=False)
     assert folder.counts() == {"imported": 243, "skipped": 0, "ignored": 0}
+
+
+def test_a_dicom_the_filter_refuses_is_skipped_for_what_it_is_before_its_pixels_are_read():
+    """A colour ultrasound is skipped as modality US, not as a colour image whose advice
+    (``--colour luminance``) would only lead to the same file skipped for its modality."""
+    from conftest import _testdata
+
+    from seegaan_explore.data.readers import inspect_image
+
+    ultrasound = _testdata("US1_UNCR.dcm")
+    assert inspect_image(ultrasound, filters=ImportFilter()).reason.startswith("modality US (not a chest radiograph")
+    assert inspect_image(ultrasound, filters=ImportFilter.any()).reason.startswith("colour image")

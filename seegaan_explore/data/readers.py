@@ -242,12 +242,14 @@ def _plausibility(info: ImageInfo) -> None:
 _LEVELS = ("header", "check", "decode")
 
 
-def _load(path: Path, info: ImageInfo, *, level: str, colour: str) -> np.ndarray | None:
+def _load(path: Path, info: ImageInfo, *, level: str, colour: str,
+          filters: ImportFilter | None = None) -> np.ndarray | None:
     """Read `path` as far as `level` says, filling `info`; raise ImageReadError if it is unusable.
 
     ``header``: the format and header only (DICOM read without decompressing, PNG/JPEG/TIFF/NPY not
     decoded). ``check``: also decode PNG/JPEG/TIFF/NPY and colour DICOMs, which is cheap. ``decode``:
-    everything, the image :func:`read_image` returns.
+    everything, the image :func:`read_image` returns. A DICOM that ``filters`` refuses is refused
+    before its pixels are read: an ultrasound is skipped as one, not as a colour image.
     """
     if colour not in COLOUR_MODES:
         raise ValueError(f"colour must be one of {COLOUR_MODES}, got {colour!r}")
@@ -257,6 +259,9 @@ def _load(path: Path, info: ImageInfo, *, level: str, colour: str) -> np.ndarray
     try:
         if kind in ("dicom", "raw-dicom"):
             ds = dicom_dataset(path, info, sniffed=kind == "dicom", full=level != "header")
+            refusal = filters.apply(info) if filters is not None else None
+            if refusal:
+                raise ImageReadError(path, refusal)
             colour_dicom = int(ds.get("SamplesPerPixel", 1) or 1) == 3
             if level == "decode" or (level == "check" and colour_dicom):
                 return _decode_dicom(ds, path, info, colour)
@@ -287,7 +292,7 @@ def inspect_image(path: str | os.PathLike, *, level: str = "check", colour: str 
     path = Path(path)
     info = ImageInfo(path)
     try:
-        arr = _load(path, info, level=level, colour=colour)
+        arr = _load(path, info, level=level, colour=colour, filters=filters)
         if arr is not None:
             arr = _as_image(arr, path)
             info.rows, info.columns = arr.shape
@@ -296,10 +301,6 @@ def inspect_image(path: str | os.PathLike, *, level: str = "check", colour: str 
         return info
     if info.format != "dicom":
         info.notes.append(f"no DICOM header ({info.format.upper()}): modality, body part and view not checked")
-    elif filters is not None:
-        info.reason = filters.apply(info)
-        if info.reason:
-            return info
     _plausibility(info)
     return info
 
