@@ -199,6 +199,11 @@ def test_check_command_prints_the_table_and_writes_the_report(mixed_dir, tmp_pat
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("imported 14, skipped 1 (1 truncated")
     with pytest.raises(SystemExit, match="--attribute needs a table"):
         main(["check", "--data", str(mixed_dir), "--attribute", "sex", "--no-progress"])
+    nothing = tmp_path / "exports"  # nothing to import: the table is printed, the exit status says it failed
+    nothing.mkdir()
+    (nothing / "protocol.txt").write_text("not an image\n")
+    assert main(["check", "--data", str(nothing), "--report", str(report), "--no-progress"]) == 1
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("imported 0, skipped 0, ignored 1")
 
 
 def test_the_commands_filter_defaults_are_the_import_filters():

@@ -25,6 +25,18 @@ def test_paper_parameter_counts_via_cli(capsys):
         assert abs(counts[name] - reference) / reference <= 0.005, (name, counts[name], reference)
 
 
+def test_info_on_a_checkpoint_says_how_long_it_was_trained(capsys):
+    from seegaan_explore.demo import WEIGHTS_DIR
+    from seegaan_explore.model import read_metadata
+
+    checkpoint = WEIGHTS_DIR / "demo-seegaan.safetensors"
+    step = read_metadata(checkpoint)["step"]
+    assert main(["info", "--checkpoint", str(checkpoint)]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith(f", trained {step:,} steps")
+    assert main(["info", "--checkpoint", str(checkpoint), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["step"] == step
+
+
 @pytest.mark.parametrize("resolution", [32, 64, 128, 256])
 def test_any_power_of_two_resolution_round_trips_shapes(resolution):
     model = SeeGaan(preset_config("tiny", resolution), with_training_networks=True)

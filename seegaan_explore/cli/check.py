@@ -48,7 +48,7 @@ def _run_check(args) -> int:
                    report=args.report)
     print(report.table())
     print(report.line())
-    return 0
+    return 0 if report.counts()["imported"] else 1  # a script stops where nothing could be imported
 
 
 def default_report_path(data: Path, cache_dir: Path | None) -> Path:

@@ -36,7 +36,8 @@ def _run_info(args) -> int:
     if args.json:
         print(json.dumps(out))
     else:
-        print(f"preset {config.preset}, {config.resolution} px, w {config.w_dim}-d")
+        trained = f", trained {out['step']:,} steps" if out["step"] is not None else ""
+        print(f"preset {config.preset}, {config.resolution} px, w {config.w_dim}-d{trained}")
         for name in ("mapping", "generator", "encoder", "discriminator"):
             print(f"  {name:<14}{counts[name]:>14,}")
     return 0
