@@ -13,12 +13,13 @@ from seegaan_explore.cli import main
     (["train", "--data", "{missing}", "--out", "{out}"], "seegaan-explore train: cohort table not found: {missing}"),
     (["train-cnn", "--data", "{missing}", "--attribute", "age", "--out", "{out}"],
      "seegaan-explore train-cnn: cohort table not found: {missing}"),
+    (["check", "--data", "{folder}"], "seegaan-explore check: image folder or cohort table not found: {folder}"),
     (["evaluate", "--checkpoint", "{bad}", "--no-progress"],
      "seegaan-explore evaluate: {bad}: not a readable safetensors file"),
 ])
 def test_a_user_error_is_one_line(command, says, tmp_path):
     names = {"missing": str(tmp_path / "nope.csv"), "bad": str(tmp_path / "notes.safetensors"),
-             "out": str(tmp_path / "out")}
+             "out": str(tmp_path / "out"), "folder": str(tmp_path / "exports")}
     (tmp_path / "notes.safetensors").write_text("not a model")
     with pytest.raises(SystemExit) as stop:
         main([part.format(**names) for part in command])
@@ -98,7 +99,7 @@ def test_threads_bound_torch_before_the_command_reads_anything(command, tmp_path
     import torch
 
     names = {"missing": str(tmp_path / "nope.csv"), "bad": str(tmp_path / "notes.safetensors"),
-             "out": str(tmp_path / "out")}
+             "out": str(tmp_path / "out"), "folder": str(tmp_path / "exports")}
     (tmp_path / "notes.safetensors").write_text("not a model")
     before = torch.get_num_threads()
     try:

@@ -60,7 +60,8 @@ def read_table(table: str | os.PathLike, string_columns: Callable[[list[str]], l
     the index."""
     path = Path(table)
     if not path.is_file():
-        raise FileNotFoundError(f"cohort table not found: {path}")
+        what = "cohort table" if path.suffix else "image folder or cohort table"  # --data takes either
+        raise FileNotFoundError(f"{what} not found: {path}")
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".xlsx", ".xls"):
         try:
