@@ -183,7 +183,7 @@ def test_traverse_calibrates_where_the_cnn_reads_the_attribute_and_says_so(setup
     out = capsys.readouterr()
     printed = _json_lines(out.out)[0]
     calibration = printed["calibration"]
-    assert calibration["by"] == "the CNN" and calibration["words"] in out.err
+    assert calibration["by"] == "the CNN" and f"{patient}: {calibration['words']}" in out.err  # named, not a row
     assert calibration["words"].startswith("Calibrated by the CNN" if calibration["stretch"] else "Not calibrated")
     assert main([*base, "--out", str(tmp_path / "as-fitted"), "--no-calibrate"]) == 0
     assert "calibration" not in _json_lines(capsys.readouterr().out)[0]

@@ -153,7 +153,8 @@ def _run_traverse(args) -> int:
             direction = latent_shift(model, cnn, w0, noise_seed=args.noise_seed, attribute=f"{label} (latent shift)")
         calibration = None
         if args.calibrate and not args.latent_shift:
-            direction, calibration = _calibrated(study, direction, latents.row(subject) if args.id else name, args)
+            patient = latents.row(subject) if args.id else name
+            direction, calibration = _calibrated(study, direction, patient, name, args)
         t = traverse(model, w0, direction, amounts, in_sd=args.sd, noise_seed=args.noise_seed)
         predictions = attributions = None
         if cnn is not None:
@@ -191,10 +192,11 @@ def _run_traverse(args) -> int:
     return 0
 
 
-def _calibrated(study, direction, patient, args):
+def _calibrated(study, direction, patient, name: str, args):
     """``direction`` calibrated for ``patient`` (a cohort row, or a name for an image of one's own) on
     other cohort patients' films where the study's CNN, or its trusted latent reader, reads its target
-    (:mod:`~seegaan_explore.explore.calibration`); what was done, in words, on stderr."""
+    (:mod:`~seegaan_explore.explore.calibration`); what was done, in words, on stderr after the
+    subject's ``name``."""
     from ..explore.attributes import split_scaled_name
     from ..explore.calibration import calibrate_for
 
@@ -208,7 +210,7 @@ def _calibrated(study, direction, patient, args):
     direction, calibration = calibrate_for(study, direction, target, log, patient, args.match,
                                            noise_seed=args.noise_seed)
     if calibration is not None:
-        print(f"{patient}: {calibration.words}", file=sys.stderr)
+        print(f"{name}: {calibration.words}", file=sys.stderr)
     return direction, calibration
 
 
