@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import ipywidgets as widgets
 import numpy as np
@@ -485,6 +486,30 @@ def test_an_uploaded_image_is_encoded_and_explored(explorer, tmp_path):
     assert explorer.scatter.data[1].visible is False  # not a cohort point
     _pointer(explorer, "plotly_click", 2)  # back to a cohort patient
     assert explorer.wait()["patient"] == 2 and explorer.uploaded.value == ""
+
+
+def test_a_viewers_image_is_read_as_the_cohort_was_imported(setup, tmp_path):
+    """``serve --framing crop --modality any``: an opened image is fitted into the square as the
+    cohort's were (cropped, not padded) and passes the same filter (a CT is let in, as asked)."""
+    from pydicom.data import get_testdata_file
+
+    from seegaan_explore.data.formats import ImportFilter
+    from seegaan_explore.data.images import preprocess
+    from seegaan_explore.data.readers import read_image
+
+    model, latents, table, cnn, oracle, images = setup
+    wide = tmp_path / "wide.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 90), dtype=np.uint8)).save(wide)
+    e = Explorer(model, latents, table, cnn=cnn, oracle=oracle, images=images, export_dir=tmp_path,
+                 import_options={"filters": ImportFilter.any(), "colour": "refuse", "framing": "crop"})
+    e.wait()
+    for path in (wide, Path(get_testdata_file("CT_small.dcm"))):
+        e.path.value = str(path)
+        e.load.click()
+        assert e.wait()["patient"] == f"upload:{path.name}", e.status.value
+        shown = e.renderer._original(f"upload:{path.name}")
+        np.testing.assert_array_equal(shown, preprocess(read_image(path), e.renderer.resolution, framing="crop"))
+    e.close()
 
 
 def test_a_bad_path_is_named_in_the_status(explorer, tmp_path):

@@ -351,8 +351,8 @@ def check(data: str | os.PathLike | pd.DataFrame, image_root: str | os.PathLike 
     import keeps, so that what only the pixels tell (corrupt streams, constant images, near-grey colour,
     a header window that destroys the image) is in the report too, and byte-identical copies of a file
     are warned about. `attributes`: table columns whose levels are compared in aspect ratio and
-    padding share. `report`: a CSV path to write the per-file report to. Never raises for a bad file; raises for a table it cannot use (no such column, duplicate
-    ids), as the import would.
+    padding share. `report`: a CSV path to write the per-file report to. Never raises for a bad
+    file; raises for a table it cannot use (no such column, duplicate ids), as the import would.
     """
     from .cohort import Cohort, CohortWarning
     from .scan import imap

@@ -60,17 +60,21 @@ class Explorer(widgets.VBox):
     thread, and :meth:`wait` blocks until the newest request is shown. While nothing else is asked and
     a browser shows the film, the worker calibrates the other attributes' films of the patient on
     screen ahead (``prepare_ahead``; :attr:`prepared` lists those done), so that choosing one shows its
-    film sooner.
+    film sooner. ``import_options`` (``filters``, ``colour``, ``framing``, as the cohort was imported
+    with them) read a viewer's own image as the cohort's were read.
     """
 
     def __init__(self, model=None, latents=None, table: pd.DataFrame | None = None, cnn=None, oracle=None,
                  images=None, *, dictionary=None, note: str = "", renderer: Renderer | None = None,
                  threaded: bool = True, export_dir: str | Path | None = None,
-                 server_paths: bool | str | Path | None = None, prepare_ahead: bool = True, cache_dir=None):
+                 server_paths: bool | str | Path | None = None, prepare_ahead: bool = True, cache_dir=None,
+                 import_options: dict | None = None):
         if renderer is None and (model is None or latents is None or table is None):
             raise ValueError("an Explorer needs a model, latents and a table (or a ready renderer=...)")
+        options = import_options or {}
         self.renderer = renderer or Renderer(model, latents, table, cnn=cnn, oracle=oracle, images=images,
-                                             dictionary=dictionary, cache_dir=cache_dir)
+                                             dictionary=dictionary, cache_dir=cache_dir,
+                                             framing=options.get("framing", "pad"))
         r = self.renderer
         self.result: dict | None = None  # the result on screen
         self._moving = threading.local()  # .quiet: this thread is the Explorer moving controls itself
@@ -84,7 +88,7 @@ class Explorer(widgets.VBox):
         self._scatter_thread: threading.Thread | None = None
         self._coloured_by = None
 
-        self._build_controls(r, server_paths)
+        self._build_controls(r, server_paths, options)
         self._build_cohort_map(r)
         self._build_panels(r, Path(export_dir) if export_dir else Path(tempfile.mkdtemp(prefix="seegaan-export-")))
         self._lay_out(note)
@@ -104,7 +108,7 @@ class Explorer(widgets.VBox):
 
     # ------------------------------------------------------------------ building the page
 
-    def _build_controls(self, r: Renderer, server_paths) -> None:
+    def _build_controls(self, r: Renderer, server_paths, import_options: dict) -> None:
         style, wide = {"description_width": "90px"}, widgets.Layout(width="300px")
         study = r.study
         self.attribute = widgets.Dropdown(options=[(study.label(a), a) for a in study.attributes],
@@ -136,7 +140,9 @@ class Explorer(widgets.VBox):
         self.n_frames = widgets.IntSlider(value=9, min=3, max=MAX_FRAMES // 2, description="Frames", style=style,
                                           layout=wide, continuous_update=False)
         choice = self.patient_choice = PatientChoice(len(r.latents), add_image=r.add_image, say=self._set_status,
-                                                     quietly=self._quietly, server_paths=server_paths, style=style)
+                                                     quietly=self._quietly, server_paths=server_paths, style=style,
+                                                     filters=import_options.get("filters"),
+                                                     colour=import_options.get("colour", "refuse"))
         self.patient, self.uploaded, self.upload, self.path, self.load = (choice.patient, choice.uploaded,
                                                                           choice.upload, choice.path, choice.load)
         self.patient_info = widgets.HTML()

@@ -16,7 +16,7 @@ from pathlib import Path
 import ipywidgets as widgets
 import numpy as np
 
-from ..data.formats import ImageReadError
+from ..data.formats import ImageReadError, ImportFilter
 from ..data.readers import read_radiograph
 from .serve import SERVER_PATHS_ENV
 
@@ -38,15 +38,18 @@ class PatientChoice:
     """The widgets that choose the image: :attr:`patient` (a cohort row), :attr:`uploaded` (the images
     brought so far, "" for the cohort patient), :attr:`upload`, and :attr:`path` with :attr:`load`.
 
-    A brought image is encoded by ``add_image(image, name)``, which returns its key; ``say(message,
+    A brought image is read as the cohort's were (refused by ``filters``, default the chest filter;
+    ``colour``) and encoded by ``add_image(image, name)``, which returns its key; ``say(message,
     error)`` reports; ``quietly()`` is held while this moves a control that should not by itself ask
     for a render. ``server_paths`` as :func:`typed_paths` takes it.
     """
 
     def __init__(self, n_patients: int, *, add_image: Callable[[np.ndarray, str], str],
                  say: Callable[..., None], quietly: Callable[[], AbstractContextManager],
-                 server_paths: bool | str | Path | None = None, style: dict | None = None):
+                 server_paths: bool | str | Path | None = None, style: dict | None = None,
+                 filters: ImportFilter | None = None, colour: str = "refuse"):
         self._add_image, self._say, self._quietly = add_image, say, quietly
+        self._filters, self._colour = filters, colour
         self._root, self.offers_path = typed_paths(server_paths)
         self.patient = widgets.BoundedIntText(value=0, min=0, max=n_patients - 1, description="Patient #",
                                               style=style or {}, layout=widgets.Layout(width="148px"))
@@ -111,6 +114,6 @@ class PatientChoice:
         try:
             if not path.is_file():
                 raise FileNotFoundError(f"no such file: {path}")
-            self._add(read_radiograph(path), name)
+            self._add(read_radiograph(path, filters=self._filters, colour=self._colour), name)
         except (ImageReadError, FileNotFoundError, ValueError) as e:
             self._say(f"Could not use {name}: {e}", error=True)

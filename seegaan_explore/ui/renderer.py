@@ -85,7 +85,7 @@ class Renderer:
 
     def __init__(self, model: SeeGaan, latents, table: pd.DataFrame, *, cnn: torch.nn.Module | None = None,
                  oracle=None, images=None, attributes: list[str] | None = None, dictionary=None,
-                 cache_size: int = 32, cache_dir=None):
+                 cache_size: int = 32, cache_dir=None, framing: str = "pad"):
         n = len(latents)
         if np.ndim(latents) != 2 or np.shape(latents)[1] != model.config.w_dim:
             raise ValueError(f"latents of shape {tuple(np.shape(latents))} do not fit the model "
@@ -98,6 +98,7 @@ class Renderer:
                            dictionary=dictionary, cache_dir=cache_dir)
         self.model, self.cnn, self.oracle, self.images = model, cnn, oracle, images
         self.resolution = r
+        self.framing = framing  # how the cohort's images were fitted into the square; an upload is fitted alike
         self._model_lock = threading.Lock()  # one forward pass at a time; held per call, never for a whole render
         self._once = threading.Lock()
         self._uploads: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -134,7 +135,7 @@ class Renderer:
     def add_image(self, image: np.ndarray, name: str) -> str:
         """Encode a user's radiograph (as :func:`~seegaan_explore.data.readers.read_image` returns it);
         returns the patient key (``"upload:<name>"``) to put in ``args["patient"]``."""
-        prepared = preprocess(image, self.resolution)
+        prepared = preprocess(image, self.resolution, framing=self.framing)
         with self._model_lock:
             w = self.model.encode(torch.from_numpy(prepared)[None, None])[0].cpu().numpy()
         key = f"upload:{name}"

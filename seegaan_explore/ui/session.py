@@ -97,7 +97,7 @@ def load_cohort_source(source: CohortSource, *, progress: bool = False) -> dict:
             raise ValueError(f"{source.dictionary}: the dictionary names columns the table lacks: "
                              f"{', '.join(unknown)}")
     return {"model": model, "latents": np.asarray(latents.latents), "table": table, "cnn": cnn,
-            "images": images, "dictionary": dictionary, "cache_dir": source.cache_dir,
+            "images": images, "dictionary": dictionary, "cache_dir": source.cache_dir, "import_options": options,
             "note": f"{len(table)} radiographs of {data.name}, model {Path(source.checkpoint).name}"}
 
 
