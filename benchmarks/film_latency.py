@@ -10,6 +10,10 @@ as a later kernel (a reload, the next viewer, the next start), which reads the o
 films the first one read back from the cache.
 
     python benchmarks/film_latency.py [--no-calibrate]
+    python benchmarks/film_latency.py --checkpoint CKPT --data cohort.csv --image-root images/ [--cnn CNN]
+
+With ``--checkpoint`` and ``--data`` it measures your own model on your own cohort, as ``serve``
+loads them (no oracle: a CNN of the attribute or a trusted latent reader calibrates, where one exists).
 """
 
 from __future__ import annotations
@@ -51,8 +55,20 @@ def waits(renderer: Renderer, calibrate: bool) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-calibrate", dest="calibrate", action="store_false")
-    calibrate = parser.parse_args().calibrate
-    kwargs = load_demo().explorer_kwargs()
+    parser.add_argument("--checkpoint", help="your autoencoder (default: the bundled demo's)")
+    parser.add_argument("--data", help="its cohort, an image folder or a table (with --checkpoint)")
+    parser.add_argument("--image-root", help="the folder the table's ids or paths are relative to")
+    parser.add_argument("--cnn", help="a CNN under explanation (optional)")
+    args = parser.parse_args()
+    calibrate = args.calibrate
+    if args.checkpoint:
+        from seegaan_explore.ui.session import CohortSource, load_cohort_source
+
+        kwargs = load_cohort_source(CohortSource(checkpoint=args.checkpoint, data=args.data,
+                                                 image_root=args.image_root, cnn=args.cnn))
+        kwargs["framing"] = kwargs.pop("import_options")["framing"]
+    else:
+        kwargs = load_demo().explorer_kwargs()
     kwargs.pop("note")
     with tempfile.TemporaryDirectory() as memo:
         kwargs["cache_dir"] = memo  # the cohort's latents and images stay where load_demo found them
