@@ -17,7 +17,7 @@ import dataclasses
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -327,30 +327,33 @@ class Study(AttributeTable):
     def frame_readings(self, by: str, ws: torch.Tensor, noise_seed: int, lock: threading.Lock) -> dict:
         """What ``by`` ("the oracle" or "the CNN") reads on the frames the study's model decodes from
         the latents ``ws`` with noise ``noise_seed`` (holding ``lock``), as :meth:`measured` takes it.
-        Remembered on disk under the networks' weights, ``ws`` and the noise: calibrating a direction
-        reads dozens of other patients' films, and a later kernel's calibration of it reads them back."""
-        by_oracle = by == "the oracle"
-
-        def read() -> pd.DataFrame:
-            with lock:
-                frames = self.model.decode(ws, noise=noise_seed).cpu()
-                return self._oracle_readings(frames) if by_oracle else pd.DataFrame({"cnn": self.cnn_predict(frames)})
-
-        readings = remembered(self.cache_dir, ["film readings", self._digest("oracle" if by_oracle else "cnn"),
-                                               self._digest("model"), str(noise_seed), array_digest(ws.numpy())], read)
-        return ({"oracle_predictions": self._in_table_coding(readings)} if by_oracle
-                else {"cnn_predictions": readings["cnn"].to_numpy()})
+        Remembered on disk (:meth:`_of_frames`): calibrating a direction reads dozens of other
+        patients' films, and a later kernel's calibration of it reads them back."""
+        if by == "the oracle":
+            readings = self._of_frames("film readings", "oracle", ws, noise_seed, lock,
+                                       lambda frames: self._oracle_readings(frames.cpu()))
+            return {"oracle_predictions": self._in_table_coding(readings)}
+        readings = self._of_frames("film readings", "cnn", ws, noise_seed, lock,
+                                   lambda frames: pd.DataFrame({"cnn": self.cnn_predict(frames.cpu())}))
+        return {"cnn_predictions": readings["cnn"].to_numpy()}
 
     def frame_latents(self, ws: torch.Tensor, noise_seed: int, lock: threading.Lock) -> np.ndarray:
         """The frames the study's model decodes from ``ws`` with noise ``noise_seed``, encoded again
-        [K, w_dim] (what a latent reader reads a film by), holding ``lock``; remembered on disk as
-        :meth:`frame_readings` are."""
-        def encoded() -> pd.DataFrame:
-            with lock:
-                return pd.DataFrame(self.model.encode(self.model.decode(ws, noise=noise_seed)).cpu().numpy())
+        [K, w_dim] (what a latent reader reads a film by), holding ``lock``; remembered on disk."""
+        encoded = self._of_frames("film latents", "encoder", ws, noise_seed, lock,
+                                  lambda frames: pd.DataFrame(self.model.encode(frames).cpu().numpy()))
+        return encoded.to_numpy(np.float32)
 
-        return remembered(self.cache_dir, ["film latents", self._digest("model"), self._digest("encoder"),
-                                           str(noise_seed), array_digest(ws.numpy())], encoded).to_numpy(np.float32)
+    def _of_frames(self, what: str, reader: str, ws: torch.Tensor, noise_seed: int, lock: threading.Lock,
+                   read: Callable[[torch.Tensor], pd.DataFrame]) -> pd.DataFrame:
+        """``read(frames)`` of the frames decoded from ``ws`` (holding ``lock``), kept in the memo under
+        the decoder's and the ``reader``'s weights, the noise and ``ws``."""
+        def decoded_and_read() -> pd.DataFrame:
+            with lock:
+                return read(self.model.decode(ws, noise=noise_seed))
+
+        return remembered(self.cache_dir, [what, self._digest(reader), self._digest("model"), str(noise_seed),
+                                           array_digest(ws.numpy())], decoded_and_read)
 
     def _digest(self, network: str) -> str | None:
         """The hash of what ``network`` computes from ("model": the decoder, "encoder", "cnn" or
