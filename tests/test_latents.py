@@ -117,7 +117,8 @@ def test_same_pixels_under_a_new_mtime_or_name_are_not_encoded_again(model, phan
     os.utime(cohort.paths[0], ns=(0, 10**18))  # touched: new file key, same content
     shutil.copy(cohort.paths[2], cohort.paths[3])  # image 3 now shows image 2
     calls.calls = calls.images = 0
-    after = encode_cohort(model, cohort, cache, progress=False)
+    with pytest.warns(CohortWarning, match="phantom_s0_000003 = phantom_s0_000002"):
+        after = encode_cohort(model, cohort, cache, progress=False)
     assert calls.images == 0 and after.encoded == 0
     np.testing.assert_array_equal(after.latents[0], before[0])
     np.testing.assert_array_equal(after.latents[3], before[2])
@@ -158,6 +159,25 @@ def test_an_interrupted_run_leaves_no_partial_store(model, phantom_dir, tmp_path
     assert not folder.exists() or not any(folder.rglob("*")), sorted(folder.rglob("*"))
     latents = encode_cohort(model, _cohort(phantom_dir), cache, batch_size=4, progress=False)
     assert latents.encoded == N
+
+
+def test_copies_are_named_on_every_load_and_marked_in_the_import_report(model, phantom_dir, tmp_path):
+    cohort = _cohort(phantom_dir)
+    shutil.copy(cohort.paths[7], cohort.paths[7].with_name("backup.png"))  # an export made twice
+    table = pd.read_csv(phantom_dir / "phantoms.csv")
+    copy_row = table.iloc[[7]].assign(image_id="backup", file="backup.png")
+    pd.concat([table, copy_row]).to_csv(phantom_dir / "with-copy.csv", index=False)
+    for attempt in ("encoded", "read back from the store"):
+        with_copy = Cohort.from_table(phantom_dir / "with-copy.csv")
+        with pytest.warns(CohortWarning, match=r"1 image\(s\) have the same pixels .*: backup = phantom_s0_000007"):
+            latents = encode_cohort(model, with_copy, tmp_path / "cache", progress=False)
+        assert len(latents) == N + 1, attempt
+        warned = with_copy.report.frame.set_index("path")["warnings"].fillna("")
+        assert f"the same pixels as {with_copy.paths[7]}: taken as an exam" in warned[str(with_copy.paths[-1])]
+        assert "the same pixels" not in warned[str(with_copy.paths[7])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CohortWarning)  # the cohort without the copy is not warned about
+        encode_cohort(model, _cohort(phantom_dir), tmp_path / "cache", progress=False)
 
 
 def test_unreadable_images_are_skipped_and_named(model, phantom_dir, tmp_path, calls):

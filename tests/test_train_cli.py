@@ -114,6 +114,20 @@ def test_held_out_set_is_whole_patients_listed_and_recorded(cohort, capsys):
     assert _state(cohort / "valseed3")["held_out"]["ids"] != ids
 
 
+def test_a_held_out_image_with_a_training_image_s_pixels_is_named(cohort, capsys):
+    _train(cohort, "--preset", "tiny", "--steps", "1")
+    assert "same pixels" not in capsys.readouterr().err
+    with open(cohort / "run" / "held-out.csv") as f:
+        held = next(csv.DictReader(f))["image_id"]
+    trained = next(f"img{i:02d}" for i in range(IMAGES) if f"img{i:02d}" != held and
+                   f"img{i:02d}" not in (cohort / "run" / "held-out.csv").read_text())
+    images = cohort / "cohort"
+    (images / f"{trained}.png").write_bytes((images / f"{held}.png").read_bytes())  # filed under another patient
+    _train(cohort, "--preset", "tiny", "--steps", "1", out="copied")
+    assert (f"1 held-out image(s) have the same pixels as a training image, so the validation PSNR counts them "
+            f"as unseen; remove the copies from the cohort: {held} = {trained}") in capsys.readouterr().err
+
+
 def test_the_default_held_out_share_grows_until_several_patients_are_held_out(tmp_path, capsys):
     """A cohort of many images per patient holds out one patient at 5% of its images: the default
     grows the share (an explicit --val-fraction is kept as given)."""

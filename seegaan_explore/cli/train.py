@@ -132,6 +132,7 @@ def _run_train(args) -> int:
         say(f"held out for validation: {len(val_cohort)} images of {held_out['patients']} patients "
             f"(--val-fraction {args.val_fraction:g} of the images in whole patients, --val-seed {args.val_seed}), "
             f"listed in {args.out / HELD_OUT_NAME}: {_first(val_cohort.ids)}")
+        _say_copies_across(train_cohort, images, val_cohort, val_images, say)
         if held_out["patients"] < FEW_PATIENTS:
             say(f"only {held_out['patients']} held-out patient(s): the validation PSNR depends on who they are; "
                 f"a larger --val-fraction gives a steadier figure")
@@ -290,6 +291,20 @@ def _held_out_split(cohort, args, say):
             f"patient; validation PSNR is not measured")
         return cohort, None
     return train, val
+
+
+def _say_copies_across(train_cohort, images, val_cohort, val_images, say) -> None:
+    """Name the held-out images whose pixels a training image has (a copy filed under another patient):
+    the validation PSNR would count them as unseen."""
+    from ..data.images import pixel_digest
+    from ..data.table import listing
+
+    trained = {pixel_digest(image): k for k, image in enumerate(images)}
+    shared = [f"{val_cohort.ids[k]} = {train_cohort.ids[trained[d]]}"
+              for k, image in enumerate(val_images) if (d := pixel_digest(image)) in trained]
+    if shared:
+        say(f"{len(shared)} held-out image(s) have the same pixels as a training image, so the validation "
+            f"PSNR counts them as unseen; remove the copies from the cohort: {listing(shared)}")
 
 
 def _grown_fraction(cohort, seed: int, say) -> float:

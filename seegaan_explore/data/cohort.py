@@ -399,6 +399,28 @@ class Cohort:
             self.report.update(path, reason=reason)
         self.table = self.table.drop(index=self.table.index[rows]).reset_index(drop=True)
 
+    def flag_copies(self, digests: Sequence[bytes]) -> dict[int, int]:
+        """Rows whose preprocessed pixels (``digests[i]``, :func:`~seegaan_explore.data.images.pixel_digest`
+        of row ``i``) an earlier row has, as ``{row: earlier row}``, each warned about and marked in
+        :attr:`report`: a copy (a ``.dcm.bak`` beside its ``.dcm``, an export made twice) is an exam of
+        its own to every fit, so it weighs twice in a direction and may sit on both sides of a split."""
+        first: dict[bytes, int] = {}
+        copies = {}
+        for row, digest in enumerate(digests):
+            earlier = first.setdefault(digest, row)
+            if earlier != row:
+                copies[row] = earlier
+        if copies:
+            ids, paths = self.ids, self.paths
+            for row, earlier in copies.items():
+                self.report.update(paths[row], info=ImageInfo(paths[row], warnings=[
+                    f"the same pixels as {paths[earlier]}: taken as an exam of its own"]))
+            warnings.warn(f"{len(copies)} image(s) have the same pixels as another image of the cohort, and each "
+                          "is taken as an exam of its own (weighing twice in a direction's fit): "
+                          f"{listing([f'{ids[r]} = {ids[e]}' for r, e in copies.items()])}",
+                          CohortWarning, stacklevel=2)
+        return copies
+
 
 class CohortDataset(torch.utils.data.Dataset):
     """Training view of a cohort: item ``i`` is ``(float32 tensor [1, R, R] in [-1, 1], i)``.

@@ -11,6 +11,7 @@ which versions the caches of both. The worker functions that decode and preproce
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from pathlib import Path
@@ -28,6 +29,7 @@ __all__ = [
     "intensity_window",
     "load_preprocessed",
     "load_preprocessed_info",
+    "pixel_digest",
     "preprocess",
     "to_uint8",
 ]
@@ -118,6 +120,13 @@ def load_preprocessed(path: str | os.PathLike, resolution: int, *, colour: str =
                       framing: str = "pad") -> np.ndarray:
     """:func:`~seegaan_explore.data.readers.read_image` followed by :func:`preprocess`."""
     return preprocess(read_image(path, colour=colour), resolution, framing=framing)
+
+
+def pixel_digest(image: np.ndarray) -> bytes:
+    """A preprocessed image's content hash (16 bytes): equal for two files that decode to the same
+    pixels (a copy, an export made twice), which the latent store keeps once and a split must not
+    put on both sides."""
+    return hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest()
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ..data.cohort import Cohort, CohortWarning
 from ..data.image_cache import default_cache_dir, file_key, import_options_suffix
+from ..data.images import pixel_digest
 from ..model.seegaan import SeeGaan
 from ..store import ArrayStore, content_key
 from .memo import hash_weights
@@ -167,6 +168,11 @@ class _Store:
             by_content.update((d, (meta["array"], k)) for k, d in enumerate(digest_bytes))
         return by_file, by_content
 
+    def digests(self, entry: str) -> list[bytes] | None:
+        """The content hashes of entry ``entry``'s rows (None for an entry written without them)."""
+        digests = self.store.load(f"{entry}.digests.npy")
+        return None if digests is None or digests.ndim != 2 else _as_bytes(digests)
+
     def rows_of(self, array_name: str) -> np.ndarray:
         """A known entry's latents, to copy rows from."""
         array = self.store.load(array_name, mmap_mode="r")
@@ -240,7 +246,8 @@ def encode_cohort(model: SeeGaan, cohort: Cohort, cache_dir: str | os.PathLike |
     store = _Store(store_dir(model, root))
     found = store.by_files(_file_keys(cohort))
     if _broadcast(found is not None, rank, world):  # nothing changed: read no image, run no encoder
-        return _result(cohort, found[1] if found else store.by_files(_file_keys(cohort))[1], 0)
+        entry, array = found or store.by_files(_file_keys(cohort))
+        return _result(cohort, array, 0, store.digests(entry) if rank == 0 else None)
 
     resolution = model.config.resolution
     with warnings.catch_warnings():
@@ -278,7 +285,7 @@ def encode_cohort(model: SeeGaan, cohort: Cohort, cache_dir: str | os.PathLike |
     array = store.open(entry, len(keys))
     if array is None:
         raise OSError(f"{store.dir}: latent store entry {entry} could not be read back")
-    return _result(cohort, array, 0 if todo is None else len(todo))
+    return _result(cohort, array, 0 if todo is None else len(todo), store.digests(entry) if rank == 0 else None)
 
 
 def _checked_file_keys(cohort: Cohort) -> list[str]:
@@ -300,7 +307,7 @@ def _plan(store: _Store, images: np.ndarray, keys: list[str]):
     for k, key in enumerate(keys):
         digest = by_file.get(bytes.fromhex(key))
         if digest is None:  # a new or changed file: hash its pixels
-            digest = hashlib.blake2b(np.ascontiguousarray(images[k]).tobytes(), digest_size=_DIGEST).digest()
+            digest = pixel_digest(images[k])
         digests.append(digest)
     entry = content_key([d.hex() for d in digests])
     digest_array = np.frombuffer(b"".join(digests), np.uint8).reshape(-1, _DIGEST)
@@ -366,6 +373,9 @@ def _copy_rows(out: np.ndarray, store: _Store, sources: dict[int, tuple[str, int
             out[chunk[:, 0]] = source[chunk[:, 1]]
 
 
-def _result(cohort: Cohort, array: np.ndarray, encoded: int) -> Latents:
+def _result(cohort: Cohort, array: np.ndarray, encoded: int, digests: list[bytes] | None) -> Latents:
+    """The :class:`Latents` of ``cohort``; with the rows' content hashes, copies are warned about."""
+    if digests is not None:
+        cohort.flag_copies(digests)
     return Latents(ids=cohort.ids, latents=array, table=cohort.table, id_column=cohort.id_column,
                    path=Path(array.filename), encoded=encoded, skipped=list(cohort.problems))
