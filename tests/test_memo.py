@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
+from seegaan_explore.explore import memo
 from seegaan_explore.explore.memo import array_digest, remembered, weights_digest
 from seegaan_explore.explore.quality import cohort_psnr
 from seegaan_explore.explore.study import Study
 from seegaan_explore.model.config import preset_config
 from seegaan_explore.model.seegaan import SeeGaan
+from seegaan_explore.store import content_key
 
 
 class Counting:
@@ -60,6 +62,27 @@ def test_an_unwritable_cache_warns_and_returns_the_result(tmp_path):
     with pytest.warns(UserWarning, match="could not keep a computed table"):
         frame = remembered(blocked, ["readings", "w"], Counting(1.0))
     assert frame["a"].tolist() == [1.0, 2.0]
+
+
+def test_the_memo_keeps_its_limit_by_dropping_the_tables_read_least_recently(tmp_path, monkeypatch):
+    def folder_bytes() -> int:
+        return sum(f.stat().st_size for f in (tmp_path / "memo").iterdir())
+
+    computes = {name: Counting(float(k)) for k, name in enumerate("abcdef")}
+    remembered(tmp_path, ["t", "a"], computes["a"])
+    monkeypatch.setattr(memo, "_TRIM_EVERY", 1)
+    monkeypatch.setattr(memo, "MEMO_LIMIT_BYTES", int(4.5 * folder_bytes()))  # room for four tables
+    for name in "bcd":
+        remembered(tmp_path, ["t", name], computes[name])
+    remembered(tmp_path, ["t", "a"], computes["a"])  # read: now the most recently used
+    for name in "ef":
+        remembered(tmp_path, ["t", name], computes[name])  # the fifth is over the limit
+    assert folder_bytes() <= memo.MEMO_LIMIT_BYTES
+    kept = {name for name in "abcdef"
+            if (tmp_path / "memo" / f"{content_key([memo.MEMO_VERSION, 't', name])}.json").exists()}
+    assert kept == {"a", "d", "e", "f"}
+    assert remembered(tmp_path, ["t", "b"], computes["b"])["a"].iloc[0] == 1.0 and computes["b"].calls == 2
+    assert computes["a"].calls == 1
 
 
 def test_a_digest_changes_with_any_weight_or_pixel_and_only_then():

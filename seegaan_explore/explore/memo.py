@@ -8,12 +8,15 @@ on the same model and cohort reads it from ``<cache>/memo/`` (an
 :class:`~seegaan_explore.store.ArrayStore`: atomic, any damaged entry reads as absent). A reader's
 precision is left out of its digest, as the latent store leaves it out: readings made in bf16 on a
 GPU are reused on a CPU, where they differ by rounding; a decoder's is kept (:func:`decoder_digest`),
-since what is read is its images.
+since what is read is its images. Each new direction calibrated adds tables (about 8 KB per other
+patient's film read), so the memo keeps at most :data:`MEMO_LIMIT_BYTES`, dropping the tables read
+least recently.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -26,10 +29,17 @@ import torch
 from ..data.image_cache import default_cache_dir
 from ..store import ArrayStore, content_key
 
-__all__ = ["MEMO_VERSION", "array_digest", "decoder_digest", "hash_weights", "remembered", "weights_digest"]
+__all__ = ["MEMO_LIMIT_BYTES", "MEMO_VERSION", "array_digest", "decoder_digest", "hash_weights", "remembered",
+           "weights_digest"]
 
 #: Raised whenever the code that computes a remembered table changes what it returns.
 MEMO_VERSION = "1"
+
+#: The memo's size on disk beyond which its tables read least recently are removed (down to 3/4 of it).
+MEMO_LIMIT_BYTES = 256 * 2**20
+
+_TRIM_EVERY = 64  # a process looks at the memo's size on its first write and every this many after
+_writes = itertools.count()
 
 
 def hash_weights(h, module: torch.nn.Module) -> None:
@@ -86,6 +96,7 @@ def remembered(cache_dir: str | os.PathLike | None, parts: Sequence[str | None],
         meta, values = found
         columns = meta.get("columns")
         if isinstance(columns, list) and values.ndim == 2 and values.shape[1] == len(columns):
+            _touch(store.dir / f"{name}.json")
             return pd.DataFrame(np.array(values[: meta["rows"]], np.float64), columns=columns)
     frame = as_numbers(compute())
     try:
@@ -94,4 +105,46 @@ def remembered(cache_dir: str | os.PathLike | None, parts: Sequence[str | None],
     except OSError as e:
         warnings.warn(f"could not keep a computed table in {store.dir} ({e}); it is computed again next time",
                       stacklevel=2)
+    else:
+        if next(_writes) % _TRIM_EVERY == 0:
+            _trim(store.dir, MEMO_LIMIT_BYTES)
     return frame
+
+
+def _touch(path: Path) -> None:
+    """Mark an entry as read now (its index's mtime is when it was last used)."""
+    try:
+        os.utime(path)
+    except OSError:  # a read-only cache is still read
+        pass
+
+
+def _trim(folder: Path, limit: int) -> None:
+    """Where the memo in ``folder`` holds more than ``limit`` bytes, remove its entries used least
+    recently (index first, so that a kernel reading meanwhile finds the entry absent, never half of it)
+    until it holds at most 3/4 of ``limit``."""
+    entries, total = [], 0
+    try:
+        with os.scandir(folder) as items:
+            sizes = {item.name: item.stat() for item in items if item.is_file()}
+    except OSError:
+        return
+    for filename, st in sizes.items():
+        total += st.st_size
+        if filename.endswith(".json") and not filename.startswith("."):
+            name = filename[: -len(".json")]
+            array = sizes.get(f"{name}.npy")
+            entries.append((st.st_mtime_ns, name, st.st_size + (array.st_size if array else 0)))
+    if total <= limit:
+        return
+    for _, name, size in sorted(entries):
+        for filename in (f"{name}.json", f"{name}.npy"):
+            try:
+                os.unlink(folder / filename)
+            except FileNotFoundError:  # another kernel trimmed it first
+                pass
+            except OSError:  # a read-only cache: kept as it is
+                return
+        total -= size
+        if total <= limit * 3 // 4:
+            break
