@@ -124,6 +124,9 @@ def test_paths_written_on_windows_or_in_another_unicode_form_are_found(tmp_path,
     table = pd.DataFrame({"path": ["img\\img0.png", "img/M\u00fcller.png"]})
     cohort = Cohort.from_table(table, tmp_path)
     assert cohort.paths == [images / "img0.png", images / "Mu\u0308ller.png"]
+    # one that is missing is named with this system's separators, not half of each
+    with pytest.warns(CohortWarning, match=r"dropped 1 row\(s\) whose image file is missing: .*img/gone\.png\)"):
+        Cohort.from_table(pd.DataFrame({"path": ["img\\img0.png", "img\\gone.png"]}), tmp_path)
 
 
 def test_an_excel_table_without_its_reader_says_what_to_install(tmp_path, monkeypatch):

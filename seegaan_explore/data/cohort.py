@@ -46,7 +46,8 @@ __all__ = ["Cohort", "CohortDataset", "CohortWarning"]
 
 def _as_on_disk(path: Path) -> Path:
     """`path`, or where it is not a file, the same path as another system wrote it that is one: a
-    Windows export's backslashes, or a macOS archive's decomposed accents (Unicode NFD) or ours."""
+    Windows export's backslashes, or a macOS archive's decomposed accents (Unicode NFD) or ours. A
+    path found in no form is returned with this system's separators, as messages then name it."""
     if path.is_file():
         return path
     text = str(path).replace("\\", "/") if os.sep == "/" else str(path)
@@ -54,7 +55,7 @@ def _as_on_disk(path: Path) -> Path:
         candidate = Path(unicodedata.normalize(form, text))
         if candidate.is_file():
             return candidate
-    return path
+    return Path(text)
 
 
 class CohortWarning(UserWarning):
