@@ -105,8 +105,8 @@ def calibrate(direction: Direction, rows: Sequence[int], read: Callable[[int, np
     sides = [f"towards {word}" for word in direction.ends] if len(direction.ends) == 2 else ["downwards", "upwards"]
     short = [f"{max(reach, 0.0) + 0.0:.0%} of a step of {DEFAULT_END_SD:g} cohort SDs {side}"
              for side, reach in zip(sides, reaches) if reach < 0.95]
-    words = (f"Calibrated by {by} on {len(responses)} other patients' films (they read {achieved:.0%} of the "
-             f"intended change of {target}{against}): each step is drawn where it reads as intended, the ends at "
+    words = (f"Calibrated on {len(responses)} other patients' films, where {by} read {achieved:.0%} of the "
+             f"intended change of {target}{against}: each step is drawn where it reads as intended, the ends at "
              f"{stretch:.2f}× the fitted steps."
              + (f" Even {MAX_STRETCH:g}× further out the films show at most {' and '.join(short)}: the generator "
                 "draws no more of it." if short else ""))
@@ -177,6 +177,7 @@ class FilmReader:
         self.noise_seed = noise_seed
         self.lock = lock or threading.Lock()
         self.by = None
+        self.caveat = ""  # what the note adds about the reader
         self._read: dict[tuple[int, bytes], np.ndarray | None] = {}
         if len(study.latents):
             self(0, np.zeros(1))  # one frame tells what reads the target, if anything does
@@ -225,9 +226,8 @@ class FilmReader:
         values = reader.read(self.study.frame_latents(ws, self.noise_seed, self.lock))
         if self.log and np.any(values <= 0):
             return None, "the latent reader read values <= 0, which a log scale cannot show"
-        return on_scale(values, self.log, self.attribute), (f"the cohort's {reader.describe()} on the re-encoded "
-                                                            "frames, which reads a change high (the film may show "
-                                                            "less than promised)")
+        self.caveat = "That reader reads a change high, so the film may show less than promised."
+        return on_scale(values, self.log, self.attribute), f"the cohort's {reader.describe()} on the re-encoded frames"
 
 
 def calibrate_for(study, direction: Direction, attribute: str, log: bool, patient, match: Sequence[str] = (), *,
@@ -239,4 +239,7 @@ def calibrate_for(study, direction: Direction, attribute: str, log: bool, patien
     reader = reader or FilmReader(study, direction, attribute, log, noise_seed)
     if not rows or reader.by is None:
         return direction, None
-    return calibrate(direction, rows, reader, reader.by, study.label(attribute), reader.gain)
+    calibrated, calibration = calibrate(direction, rows, reader, reader.by, study.label(attribute), reader.gain)
+    if reader.caveat:
+        calibration = dataclasses.replace(calibration, words=f"{calibration.words} {reader.caveat}")
+    return calibrated, calibration
