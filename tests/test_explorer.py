@@ -384,7 +384,7 @@ def test_a_range_typed_for_one_attribute_is_kept_and_each_starts_with_what_it_ho
         e.close()
 
 
-def test_an_error_is_shown_and_the_last_good_view_stays(explorer):
+def test_an_error_is_shown_and_the_last_good_view_stays_greyed_and_named(explorer):
     good = explorer.result
     explorer.attribute.value = "sex"
     explorer.wait()
@@ -394,8 +394,12 @@ def test_an_error_is_shown_and_the_last_good_view_stays(explorer):
     assert explorer.result["attribute"] == "sex" and not explorer.result["log"]  # the last good view stays
     assert "log scale needs positive values, but the smallest is 0" in explorer.status.value
     assert "#b00020" in explorer.status.value
+    # greyed, and said to be the last film, so that it is not read as what the controls now ask for
+    assert "Still showing the last film drawn: sex." in explorer.status.value
+    assert "seegaan-stale" in explorer.results._dom_classes
     explorer.log_scale.value = False
     assert explorer.wait()["error"] is None and "Shown" in explorer.status.value
+    assert "seegaan-stale" not in explorer.results._dom_classes
     assert good is not explorer.result
 
 

@@ -195,7 +195,9 @@ class Explorer(widgets.VBox):
             widgets.HBox([self.attribution, hover]),
             self.exports,
         ], layout=widgets.Layout(flex="1 1 auto"))
-        title = ("<b style='font-size:15px'>SEE-GAAN explorer</b> <span style='color:#555'>what changes in a "
+        self.results = right
+        title = ("<style>.seegaan-stale {opacity: 0.35}</style>"
+                 "<b style='font-size:15px'>SEE-GAAN explorer</b> <span style='color:#555'>what changes in a "
                  "radiograph as an attribute changes, and where a CNN looks"
                  + (f" · {html.escape(note)}" if note else "") + "</span>")
         self.progress.layout.margin = "0 0 0 16px"
@@ -486,9 +488,12 @@ class Explorer(widgets.VBox):
     # ------------------------------------------------------------------ showing a result
 
     def _show(self, result: dict) -> None:
-        if result.get("error"):
-            self._set_status(result["error"], error=True)
+        if result.get("error"):  # the last good film stays, greyed, and the status says which it is
+            still = f" Still showing the last film drawn: {self.result['label']}." if self.result else ""
+            self._set_status(result["error"] + still, error=True)
+            self.results.add_class("seegaan-stale")
             return
+        self.results.remove_class("seegaan-stale")
         previous, self.result = self.result, result
         key = result["traversal"]
         if key is not self._film_key:
