@@ -159,6 +159,8 @@ FILM = """() => {
             frameSpread: spread(film.querySelector('.seegaan-film-frame')),
             changeSpread: spread(film.querySelector('.seegaan-film-change')),
             curve: line ? line.getAttribute('points') : null,
+            // where the leftmost label beside the chart starts: below 0 it runs off the chart's edge
+            tickLeft: Math.min(...[...film.querySelectorAll('.seegaan-film-chart .tick')].map((t) => t.getBBox().x)),
             title: film.querySelector('.seegaan-film-title-curve').textContent};
 }"""
 
@@ -511,6 +513,7 @@ def test_your_own_cohort_end_to_end_from_check_to_a_served_film(hannover_dir, br
         samples, _ = _play_and_sample(page)
         assert len({s["painted"] for s in samples}) >= 4
         assert not [s for s in samples if s["frameSpread"] <= 1], "a blank frame while the film played"
+        assert min(s["tickLeft"] for s in samples) >= 0, samples[0]  # "20% towards PA" whole beside the chart
         assert page.locator(".seegaan-verdict").count() == 1
         page.fill(".seegaan-server-path input", "../data.csv")
         page.click(".seegaan-server-load")

@@ -28,6 +28,17 @@ function svg(tag, attrs) {
   return node;
 }
 
+// A tick label as at most two lines, split at the space nearest its middle, so that "88% towards male"
+// fits beside the chart instead of running off its left edge.
+function tickLines(text) {
+  if (text.length <= 12 || !text.includes(" ")) return [text];
+  let split = -1;
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === " " && (split < 0 || Math.abs(i - text.length / 2) < Math.abs(split - text.length / 2))) split = i;
+  }
+  return [text.slice(0, split), text.slice(split + 1)];
+}
+
 function decoded(sources) {
   // every image decoded before any is shown: painting a decoded image is instant, never blank
   return Promise.all(sources.map((src) => {
@@ -92,7 +103,10 @@ function render({ model, el }) {
     const xs = c.x || [], ys = c.y || [];
     points = []; marker = null;
     if (!xs.length) return;
-    const W = 280, H = 220, L = 66, R = 8, T = 8, B = 40;
+    const yLow = tickLines(c.y_low || ""), yHigh = tickLines(c.y_high || "");
+    // the left margin fits the longest line of the y labels (10 px text is about 6 px a character)
+    const W = 280, H = 220, R = 8, T = 8, B = 40;
+    const L = Math.min(110, Math.max(40, 10 + 6 * Math.max(...yLow.concat(yHigh).map((line) => line.length))));
     const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "seegaan-film-chart" });
     const fx = c.log ? Math.log : (v) => v;
     const X = xs.map(fx), xmin = Math.min(...X), xmax = Math.max(...X);
@@ -105,14 +119,18 @@ function render({ model, el }) {
     chart.appendChild(svg("rect", { x: L, y: T, width: W - L - R, height: H - T - B, class: "frame" }));
     chart.appendChild(svg("polyline", { points: points.map((p) => p.join(",")).join(" "), class: "line" }));
     for (const p of points) chart.appendChild(svg("circle", { cx: p[0], cy: p[1], r: 2.5, class: "dot" }));
-    const tick = (text, x, y, anchor) => {
+    const tick = (lines, x, y, anchor, upwards = false) => {
       const node = svg("text", { x, y, "text-anchor": anchor, class: "tick" });
-      node.textContent = text;
+      lines.forEach((line, k) => {  // a label at the bottom grows upwards, one at the top downwards
+        const span = svg("tspan", { x, dy: k ? "1.1em" : upwards ? `${-1.1 * (lines.length - 1)}em` : "0" });
+        span.textContent = line;
+        node.appendChild(span);
+      });
       chart.appendChild(node);
     };
-    tick(c.y_low || "", L - 4, H - B, "end"); tick(c.y_high || "", L - 4, T + 8, "end");
-    tick(c.x_low || "", L, H - B + 14, "start"); tick(c.x_high || "", W - R, H - B + 14, "end");
-    tick(c.x_title || "", (L + W - R) / 2, H - 6, "middle");
+    tick(yLow, L - 4, H - B, "end", true); tick(yHigh, L - 4, T + 8, "end");
+    tick([c.x_low || ""], L, H - B + 14, "start"); tick([c.x_high || ""], W - R, H - B + 14, "end");
+    tick([c.x_title || ""], (L + W - R) / 2, H - 6, "middle");
     marker = svg("circle", { r: 6, class: "marker" });
     chart.appendChild(marker);
     curveBox.appendChild(chart);
