@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -97,3 +99,28 @@ def test_the_study_speaks_the_dictionarys_words():
     plain = Study(rng.normal(size=(n, 4)), table)
     assert "log_nt_probnp" in plain.attributes and plain.label("sex") == "sex"
     assert plain.ends("sex") == ("F", "M")  # as the table spells them
+
+
+def test_a_log_scale_value_below_the_plausible_range_is_taken_at_its_low_end_and_said():
+    """A CRP of 0 (a lab's "below what it measures") cannot be shown on a log scale: where the
+    dictionary gives the lowest plausible value, it is taken at that, with a warning, once."""
+    from seegaan_explore.data.cohort import CohortWarning
+
+    rng = np.random.default_rng(1)
+    n = 40
+    crp = np.round(np.exp(rng.normal(2, 1.5, n)), 1)
+    crp[[3, 7]] = 0.0
+    table = pd.DataFrame({"image_id": range(n), "crp_val": crp})
+    words = {"crp_val": AttributeInfo("crp_val", "CRP", "mg/L", log=True, low=0.1, high=500)}
+    study = Study(rng.normal(size=(n, 4)), table, dictionary=words)
+    with pytest.warns(CohortWarning, match=r"crp_val: 2 of 40 values lie below 0\.100 mg/L, the lowest plausible value "
+                                           r"in the data dictionary \(the smallest 0\), and are taken at it"):
+        values = study.values("crp_val")
+    assert values[3] == values[7] == 0.1 and (values[crp > 0] == crp[crp > 0]).all()
+    assert np.isfinite(study.scaled("crp_val", log=True)).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CohortWarning)  # said once
+        study.values("crp_val")
+    without = Study(rng.normal(size=(n, 4)), table)  # no dictionary: no floor to take them at
+    with pytest.raises(ValueError, match="a log scale needs positive values, but the smallest is 0"):
+        without.scaled("crp_val", log=True)

@@ -37,6 +37,7 @@ class AttributeTable:
         found = detect_attributes(self.table)
         self.dictionary = dict(dictionary or {})
         self._columns = {name: values for name, (values, _) in found.items()}
+        self._floored = {name: self._floor(name) for name in found if name in self.dictionary}
         self.encodings = {name: meaning for name, (_, meaning) in found.items() if isinstance(meaning, dict)}
         self.contrasts = {name: meaning for name, (_, meaning) in found.items() if isinstance(meaning, Contrast)}
         self._levels = {c.column: c.levels for c in self.contrasts.values()}
@@ -52,6 +53,18 @@ class AttributeTable:
         if not self.attributes:
             raise ValueError(f"the table has no numeric, two-valued or categorical column to explore: "
                              f"{list(self.table.columns)}")
+
+    def _floor(self, name: str) -> str | None:
+        """Take the values of a log-scale column below the dictionary's lowest plausible value at it (a
+        CRP of 0 is a lab's "below what it measures", which a log scale cannot show), and say so."""
+        info, values = self.dictionary[name], self._columns[name]
+        below = values < info.low if info.log and info.low is not None else np.zeros(len(values), bool)
+        if not below.any():
+            return None
+        smallest = float(values[below].min())
+        self._columns[name] = np.where(below, info.low, values)
+        return (f"{name}: {int(below.sum())} of {len(values)} values lie below {info.format(info.low)}, the lowest "
+                f"plausible value in the data dictionary (the smallest {smallest:g}), and are taken at it")
 
     def _chosen(self, name: str, found) -> list[str]:
         """The attributes one entry of ``attributes=`` offers: itself, or a categorical column's contrasts."""
@@ -126,8 +139,9 @@ class AttributeTable:
             if name not in self._said:  # what was done with censored lab values, once, when first used
                 self._said.add(name)
                 numeric = name in self.table.columns and name not in self.encodings
-                note = censoring(self.table[name], self._columns[name]) if numeric else None
-                if note:
+                notes = [censoring(self.table[name], self._columns[name]) if numeric else None,
+                         self._floored.get(name)]
+                for note in filter(None, notes):
                     warnings.warn(note, CohortWarning, stacklevel=2)
             return name
         if name in self.contrasts or split_contrast(name, self.table.columns):
