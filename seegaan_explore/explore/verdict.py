@@ -93,13 +93,16 @@ def judge(quality: dict, *, target: str, cohort_psnr: tuple[float, float] | None
     else:
         read = quality.get("target_read") or {}
         achieved = read.get("achieved_over_intended")
-        if achieved is not None and math.isfinite(achieved) and achieved < BARELY:
+        if achieved is None or not math.isfinite(achieved):
+            care.append(f"nothing measured {target} on the frames, so whether they show the intended change is "
+                        "unknown")
+        elif achieved < BARELY:
             # the latent readers read a film's own change high, so only a shortfall is news
             care.append(f"{target} barely changed even as {read['by']} reads it ({achieved:.0%} of the intended "
                         "change), and that reader reads high")
-        else:
-            care.append(f"nothing measured {target} on the frames, so whether they show the intended change is "
-                        "unknown")
+        else:  # named, as the calibration note names it, but it never vouches for a film
+            care.append(f"only {read['by']} read {target} on the frames ({achieved:.0%} of the intended change), "
+                        "and that reader reads a change high, so whether they show the intended change is unknown")
     cohort = cohort or {}
     leakage = [Leak(*item) for item in leakage]
     for leak in leakage:
