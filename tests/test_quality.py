@@ -56,3 +56,17 @@ def test_one_psnr_for_arrays_and_training_tensors():
     a, b = rng.uniform(-1, 1, (2, 3, 1, 16, 16)).astype(np.float32)
     assert psnr_db(torch.from_numpy(a), torch.from_numpy(b)) == pytest.approx(psnr_db(a, b), abs=1e-5)
     assert psnr_db(a, a) == psnr_db(torch.from_numpy(a), torch.from_numpy(a)) == pytest.approx(10 * math.log10(4e12))
+
+
+@pytest.mark.parametrize("sd", [1.0, 2.5, 6.0])
+def test_the_blur_a_psnr_equals_is_the_blur_that_gives_it(sd):
+    """A reconstruction that is the image blurred by ``sd`` pixels is put at that blur."""
+    from scipy.ndimage import gaussian_filter
+
+    from seegaan_explore.explore.quality import equivalent_blur
+
+    rng = np.random.default_rng(0)
+    image = gaussian_filter(rng.normal(size=(96, 96)), 1.5).astype(np.float32)
+    image = image / np.abs(image).max()
+    blurred = gaussian_filter(image, sd, mode="nearest")
+    assert equivalent_blur(image, psnr_db(blurred, image)) == pytest.approx(sd, rel=0.1)

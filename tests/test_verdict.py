@@ -31,6 +31,16 @@ def test_what_goes_wrong_is_named(change, level, words):
     assert verdict.level == level and any(words in reason for reason in verdict.reasons), verdict
 
 
+def test_a_coarse_model_is_named_on_every_film_in_a_blur_a_clinician_can_picture():
+    from seegaan_explore.explore.quality import CohortPsnr
+
+    coarse = judge(GOOD, target="view", cohort_psnr=CohortPsnr(17.8, 15.9, 5.3, 128))
+    assert coarse.level == CARE and coarse.reasons[0] == (
+        "the model draws this cohort coarsely: its reconstructions are as far from the originals as a blur over 5 "
+        "pixels (of 128) would take them (median 18 dB), so what is finer than that cannot change in its films")
+    assert judge(GOOD, target="view", cohort_psnr=CohortPsnr(28.1, 26.1, 1.5, 128)).level == TRUST
+
+
 def test_with_attributes_held_the_trusted_verdict_names_what_moves_with_the_target():
     """Held age and view are what leakage is judged on; the cardiothoracic ratio follows the disease
     NT-proBNP measures across the cohort, so it is named, not counted, and never denied."""
@@ -89,8 +99,9 @@ def test_an_upload_the_bundled_model_cannot_represent_is_not_to_be_interpreted(t
     demo = load_demo(tmp_path, n=40)
     kwargs = {k: v for k, v in demo.explorer_kwargs().items() if k != "note"}
     renderer = Renderer(**kwargs)
-    median, low = renderer.cohort_psnr()
+    median, low, blur, resolution = renderer.cohort_psnr()
     assert 25 < low <= median  # the bundled model reconstructs its phantoms at about 29 dB
+    assert blur < 0.02 * resolution  # not coarse: its films are not told to be
     good = renderer.render({"attribute": "age", "patient": 3})
     assert good["verdict"].level != STOP, good["verdict"]
     checkerboard = np.indices((128, 128)).sum(0) % 2 * 2.0 - 1  # nothing like a radiograph

@@ -214,7 +214,7 @@ def _calibrated(study, direction, patient, name: str, args):
     return direction, calibration
 
 
-def _cohort_psnr(model, cohort, latents, args) -> tuple[float, float]:
+def _cohort_psnr(model, cohort, latents, args):
     """The cohort's reconstruction PSNR, as the dashboard judges a film's start against it; only the
     images it reads are loaded."""
     from ..explore.quality import cohort_psnr

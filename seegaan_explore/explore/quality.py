@@ -9,6 +9,7 @@ say so in numbers.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -90,13 +91,33 @@ def score(traversal, measured=None, *, others: dict | None = None, original: np.
 
 
 COHORT_PSNR_IMAGES = 64
+BLUR_PX = np.array([0.5, 1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24])  # Gaussian blurs (SD in pixels) a PSNR is put in
 
 
-def cohort_psnr(model, latents, images_of, cache_dir=None) -> tuple[float, float]:
-    """The cohort's reconstruction PSNR in dB, (median, 5th percentile), over up to
-    :data:`COHORT_PSNR_IMAGES` of its images spread evenly: what a film's starting point is judged
-    against (:func:`~seegaan_explore.explore.verdict.judge`). ``images_of(rows)`` returns the
-    images of those rows of ``latents``. Remembered in ``cache_dir`` (:mod:`~seegaan_explore.explore.memo`)."""
+class CohortPsnr(NamedTuple):
+    """How well the model reconstructs the cohort: the PSNR in dB (``median``, 5th percentile ``low``),
+    and ``blur_px``, the median Gaussian blur (SD in pixels of ``resolution``) that takes an image as
+    far from itself as its reconstruction is: a number a clinician can picture (NaN: not measured)."""
+
+    median: float
+    low: float
+    blur_px: float = math.nan
+    resolution: int = 0
+
+
+def equivalent_blur(image: np.ndarray, psnr: float) -> float:
+    """The Gaussian blur (SD in pixels, within :data:`BLUR_PX`) whose PSNR against ``image`` is ``psnr``."""
+    from scipy.ndimage import gaussian_filter
+
+    blurred = [psnr_db(gaussian_filter(image, sd, mode="nearest"), image) for sd in BLUR_PX]
+    return float(np.interp(-psnr, -np.asarray(blurred), BLUR_PX))  # the PSNR falls as the blur grows
+
+
+def cohort_psnr(model, latents, images_of, cache_dir=None) -> CohortPsnr:
+    """The cohort's reconstruction PSNR over up to :data:`COHORT_PSNR_IMAGES` of its images spread
+    evenly: what a film's starting point is judged against (:func:`~seegaan_explore.explore.verdict.judge`),
+    and the blur it equals. ``images_of(rows)`` returns the images of those rows of ``latents``.
+    Remembered in ``cache_dir`` (:mod:`~seegaan_explore.explore.memo`)."""
     import torch
 
     from .memo import array_digest, decoder_digest, remembered
@@ -107,8 +128,10 @@ def cohort_psnr(model, latents, images_of, cache_dir=None) -> tuple[float, float
 
     def each_psnr() -> pd.DataFrame:
         decoded = model.decode(torch.from_numpy(chosen))[:, 0].cpu().numpy()
-        return pd.DataFrame({"psnr_db": [psnr_db(d, image) for d, image in zip(decoded, images)]})
+        psnr = [psnr_db(d, image) for d, image in zip(decoded, images)]
+        return pd.DataFrame({"psnr_db": psnr, "blur_px": [equivalent_blur(i, p) for i, p in zip(images, psnr)]})
 
-    psnr = remembered(cache_dir, ["cohort psnr", decoder_digest(model), array_digest(chosen), array_digest(images)],
-                      each_psnr)["psnr_db"]
-    return float(np.median(psnr)), float(np.percentile(psnr, 5))
+    each = remembered(cache_dir, ["cohort psnr and blur", decoder_digest(model), array_digest(chosen),
+                                  array_digest(images)], each_psnr)
+    return CohortPsnr(float(np.median(each["psnr_db"])), float(np.percentile(each["psnr_db"], 5)),
+                      float(np.median(each["blur_px"])), images.shape[-1])

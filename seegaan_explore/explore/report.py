@@ -181,7 +181,7 @@ class FilmReport:
 
 def score_film(traversal, *, study=None, model=None, readers=None, measured=None, measured_by: str | None = None,
                not_measured: str | None = None, others: dict | None = None, original=None,
-               cohort_psnr: tuple[float, float] | None = None, target: str | None = None, log: bool = False,
+               cohort_psnr: tuple | None = None, target: str | None = None, log: bool = False,
                held=None, estimated: bool | str = False, gain: float | None = None) -> tuple[dict, object, list]:
     """A traversal's quality scores, its verdict and the other attributes' change in words: one rule
     for the dashboard and ``traverse``.
@@ -192,13 +192,14 @@ def score_film(traversal, *, study=None, model=None, readers=None, measured=None
     (:func:`~seegaan_explore.explore.readers.readers_of` of ``study``) and the ``model``, the frames
     are re-encoded and read: every other attribute for the leakage, and the target as its reader
     reads it (``target_read``, read high). ``original``: the patient's image, for the
-    reconstruction's PSNR; ``cohort_psnr``: the cohort's (median, 5th percentile) PSNR it is judged
-    against; ``target``/``log``: the attribute where it is not the direction's (a Latent Shift's CNN
-    prediction, a renderer's column); ``held``: the attributes held fixed (default the direction's
-    confounders and matched columns); ``estimated``: the patient's value was estimated (a string:
-    the estimate in words); ``gain``: the share of a difference between the cohort's own exams that
-    ``measured_by`` reads (:meth:`~seegaan_explore.explore.study.Study.reader_gain`): the film's
-    achieved change is read against it, as its calibration was."""
+    reconstruction's PSNR; ``cohort_psnr``: the cohort's PSNR it is judged against
+    (:func:`~seegaan_explore.explore.quality.cohort_psnr`); ``target``/``log``: the attribute where it is
+    not the direction's (a Latent Shift's CNN prediction, a renderer's column); ``held``: the attributes
+    held fixed (default the direction's confounders and matched columns); ``estimated``: the patient's
+    value was estimated (a string: the estimate in words); ``gain``: the share of a difference between
+    the cohort's own exams that ``measured_by`` reads
+    (:meth:`~seegaan_explore.explore.study.Study.reader_gain`): the film's achieved change is read
+    against it, as its calibration was."""
     from . import quality
     from .attributes import split_scaled_name
     from .verdict import judge, leakage_in_words

@@ -106,7 +106,7 @@ class Renderer:
         self._attributions = Lru(4 * cache_size)
         self._calibrations = Lru(cache_size)
         self._film_readers = Lru(cache_size)  # per direction: the other patients' films it has read
-        self._cohort_psnr: tuple[float, float] | None = None
+        self._cohort_psnr: quality.CohortPsnr | None = None
 
     @property
     def latents(self) -> np.ndarray:
@@ -337,7 +337,7 @@ class Renderer:
             scores["measured"] = measured
         return scores, verdict, leakage
 
-    def cohort_psnr(self) -> tuple[float, float] | None:
+    def cohort_psnr(self) -> quality.CohortPsnr | None:
         """The cohort's reconstruction PSNR (:func:`~seegaan_explore.explore.quality.cohort_psnr`),
         computed once; None without images."""
         with self._once:
