@@ -375,3 +375,16 @@ def test_a_readers_gain_and_what_goes_with_the_target_are_measured_on_the_cohort
     shares = study.cohort_shares("nt_probnp_pg_ml", True, ["ctr", "sex", "age"], held=["age", "view"])
     assert shares["age"] == 0.0 and shares["ctr"] > 0.5 and abs(shares["sex"]) < 0.1
     assert study.cohort_shares("nt_probnp_pg_ml", True, ["age"])["age"] > 0.2  # unheld, age goes with it
+
+
+def test_without_a_dictionary_a_cut_range_never_quotes_a_negative_value_the_table_never_holds():
+    """A CRP the table never records below 0: 2 SDs below a low one is no value to quote."""
+    rng = np.random.default_rng(3)
+    table = pd.DataFrame({"crp_val": np.round(rng.gamma(0.8, 40, 60)), "change": rng.normal(0, 5, 60)})
+    study = Study(rng.normal(size=(60, 8)).astype(np.float32), table)
+    first, last, note = study.within_range("crp_val", False, -174.0, 20.0)
+    assert first == study.bounds("crp_val", False)[0] and last == 20.0
+    assert note.startswith("The requested range was cut: it starts below 0 (the table holds no negative value).")
+    assert "174" not in note
+    _, _, note = study.within_range("change", False, -40.0, 0.0)  # a column with negative values: quoted
+    assert "-40.0 lies below what the cohort shows" in note

@@ -412,11 +412,15 @@ class Study(AttributeTable):
         return traversal_range(value, steps, self.sd(attribute, log) if units == "sd" else 1.0)
 
     def plausible(self, attribute: str, log: bool) -> tuple[float, float]:
-        """The dictionary's plausible range of the attribute (fitted scale; -inf or inf where it sets no end)."""
+        """The dictionary's plausible range of the attribute (fitted scale; -inf or inf where it sets no
+        end). Without a low end from the dictionary, a quantity the table never holds below 0 (a lab
+        value, a count) ends at 0: a film must not promise a CRP of -174."""
         info = self.info(attribute)
         low, high = -np.inf, np.inf
         if info.low is not None and (not log or info.low > 0):
             low = float(on_scale([info.low], log, attribute)[0])
+        elif not log and self._never_negative(attribute):
+            low = 0.0
         if info.high is not None and (not log or info.high > 0):
             high = float(on_scale([info.high], log, attribute)[0])
         return low, high
@@ -487,10 +491,21 @@ class Study(AttributeTable):
                 f"{say(clipped[1])}.") if moved else None
         return clipped[0], clipped[1], note
 
+    def _never_negative(self, attribute: str) -> bool:
+        """Whether a numeric attribute (not one of two levels) holds no value below 0 in the table."""
+        if attribute == CNN_PREDICTION or self.levels(attribute) is not None:
+            return False
+        values = self.values(attribute)
+        finite = values[np.isfinite(values)]
+        return bool(finite.size) and float(finite.min()) >= 0
+
     def _plausible_end(self, attribute: str, log: bool, where: str) -> str:
-        """The dictionary's lower (``where`` "below") or upper plausible value, in words."""
+        """The dictionary's lower (``where`` "below") or upper plausible value, in words (0 where the
+        table holds no negative value, :meth:`plausible`)."""
         floor, ceiling = self.plausible(attribute, log)
         if where == "below":
+            if self.info(attribute).low is None:
+                return f"{self.on_scale_in_words(attribute, log, floor)} (the table holds no negative value)"
             return f"{self.on_scale_in_words(attribute, log, floor)}, the lowest plausible value"
         return f"{self.on_scale_in_words(attribute, log, ceiling)}, the highest plausible value"
 
