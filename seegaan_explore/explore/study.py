@@ -385,7 +385,7 @@ class Study(AttributeTable):
         elif attribute == CNN_PREDICTION:
             value = self.cnn_predict(torch.from_numpy(np.asarray(image, np.float32))[None, None])
             return float(on_scale(value, log, attribute)[0]), "the CNN"
-        return self.estimate(w, attribute, log), "estimated from the latent (no recorded value)"
+        return self.estimate(w, attribute, log), "estimated from the image (not recorded)"
 
     def estimate(self, w, attribute: str, log: bool) -> float:
         """A ridge regression of the attribute on w, for patients without a recorded value."""

@@ -123,7 +123,7 @@ def judge(quality: dict, *, target: str, cohort_psnr: CohortPsnr | tuple[float, 
                    else "")
             care.append(f"{leak.label} changes too ({leak.words}){why}: the film shows it as well as {target}")
     if estimated:
-        care.append(f"the patient's {target} is not recorded; the film starts from an estimate"
+        care.append(f"the patient's {target} is not recorded; the film starts from an estimate read off the image"
                     + (f" ({estimated})" if isinstance(estimated, str) else ""))
     level = STOP if stop else CARE if care else TRUST
     return Verdict(level, tuple(stop + care) or (_trusted(target, leakage, held),))
