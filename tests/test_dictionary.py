@@ -124,3 +124,23 @@ def test_a_log_scale_value_below_the_plausible_range_is_taken_at_its_low_end_and
     without = Study(rng.normal(size=(n, 4)), table)  # no dictionary: no floor to take them at
     with pytest.raises(ValueError, match="a log scale needs positive values, but the smallest is 0"):
         without.scaled("crp_val", log=True)
+
+
+def test_a_starter_dictionary_lists_every_attribute_to_fill_in_and_reads_back(tmp_path):
+    from seegaan_explore.explore.dictionary import starter_dictionary
+
+    rng = np.random.default_rng(2)
+    n = 30
+    table = pd.DataFrame({"patient_id": [f"p{k}" for k in range(n)], "sex": rng.choice(["F", "M"], n),
+                          "view": rng.choice(["AP", "PA", "LAT"], n), "d-dimer_val": np.exp(rng.normal(1, 1.2, n)),
+                          "age": rng.uniform(20, 90, n), "note: free": ["x"] * n})
+    text = starter_dictionary(table, "t.csv")
+    (tmp_path / "words.yaml").write_text(text)
+    words = read_dictionary(tmp_path / "words.yaml")
+    assert list(words) == ["sex", "view", "d-dimer_val", "age"]  # no id, no free text; the table's order
+    assert words["sex"].levels == {"f": "F", "m": "M"}  # as the table spells them, for the words to be written
+    assert set(words["view"].levels) == {"ap", "pa", "lat"}
+    assert words["d-dimer_val"].log and not words["age"].log  # a skewed positive lab value: a log scale to check
+    assert f"# {n} values, " in text.splitlines()[-1]  # what the table holds, beside the entry
+    assert Study(rng.normal(size=(n, 4)), table, dictionary=words).attributes == Study(rng.normal(size=(n, 4)),
+                                                                                       table).attributes

@@ -78,3 +78,29 @@ def test_the_data_root_must_be_a_folder_and_confines_the_server_path_box(tmp_pat
     args = build_parser().parse_args(["serve", "--checkpoint", CHECKPOINT, "--data", "x.csv", "--cnn", "c.safetensors",
                                       "--dictionary", "d.csv", "--data-root", str(tmp_path), "--framing", "crop"])
     assert args.data_root == tmp_path and args.framing == "crop" and args.ip == "127.0.0.1"
+
+
+def test_without_a_dictionary_serve_says_how_to_write_one_and_the_one_written_offers_the_same(
+        cohort_csv, tmp_path, monkeypatch, capsys):
+    from seegaan_explore.cli import main
+    from seegaan_explore.cli import serve as serve_command
+
+    served = []
+    monkeypatch.setattr(serve_command, "_serve", lambda args, notebook, environ: served.append(environ))
+    base = ["serve", "--checkpoint", CHECKPOINT, "--data", str(cohort_csv), "--cache-dir", str(tmp_path / "cache"),
+            "--no-browser", "--no-progress"]
+    assert main(base) == 0 and len(served) == 1
+    said = capsys.readouterr().err
+    assert "no --dictionary: the page names the attributes by the table's columns, without units (" in said
+    assert f"`seegaan-explore dictionary --data {cohort_csv} --out words.yaml` writes a dictionary" in said
+    words = tmp_path / "words.yaml"
+    assert main(["dictionary", "--data", str(cohort_csv), "--out", str(words)]) == 0
+    with pytest.raises(SystemExit, match="exists: write the dictionary to a new file"):
+        main(["dictionary", "--data", str(cohort_csv), "--out", str(words)])  # an edited one is never lost
+    assert main([*base, "--dictionary", str(words)]) == 0 and "no --dictionary" not in capsys.readouterr().err
+    plain = dashboard_kwargs({SESSION_ENV: CohortSource.from_json(served[0][SESSION_ENV]).to_json()})
+    worded = dashboard_kwargs({SESSION_ENV: served[1][SESSION_ENV]})
+    from seegaan_explore.explore.study import Study
+
+    assert Study(plain["latents"], plain["table"]).attributes == \
+        Study(worded["latents"], worded["table"], dictionary=worded["dictionary"]).attributes

@@ -8,7 +8,7 @@ One module per group of commands, each only arguments and I/O over the Python AP
 * :mod:`.explore`: ``encode``, ``direction``, ``attribute``; :mod:`.films`: ``traverse``, ``export`` (the
   direction each fits or traverses: :mod:`.directions`);
 * :mod:`.serve`: ``demo`` and ``serve``;
-* :mod:`.check`: ``check`` (and the import summary line of ``encode``, ``train``, ``direction``);
+* :mod:`.check`: ``check``, ``dictionary`` (and the import summary line of ``encode``, ``train``, ``direction``);
 * :mod:`.common`: the arguments and loading they share.
 
 Heavy imports (torch, the models) happen inside the commands, so ``--help`` stays quick.
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (model.add_info, phantoms.add_phantoms, train.add_train, train_cnn.add_train_cnn,
                 train_cnn.add_train_oracle, phantoms.add_evaluate, model.add_bench, model.add_pack, check.add_check,
+                check.add_dictionary,
                 explore.add_encode, explore.add_direction, films.add_traverse, films.add_export,
                 explore.add_attribute, serve.add_demo, serve.add_serve):
         add(sub)

@@ -1,5 +1,6 @@
 """``check``: what an import would make of a folder or table of images, before anything is encoded or
-trained; and the one line that ``encode``, ``train`` and ``direction`` print about their own import."""
+trained; ``dictionary``: a data dictionary of the table to fill in; and the one line that ``encode``,
+``train`` and ``direction`` print about their own import."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from .common import add_import_arguments, import_options, user_errors
 
-__all__ = ["add_check", "default_report_path", "report_import"]
+__all__ = ["add_check", "add_dictionary", "default_report_path", "report_import"]
 
 
 def add_check(sub) -> None:
@@ -35,6 +36,40 @@ def add_check(sub) -> None:
     p.add_argument("--workers", type=int, default=1, help="processes reading the files")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=user_errors(_run_check))
+
+
+def add_dictionary(sub) -> None:
+    p = sub.add_parser(
+        "dictionary", help="write a data dictionary of a table's attributes, to fill in",
+        description="Write a YAML data dictionary listing every attribute of the cohort's table (its levels as the "
+                    "table spells them, a guessed log scale, what the table holds in a comment), for you to give "
+                    "them a clinician's labels, units, words and plausible ranges; serve and the other commands "
+                    "take it as --dictionary.")
+    p.add_argument("--data", required=True, type=Path, help="the cohort's table (CSV, TSV, Parquet or Excel)")
+    p.add_argument("--out", type=Path, help="the YAML file to write (default: print it); never overwritten")
+    p.set_defaults(run=user_errors(_run_dictionary))
+
+
+def _run_dictionary(args) -> int:
+    from ..data.table import read_table
+    from ..explore.attributes import bookkeeping
+    from ..explore.dictionary import starter_dictionary
+    from ..fileio import atomic_write
+
+    if args.out is not None and args.out.exists():
+        raise ValueError(f"{args.out} exists: write the dictionary to a new file, so that no edit is lost")
+    if args.data.is_dir():
+        raise ValueError(f"--data {args.data} is a folder: a dictionary describes a table's columns")
+    table = read_table(args.data, lambda columns: [c for c in columns if bookkeeping(c)])
+    text = starter_dictionary(table, args.data.name)
+    if args.out is None:
+        print(text, end="")
+        return 0
+    with atomic_write(args.out) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    print(f"wrote {args.out}: fill in the labels, units and ranges, then give it to serve as --dictionary "
+          f"{args.out}", file=sys.stderr)
+    return 0
 
 
 def _run_check(args) -> int:

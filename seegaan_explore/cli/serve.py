@@ -102,6 +102,14 @@ def _run_serve(args: argparse.Namespace) -> int:
     # the kernels read the cohort and its latents back from the cache
     kwargs = load_cohort_source(source, progress=not args.no_progress)
     print(f"Serving {kwargs['note']}", file=sys.stderr, flush=True)
+    if args.dictionary is None:  # the page would speak in column names: say how to give it words
+        from ..data.table import listing
+        from ..explore.attribute_table import AttributeTable
+
+        offered = AttributeTable(kwargs["table"]).attributes
+        print(f"no --dictionary: the page names the attributes by the table's columns, without units "
+              f"({listing(offered, 4)}); `seegaan-explore dictionary --data {args.data} --out words.yaml` "
+              f"writes a dictionary to fill in", file=sys.stderr, flush=True)
     del kwargs
     _serve(args, dashboard_notebook(), {SESSION_ENV: source.to_json()})
     return 0

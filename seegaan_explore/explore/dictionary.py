@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 KEYS = ("label", "unit", "log", "low", "high", "anchors", "levels", "hold", "decimals")
@@ -163,6 +164,43 @@ def read_dictionary(path: str | os.PathLike) -> dict[str, AttributeInfo]:
             raise ValueError(f"{path}: the entry of {column!r} must be a mapping")
         out[column] = info_from_entry(column, entry, str(path))
     return out
+
+
+def starter_dictionary(table: pd.DataFrame, source: str = "the table") -> str:
+    """A YAML data dictionary listing every attribute of ``table`` to fill in: its label (the column's
+    name until you write one), an empty unit, the levels of a text column as the table spells them
+    (write the words after each colon), ``log: true`` for a positive value whose largest is ten times
+    its median or more (a skewed lab value), and, in a comment, what the table holds."""
+    import json
+
+    from .attributes import Contrast, Levels, bookkeeping, detect_attributes
+
+    found = detect_attributes(table)
+    text = lambda value: json.dumps(str(value), ensure_ascii=False)  # noqa: E731 -- a YAML scalar, safely quoted
+    lines = [f"# A data dictionary for {source}, written by `seegaan-explore dictionary`. Give each attribute its",
+             "# label and unit, words for its levels (after each colon), the plausible range (low, high) and",
+             "# clinical anchors; check each guessed log scale; delete what the page should not offer. The keys:",
+             "# docs/dashboard.md#words-and-units-the-data-dictionary"]
+    for column in table.columns:
+        if bookkeeping(column):
+            continue
+        meanings = [m for name, (_, m) in found.items() if name == column or
+                    (isinstance(m, Contrast) and m.column == column)]
+        if not meanings:
+            continue
+        entry = f"{text(column)}: {{label: {text(column)}"
+        if meanings[0] is None:  # numbers
+            values = np.asarray(found[column][0], np.float64)
+            finite = values[np.isfinite(values)]
+            skewed = finite.min() > 0 and finite.max() >= 10 * np.median(finite)
+            entry += ', unit: ""' + (", log: true" if skewed else "") + "}"
+            entry += (f"  # {finite.size} values, {finite.min():g} to {finite.max():g} (median "
+                      f"{np.median(finite):g})")
+        else:
+            spelling = Levels.of(table[column]).spelling
+            entry += ", levels: {" + ", ".join(f"{text(k)}: {text(v)}" for k, v in spelling.items()) + "}}"
+        lines.append(entry)
+    return "\n".join(lines) + "\n"
 
 
 # The built-in phantom cohort, in a clinician's words (docs/phantoms.md): one NT-proBNP, on its log
