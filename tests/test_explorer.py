@@ -289,6 +289,19 @@ def test_the_films_slider_is_the_attributions_frame(explorer):
     explorer.method.value = "saliency"
     assert explorer.wait()["method"] == "saliency"
     assert "saliency" in explorer.attribution_caption.value
+    explorer.method.value = "none"  # a word in the box (a value of None would show it empty)
+    assert explorer.wait()["args"]["method"] is None and explorer.method.label == "none"
+    assert "No attribution chosen." in explorer.attribution_caption.value
+
+
+def test_without_a_cnn_no_attribution_is_offered_and_the_caption_says_why(setup, tmp_path):
+    model, latents, table, _, oracle, images = setup
+    e = Explorer(model, latents, table, oracle=oracle, images=images, export_dir=tmp_path, threaded=False)
+    try:
+        assert e.result["args"]["method"] is None and e.method.layout.display == "none"
+        assert "no CNN under explanation was given" in e.attribution_caption.value
+    finally:
+        e.close()
 
 
 def test_frame_count_and_units_rebuild_the_range(explorer):

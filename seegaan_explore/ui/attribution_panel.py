@@ -18,15 +18,21 @@ def _signed_unit(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) / 127.5 - 1
 
 
+NONE = "none"  # the method chosen where no attribution is wanted
+
+
 class AttributionPanel(widgets.VBox):
     """:attr:`method` (the attribution method, disabled without a CNN) over the two maps and their
     :attr:`caption`; :meth:`show` fills them from a render result."""
 
     def __init__(self, has_cnn: bool, style: dict | None = None):
         self.has_cnn = has_cnn
-        self.method = widgets.Dropdown(options=[(m.replace("_", " "), m) for m in METHODS] + [("none", None)],
-                                       value="gradcam" if has_cnn else None, description="Attribution",
-                                       style=style or {}, layout=widgets.Layout(width="300px"), disabled=not has_cnn)
+        # "none" is a word, not None: a dropdown whose value is None shows an empty box
+        self.method = widgets.Dropdown(options=[(m.replace("_", " "), m) for m in METHODS] + [("none", NONE)],
+                                       value="gradcam" if has_cnn else NONE, description="Attribution",
+                                       style=style or {}, layout=widgets.Layout(width="300px"))
+        if not has_cnn:  # nothing to choose: the caption says why
+            self.method.layout.display = "none"
         self.original = widgets.Image(format="png", width=200, height=200)
         self.frame = widgets.Image(format="png", width=200, height=200)
         self.caption = widgets.HTML()
@@ -55,6 +61,7 @@ class AttributionPanel(widgets.VBox):
         else:
             self.original.value = png(original)
             self.frame.value = png(result["frames"][k])
-            following = a["method"] is not None and self.has_cnn
-            self.caption.value = ("<small>Attribution follows…</small>" if following
-                                  else "<small>No attribution (no CNN, or none chosen).</small>")
+            self.caption.value = ("<small>No attribution: no CNN under explanation was given (serve it with "
+                                  "--cnn).</small>" if not self.has_cnn else
+                                  "<small>No attribution chosen.</small>" if a["method"] is None else
+                                  "<small>Attribution follows…</small>")

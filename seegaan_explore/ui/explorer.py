@@ -31,7 +31,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..explore.directions import ESTIMATORS
-from .attribution_panel import AttributionPanel
+from .attribution_panel import NONE, AttributionPanel
 from .cohort_map import MAP_PX, CohortMap, CohortMapPanel, colour_scale
 from .downloads import ExportBar
 from .film import Film, film_curve, png
@@ -220,7 +220,8 @@ class Explorer(widgets.VBox):
                 **self._range_args(self.attribute.value, self.units.value, self.start.value, self.stop.value),
                 "n_frames": self.n_frames.value,
                 "patient": self.patient_choice.value, "calibrate": self.calibrate.value,
-                "method": self.method.value, "frame": min(self.film.frame, self.n_frames.value - 1)}
+                "method": None if self.method.value == NONE else self.method.value,
+                "frame": min(self.film.frame, self.n_frames.value - 1)}
 
     def request(self, sync: bool = False) -> None:
         """Render the current arguments; a request still waiting or running is superseded.
