@@ -465,7 +465,7 @@ class Explorer(widgets.VBox):
             shown, label, ticks, hover = colour_scale(study, attribute, values, log)
             if self.view.value == "pca":
                 share = self.renderer.study.embedding()[1]
-                titles = (f"latent axis 1 ({share[0]:.0%} of variance)", f"latent axis 2 ({share[1]:.0%})")
+                titles = (f"how the images differ most ({share[0]:.0%})", f"next most ({share[1]:.0%})")
                 log_axes = (False, False)
             else:
                 titles = (self._axis_title(attribute), self._axis_title(CNN_PREDICTION))
@@ -516,7 +516,8 @@ class Explorer(widgets.VBox):
 
     def _show_film(self, result: dict) -> None:
         study, name = self.renderer.study, result["attribute"]
-        steps = [f" ({a:+.2g} cohort SD)" if result["in_sd"] else "" for a in result["amounts"]]
+        in_sd = result["in_sd"] and study.levels(name) is None  # "20% towards PA" needs no SDs beside it
+        steps = [f" ({a:+.2g} cohort SD)" if in_sd else "" for a in result["amounts"]]
         labels = [f"{result['label']}: {study.format(name, v)}{step}" for v, step in zip(result["targets"], steps)]
         with self._quietly():
             self.film.show(result["frames"], result["differences"], result["difference_limit"], labels,
