@@ -18,7 +18,7 @@ from seegaan_explore.explore.attributes import (
 )
 from seegaan_explore.explore.dictionary import AttributeInfo
 from seegaan_explore.explore.directions import fit_direction
-from seegaan_explore.explore.study import Study, direction_for, traversal_range
+from seegaan_explore.explore.study import COHORT_MEDIAN, ESTIMATED, Study, direction_for, traversal_range
 
 
 def _cohort(n: int = 240, seed: int = 0):
@@ -118,9 +118,14 @@ def test_the_patient_value_comes_from_the_table_or_is_estimated():
     value, source = study.patient_value("age", False, row=0)
     assert value == pytest.approx(table["age"][0]) and source == "the table"
     estimate, source = study.patient_value("age", False, row=5)
-    assert source.startswith("estimated")
+    assert source == ESTIMATED == "not recorded: estimated from the image"
     truth = (w[5, 0] if table["view"][5] == "PA" else w[5, 1]) / 0.02  # the latent encodes age, per view
     assert abs(estimate - truth) < 25  # a linear reader across both views: near, not exact
+    # a value the image does not tell (no trusted reader of it) is not said to be read off it
+    table["death_day"] = np.random.default_rng(4).uniform(0, 30, len(table))
+    table.loc[5, "death_day"] = np.nan
+    start, source = Study(w, table).patient_value("death_day", False, row=5)
+    assert source == COHORT_MEDIAN and start == pytest.approx(np.nanmedian(table["death_day"]))
     logged, _ = study.patient_value("lab", True, row=0)
     assert logged == pytest.approx(np.log(table["lab"][0]))
     with pytest.raises(ValueError, match="log scale needs positive values"):

@@ -196,8 +196,8 @@ def score_film(traversal, *, study=None, model=None, readers=None, measured=None
     (:func:`~seegaan_explore.explore.quality.cohort_psnr`); ``target``/``log``: the attribute where it is
     not the direction's (a Latent Shift's CNN prediction, a renderer's column); ``held``: the attributes
     held fixed (default the direction's confounders and matched columns); ``estimated``: the patient's
-    value was estimated (a string: the estimate in words); ``gain``: the share of a difference between
-    the cohort's own exams that ``measured_by`` reads
+    value is not recorded (a string: where the film starts instead, in words); ``gain``: the share of
+    a difference between the cohort's own exams that ``measured_by`` reads
     (:meth:`~seegaan_explore.explore.study.Study.reader_gain`): the film's achieved change is read
     against it, as its calibration was."""
     from . import quality

@@ -43,11 +43,14 @@ from .latents import model_digest
 from .memo import array_digest, decoder_digest, remembered, weights_digest
 
 # what the other modules take from here, some defined where they belong and kept here for them
-__all__ = ["CNN_PREDICTION", "LATENT_SHIFT", "MATCHABLE", "SPLINE", "Lru", "Study", "direction_for", "from_scale",
-           "measured", "on_scale", "traversal_range"]
+__all__ = ["CNN_PREDICTION", "COHORT_MEDIAN", "ESTIMATED", "LATENT_SHIFT", "MATCHABLE", "SPLINE", "Lru", "Study",
+           "direction_for", "from_scale", "measured", "on_scale", "traversal_range"]
 
 GAIN_EXAMS = 256  # exams a reader's gain is measured on (evenly spread), once per study
 LATENT_SHIFT = "latent_shift"  # a per-patient direction (the CNN's gradient through the generator), not a cohort fit
+# where a film of a patient without a recorded value starts (Study.estimate), in the words the page shows
+ESTIMATED = "not recorded: estimated from the image"
+COHORT_MEDIAN = "not recorded, nor read reliably from an image: the cohort's median"
 
 
 # --------------------------------------------------------------------------- pure functions
@@ -374,8 +377,8 @@ class Study(AttributeTable):
     def patient_value(self, attribute: str, log: bool, *, row: int | None = None, w=None,
                       image=None) -> tuple[float, str]:
         """The patient's attribute on the fitted scale, and where it comes from: the table's value for
-        a cohort ``row``; for an image without one, the CNN's reading of ``image`` or an estimate from
-        its latent ``w``."""
+        a cohort ``row``; for an image without one, the CNN's reading of ``image`` or :meth:`estimate`
+        from its latent ``w``."""
         if row is not None:
             value = self.values(attribute)[row]
             if np.isfinite(value):
@@ -385,19 +388,21 @@ class Study(AttributeTable):
         elif attribute == CNN_PREDICTION:
             value = self.cnn_predict(torch.from_numpy(np.asarray(image, np.float32))[None, None])
             return float(on_scale(value, log, attribute)[0]), "the CNN"
-        return self.estimate(w, attribute, log), "estimated from the image (not recorded)"
+        return self.estimate(w, attribute, log)
 
-    def estimate(self, w, attribute: str, log: bool) -> float:
-        """A ridge regression of the attribute on w, for patients without a recorded value."""
-        from sklearn.linear_model import Ridge
+    def estimate(self, w, attribute: str, log: bool) -> tuple[float, str]:
+        """The start of a film whose patient has no recorded value (fitted scale), and what it is
+        (:data:`ESTIMATED` or :data:`COHORT_MEDIAN`): the cohort's reader of the attribute on ``w``
+        (:mod:`~seegaan_explore.explore.readers`) where it is trusted; else the cohort's median, since
+        an image that does not tell the value must not be said to (a death date, where most have none)."""
+        from .readers import readers_of
 
-        key = ("ridge", attribute, log)
-        model = self._directions.hit(key)
-        if model is None:
-            values = self.scaled(attribute, log)
-            keep = np.isfinite(values)
-            model = self._directions.put(key, Ridge(alpha=1.0).fit(self.latents[keep], values[keep]))
-        return float(model.predict(np.asarray(w, np.float64)[None])[0])
+        reader = readers_of(self, [attribute])[attribute]
+        if reader.trusted:
+            value = float(reader.read(np.asarray(w, np.float64)[None])[0])
+            if np.isfinite(value) and (value > 0 or not log):
+                return float(on_scale([value], log, attribute)[0]), ESTIMATED
+        return float(np.nanmedian(self.scaled(attribute, log))), COHORT_MEDIAN
 
     def range_of(self, attribute: str, log: bool, steps, *, units: str = "sd", row: int | None = None, w=None,
                  image=None) -> tuple[float, float]:

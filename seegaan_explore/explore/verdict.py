@@ -74,9 +74,8 @@ def judge(quality: dict, *, target: str, cohort_psnr: CohortPsnr | tuple[float, 
     attribute that does not go with the target there counts against the film where the film moves
     it half an SD per SD: heart failure may enlarge the heart on a film of NT-proBNP, as it does in
     the cohort, but age must not change when age is held, nor a man's film turn female when sex
-    does not go with NT-proBNP. ``estimated``: the patient's value of the
-    target was estimated, not recorded (a string: the estimate in words,
-    :meth:`~seegaan_explore.explore.study.Study.estimate_in_words`)."""
+    does not go with NT-proBNP. ``estimated``: the patient's value of the target is not recorded (a
+    string: where the film starts instead, in words: "an estimate read off the image (64 years)")."""
     stop, care = [], []
     psnr = quality.get("reconstruction_psnr_db")
     cohort_psnr = None if cohort_psnr is None else CohortPsnr(*cohort_psnr)
@@ -123,8 +122,8 @@ def judge(quality: dict, *, target: str, cohort_psnr: CohortPsnr | tuple[float, 
                    else "")
             care.append(f"{leak.label} changes too ({leak.words}){why}: the film shows it as well as {target}")
     if estimated:
-        care.append(f"the patient's {target} is not recorded; the film starts from an estimate read off the image"
-                    + (f" ({estimated})" if isinstance(estimated, str) else ""))
+        care.append(f"the patient's {target} is not recorded; the film starts from "
+                    + (estimated if isinstance(estimated, str) else "an estimate read off the image"))
     level = STOP if stop else CARE if care else TRUST
     return Verdict(level, tuple(stop + care) or (_trusted(target, leakage, held),))
 

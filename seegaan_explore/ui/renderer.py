@@ -41,7 +41,18 @@ from ..explore.calibration import (
 from ..explore.directions import ESTIMATORS, Direction
 from ..explore.readers import film_attributes, readers_of
 from ..explore.report import score_film
-from ..explore.study import CNN_PREDICTION, LATENT_SHIFT, MATCHABLE, SPLINE, Lru, Study, from_scale, on_scale
+from ..explore.study import (
+    CNN_PREDICTION,
+    COHORT_MEDIAN,
+    ESTIMATED,
+    LATENT_SHIFT,
+    MATCHABLE,
+    SPLINE,
+    Lru,
+    Study,
+    from_scale,
+    on_scale,
+)
 from ..explore.traversal import traverse
 from ..explore.verdict import Verdict
 from ..model.cnn import at_resolution_of
@@ -331,11 +342,17 @@ class Renderer:
                 measured_by=by, not_measured=by, others=others, original=entry["original"], cohort_psnr=cohort_psnr,
                 target=a["attribute"], log=a["log"], held=set(a["confounders"]) | set(a["match"]),
                 gain=self.study.reader_gain(a["attribute"], a["log"]) if by in READ_ON_IMAGES else None,
-                estimated=entry["patient_value_source"].startswith("estimated") and self.study.estimate_in_words(
-                    a["attribute"], a["log"], entry["patient_scaled"]))
+                estimated=self._start_in_words(a, entry))
         if scores["measured_by"] is not None:
             scores["measured"] = measured
         return scores, verdict, leakage
+
+    def _start_in_words(self, a: dict, entry: dict) -> str | None:
+        """Where a film of a patient without a recorded value starts, for the verdict (None: recorded)."""
+        start = {ESTIMATED: "an estimate read off the image",
+                 COHORT_MEDIAN: "the cohort's median, as nothing reads it reliably from an image"}.get(
+            entry["patient_value_source"])
+        return start and f"{start} ({self.study.estimate_in_words(a['attribute'], a['log'], entry['patient_scaled'])})"
 
     def cohort_psnr(self) -> quality.CohortPsnr | None:
         """The cohort's reconstruction PSNR (:func:`~seegaan_explore.explore.quality.cohort_psnr`),

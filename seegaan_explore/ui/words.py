@@ -27,7 +27,7 @@ def plain_words(result: dict, study=None) -> list[str]:
         return study.label(column) if study is not None else column
 
     lines = [f"Patient {result['patient_label']}: {name} {say(result['patient_value'])} "
-             f"(from {result['patient_value_source']})."]
+             f"({result['patient_value_source']})."]
     if result.get("range_note"):
         lines.append(result["range_note"])
     if result.get("calibration") is not None:
