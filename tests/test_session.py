@@ -104,3 +104,13 @@ def test_without_a_dictionary_serve_says_how_to_write_one_and_the_one_written_of
 
     assert Study(plain["latents"], plain["table"]).attributes == \
         Study(worded["latents"], worded["table"], dictionary=worded["dictionary"]).attributes
+    # what a kernel would warn only to its log is said where the person serving reads it
+    import pandas as pd
+
+    from seegaan_explore.data.cohort import CohortWarning
+
+    low = float(pd.read_csv(cohort_csv)["nt_probnp_pg_ml"].quantile(0.25))
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(f"nt_probnp_pg_ml: {{label: NT-proBNP, unit: pg/mL, log: true, low: {low}}}\n")
+    with pytest.warns(CohortWarning, match="nt_probnp_pg_ml: 6 of 24 values lie below"):
+        assert main([*base, "--dictionary", str(strict)]) == 0

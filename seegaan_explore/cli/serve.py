@@ -102,17 +102,26 @@ def _run_serve(args: argparse.Namespace) -> int:
     # the kernels read the cohort and its latents back from the cache
     kwargs = load_cohort_source(source, progress=not args.no_progress)
     print(f"Serving {kwargs['note']}", file=sys.stderr, flush=True)
-    if args.dictionary is None:  # the page would speak in column names: say how to give it words
-        from ..data.table import listing
-        from ..explore.attribute_table import AttributeTable
-
-        offered = AttributeTable(kwargs["table"]).attributes
-        print(f"no --dictionary: the page names the attributes by the table's columns, without units "
-              f"({listing(offered, 4)}); `seegaan-explore dictionary --data {args.data} --out words.yaml` "
-              f"writes a dictionary to fill in", file=sys.stderr, flush=True)
+    _say_what_the_page_reads(kwargs, args)
     del kwargs
     _serve(args, dashboard_notebook(), {SESSION_ENV: source.to_json()})
     return 0
+
+
+def _say_what_the_page_reads(kwargs: dict, args: argparse.Namespace) -> None:
+    """Warn here, where the person serving reads them, what the kernels would say only to their logs:
+    how each attribute's values are read (censored lab values, values below the plausible range); and
+    without a dictionary, that the page speaks in column names and how to give it words."""
+    from ..data.table import listing
+    from ..explore.attribute_table import AttributeTable
+
+    table = AttributeTable(kwargs["table"], dictionary=kwargs["dictionary"])
+    for attribute in table.attributes:
+        table.check(attribute)  # warns, once, what was done with its values
+    if args.dictionary is None:
+        print(f"no --dictionary: the page names the attributes by the table's columns, without units "
+              f"({listing(table.attributes, 4)}); `seegaan-explore dictionary --data {args.data} --out words.yaml` "
+              f"writes a dictionary to fill in", file=sys.stderr, flush=True)
 
 
 def server_paths_setting(ip: str, data_root: Path | None) -> str:
