@@ -348,17 +348,23 @@ def test_a_cut_range_names_the_plausible_range_and_never_quotes_an_impossible_va
              "sex": AttributeInfo("sex", levels={"f": "female", "m": "male"})}
     study = Study(rng.normal(size=(40, 8)).astype(np.float32), table, dictionary=words)
     low, high = study.bounds("nt", False)
+    shows = f"what the cohort shows ({study.format('nt', low)} to {study.format('nt', high)})"
     first, last, note = study.within_range("nt", False, -2660.0, 1000.0)
-    assert (first, last) == (low, 1000.0)
-    assert note.startswith("The requested range was cut: it starts below 5 pg/mL, the lowest plausible value.")
+    assert (first, last) == (low, 1000.0)  # cut where the cohort ends, above the plausible 5 pg/mL: named so
+    assert note.startswith(f"The requested range was cut: it starts below {shows}.")
     assert "2,660" not in note and "-" not in note
     _, _, note = study.within_range("nt", False, 10.0, 40000.0)  # below the cohort, above the plausible range
-    assert f"10 pg/mL lies below what the cohort shows ({study.format('nt', low)} to" in note
-    assert "it ends above 35,000 pg/mL, the highest plausible value" in note and "40,000" not in note
+    assert f"10 pg/mL lies below {shows}" in note and f"it ends above {shows}" in note and "40,000" not in note
     first, last, note = study.within_range("nt", False, -500.0, -100.0, start=1000.0)
     assert (first, last) == (low, 1000.0)  # between the patient and the lowest value the cohort shows
-    assert note.startswith("The requested range lies below 5 pg/mL, the lowest plausible value. The film runs "
-                           "from the patient's 1,000 pg/mL") and "-" not in note
+    assert note.startswith(f"The requested range lies below {shows}. The film runs from the patient's 1,000 pg/mL")
+    assert "-" not in note
+    # where the plausible range is narrower than the cohort's, the film is cut at its end, and says so
+    narrow = Study(rng.normal(size=(40, 8)).astype(np.float32), table, dictionary={
+        "nt": AttributeInfo("nt", "NT-proBNP", "pg/mL", low=100.0, high=20000.0, decimals=0)})
+    _, _, note = narrow.within_range("nt", False, -2660.0, 25000.0)
+    assert note.startswith("The requested range was cut: it starts below 100 pg/mL, the lowest plausible value; "
+                           "it ends above 20,000 pg/mL, the highest plausible value.")
     # two levels: the share of the way, and nothing beyond a level
     assert [study.format("sex", v) for v in (0.003, 0.4, 1.2)] == ["female", "40% towards male", "male"]
     assert study.within_range("sex", False, -1.0, 0.5)[2] == ("The requested range was cut: nothing lies beyond "

@@ -467,12 +467,17 @@ class Study(AttributeTable):
         implausible = lambda v: not floor <= v <= ceiling  # noqa: E731
         two_level = self.levels(attribute) is not None
         shows = f"what the cohort shows ({say(low)} to {say(high)})"
+
+        def plausibly(where: str, bound: float) -> str:
+            """Beyond the plausible end, where the film is cut there; else beyond what the cohort shows
+            (a LDH cut at the cohort's 150 U/L is not said to be cut at 0)."""
+            return self._plausible_end(attribute, log, where) if bound in (floor, ceiling) else shows
         if clipped[0] == clipped[1]:  # wholly below or above what the cohort shows
             bound, where = clipped[0], "below" if first < low else "above"
             if two_level:
                 outside = f"The requested range lies beyond {say(bound)}"
             elif implausible(first) and implausible(last):
-                outside = f"The requested range lies {where} {self._plausible_end(attribute, log, where)}"
+                outside = f"The requested range lies {where} {plausibly(where, bound)}"
             elif implausible(first) or implausible(last):
                 outside = f"The requested range lies {where} {shows}"
             else:
@@ -490,7 +495,7 @@ class Study(AttributeTable):
             if two_level and abs(v - bound) > 0.005 * (high - low):
                 moved.append(f"nothing lies beyond {say(bound)}")
             elif not two_level and v != bound and say(v) != say(bound):
-                moved.append(f"it {end} {where} {self._plausible_end(attribute, log, where)}" if implausible(v)
+                moved.append(f"it {end} {where} {plausibly(where, bound)}" if implausible(v)
                              else f"{say(v)} lies {where} {shows}")
         note = (f"The requested range was cut: {'; '.join(moved)}. The film runs from {say(clipped[0])} to "
                 f"{say(clipped[1])}.") if moved else None
