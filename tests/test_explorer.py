@@ -403,10 +403,12 @@ def test_an_error_is_shown_and_the_last_good_view_stays_greyed_and_named(explore
     explorer.wait()
     assert not explorer.log_scale.value  # a log scale is the CNN's NT-proBNP's default only
     assert not [label for label in explorer.film.labels if "SD" in label]  # "40% towards male", no SDs
+    assert explorer.log_scale.disabled and explorer.log_scale.tooltip == "no log scale for levels (F, M)"
+    # (the box is off for a column with a value <= 0; from Python it can still be set)
     explorer.log_scale.value = True
     explorer.wait()
     assert explorer.result["attribute"] == "sex" and not explorer.result["log"]  # the last good view stays
-    assert "log scale needs positive values, but the smallest is 0" in explorer.status.value
+    assert "log scale needs positive values, but the smallest is 0. Still" in explorer.status.value
     assert "#b00020" in explorer.status.value
     # greyed, and said to be the last film, so that it is not read as what the controls now ask for
     assert "Still showing the last film drawn: sex." in explorer.status.value
@@ -414,6 +416,15 @@ def test_an_error_is_shown_and_the_last_good_view_stays_greyed_and_named(explore
     explorer.log_scale.value = False
     assert explorer.wait()["error"] is None and "Shown" in explorer.status.value
     assert "seegaan-stale" not in explorer.results._dom_classes
+    study = explorer.renderer.study
+    zero = next(a for a in study.attributes if a != "cnn_prediction" and study.levels(a) is None
+                and np.nanmin(study.values(a)) <= 0)
+    explorer.attribute.value = zero
+    assert explorer.log_scale.disabled and explorer.log_scale.tooltip.startswith(
+        f"a log scale needs positive values; {study.label(zero)} holds "
+        f"{study.format(zero, float(np.nanmin(study.values(zero))))}")
+    explorer.attribute.value = "nt_probnp_pg_ml"
+    assert not explorer.log_scale.disabled and explorer.log_scale.tooltip == ""
     assert good is not explorer.result
 
 

@@ -95,6 +95,7 @@ class Explorer(widgets.VBox):
         self._sync_confounders()
         self._sync_anchors()
         self._sync_holding()
+        self._sync_log()
         for control in (self.attribute, self.estimator, self.confounders, self.match, self.log_scale, self.units,
                         self.start, self.stop, self.calibrate, self.n_frames, self.patient, self.uploaded,
                         self.method):
@@ -311,6 +312,7 @@ class Explorer(widgets.VBox):
                 self._sync_anchors()
                 self.units.value, self.start.value, self.stop.value, self.log_scale.value = \
                     self._range_for(self.attribute.value)
+                self._sync_log()
             elif owner is self.units or (self.units.value == "value" and owner is self.log_scale):
                 self.start.value, self.stop.value = self._default_range()
             elif owner is self.estimator:
@@ -330,6 +332,20 @@ class Explorer(widgets.VBox):
             start = rounded(value) if value is not None and np.isfinite(value) else self._default_range()[0]
             self.start.value, self.stop.value = start, button.anchor
         self.request()
+
+    def _sync_log(self) -> None:
+        """The log box is off, and says why, for an attribute that holds a value <= 0 (a log scale cannot
+        show it: a death offset of 0 days)."""
+        study, attribute = self.renderer.study, self.attribute.value
+        values = study.values(attribute) if attribute != CNN_PREDICTION else np.ones(1)
+        impossible = bool(np.any(values[np.isfinite(values)] <= 0))
+        self.log_scale.disabled = impossible
+        levels = study.levels(attribute) if impossible else None
+        self.log_scale.tooltip = ("" if not impossible else f"no log scale for levels ({', '.join(levels.values())})"
+                                  if levels else f"a log scale needs positive values; {study.label(attribute)} holds "
+                                  f"{study.format(attribute, float(np.nanmin(values)))}")
+        if impossible:
+            self.log_scale.value = False
 
     def _sync_anchors(self) -> None:
         self.anchors.children = anchor_buttons(self.renderer.study.info(self.attribute.value), self._on_anchor)
@@ -491,7 +507,7 @@ class Explorer(widgets.VBox):
     def _show(self, result: dict) -> None:
         if result.get("error"):  # the last good film stays, greyed, and the status says which it is
             still = f" Still showing the last film drawn: {self.result['label']}." if self.result else ""
-            self._set_status(result["error"] + still, error=True)
+            self._set_status(result["error"].rstrip(".") + "." + still, error=True)
             self.results.add_class("seegaan-stale")
             return
         self.results.remove_class("seegaan-stale")
