@@ -141,6 +141,6 @@ def test_a_starter_dictionary_lists_every_attribute_to_fill_in_and_reads_back(tm
     assert words["sex"].levels == {"f": "F", "m": "M"}  # as the table spells them, for the words to be written
     assert set(words["view"].levels) == {"ap", "pa", "lat"}
     assert words["d-dimer_val"].log and not words["age"].log  # a skewed positive lab value: a log scale to check
-    assert f"# {n} values, " in text.splitlines()[-1]  # what the table holds, beside the entry
+    assert f"# {n} of {n} rows hold a value, " in text.splitlines()[-1]  # what the table holds, beside the entry
     assert Study(rng.normal(size=(n, 4)), table, dictionary=words).attributes == Study(rng.normal(size=(n, 4)),
                                                                                        table).attributes

@@ -177,10 +177,12 @@ def starter_dictionary(table: pd.DataFrame, source: str = "the table") -> str:
 
     found = detect_attributes(table)
     text = lambda value: json.dumps(str(value), ensure_ascii=False)  # noqa: E731 -- a YAML scalar, safely quoted
-    lines = [f"# A data dictionary for {source}, written by `seegaan-explore dictionary`. Give each attribute its",
-             "# label and unit, words for its levels (after each colon), the plausible range (low, high) and",
-             "# clinical anchors; check each guessed log scale; delete what the page should not offer. The keys:",
-             "# docs/dashboard.md#words-and-units-the-data-dictionary"]
+    lines = [f"# A data dictionary for {source}, written by `seegaan-explore dictionary`: give each attribute",
+             "# what a clinician reads, check each guessed log scale, delete what the page should not offer.",
+             "# label: its name; unit: pg/mL, years; log: true for a lab value; low, high: the plausible range",
+             "# (a film never goes beyond it); anchors: {125: rule-out, 450: rule-in}, buttons for clinical",
+             "# cut-offs; levels: {f: female, m: male}, words for codes; hold: [age, view], what a direction",
+             "# holds fixed by default; decimals: 0."]
     for column in table.columns:
         if bookkeeping(column):
             continue
@@ -193,9 +195,9 @@ def starter_dictionary(table: pd.DataFrame, source: str = "the table") -> str:
             values = np.asarray(found[column][0], np.float64)
             finite = values[np.isfinite(values)]
             skewed = finite.min() > 0 and finite.max() >= 10 * np.median(finite)
-            entry += ', unit: ""' + (", log: true" if skewed else "") + "}"
-            entry += (f"  # {finite.size} values, {finite.min():g} to {finite.max():g} (median "
-                      f"{np.median(finite):g})")
+            entry += ', unit: ""' + (", log: true" if skewed else "") + ", low: null, high: null}"
+            entry += (f"  # {finite.size} of {len(values)} rows hold a value, {finite.min():g} to {finite.max():g} "
+                      f"(median {np.median(finite):g})")
         else:
             spelling = Levels.of(table[column]).spelling
             entry += ", levels: {" + ", ".join(f"{text(k)}: {text(v)}" for k, v in spelling.items()) + "}}"
