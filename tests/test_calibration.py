@@ -157,8 +157,8 @@ def test_on_a_real_cohort_the_latent_reader_calibrates_and_says_it_reads_high():
     c = renderer.render({"attribute": "brightness", "patient": 3})["calibration"]
     reader = readers_of(renderer.study, ["brightness"])["brightness"]
     assert reader.trusted and c.by == f"the cohort's {reader.describe()} on the re-encoded frames"
-    assert c.patients == 8 and c.words.startswith(("Calibrated on 8 other patients' films, where the cohort's latent",
-                                                   "Not calibrated: on 8"))
+    calibrated = "Calibrated on 8 other patients' films, where, as fitted, the cohort's latent"
+    assert c.patients == 8 and c.words.startswith((calibrated, "Not calibrated: on 8"))
     assert c.words.endswith("That reader reads a change high, so the film may show less than promised.")
     untrusted = next(a for a in ("age", "severity", "ctr") if not readers_of(renderer.study, [a])[a].trusted)
     assert "no trusted reader" in renderer.render({"attribute": untrusted, "patient": 3})["calibration"].words

@@ -184,7 +184,7 @@ def test_traverse_calibrates_where_the_cnn_reads_the_attribute_and_says_so(setup
     printed = _json_lines(out.out)[0]
     calibration = printed["calibration"]
     assert calibration["by"] == "the CNN" and f"{patient}: {calibration['words']}" in out.err  # named, not a row
-    calibrated = "Calibrated on 8 other patients' films, where the CNN read"
+    calibrated = "Calibrated on 8 other patients' films, where, as fitted, the CNN read"
     assert calibration["words"].startswith(calibrated if calibration["stretch"] else "Not calibrated")
     assert main([*base, "--out", str(tmp_path / "as-fitted"), "--no-calibrate"]) == 0
     assert "calibration" not in _json_lines(capsys.readouterr().out)[0]

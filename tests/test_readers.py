@@ -120,7 +120,7 @@ def test_leakage_read_on_the_frames_has_the_known_answer():
     assert "across the film; read by the latent ridge reader" in words
     level, _, reasons = report.verdict
     assert level == "care" and any(r.startswith("b changes too") for r in reasons)
-    assert any(r.startswith(f"only the {readers['a'].describe()} on the re-encoded frames read a on the frames")
+    assert any(r.startswith(f"only the {readers['a'].describe()} on the re-encoded frames read a on this film")
                for r in reasons)
     assert report.ends == ("lower a", "higher a")
 

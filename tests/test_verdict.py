@@ -126,7 +126,7 @@ READ = "the latent ridge reader (held-out R² 0.89; 243 exams of 71 patients) on
     (0.1, f"view barely changed even as {READ} reads it (10% of the intended change), and that reader reads "
           "high"),
     # a latent reader reads high: it never vouches for a film, but it is named, as the calibration note names it
-    (0.9, f"only {READ} read view on the frames (90% of the intended change), and that reader reads a change high, "
+    (0.9, f"only {READ} read view on this film (90% of the intended change), and that reader reads a change high, "
           "so whether they show the intended change is unknown"),
     (None, "nothing measured view on the frames, so whether they show the intended change is unknown"),
 ])

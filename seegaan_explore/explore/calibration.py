@@ -105,9 +105,9 @@ def calibrate(direction: Direction, rows: Sequence[int], read: Callable[[int, np
     sides = [f"towards {word}" for word in direction.ends] if len(direction.ends) == 2 else ["downwards", "upwards"]
     short = [f"{max(reach, 0.0) + 0.0:.0%} of a step of {DEFAULT_END_SD:g} cohort SDs {side}"
              for side, reach in zip(sides, reaches) if reach < 0.95]
-    words = (f"Calibrated on {len(responses)} other patients' films, where {by} read {achieved:.0%} of the "
-             f"intended change of {target}{against}: each step is drawn where it reads as intended, the ends at "
-             f"{stretch:.2f}× the fitted steps."
+    words = (f"Calibrated on {len(responses)} other patients' films, where, as fitted, {by} read {achieved:.0%} "
+             f"of the intended change of {target}{against}: each step is now drawn where it reads as intended, the "
+             f"ends at {stretch:.2f}× the fitted steps."
              + (f" Even {MAX_STRETCH:g}× further out the films show at most {' and '.join(short)}: the generator "
                 "draws no more of it." if short else ""))
     reach = min(reaches)

@@ -111,7 +111,7 @@ def judge(quality: dict, *, target: str, cohort_psnr: CohortPsnr | tuple[float, 
             care.append(f"{target} barely changed even as {read['by']} reads it ({achieved:.0%} of the intended "
                         "change), and that reader reads high")
         else:  # named, as the calibration note names it, but it never vouches for a film
-            care.append(f"only {read['by']} read {target} on the frames ({achieved:.0%} of the intended change), "
+            care.append(f"only {read['by']} read {target} on this film ({achieved:.0%} of the intended change), "
                         "and that reader reads a change high, so whether they show the intended change is unknown")
     cohort = cohort or {}
     leakage = [Leak(*item) for item in leakage]
