@@ -300,6 +300,7 @@ def test_without_a_cnn_no_attribution_is_offered_and_the_caption_says_why(setup,
     try:
         assert e.result["args"]["method"] is None and e.method.layout.display == "none"
         assert "no CNN under explanation was given" in e.attribution_caption.value
+        assert "where a CNN looks" not in e.children[0].value  # the title promises no CNN
     finally:
         e.close()
 
@@ -769,3 +770,19 @@ while not started:
     for _ in range(2):
         done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0 and "terminate called" not in done.stderr, done.stderr
+
+
+def test_the_intended_curve_of_a_log_scale_film_is_drawn_on_that_scale(setup):
+    """Beside a film of even steps on a log scale, the intended values make a straight line, not an
+    exponential one, and its ends are read in the attribute's own units."""
+    from seegaan_explore.ui.film import film_curve
+
+    model, latents, table, cnn, oracle, images = setup
+    study = Renderer(model, latents, table, cnn=cnn, oracle=oracle, images=images).study
+    targets = np.geomspace(100, 10000, 5)
+    result = {"attribute": "nt_probnp_pg_ml", "targets": targets, "cnn_predictions": None, "log": True,
+              "quality": {}, "label": "NT-proBNP"}
+    curve = film_curve(result, study)
+    assert curve["log"] and np.allclose(np.diff(curve["y"]), np.log(10) / 2)  # even steps: a straight line
+    assert curve["y_low"] == study.format("nt_probnp_pg_ml", 100.0)
+    assert curve["y_high"] == study.format("nt_probnp_pg_ml", 10000.0)

@@ -199,7 +199,7 @@ class Explorer(widgets.VBox):
         self.results = right
         title = ("<style>.seegaan-stale {opacity: 0.35}</style>"
                  "<b style='font-size:15px'>SEE-GAAN explorer</b> <span style='color:#555'>what changes in a "
-                 "radiograph as an attribute changes, and where a CNN looks"
+                 "radiograph as an attribute changes" + (", and where a CNN looks" if self.renderer.cnn else "")
                  + (f" · {html.escape(note)}" if note else "") + "</span>")
         self.progress.layout.margin = "0 0 0 16px"
         super().__init__([widgets.HTML(title), widgets.HBox([self.status, self.progress]),

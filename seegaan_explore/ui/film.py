@@ -237,9 +237,10 @@ def film_curve(result: dict, study) -> dict:
         y = np.asarray(result["quality"]["measured"], np.float64)
         title = f"{result['label']} measured by {result['quality']['measured_by']}"
         say = (lambda v: study.format(name, float(np.exp(v)))) if result["log"] else (lambda v: study.format(name, v))
-    else:
-        y, title = targets, f"intended {result['label']}"
-        say = lambda v: study.format(name, v)  # noqa: E731
+    else:  # on the scale the steps are drawn on, so that a film of even steps is a straight line
+        logged = bool(result["log"]) and bool(np.all(targets > 0))
+        y, title = (np.log(targets) if logged else targets), f"intended {result['label']}"
+        say = (lambda v: study.format(name, float(np.exp(v)))) if logged else (lambda v: study.format(name, v))
     finite = y[np.isfinite(y)]
     return {"x": targets.tolist(), "y": [float(v) if np.isfinite(v) else None for v in y], "title": title,
             "log": bool(result["log"]) and bool(np.all(targets > 0)), "x_title": result["label"],
