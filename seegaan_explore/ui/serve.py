@@ -104,6 +104,8 @@ def voila_command(notebook: Path, *, ip: str = "127.0.0.1", port: int = DEFAULT_
                f"--MappingKernelManager.cull_interval={CULL_INTERVAL_S}",
                f"--NotebookClient.timeout={int(timeout_s)}",
                f"--Voila.open_browser={open_browser}"]
+    if os.name == "posix":  # kernels over Unix sockets: no TCP port for anyone else on the machine to reach
+        command.append("--KernelManager.transport=ipc")
     module = plotly_widget_module()
     if module:
         command.append(f"--VoilaConfiguration.extra_labextensions_path={module[0]}")
