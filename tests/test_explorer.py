@@ -271,7 +271,9 @@ def test_the_cohort_map_switches_to_attribute_against_the_cnn(explorer):
 
 def test_hovering_shows_the_patients_thumbnail(explorer, setup):
     images = setup[5]
+    assert explorer.thumbnail.layout.visibility == "hidden" and "Point at a patient" in explorer.thumbnail_caption.value
     _pointer(explorer, "plotly_hover", 11)
+    assert explorer.thumbnail.layout.visibility == "visible"
     np.testing.assert_array_equal(_decoded(explorer.thumbnail.value), to_uint8(images[11]))
     assert "phantom_s0_000011" in explorer.thumbnail_caption.value
 

@@ -160,8 +160,11 @@ class Explorer(widgets.VBox):
         self.cohort = CohortMapPanel(*self._scatter_xy("pca"), on_click=self.patient_choice.pick,
                                      on_hover=self._on_hover)
         self.scatter_box = self.cohort.box
-        self.thumbnail = widgets.Image(value=png(r.thumbnail(0)), format="png", width=120, height=120)
-        self.thumbnail_caption = widgets.HTML()
+        # empty until a point is hovered: another patient's image here would be read as this one's
+        self.thumbnail = widgets.Image(value=b"", format="png", width=120, height=120,
+                                       layout=widgets.Layout(visibility="hidden"))
+        self.thumbnail_caption = widgets.HTML("<small>Point at a patient in the cohort map to see their image "
+                                              "here.</small>")
 
     def _build_panels(self, r: Renderer, export_dir: Path) -> None:
         self.film = Film(layout=widgets.Layout(min_height="330px"))
@@ -441,6 +444,7 @@ class Explorer(widgets.VBox):
     def _on_hover(self, index: int) -> None:
         try:
             self.thumbnail.value = png(self.renderer.thumbnail(index))
+            self.thumbnail.layout.visibility = "visible"
             value = self.renderer.study.values(self.attribute.value)[index]
             self.thumbnail_caption.value = (f"{html.escape(self.renderer.patient_label(index))}<br>"
                                             f"{html.escape(self.renderer.study.label(self.attribute.value))}: "
