@@ -327,3 +327,33 @@ def test_without_a_report_a_direction_that_records_its_ends_still_shows_them(tra
     save_html_report(sexed, tmp_path / "sex.html")
     assert "sex: traversal along the mean_shift direction (steps in SD); \\u2212 = female, + = male" in (
         tmp_path / "sex.html").read_text(encoding="utf-8")
+
+
+def test_a_heat_overlay_scaled_to_a_percentile_keeps_a_marker_from_fading_the_rest():
+    """A change of 0.1 over the lungs beside a 2.0 side marker: scaled to its maximum the lungs get 3%
+    of the heat; to the 99th percentile (the marker is under 1% of the pixels) all of it."""
+    from seegaan_explore.explore.export import heat_overlay
+
+    image = np.zeros((50, 50), np.float32)
+    change = np.zeros((50, 50))
+    change[10:40, 10:40] = 0.1  # the lungs
+    change[0:3, 0:3] = 2.0  # a side marker, 9 of 2500 pixels
+    heat = lambda overlay: overlay.astype(int)[20, 20, 0] - overlay.astype(int)[45, 45, 0]  # noqa: E731
+    assert heat(heat_overlay(image, change)) < 10
+    assert heat(heat_overlay(image, change, percentile=99)) > 60  # full heat at opacity 0.6: 128 -> 204
+    np.testing.assert_array_equal(heat_overlay(image, change, percentile=99)[1, 1],
+                                  heat_overlay(image, change, percentile=99)[20, 20])  # the marker saturates
+
+
+def test_a_notebook_panel_fits_jupyterlab_at_1280_px_and_wraps_its_titles():
+    """Seven frames at 125 px were 915 px wide, beyond the 848 px JupyterLab's output area has at
+    1280 px with the file browser open, and a first column's long title ran off the left edge."""
+    from seegaan_explore.ui.figures import MAX_WIDTH, panel
+
+    frames = [np.zeros((32, 32), np.float32)] * 7
+    fig = panel(frames, ["phantom_s1_000000 unconditioned +1.0 SD", *[f"{k} SD" for k in range(6)]], "t",
+                cols=7, size=125)
+    assert fig.layout.width <= MAX_WIDTH <= 848
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles[0] == "phantom_s1_000000<br>unconditioned +1.0<br>SD" and titles[1] == "0 SD"
+    assert panel(frames[:3], ["a", "b", "c"], "t", size=125).layout.width == 3 * 125 + 40  # small ones stay

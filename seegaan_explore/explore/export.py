@@ -51,14 +51,18 @@ def diverging_rgb(maps: np.ndarray, limit: float = 0.5) -> np.ndarray:
     return np.stack([np.round(np.interp(t, anchors, _DIVERGING[:, c])) for c in range(3)], -1).astype(np.uint8)
 
 
-def heat_overlay(image: np.ndarray, attribution: np.ndarray, opacity: float = 0.6) -> np.ndarray:
-    """Grey image [R, R] in [-1, 1] with |attribution| (scaled to its maximum) blended over it in a
-    black-red-yellow heat scale; RGB uint8. Magnitude only: signed methods show where, not which way."""
+def heat_overlay(image: np.ndarray, attribution: np.ndarray, opacity: float = 0.6,
+                 percentile: float = 100.0) -> np.ndarray:
+    """Grey image [R, R] in [-1, 1] with |attribution| blended over it in a black-red-yellow heat scale;
+    RGB uint8. Magnitude only: signed methods show where, not which way. Scaled to the ``percentile``
+    of the magnitude (100: its maximum): a lower one keeps a few strong pixels (a side marker) from
+    fading the rest to nothing."""
     image, attribution = np.asarray(image), np.asarray(attribution, np.float64)
     if image.shape != attribution.shape:
         raise ValueError(f"attribution map {attribution.shape} does not match the image {image.shape}")
     magnitude = np.abs(attribution)
-    a = magnitude / magnitude.max() if magnitude.max() > 0 else magnitude
+    top = float(np.percentile(magnitude, percentile))
+    a = np.minimum(magnitude / top, 1.0) if top > 0 else magnitude
     heat = np.stack([np.clip(3 * a, 0, 1), np.clip(3 * a - 1, 0, 1), np.clip(3 * a - 2, 0, 1)], -1) * 255
     grey = to_uint8(image).astype(np.float64)[..., None]
     alpha = opacity * a[..., None]
