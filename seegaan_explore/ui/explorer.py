@@ -343,12 +343,14 @@ class Explorer(widgets.VBox):
         values = study.values(attribute) if attribute != CNN_PREDICTION else np.ones(1)
         impossible = bool(np.any(values[np.isfinite(values)] <= 0))
         self.log_scale.disabled = impossible
-        levels = study.levels(attribute) if impossible else None
-        self.log_scale.tooltip = ("" if not impossible else f"no log scale for levels ({', '.join(levels.values())})"
-                                  if levels else f"a log scale needs positive values; {study.label(attribute)} holds "
+        if not impossible:
+            self.log_scale.tooltip = ""
+            return
+        levels = study.levels(attribute)
+        self.log_scale.tooltip = (f"no log scale for levels ({', '.join(levels.values())})" if levels else
+                                  f"a log scale needs positive values; {study.label(attribute)} holds "
                                   f"{study.format(attribute, float(np.nanmin(values)))}")
-        if impossible:
-            self.log_scale.value = False
+        self.log_scale.value = False
 
     def _sync_anchors(self) -> None:
         self.anchors.children = anchor_buttons(self.renderer.study.info(self.attribute.value), self._on_anchor)
