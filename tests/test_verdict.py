@@ -67,8 +67,11 @@ def test_an_attribute_that_does_not_go_with_the_target_in_the_cohort_counts_thou
     cohort = {"cardiothoracic ratio": 0.78, "sex": -0.01, "age": 0.0}
     verdict = judge(GOOD, target="NT-proBNP", leakage=leakage, held={"age"}, cohort=cohort)
     assert verdict.level == CARE
+    # what goes with the target is named on a film read with care too, not only on a trusted one
     assert verdict.reasons == ("sex changes too (all the way to female), though it does not go with NT-proBNP "
-                               "across the cohort's exams: the film shows it as well as NT-proBNP",)
+                               "across the cohort's exams: the film shows it as well as NT-proBNP",
+                               "cardiothoracic ratio changes with NT-proBNP on this film, as it goes with it across "
+                               "the cohort's exams: the film shows it as well; hold it fixed to see NT-proBNP without")
     going = judge(GOOD, target="NT-proBNP", leakage=leakage, held={"age"}, cohort={**cohort, "sex": -0.4})
     assert going.level == TRUST
 
