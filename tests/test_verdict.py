@@ -71,7 +71,7 @@ def test_an_attribute_that_does_not_go_with_the_target_in_the_cohort_counts_thou
     assert verdict.reasons == ("sex changes too (all the way to female), though it does not go with NT-proBNP "
                                "across the cohort's exams: the film shows it as well as NT-proBNP",
                                "cardiothoracic ratio changes with NT-proBNP on this film, as it goes with it across "
-                               "the cohort's exams: the film shows it as well; hold it fixed to see NT-proBNP without")
+                               "the cohort's exams: the film shows it as well")
     going = judge(GOOD, target="NT-proBNP", leakage=leakage, held={"age"}, cohort={**cohort, "sex": -0.4})
     assert going.level == TRUST
 

@@ -126,12 +126,11 @@ def judge(quality: dict, *, target: str, cohort_psnr: CohortPsnr | tuple[float, 
                     + (estimated if isinstance(estimated, str) else "an estimate read off the image"))
     along = [leak.label for leak in leakage if leak.visible and leak.label not in held
              and not _leaks(leak, cohort.get(leak.label, 0.0))]
-    if (stop or care) and along:  # named on a film read with care too (a D-dimer film that replays AP/PA)
+    if (stop or care) and along:  # named on a film read with care too (a lab's film that replays AP/PA)
         one = len(along) == 1
         care.append(f"{_listed(along)} {'changes' if one else 'change'} with {target} on this film, as "
                     f"{'it goes' if one else 'they go'} with it across the cohort's exams: the film shows "
-                    f"{'it' if one else 'them'} as well; hold {'it' if one else 'them'} fixed to see {target} "
-                    "without")
+                    f"{'it' if one else 'them'} as well")
     level = STOP if stop else CARE if care else TRUST
     return Verdict(level, tuple(stop + care) or (_trusted(target, leakage, held),))
 
