@@ -25,6 +25,7 @@ from .readers import read_image, read_image_info
 __all__ = [
     "FRAMINGS",
     "PERCENTILES",
+    "PIXEL_DIGEST_BYTES",
     "PREPROCESS_VERSION",
     "intensity_window",
     "load_preprocessed",
@@ -122,11 +123,14 @@ def load_preprocessed(path: str | os.PathLike, resolution: int, *, colour: str =
     return preprocess(read_image(path, colour=colour), resolution, framing=framing)
 
 
+PIXEL_DIGEST_BYTES = 16  # the length of :func:`pixel_digest`, as the latent store keeps it
+
+
 def pixel_digest(image: np.ndarray) -> bytes:
     """A preprocessed image's content hash (16 bytes): equal for two files that decode to the same
     pixels (a copy, an export made twice), which the latent store keeps once and a split must not
     put on both sides."""
-    return hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest()
+    return hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=PIXEL_DIGEST_BYTES).digest()
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:

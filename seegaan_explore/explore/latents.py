@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from ..data.cohort import Cohort, CohortWarning
 from ..data.image_cache import default_cache_dir, file_key, import_options_suffix
-from ..data.images import pixel_digest
+from ..data.images import PIXEL_DIGEST_BYTES, pixel_digest
 from ..model.seegaan import SeeGaan
 from ..store import ArrayStore, content_key
 from .memo import hash_weights
@@ -38,7 +38,6 @@ from .memo import hash_weights
 __all__ = ["Latents", "encode_cohort", "model_digest", "store_dir"]
 
 _COPY_ROWS = 65536  # rows copied from an earlier array at a time: bounds memory at 1M x 512
-_DIGEST = 16  # bytes of a row's content hash
 _FILE_KEY = 20  # bytes of a file key (sha1 of path, size, mtime; and import options, see _file_keys)
 
 
@@ -310,7 +309,7 @@ def _plan(store: _Store, images: np.ndarray, keys: list[str]):
             digest = pixel_digest(images[k])
         digests.append(digest)
     entry = content_key([d.hex() for d in digests])
-    digest_array = np.frombuffer(b"".join(digests), np.uint8).reshape(-1, _DIGEST)
+    digest_array = np.frombuffer(b"".join(digests), np.uint8).reshape(-1, PIXEL_DIGEST_BYTES)
     if store.open(entry, len(keys)) is not None:
         return entry, None, digest_array, {}
     sources = {k: by_content[d] for k, d in enumerate(digests) if d in by_content}

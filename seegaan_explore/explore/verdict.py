@@ -124,15 +124,14 @@ def judge(quality: dict, *, target: str, cohort_psnr: CohortPsnr | tuple[float, 
     if estimated:
         care.append(f"the patient's {target} is not recorded; the film starts from "
                     + (estimated if isinstance(estimated, str) else "an estimate read off the image"))
+    # what moves with the target as across the cohort's exams: named, never counted (a lab's film that
+    # replays AP/PA says so whether or not the film is trusted)
     along = [leak.label for leak in leakage if leak.visible and leak.label not in held
              and not _leaks(leak, cohort.get(leak.label, 0.0))]
-    if (stop or care) and along:  # named on a film read with care too (a lab's film that replays AP/PA)
-        one = len(along) == 1
-        care.append(f"{_listed(along)} {'changes' if one else 'change'} with {target} on this film, as "
-                    f"{'it goes' if one else 'they go'} with it across the cohort's exams: the film shows "
-                    f"{'it' if one else 'them'} as well")
+    if (stop or care) and along:
+        care.append(_moving_with(along, f"{target} on this film"))
     level = STOP if stop else CARE if care else TRUST
-    return Verdict(level, tuple(stop + care) or (_trusted(target, leakage, held),))
+    return Verdict(level, tuple(stop + care) or (_trusted(target, leakage, held, along),))
 
 
 def _leaks(leak: Leak, in_cohort: float) -> bool:
@@ -147,20 +146,24 @@ def _listed(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
-def _trusted(target: str, leakage, held: Collection[str]) -> str:
+def _moving_with(along: list[str], what: str) -> str:
+    """``along`` (attributes that move with the target as they do across the cohort's exams) in words."""
+    one = len(along) == 1
+    return (f"{_listed(along)} {'changes' if one else 'change'} with {what}, as {'it goes' if one else 'they go'} "
+            f"with it across the cohort's exams: the film shows {'it' if one else 'them'} as well")
+
+
+def _trusted(target: str, leakage, held: Collection[str], along: list[str]) -> str:
     """Why a film can be trusted, true to its numbers: the held attributes barely move, and the others
-    that move with the target at least half as much, as they do across the cohort's exams, are named."""
+    that move with the target at least half as much, as they do across the cohort's exams (``along``),
+    are named."""
     words = f"{target} changes steadily and reaches the intended change"
     kept = [leak.label for leak in leakage if leak.label in held]
-    along = [leak.label for leak in leakage if leak.label not in held and leak.visible]
     if kept:
         words += (f". Held fixed, {_listed(kept)} {'moves' if len(kept) == 1 else 'move'} less than half as much "
                   "(in cohort SDs)")
     if along:
-        one = len(along) == 1
-        words += (f". Not held, {_listed(along)} {'changes' if one else 'change'} with it, as "
-                  f"{'it goes' if one else 'they go'} with it across the cohort's exams: the film shows "
-                  f"{'it' if one else 'them'} as well")
+        words += f". Not held, {_moving_with(along, 'it')}"
     elif leakage and not held:
         words += ", and no other attribute moves as much"
     return words
