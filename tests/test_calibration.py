@@ -83,6 +83,20 @@ def test_a_saturating_response_is_measured_out_to_the_cap_and_says_how_far_it_fa
     assert calibration.reach == pytest.approx(0.25, abs=0.01) and "draws no more" in calibration.words
 
 
+def test_what_a_two_level_film_cannot_draw_is_said_as_a_share_of_the_way_not_in_sds():
+    """AP/PA coded 0 and 1 with an SD of 0.5: a film that reads at most a quarter of its 2-SD step
+    on each side reaches a quarter of the way from one view to the other, which is what the note says."""
+    view = Direction("view", "mean_shift", "generative", np.array([3.0, 4.0], np.float32), 0.5, (), ends=("AP", "PA"))
+
+    def saturating(u):
+        return 0.25 * np.tanh(u)  # never more than a quarter of the way between the views
+
+    _, calibration = calibrate(view, [1, 2], lambda row, amounts: saturating(amounts), "the reader", "View",
+                               two_level=True)
+    assert "at most 25% of the way towards AP and 25% of the way towards PA" in calibration.words
+    assert "cohort SDs" not in calibration.words
+
+
 def test_a_calibrated_direction_is_saved_with_its_warp(tmp_path):
     direction, _ = calibrate(_direction(), [1, 2, 3], _reader({1: 0.4, 2: 0.5, 3: 0.9}), "the oracle", "CTR")
     save_direction(direction, tmp_path / "ctr.safetensors")
@@ -156,8 +170,8 @@ def test_on_a_real_cohort_the_latent_reader_calibrates_and_says_it_reads_high():
     renderer = Renderer(model, latents, table, images=images)  # no oracle, no CNN
     c = renderer.render({"attribute": "brightness", "patient": 3})["calibration"]
     reader = readers_of(renderer.study, ["brightness"])["brightness"]
-    assert reader.trusted and c.by == f"the cohort's {reader.describe()} on the re-encoded frames"
-    calibrated = "Calibrated on 8 other patients' films, where, as fitted, the cohort's latent"
+    assert reader.trusted and c.by == f"the {reader.describe()} on the frames encoded again"
+    calibrated = f"Calibrated on 8 other patients' films, where, as fitted, {c.by} read "
     assert c.patients == 8 and c.words.startswith((calibrated, "Not calibrated: on 8"))
     assert c.words.endswith("That reader reads a change high, so the film may show less than promised.")
     untrusted = next(a for a in ("age", "severity", "ctr") if not readers_of(renderer.study, [a])[a].trusted)

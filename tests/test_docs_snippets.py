@@ -77,7 +77,8 @@ def test_the_quality_snippet_scores_a_film_with_the_readers(demo_cache, tmp_path
     namespace: dict = {}
     exec(compile(python_block(ROOT / "docs" / "quality.md", "From Python"), "quality.md", "exec"), namespace)
     printed = capsys.readouterr().out
-    assert printed.startswith("latent ridge reader (held-out R²") and "400 exams of 400 patients" in printed
+    assert printed.startswith("reader fitted on this cohort's images (on patients left out of its fit: R²")
+    assert "400 exams of 400 patients" in printed
     assert "− = lower bmi, + = higher bmi" in printed  # the first line of the report
     report = namespace["report"]
     assert report.ends == ("lower bmi", "higher bmi") and report.verdict is not None

@@ -30,6 +30,7 @@ from seegaan_explore.explore.export import (
     save_mp4,
     save_panel,
 )
+from seegaan_explore.explore.readers import HELD_OUT, NAME
 from seegaan_explore.explore.report import FilmReport, ends_of
 from seegaan_explore.explore.traversal import traverse
 from seegaan_explore.explore.verdict import CARE, Verdict
@@ -221,14 +222,14 @@ def test_a_direction_file_keeps_its_ends_and_an_average_latents_path(tmp_path):
     np.testing.assert_allclose(back.offsets([50]), path.offsets([50]), atol=1e-6)
 
 
-READER = "latent ridge reader (held-out R² 0.41; 194 exams of 60 patients)"
+READER = f"{NAME} ({HELD_OUT}: R² 0.41; 194 exams of 60 patients)"
 
 
 @pytest.fixture(scope="module")
 def report(traversal):
     scores = {"reconstruction_psnr_db": 27.25, "monotonicity": 0.9, "achieved_over_intended": 0.8,
               "measured_by": "the CNN", "leakage": {"age": 4.0}, "leakage_read_by": {"age": READER},
-              "leakage_unread": {"sex": "latent ridge reader (held-out R² 0.02), not used: held-out R² below 0.2"},
+              "leakage_unread": {"sex": f"{NAME} ({HELD_OUT}: R² 0.02), not used: R² below 0.2 {HELD_OUT}"},
               "measured": np.zeros(K)}  # arrays are left out of the report
     leakage = [("age", 0.62, f"+7 years across the film; read by the {READER}")]
     verdict = Verdict(CARE, (f"age changes too (+7 years across the film; read by the {READER}): the film shows "
@@ -243,7 +244,7 @@ def test_the_report_in_words_names_ends_scores_and_readers(traversal, report):
     assert lines[:2] == ["− = lower severity, + = higher severity", "Read this film with care."]
     assert "reconstruction: 27.2 dB PSNR against the original" in lines
     assert any("reached 80% of the intended change" in line and "as the CNN reads it" in line for line in lines)
-    assert any(line.startswith("age: +0.62 SD per SD of severity of the disease") and "held-out R² 0.41" in line
+    assert any(line.startswith("age: +0.62 SD per SD of severity of the disease") and "R² 0.41" in line
                for line in lines)
     assert lines[-1] == "not read (no trusted reader): sex"
     assert FilmReport.from_json(report.to_json()) == report
@@ -298,7 +299,7 @@ def test_the_html_report_says_which_end_is_plus_and_how_far_to_trust_the_film(tr
     block = re.search(r'<div id="seegaan-film-report".*?</div>', html, flags=re.S).group(0)
     assert "<b>− = lower severity, + = higher severity</b>" in block
     assert "Read this film with care." in block and "color:rgb(170,95,0)" in block
-    assert "reconstruction: 27.2 dB PSNR" in block and "held-out R² 0.41; 194 exams of 60 patients" in block
+    assert "reconstruction: 27.2 dB PSNR" in block and "R² 0.41; 194 exams of 60 patients" in block
     assert "not read (no trusted reader): sex" in block
     data = re.search(r'<script type="application/json" id="seegaan-film-report-json">(.*?)</script>', html,
                      flags=re.S).group(1)

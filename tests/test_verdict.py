@@ -122,15 +122,17 @@ def test_an_upload_the_bundled_model_cannot_represent_is_not_to_be_interpreted(t
     assert all(label in reason.split("Not held, ")[1] for label in moving)
 
 
-READ = "the latent ridge reader (held-out R² 0.89; 243 exams of 71 patients) on the re-encoded frames"
+READ = ("the reader fitted on this cohort's images (on patients left out of its fit: R² 0.89; 243 exams of 71 "
+        "patients) on the frames encoded again")
+SHORT = "the reader fitted on this cohort's images"  # the verdict names it; its numbers are the calibration note's
 
 
 @pytest.mark.parametrize("achieved, words", [
-    (0.1, f"view barely changed even as {READ} reads it (10% of the intended change), and that reader reads "
+    (0.1, f"view barely changed even as {SHORT} reads it (10% of the intended change), and that reader reads "
           "high"),
     # a latent reader reads high: it never vouches for a film, but it is named, as the calibration note names it
-    (0.9, f"only {READ} read view on this film (90% of the intended change), and that reader reads a change high, "
-          "so whether they show the intended change is unknown"),
+    (0.9, f"only {SHORT} read view on this film (90% of the intended change), and that reader reads a change high, "
+          "so whether the film shows the intended change is unknown"),
     (None, "nothing measured view on the frames, so whether they show the intended change is unknown"),
 ])
 def test_a_latent_reader_of_the_target_only_ever_raises_doubt(achieved, words):
@@ -149,7 +151,7 @@ def test_leakage_in_words_names_the_reader_and_goes_at_most_all_the_way_to_a_lev
     table = pd.DataFrame({"age": rng.normal(60, 10, 50), "sex": rng.choice(["f", "m"], 50),
                           "bnp": rng.normal(0, 1, 50)})
     study = Study(rng.normal(size=(50, 4)), table)
-    reader = "latent ridge reader (held-out R² 0.41; 50 exams of 50 patients)"
+    reader = "reader fitted on this cohort's images (on patients left out of its fit: R² 0.41; 50 exams of 50 patients)"
     leakage = {"age": 2.0, "sex": -0.2}  # per unit of the target, whose SD is 1 and which moves 4 units
     every = leakage_in_words(study, leakage, target_sd=1.0, intended=4.0, read_by={"age": reader})
     assert [leak.label for leak in every] == ["sex", "age"]  # largest share of an SD first

@@ -66,7 +66,8 @@ class Calibration:
 
 
 def calibrate(direction: Direction, rows: Sequence[int], read: Callable[[int, np.ndarray], np.ndarray | None],
-              by: str, target: str, gain: float | None = None) -> tuple[Direction, Calibration]:
+              by: str, target: str, gain: float | None = None, *,
+              two_level: bool = False) -> tuple[Direction, Calibration]:
     """``direction`` warped so that, on the films of cohort ``rows``, ``by`` reads the intended change
     as it reads that difference between the cohort's own exams: ``gain`` of it
     (:meth:`~seegaan_explore.explore.study.Study.reader_gain`; None: all of it).
@@ -74,7 +75,8 @@ def calibrate(direction: Direction, rows: Sequence[int], read: Callable[[int, np
     ``read(row, amounts)`` decodes patient ``row`` at ``amounts`` (steps in the attribute's units
     on the fitted scale, from the patient's own latent) and returns the target as ``by`` reads it on
     those frames, on the same scale (None where it cannot). The median response over the rows, made
-    monotone, is inverted on each side of the patient."""
+    monotone, is inverted on each side of the patient. ``two_level``: the target's levels are 0 and 1, so
+    what the generator cannot draw is said as a share of the way between them, not in cohort SDs."""
     if direction.path is not None:
         return direction, Calibration.not_done("a path through the cohort's bins is drawn as the bins were.", by)
     steps = response_steps(direction)
@@ -103,8 +105,9 @@ def calibrate(direction: Direction, rows: Sequence[int], read: Callable[[int, np
     stretch = float(np.mean(np.abs(drawn)) / end)
     reaches = [min(1.0, float(-warp[0, 0] / end)), min(1.0, float(warp[0, -1] / end))]
     sides = [f"towards {word}" for word in direction.ends] if len(direction.ends) == 2 else ["downwards", "upwards"]
-    short = [f"{max(reach, 0.0) + 0.0:.0%} of a step of {DEFAULT_END_SD:g} cohort SDs {side}"
-             for side, reach in zip(sides, reaches) if reach < 0.95]
+    step = (lambda reach: f"{max(reach, 0.0) * end + 0.0:.0%} of the way") if two_level else \
+        (lambda reach: f"{max(reach, 0.0) + 0.0:.0%} of a step of {DEFAULT_END_SD:g} cohort SDs")
+    short = [f"{step(reach)} {side}" for side, reach in zip(sides, reaches) if reach < 0.95]
     words = (f"Calibrated on {len(responses)} other patients' films, where, as fitted, {by} read {achieved:.0%} "
              f"of the intended change of {target}{against}: each step is now drawn where it reads as intended, the "
              f"ends at {stretch:.2f}× the fitted steps."
@@ -217,7 +220,7 @@ class FilmReader:
         """The target as the cohort's latent reader reads it on the frames decoded from ``ws`` and
         encoded again (:mod:`~seegaan_explore.explore.readers`), where one is trusted. It reads a
         film's change high, so a film calibrated by it is stretched too little rather than too far."""
-        from .readers import readers_of
+        from .readers import NAME, on_frames, readers_of
         from .study import on_scale
 
         reader = readers_of(self.study, [self.attribute])[self.attribute]
@@ -225,9 +228,9 @@ class FilmReader:
             return None, reader.describe()
         values = reader.read(self.study.frame_latents(ws, self.noise_seed, self.lock))
         if self.log and np.any(values <= 0):
-            return None, "the latent reader read values <= 0, which a log scale cannot show"
+            return None, f"the {NAME} read values of 0 or below, which a log scale cannot show"
         self.caveat = "That reader reads a change high, so the film may show less than promised."
-        return on_scale(values, self.log, self.attribute), f"the cohort's {reader.describe()} on the re-encoded frames"
+        return on_scale(values, self.log, self.attribute), on_frames(reader.describe())
 
 
 def calibrate_for(study, direction: Direction, attribute: str, log: bool, patient, match: Sequence[str] = (), *,
@@ -239,7 +242,8 @@ def calibrate_for(study, direction: Direction, attribute: str, log: bool, patien
     reader = reader or FilmReader(study, direction, attribute, log, noise_seed)
     if not rows or reader.by is None:
         return direction, None
-    calibrated, calibration = calibrate(direction, rows, reader, reader.by, study.label(attribute), reader.gain)
+    calibrated, calibration = calibrate(direction, rows, reader, reader.by, study.label(attribute), reader.gain,
+                                        two_level=study.levels(attribute) is not None)
     if reader.caveat:
         calibration = dataclasses.replace(calibration, words=f"{calibration.words} {reader.caveat}")
     return calibrated, calibration

@@ -38,8 +38,8 @@ import pandas as pd
 from ..data.table import PATIENT_CANDIDATES
 from .quality import slope
 
-__all__ = ["FOLDS", "MAX_EXAMS", "MIN_PATIENTS", "TRUSTED_R2", "FilmReading", "Reader", "Readers", "fit_reader",
-           "fit_readers", "patient_groups", "read_film", "readers_of"]
+__all__ = ["FOLDS", "HELD_OUT", "MAX_EXAMS", "MIN_PATIENTS", "NAME", "TRUSTED_R2", "FilmReading", "Reader",
+           "Readers", "fit_reader", "fit_readers", "on_frames", "patient_groups", "read_film", "readers_of"]
 
 TRUSTED_R2 = 0.2  # held-out R² below this: the reader explains too little of its attribute to measure it
 MIN_PATIENTS = 10  # fewer patients with a value: nothing to hold out
@@ -47,7 +47,8 @@ MIN_EXAMS = 20
 FOLDS = 5  # grouped folds for the held-out readings
 MAX_EXAMS = 20_000  # a reader is fitted on at most this many exams, whole patients drawn at random
 ALPHAS = np.logspace(-1, 5, 13)  # ridge penalties tried (on standardised latents), chosen by generalised CV
-NAME = "latent ridge reader"
+NAME = "reader fitted on this cohort's images"  # through their latents: docs/quality.md's latent ridge reader
+HELD_OUT = "on patients left out of its fit"  # where its R² and AUC were measured
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,14 +83,14 @@ class Reader:
         return self.centre + (raw - self.centre) / self.gain
 
     def describe(self) -> str:
-        """Which reader, and how far to trust it: "latent ridge reader (held-out R² 0.89, AUC 1.00;
-        243 exams of 71 patients)"; where it is not trusted, why."""
+        """Which reader, and how far to trust it: "reader fitted on this cohort's images (on patients
+        left out of its fit: R² 0.89, AUC 1.00; 243 exams of 71 patients)"; where it is not trusted, why."""
         if not np.isfinite(self.held_out_r2):
             return f"no {NAME}: {self.reason}"
         auc = "" if self.held_out_auc is None else f", AUC {self.held_out_auc:.2f}"
-        held = "" if self.by_patient else ", held out by exam: no patient column, so one patient's films may " \
-                                          "sit on both sides"
-        text = f"{NAME} (held-out R² {self.held_out_r2:.2f}{auc}; {self.exams} exams of {self.patients} patients{held})"
+        where = HELD_OUT if self.by_patient else ("on exams left out of its fit (no patient column, so one "
+                                                  "patient's films may sit on both sides)")
+        text = f"{NAME} ({where}: R² {self.held_out_r2:.2f}{auc}; {self.exams} exams of {self.patients} patients)"
         return text if self.trusted else f"{text}, not used: {self.reason}"
 
     def to_dict(self) -> dict:
@@ -97,6 +98,11 @@ class Reader:
                 "held_out_auc": self.held_out_auc, "gain": self.gain, "exams": self.exams,
                 "patients": self.patients, "by_patient": self.by_patient, "trusted": self.trusted,
                 "reason": self.reason, "description": self.describe()}
+
+
+def on_frames(description: str) -> str:
+    """A reader's ``description`` as it reads a film: each frame is encoded again and read from that latent."""
+    return f"the {description} on the frames encoded again"
 
 
 def _standardised_ridge(x: np.ndarray, y: np.ndarray):
@@ -159,7 +165,7 @@ def fit_reader(latents, values, groups=None, *, attribute: str, two_level: bool 
     weights, intercept = _standardised_ridge(x, y)
     reason = None
     if not (gain > 0 and r2 >= TRUSTED_R2):
-        reason = f"held-out R² below {TRUSTED_R2:g}"
+        reason = f"R² below {TRUSTED_R2:g} {HELD_OUT}"
     return Reader(attribute, weights, intercept, float(y.mean()), gain, r2, auc, len(y), patients, by_patient, reason)
 
 
@@ -264,7 +270,7 @@ class FilmReading:
             read = score(traversal, on_scale(values, log, target))
             scores["target_read"] = {"achieved_over_intended": read["achieved_over_intended"],
                                      "monotonicity": read["monotonicity"],
-                                     "by": f"the {self.read_by[target]} on the re-encoded frames"}
+                                     "by": on_frames(self.read_by[target])}
         return scores
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .quality import CohortPsnr
+from .readers import NAME as READER
 
 TRUST, CARE, STOP = "trust", "care", "stop"
 HEADLINES = {TRUST: "The film can be trusted.", CARE: "Read this film with care.",
@@ -108,11 +109,11 @@ def judge(quality: dict, *, target: str, cohort_psnr: CohortPsnr | tuple[float, 
                         "unknown")
         elif achieved < BARELY:
             # the latent readers read a film's own change high, so only a shortfall is news
-            care.append(f"{target} barely changed even as {read['by']} reads it ({achieved:.0%} of the intended "
+            care.append(f"{target} barely changed even as the {READER} reads it ({achieved:.0%} of the intended "
                         "change), and that reader reads high")
-        else:  # named, as the calibration note names it, but it never vouches for a film
-            care.append(f"only {read['by']} read {target} on this film ({achieved:.0%} of the intended change), "
-                        "and that reader reads a change high, so whether they show the intended change is unknown")
+        else:  # named (the calibration note gives its numbers), but it never vouches for a film
+            care.append(f"only the {READER} read {target} on this film ({achieved:.0%} of the intended change), "
+                        "and that reader reads a change high, so whether the film shows the intended change is unknown")
     cohort = cohort or {}
     leakage = [Leak(*item) for item in leakage]
     for leak in leakage:
