@@ -538,7 +538,7 @@ def test_a_viewers_image_is_read_as_the_cohort_was_imported(setup, tmp_path):
     for path in (wide, Path(get_testdata_file("CT_small.dcm"))):
         e.path.value = str(path)
         e.load.click()
-        assert e.wait()["patient"] == f"upload:{path.name}", e.status.value
+        assert e.wait()["patient"] == f"upload:{path.name}", e.notice.value
         shown = e.renderer._original(f"upload:{path.name}")
         np.testing.assert_array_equal(shown, preprocess(read_image(path), e.renderer.resolution, framing="crop"))
     e.close()
@@ -547,16 +547,29 @@ def test_a_viewers_image_is_read_as_the_cohort_was_imported(setup, tmp_path):
 def test_a_bad_path_is_named_in_the_status(explorer, tmp_path):
     explorer.path.value = str(tmp_path / "missing.dcm")
     explorer.load.click()
-    assert f"no such file: {tmp_path / 'missing.dcm'}" in explorer.status.value
+    assert f"no such file: {tmp_path / 'missing.dcm'}" in explorer.notice.value
     (tmp_path / "notes.png").write_text("not an image")
     explorer.path.value = str(tmp_path / "notes.png")
     explorer.load.click()
-    assert "Could not use notes.png" in explorer.status.value and "not a recognised image" in explorer.status.value
+    assert "Could not use notes.png" in explorer.notice.value and "not a recognised image" in explorer.notice.value
     from pydicom.data import get_testdata_file
 
     explorer.path.value = get_testdata_file("CT_small.dcm")  # a CT is refused as a cohort's import refuses it
     explorer.load.click()
-    assert "Could not use CT_small.dcm" in explorer.status.value and "modality CT" in explorer.status.value
+    assert "Could not use CT_small.dcm" in explorer.notice.value and "modality CT" in explorer.notice.value
+
+
+def test_a_refusal_stays_on_screen_while_a_film_is_drawn_until_the_viewer_moves_on(explorer, tmp_path):
+    """The answer to a typed path sits beside the film's status: a render the slider or Play asks for
+    meanwhile replaces the status, never the answer; the viewer's next change clears it."""
+    explorer.path.value = str(tmp_path / "missing.dcm")
+    explorer.load.click()
+    explorer.film.frame = 0  # as Play or the slider would: a new render of the same film
+    explorer.wait()
+    assert "Shown" in explorer.status.value and "no such file" in explorer.notice.value
+    explorer.attribute.value = "age"
+    explorer.wait()
+    assert explorer.notice.value == "" and "Shown: age" in explorer.status.value
 
 
 @pytest.mark.parametrize("kind, magic", [("GIF", b"GIF8"), ("MP4", b"ftyp"), ("PNG", b"\x89PNG"),
@@ -567,7 +580,7 @@ def test_export_buttons_write_the_traversal_and_offer_a_download(explorer, tmp_p
     (path,) = tmp_path.glob(f"*.{kind.lower()}")
     assert path.name.startswith("nt_probnp_pg_ml_0_sd_-2_2")
     assert magic in path.read_bytes()[:200]
-    assert f"download {path.name}" in explorer.export_link.value and "Exported" in explorer.status.value
+    assert f"download {path.name}" in explorer.export_link.value and "Exported" in explorer.notice.value
     verdict = explorer.result["verdict"]
     calibration = explorer.result["calibration"].words
     if kind == "HTML":  # what the page says of the film goes with it, in its words and units
@@ -622,7 +635,7 @@ def test_off_loopback_the_page_offers_no_server_path(setup, tmp_path, monkeypatc
         assert not any(e.path in getattr(box, "children", ()) for box in e.children[2].children[0].children)
         e.path.value = str(tmp_path / "anything.png")
         e.load.click()
-        assert "anything" not in e.status.value and e.uploaded.options == (("a cohort patient (by #)", ""),)
+        assert "anything" not in e.notice.value and e.uploaded.options == (("a cohort patient (by #)", ""),)
     finally:
         e.close()
 
@@ -646,7 +659,7 @@ def test_with_a_data_root_only_files_inside_it_are_read_and_outside_ones_are_not
         for typed in ("../private/secret.png", "../private/absent.png", str(outside / "secret.png"), "link.png"):
             e.path.value = typed
             e.load.click()
-            answers.append(e.status.value.replace(typed, "PATH"))
+            answers.append(e.notice.value.replace(typed, "PATH"))
         assert len(set(answers)) == 1 and "only files in the data folder" in answers[0]
         assert e.uploaded.options == (("a cohort patient (by #)", ""),)
         e.path.value = "ward/film.png"

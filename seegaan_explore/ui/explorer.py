@@ -140,7 +140,7 @@ class Explorer(widgets.VBox):
                                           layout=widgets.Layout(width="92px", margin="0 0 0 4px"))
         self.n_frames = widgets.IntSlider(value=9, min=3, max=MAX_FRAMES // 2, description="Frames", style=style,
                                           layout=wide, continuous_update=False)
-        choice = self.patient_choice = PatientChoice(len(r.latents), add_image=r.add_image, say=self._set_status,
+        choice = self.patient_choice = PatientChoice(len(r.latents), add_image=r.add_image, say=self._say,
                                                      quietly=self._quietly, server_paths=server_paths, style=style,
                                                      filters=import_options.get("filters"),
                                                      colour=import_options.get("colour", "refuse"))
@@ -172,9 +172,12 @@ class Explorer(widgets.VBox):
         self.method, self.attribution_caption = self.attribution.method, self.attribution.caption
         self.attribution_original, self.attribution_frame = self.attribution.original, self.attribution.frame
         self.words = widgets.HTML(layout=widgets.Layout(width="100%"))
-        self.exports = ExportBar(lambda: self.result, export_dir, self._set_status, study=r.study)
+        self.exports = ExportBar(lambda: self.result, export_dir, self._say, study=r.study)
         self.export_buttons, self.export_link = self.exports.buttons, self.exports.link
         self.status = widgets.HTML()
+        # what an upload, a typed path or an export answered: kept until the viewer's next change, so a
+        # film drawn meanwhile (Play, the slider) cannot replace it as it replaces the status
+        self.notice = widgets.HTML(layout=widgets.Layout(margin="0 0 0 16px"))
         self.progress = widgets.HTML(layout=widgets.Layout(visibility="hidden"))
 
     def _lay_out(self, note: str) -> None:
@@ -205,12 +208,14 @@ class Explorer(widgets.VBox):
                  "radiograph as an attribute changes" + (", and where a CNN looks" if self.renderer.cnn else "")
                  + (f" · {html.escape(note)}" if note else "") + "</span>")
         self.progress.layout.margin = "0 0 0 16px"
-        super().__init__([widgets.HTML(title), widgets.HBox([self.status, self.progress]),
+        super().__init__([widgets.HTML(title),
+                          widgets.HBox([self.status, self.notice, self.progress],
+                                       layout=widgets.Layout(flex_flow="row wrap")),
                           widgets.HBox([controls, right])])
         self.add_class("seegaan-explorer")
         for name in ("attribute", "estimator", "units", "calibrate", "n_frames", "patient", "patient_info", "thumbnail",
                      "thumbnail_caption", "film", "method", "attribution_original", "attribution_frame",
-                     "attribution_caption", "words", "status", "progress", "upload"):
+                     "attribution_caption", "words", "status", "notice", "progress", "upload"):
             getattr(self, name).add_class("seegaan-" + name.replace("_", "-"))  # stable hooks for browser tests
         self.path.add_class("seegaan-server-path")
         self.load.add_class("seegaan-server-load")
@@ -298,8 +303,11 @@ class Explorer(widgets.VBox):
             self._moving.quiet = before
 
     def _set_status(self, message: str, error: bool = False, colour: str | None = None) -> None:
-        colour = colour or ("#b00020" if error else "#2e7d32")
-        self.status.value = f"<span class='seegaan-status' style='color:{colour}'>{html.escape(message)}</span>"
+        self.status.value = _coloured("seegaan-status", message, colour or ("#b00020" if error else "#2e7d32"))
+
+    def _say(self, message: str, error: bool = False) -> None:
+        """An answer to the viewer's upload, typed path or export, beside the film's status."""
+        self.notice.value = _coloured("seegaan-said", message, "#b00020" if error else "#2e7d32")
 
     # ------------------------------------------------------------------ control handlers
 
@@ -307,6 +315,7 @@ class Explorer(widgets.VBox):
         if self._quiet:
             return
         owner = change["owner"]
+        self.notice.value = ""  # the viewer moved on
         with self._quietly():
             if owner is self.attribute:
                 self._ranges[change["old"]] = (self.units.value, self.start.value, self.stop.value,
@@ -550,3 +559,7 @@ class Explorer(widgets.VBox):
         self.result = result
         self.attribution.show(result, self.renderer.study)
         self.words.value = verdict_html(result, self.renderer.study)
+
+
+def _coloured(name: str, message: str, colour: str) -> str:
+    return f"<span class='{name}' style='color:{colour}'>{html.escape(message)}</span>"
