@@ -138,7 +138,8 @@ def test_the_match_box_holds_two_level_attributes_by_matching_and_the_rest_by_a_
     explorer.estimator.value = "ridge"  # only a mean shift holds: the list and the box are off and say why
     r = explorer.wait()
     assert explorer.match.disabled and explorer.confounders.disabled
-    assert "only a mean shift holds attributes fixed" in explorer.match.tooltip
+    assert "only an average difference (mean shift) holds attributes fixed" in explorer.match.tooltip
+    assert "best predictor, diagnostic (ridge) cannot" in explorer.match.tooltip
     assert r["error"] is None and r["args"]["confounders"] == () and r["args"]["match"] == ()
     explorer.estimator.value = "mean_shift"
     r = explorer.wait()
@@ -224,9 +225,12 @@ def test_a_cohort_map_whose_browser_view_stops_applying_edits_is_rebuilt(explore
     assert explorer.wait()["patient"] == 5
 
 
-def test_the_spline_is_offered_as_the_mean_shift_at_the_patients_level(explorer):
+def test_the_directions_are_offered_in_words_with_their_names_in_brackets(explorer):
     labels = dict((value, label) for label, value in explorer.estimator.options)
-    assert labels["spline_mean_shift"] == "mean shift at the patient's level (spline)"
+    assert labels["mean_shift"] == "average difference (mean shift)" and explorer.estimator.value == "mean_shift"
+    assert labels["spline_mean_shift"] == "difference at the patient's level (spline)"
+    assert all("diagnostic" in labels[name] for name in ("ridge", "logistic", "svm"))
+    assert len(set(labels.values())) == len(labels) and "_" not in "".join(labels.values())
     explorer.attribute.value = "age"
     explorer.estimator.value = "spline_mean_shift"
     r = explorer.wait()

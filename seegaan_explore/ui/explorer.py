@@ -43,7 +43,19 @@ from .worker import LatestWins, release_freed_memory
 
 logger = logging.getLogger(__name__)
 
-ESTIMATOR_LABELS = {SPLINE: "mean shift at the patient's level (spline)"}
+# what each direction is, in words, with its name in the literature (directions.md) in brackets
+ESTIMATOR_LABELS = {"mean_shift": "average difference (mean shift)",
+                    SPLINE: "difference at the patient's level (spline)",
+                    "binned_means": "average image per band (binned means)",
+                    "pca": "main axis of variation (PCA)",
+                    "ridge": "best predictor, diagnostic (ridge)",
+                    "logistic": "best separator, diagnostic (logistic)",
+                    "svm": "separating boundary, diagnostic (SVM)",
+                    LATENT_SHIFT: "this patient's CNN gradient (latent shift)"}
+ESTIMATOR_TIP = ("how the direction is found. Average difference (the default): how the model's code differs, on "
+                 "average, between exams that differ in the attribute, holding what is chosen fixed. Diagnostic: "
+                 "what predicts the attribute from the code; it shows what the model knows, and need not change "
+                 "the image as the attribute does")
 MATCH_TIP = ("fit on the exams that share the patient's value (its view, its sex), instead of holding it by a "
              "linear term")
 SD_TIP = ("cohort SDs: steps from this patient's value, in standard deviations of the attribute across the "
@@ -116,10 +128,9 @@ class Explorer(widgets.VBox):
                                           value=study.default_attribute, description="Attribute", style=style,
                                           layout=wide)
         self.estimator = widgets.Dropdown(
-            options=[(ESTIMATOR_LABELS.get(e.name, f"{e.name.replace('_', ' ')} ({e.kind})"), e.name)
-                     for e in ESTIMATORS.values()]
-            + ([("latent shift (this patient's CNN gradient)", LATENT_SHIFT)] if r.cnn is not None else []),
-            value="mean_shift", description="Direction", style=style, layout=wide)
+            options=[(ESTIMATOR_LABELS[name], name) for name in ESTIMATORS]
+            + ([(ESTIMATOR_LABELS[LATENT_SHIFT], LATENT_SHIFT)] if r.cnn is not None else []),
+            value="mean_shift", description="Direction", tooltip=ESTIMATOR_TIP, style=style, layout=wide)
         self.confounders = widgets.SelectMultiple(options=[], description="Hold fixed", rows=3, style=style,
                                                   layout=wide)
         self.match = widgets.Checkbox(value=False, description="match categories to the patient", indent=False,
@@ -369,7 +380,7 @@ class Explorer(widgets.VBox):
         direction the list and the box are off, keep what was chosen, and say why."""
         usable = self.estimator.value in MATCHABLE
         self.confounders.disabled = self.match.disabled = not usable
-        why = f"only a mean shift holds attributes fixed; the {self.estimator.label} direction cannot"
+        why = f"only an average difference (mean shift) holds attributes fixed; the {self.estimator.label} cannot"
         self.confounders.tooltip = None if usable else why
         self.match.tooltip = MATCH_TIP if usable else why
 
