@@ -400,6 +400,19 @@ def test_a_range_typed_for_one_attribute_is_kept_and_each_starts_with_what_it_ho
         e.wait()
         assert list(e.scatter.data[0].marker.colorbar.ticktext) == ["female", "male"]
         assert set(e.scatter.data[0].text) == {"sex: female", "sex: male"}
+        # two levels: their values are 0 and 1, said so, and each level is a button that ends the film there
+        assert e.units.options == (("cohort SDs", "sd"), ("levels (0 to 1)", "value"))
+        assert "0 is female, 1 is male" in e.units.tooltip and e.start.tooltip == e.units.tooltip
+        buttons = {b.description: b for b in e.anchors.children if isinstance(b, widgets.Button)}
+        assert sorted(buttons) == ["female", "male"]
+        own = e.renderer.study.values("sex")[e.patient.value]
+        other = "female" if own == 1 else "male"
+        buttons[other].click()
+        r = e.wait()
+        assert r["error"] is None and e.units.value == "value"
+        assert r["targets"][0] == pytest.approx(own) and r["targets"][-1] == pytest.approx(1 - own)
+        e.attribute.value = "age"  # back to a measured attribute: values again, its own tooltip
+        assert e.units.options[1] == ("values", "value") and "levels" not in e.units.tooltip
     finally:
         e.close()
 

@@ -60,6 +60,8 @@ MATCH_TIP = ("fit on the exams that share the patient's value (its view, its sex
              "linear term")
 SD_TIP = ("cohort SDs: steps from this patient's value, in standard deviations of the attribute across the "
           "cohort; values: the attribute's own values, in its units")
+LEVELS_TIP = ("cohort SDs: steps from this patient's value, in standard deviations of the attribute across the "
+              "cohort; levels: 0 is {0}, 1 is {1}, and 0.5 halfway between them")
 
 PROGRESS_AFTER_S = 0.5  # show the progress indicator only for work a user would notice
 
@@ -106,6 +108,7 @@ class Explorer(widgets.VBox):
         self._lay_out(note)
         self._sync_confounders()
         self._sync_anchors()
+        self._sync_units()
         self._sync_holding()
         self._sync_log()
         for control in (self.attribute, self.estimator, self.confounders, self.match, self.log_scale, self.units,
@@ -333,6 +336,7 @@ class Explorer(widgets.VBox):
                                                self.log_scale.value)
                 self._sync_confounders()
                 self._sync_anchors()
+                self._sync_units()
                 self.units.value, self.start.value, self.stop.value, self.log_scale.value = \
                     self._range_for(self.attribute.value)
                 self._sync_log()
@@ -373,7 +377,16 @@ class Explorer(widgets.VBox):
         self.log_scale.value = False
 
     def _sync_anchors(self) -> None:
-        self.anchors.children = anchor_buttons(self.renderer.study.info(self.attribute.value), self._on_anchor)
+        study, attribute = self.renderer.study, self.attribute.value
+        self.anchors.children = anchor_buttons(study.info(attribute), self._on_anchor, study.levels(attribute))
+
+    def _sync_units(self) -> None:
+        """A two-level attribute's values are its levels, 0 and 1: the menu and the tooltips say which is which."""
+        levels = self.renderer.study.levels(self.attribute.value)
+        words = [levels[code] for code in sorted(levels)] if levels else None
+        self.units.options = [("cohort SDs", "sd"), ("levels (0 to 1)" if words else "values", "value")]
+        tip = LEVELS_TIP.format(*words) if words else SD_TIP
+        self.units.tooltip = self.start.tooltip = self.stop.tooltip = tip
 
     def _sync_holding(self) -> None:
         """Only a mean shift holds attributes fixed (by linear terms, or by matching): for another

@@ -47,15 +47,22 @@ def default_range(study: Study, attribute: str, units: str, log: bool, row: int 
     return tuple(rounded(v) for v in study.to_shown(attribute, from_scale(np.array([low, high]), log)))
 
 
-def anchor_buttons(info: AttributeInfo, on_click: Callable) -> list[widgets.Widget]:
+def anchor_buttons(info: AttributeInfo, on_click: Callable,
+                   levels: dict[float, str] | None = None) -> list[widgets.Widget]:
     """"go to (pg/mL): 125 300 450 900 1,800": one button per clinical anchor of the dictionary (none
-    without), each carrying its value as ``button.anchor``; narrow, so that five fit on one line."""
+    without), each carrying its value as ``button.anchor``; narrow, so that five fit on one line. A
+    two-level attribute (``levels``, code -> word) has its levels as anchors: "go to: female male"."""
+    if levels:
+        anchors = [(code, word, f"the film runs from the patient to {word}") for code, word in levels.items()]
+        unit = ""
+    else:
+        anchors = [(value, info.format(value, unit=False), words or info.format(value))
+                   for value, words in info.anchors]
+        unit = f" ({info.unit})" if info.unit else ""
     buttons = []
-    for value, words in info.anchors:
-        button = widgets.Button(description=info.format(value, unit=False), tooltip=words or info.format(value),
-                                layout=widgets.Layout(width="auto", padding="0 6px"))
+    for value, text, tip in anchors:
+        button = widgets.Button(description=text, tooltip=tip, layout=widgets.Layout(width="auto", padding="0 6px"))
         button.anchor = value
         button.on_click(on_click)
         buttons.append(button)
-    unit = f" ({info.unit})" if info.unit else ""
     return [widgets.HTML(f"<small>go to{unit}:</small>"), *buttons] if buttons else []
