@@ -139,7 +139,7 @@ def test_the_match_box_holds_two_level_attributes_by_matching_and_the_rest_by_a_
     r = explorer.wait()
     assert explorer.match.disabled and explorer.confounders.disabled
     assert "only an average difference (mean shift) holds attributes fixed" in explorer.match.tooltip
-    assert "best predictor, diagnostic (ridge) cannot" in explorer.match.tooltip
+    assert "predictor, diagnostic (ridge) cannot" in explorer.match.tooltip
     assert r["error"] is None and r["args"]["confounders"] == () and r["args"]["match"] == ()
     explorer.estimator.value = "mean_shift"
     r = explorer.wait()
@@ -228,7 +228,7 @@ def test_a_cohort_map_whose_browser_view_stops_applying_edits_is_rebuilt(explore
 def test_the_directions_are_offered_in_words_with_their_names_in_brackets(explorer):
     labels = dict((value, label) for label, value in explorer.estimator.options)
     assert labels["mean_shift"] == "average difference (mean shift)" and explorer.estimator.value == "mean_shift"
-    assert labels["spline_mean_shift"] == "difference at the patient's level (spline)"
+    assert labels["spline_mean_shift"] == "local difference (spline)"
     assert all("diagnostic" in labels[name] for name in ("ridge", "logistic", "svm"))
     assert len(set(labels.values())) == len(labels) and "_" not in "".join(labels.values())
     explorer.attribute.value = "age"

@@ -45,17 +45,18 @@ logger = logging.getLogger(__name__)
 
 # what each direction is, in words, with its name in the literature (directions.md) in brackets
 ESTIMATOR_LABELS = {"mean_shift": "average difference (mean shift)",
-                    SPLINE: "difference at the patient's level (spline)",
-                    "binned_means": "average image per band (binned means)",
-                    "pca": "main axis of variation (PCA)",
-                    "ridge": "best predictor, diagnostic (ridge)",
-                    "logistic": "best separator, diagnostic (logistic)",
-                    "svm": "separating boundary, diagnostic (SVM)",
-                    LATENT_SHIFT: "this patient's CNN gradient (latent shift)"}
+                    SPLINE: "local difference (spline)",
+                    "binned_means": "band averages (binned means)",
+                    "pca": "main variation (PCA)",
+                    "ridge": "predictor, diagnostic (ridge)",
+                    "logistic": "classifier, diagnostic (logistic)",
+                    "svm": "boundary, diagnostic (SVM)",
+                    LATENT_SHIFT: "CNN gradient (latent shift)"}
 ESTIMATOR_TIP = ("how the direction is found. Average difference (the default): how the model's code differs, on "
-                 "average, between exams that differ in the attribute, holding what is chosen fixed. Diagnostic: "
-                 "what predicts the attribute from the code; it shows what the model knows, and need not change "
-                 "the image as the attribute does")
+                 "average, between exams that differ in the attribute, holding what is chosen fixed. Local: the "
+                 "same at the patient's own level. Diagnostic: what predicts the attribute from the code; it shows "
+                 "what the model knows, and need not change the image as the attribute does. CNN gradient: what "
+                 "this patient's CNN prediction responds to")
 MATCH_TIP = ("fit on the exams that share the patient's value (its view, its sex), instead of holding it by a "
              "linear term")
 SD_TIP = ("cohort SDs: steps from this patient's value, in standard deviations of the attribute across the "
@@ -133,7 +134,8 @@ class Explorer(widgets.VBox):
         self.estimator = widgets.Dropdown(
             options=[(ESTIMATOR_LABELS[name], name) for name in ESTIMATORS]
             + ([(ESTIMATOR_LABELS[LATENT_SHIFT], LATENT_SHIFT)] if r.cnn is not None else []),
-            value="mean_shift", description="Direction", tooltip=ESTIMATOR_TIP, style=style, layout=wide)
+            value="mean_shift", description="Direction", tooltip=ESTIMATOR_TIP, style=style,
+            layout=widgets.Layout(width="320px"))  # the default's name whole
         self.confounders = widgets.SelectMultiple(options=[], description="Hold fixed", rows=3, style=style,
                                                   layout=wide)
         self.match = widgets.Checkbox(value=False, description="match categories to the patient", indent=False,
