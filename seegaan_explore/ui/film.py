@@ -191,15 +191,20 @@ export default { render };
 
 _CSS = """
 .seegaan-film-player { font-family: sans-serif; font-size: 13px; }
-.seegaan-film-panels { display: flex; gap: 10px; align-items: flex-start; }
+/* Side by side where there is room (Voila's page); in a narrower notebook the images shrink to share a
+   row, at most 260 px each, and the curve wraps below them rather than off the edge */
+.seegaan-film-panels { display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start; }
+.seegaan-film-panels > figure { flex: 1 1 200px; max-width: 260px; min-width: 0; }
+.seegaan-film-panels > figure.seegaan-film-curve { flex: 0 0 280px; max-width: none; }
 .seegaan-film-player figure { margin: 0; }
 .seegaan-film-player figcaption { font-size: 13px; text-align: center; height: 18px; white-space: nowrap;
   overflow: hidden; }
-.seegaan-film-player img { width: 260px; height: 260px; image-rendering: auto; display: block; background: #000; }
-.seegaan-film-colourbar { width: 260px; height: 8px;
+.seegaan-film-player img { width: 100%; aspect-ratio: 1 / 1; image-rendering: auto; display: block;
+  background: #000; }
+.seegaan-film-colourbar { width: 100%; height: 8px;
   background: linear-gradient(to right, rgb(5,48,97), rgb(67,147,195), rgb(247,247,247), rgb(214,96,77),
     rgb(103,0,31)); }
-.seegaan-film-colourlabels { width: 260px; display: flex; justify-content: space-between; font-size: 11px;
+.seegaan-film-colourlabels { width: 100%; display: flex; justify-content: space-between; font-size: 11px;
   color: #333; }
 .seegaan-film-chart { width: 280px; height: 220px; }
 .seegaan-film-chart .frame { fill: #f4f6fa; stroke: #ccd; }
@@ -208,7 +213,8 @@ _CSS = """
 .seegaan-film-chart .marker { fill: #d62728; }
 .seegaan-film-chart .tick { font-size: 10px; fill: #333; }
 .seegaan-film-controls { display: flex; gap: 8px; align-items: center; margin-top: 6px; }
-.seegaan-film-slider { width: 420px; }
+.seegaan-film-play { white-space: nowrap; }
+.seegaan-film-slider { flex: 0 1 420px; min-width: 120px; }
 .seegaan-film-label { font-size: 13px; }
 """
 
