@@ -123,6 +123,17 @@ def test_latent_shift_follows_this_patients_cnn_gradient_and_reaches_the_intende
     assert any("Latent Shift" in line and "this patient" in line for line in plain_words(result))
 
 
+def test_a_latent_shift_film_stays_within_what_the_cohort_shows(renderer, setup):
+    """Its steps promise what the CNN reads, in the target's units: 6 SDs down would promise an
+    NT-proBNP no patient has, so the film is cut at the cohort's end and says so, as any film is."""
+    table = setup[2]
+    result = renderer.render({"attribute": "nt_probnp_pg_ml", "log": True, "estimator": LATENT_SHIFT, "start": -6,
+                              "stop": 0, "n_frames": 5, "patient": 2, "method": None})
+    assert result["error"] is None, result["error"]
+    assert result["targets"].min() >= table["nt_probnp_pg_ml"].min() * (1 - 1e-9)
+    assert "cut" in result["range_note"]
+
+
 def test_changing_only_the_frame_reuses_the_traversal_and_attributes_one_image(renderer, monkeypatch):
     calls = []
     real = renderer_module.attribute

@@ -297,7 +297,7 @@ class Renderer:
         ends = ([patient_scaled + a[k] * direction.scale for k in ("start", "stop")] if sd
                 else list(on_scale([a["start"], a["stop"]], log, a["attribute"])))
         note = None
-        if a["clip"] and a["estimator"] != LATENT_SHIFT:
+        if a["clip"]:  # a Latent Shift's steps too: they promise what the CNN reads, and it reads no -131 mg/L
             *ends, note = self.study.within_range(a["attribute"], log, *ends, start=patient_scaled)
         targets = np.linspace(*ends, a["n_frames"])
         amounts = (targets - patient_scaled) / direction.scale if sd else targets - patient_scaled
