@@ -818,3 +818,30 @@ def test_the_intended_curve_of_a_log_scale_film_is_drawn_on_that_scale(setup):
     assert curve["log"] and np.allclose(np.diff(curve["y"]), np.log(10) / 2)  # even steps: a straight line
     assert curve["y_low"] == study.format("nt_probnp_pg_ml", 100.0)
     assert curve["y_high"] == study.format("nt_probnp_pg_ml", 10000.0)
+
+
+def test_a_refused_cohort_says_why_and_leaves_no_half_built_explorer_to_complain(setup, monkeypatch):
+    """The constructor's error is the only message: the half-built widget, collected later, must not
+    add an "Exception ignored" of its own."""
+    import gc
+
+    model, latents, table, _, _, images = setup
+    ignored = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: ignored.append(repr(u.exc_value)))
+    with pytest.raises(ValueError, match="no numeric, two-valued or categorical column"):
+        Explorer(model, latents, table[["image_id"]], images=images)
+    gc.collect()
+    assert ignored == []
+
+
+@pytest.mark.parametrize("reason, shown", [
+    ("the model draws this cohort coarsely", "The model draws this cohort coarsely."),
+    ("crp_val moved the wrong way", "crp_val moved the wrong way."),  # a column's name, as written
+    ("pH barely changed", "pH barely changed."),
+])
+def test_the_verdict_capitalises_a_word_but_never_a_name(explorer, reason, shown):
+    from seegaan_explore.explore.verdict import CARE, Verdict
+    from seegaan_explore.ui.words import verdict_html
+
+    page = verdict_html({**explorer.result, "verdict": Verdict(CARE, (reason,))}, explorer.renderer.study)
+    assert f"</b> {html.escape(shown)}</div>" in page

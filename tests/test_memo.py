@@ -197,5 +197,5 @@ def test_on_a_real_cohort_a_later_kernel_reads_the_re_encoded_films_from_disk(tm
         return renderer.render({"attribute": "brightness", "patient": 3})["calibration"], list(encoded)
 
     (first, first_encoded), (again, again_encoded) = calibration(), calibration()
-    assert first.by.startswith("the cohort's") and again == first
+    assert first.by.startswith("the reader fitted on this cohort's images") and again == first
     assert sorted(first_encoded) == sorted(again_encoded + [1] + [9] * 8)

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from seegaan_explore.explore.attributes import (
     CNN_PREDICTION,
@@ -386,6 +387,17 @@ def test_a_readers_gain_and_what_goes_with_the_target_are_measured_on_the_cohort
     shares = study.cohort_shares("nt_probnp_pg_ml", True, ["ctr", "sex", "age"], held=["age", "view"])
     assert shares["age"] == 0.0 and shares["ctr"] > 0.5 and abs(shares["sex"]) < 0.1
     assert study.cohort_shares("nt_probnp_pg_ml", True, ["age"])["age"] > 0.2  # unheld, age goes with it
+    # a film scored from Python is read against that gain, as the dashboard reads it; gain=1: the whole change
+    from seegaan_explore.explore.report import score_film
+    from seegaan_explore.explore.traversal import traverse
+
+    film = traverse(demo.model, demo.latents[3], study.direction("nt_probnp_pg_ml", log=True), np.linspace(-2, 2, 5))
+    measured, by = study.measured("nt_probnp_pg_ml", True, cnn_predictions=study.cnn_predict(
+        torch.from_numpy(film.frames)[:, None]))
+    as_shown = score_film(film, study=study, measured=measured, measured_by=by)[0]
+    whole = score_film(film, study=study, measured=measured, measured_by=by, gain=1.0)[0]
+    assert by == "the CNN" and as_shown["reader_gain"] == cnn_gain
+    assert as_shown["achieved_over_intended"] == pytest.approx(whole["achieved_over_intended"] / cnn_gain)
 
 
 def test_without_a_dictionary_a_cut_range_never_quotes_a_negative_value_the_table_never_holds():
@@ -399,3 +411,25 @@ def test_without_a_dictionary_a_cut_range_never_quotes_a_negative_value_the_tabl
     assert "174" not in note
     _, _, note = study.within_range("change", False, -40.0, 0.0)  # a column with negative values: quoted
     assert "-40.0 lies below what the cohort shows" in note
+
+
+def test_the_encoded_cohort_itself_may_be_passed_and_a_broken_latent_is_named():
+    """What ``encode_cohort`` returns is accepted as it is (``Study.of`` passes the model on, so that a
+    film can be calibrated); a latent that is NaN is refused by its image's id, before any fit."""
+    from seegaan_explore.explore.calibration import calibrate_for
+
+    w, table = _cohort(40)
+    encoded = SimpleNamespace(ids=list(table["image_id"]), latents=w, table=table)
+    model = object()
+    study = Study.of(encoded, model=model)
+    assert study.model is model and study.latents.shape == (40, 4)
+    np.testing.assert_array_equal(Study(encoded, table).latents, w)
+    without = Study.of(encoded)
+    with pytest.raises(ValueError, match=r"build the Study with the model"):
+        calibrate_for(without, without.direction("age"), "age", False, 3)
+    broken = w.copy()
+    broken[[4, 7]] = np.nan
+    with pytest.raises(ValueError, match=r"2 latent\(s\) hold NaN or infinity \('im4', 'im7'\)"):
+        Study(SimpleNamespace(ids=encoded.ids, latents=broken), table)
+    with pytest.raises(ValueError, match=r"\(row 4, row 7\)"):
+        Study(broken, table)

@@ -91,7 +91,6 @@ def _run_traverse(args) -> int:
 
     from ..explore.archives import load_direction
     from ..explore.attributes import split_scaled_name
-    from ..explore.calibration import READ_ON_IMAGES
     from ..explore.readers import film_attributes, readers_of
     from ..explore.report import Readings, report_on
     from ..explore.study import measured
@@ -169,8 +168,7 @@ def _run_traverse(args) -> int:
         scores, report = report_on(t, study=study, model=model, readers=readers, measured=measured_target,
                                    measured_by=by, not_measured=by, original=original, cohort_psnr=cohort_psnr,
                                    target=CNN_PREDICTION if args.latent_shift else None,
-                                   gain=study.reader_gain(target, log) if study is not None and by in READ_ON_IMAGES
-                                   else None, calibration=calibration.words if calibration is not None else "")
+                                   calibration=calibration.words if calibration is not None else "")
         stem = args.out / f"{safe_name(name)}.{safe_name(direction.attribute)}"
         readings = None if predictions is None else study.cnn_readings(predictions) if study is not None \
             else Readings.of(predictions, label)

@@ -238,6 +238,9 @@ def calibrate_for(study, direction: Direction, attribute: str, log: bool, patien
     """``direction`` calibrated for ``patient`` (a cohort row, or an image's key) on the films of the
     cohort patients nearest it in ``attribute`` (:func:`other_patients`), read by ``reader`` (default
     a new :class:`FilmReader`); as it is, with None, where nothing reads the target on an image."""
+    if study.model is None:
+        raise ValueError("calibrating decodes other patients' films: build the Study with the model "
+                         "(Study(..., model=model) or Study.of(latents, model=model))")
     rows = other_patients(study, attribute, patient, match)
     reader = reader or FilmReader(study, direction, attribute, log, noise_seed)
     if not rows or reader.by is None:

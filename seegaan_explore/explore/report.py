@@ -197,15 +197,19 @@ def score_film(traversal, *, study=None, model=None, readers=None, measured=None
     not the direction's (a Latent Shift's CNN prediction, a renderer's column); ``held``: the attributes
     held fixed (default the direction's confounders and matched columns); ``estimated``: the patient's
     value is not recorded (a string: where the film starts instead, in words); ``gain``: the share of
-    a difference between the cohort's own exams that ``measured_by`` reads
-    (:meth:`~seegaan_explore.explore.study.Study.reader_gain`): the film's achieved change is read
-    against it, as its calibration was."""
+    a difference between the cohort's own exams that ``measured_by`` reads: the film's achieved change
+    is read against it, as its calibration was. By default the ``study``'s
+    (:meth:`~seegaan_explore.explore.study.Study.reader_gain`) where the oracle or the CNN measured the
+    frames, so that a script judges a film as the dashboard does; 1 reads the whole change."""
     from . import quality
     from .attributes import split_scaled_name
+    from .calibration import READ_ON_IMAGES
     from .verdict import judge, leakage_in_words
 
     direction = traversal.direction
     name, log = (target, log) if target is not None else split_scaled_name(direction.attribute)
+    if gain is None and study is not None and measured is not None and measured_by in READ_ON_IMAGES:
+        gain = study.reader_gain(name, log)
     reading = None
     if others is None and readers is not None and model is not None:
         from .readers import read_film

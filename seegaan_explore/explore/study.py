@@ -26,7 +26,7 @@ import torch
 from ..model.cnn import at_resolution_of
 from ..model.oracle import in_table_coding, reversed_factors
 from .attribute_table import AttributeTable
-from .attributes import CNN_PREDICTION, cnn_label, from_scale, on_scale
+from .attributes import CNN_PREDICTION, cnn_label, from_scale, on_scale, scaled_name
 from .attribution import module_device
 from .dictionary import AttributeInfo
 from .directions import (
@@ -44,7 +44,7 @@ from .memo import array_digest, decoder_digest, remembered, weights_digest
 
 # what the other modules take from here, some defined where they belong and kept here for them
 __all__ = ["CNN_PREDICTION", "COHORT_MEDIAN", "ESTIMATED", "LATENT_SHIFT", "MATCHABLE", "SPLINE", "Lru", "Study",
-           "direction_for", "from_scale", "measured", "on_scale", "traversal_range"]
+           "direction_for", "from_scale", "latent_array", "measured", "on_scale", "traversal_range"]
 
 GAIN_EXAMS = 256  # exams a reader's gain is measured on (evenly spread), once per study
 LATENT_SHIFT = "latent_shift"  # a per-patient direction (the CNN's gradient through the generator), not a cohort fit
@@ -99,6 +99,23 @@ class Lru(OrderedDict):
         return None
 
 
+def latent_array(latents) -> np.ndarray:
+    """A cohort's latents as float32 [N, w_dim], from an array, a tensor or the
+    :class:`~seegaan_explore.explore.latents.Latents` that ``encode_cohort`` returns; a row that is not
+    finite (an image the encoder failed on) is refused by name, before any direction is fitted on it."""
+    ids = getattr(latents, "ids", None)
+    latents = getattr(latents, "latents", latents)
+    array = latents.detach().cpu().numpy() if torch.is_tensor(latents) else np.asarray(latents)
+    if array.ndim != 2:
+        raise ValueError(f"latents must be [N, w_dim], got shape {array.shape}")
+    bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
+    if bad.size:
+        named = [f"{ids[k]!r}" if ids is not None else f"row {k}" for k in bad[:5]]
+        raise ValueError(f"{bad.size} latent(s) hold NaN or infinity ({', '.join(named)}"
+                         f"{', ...' if bad.size > 5 else ''}): encode those images again or leave them out")
+    return array if array.dtype == np.float32 else array.astype(np.float32)
+
+
 # --------------------------------------------------------------------------- the study
 
 class Study(AttributeTable):
@@ -118,12 +135,10 @@ class Study(AttributeTable):
     def __init__(self, latents, table: pd.DataFrame, *, model=None, cnn=None, oracle=None, images=None,
                  attributes: Sequence[str] | None = None, dictionary: Mapping[str, AttributeInfo] | None = None,
                  cache_dir=None):
-        latents = latents.detach().cpu().numpy() if torch.is_tensor(latents) else np.asarray(latents)
-        if latents.ndim != 2:
-            raise ValueError(f"latents must be [N, w_dim], got shape {latents.shape}")
+        latents = latent_array(latents)
         if len(table) != len(latents):
             raise ValueError(f"the table has {len(table)} rows but there are {len(latents)} latents")
-        self.latents = latents if latents.dtype == np.float32 else latents.astype(np.float32)
+        self.latents = latents
         self.model, self.cnn, self.oracle, self._images = model, cnn, oracle, images
         self.cache_dir = cache_dir
         super().__init__(table, attributes=attributes, dictionary=dictionary,
@@ -138,9 +153,10 @@ class Study(AttributeTable):
         self._digests: dict[str, str | None] = {}
 
     @classmethod
-    def of(cls, latents, *, cnn=None, images=None) -> Study:
-        """A study of an encoded cohort (:class:`~seegaan_explore.explore.latents.Latents`)."""
-        return cls(latents.latents, latents.table, cnn=cnn, images=images)
+    def of(cls, latents, **options) -> Study:
+        """A study of an encoded cohort (:class:`~seegaan_explore.explore.latents.Latents`), with the
+        ``model``, ``cnn``, ``images`` and any other option of the constructor."""
+        return cls(latents, latents.table, **options)
 
     @property
     def images(self):
@@ -530,7 +546,8 @@ class Study(AttributeTable):
         the most frequent); ``match`` holds attributes by fitting only on the exams that share cohort
         ``row``'s values; ``at`` is the range (fitted scale) a spline mean shift takes its slope over.
         ``rows`` fits on a subset only (:meth:`subset`: ``"split=train"``, or a mask). ``name`` is
-        what the direction calls its attribute (default the attribute's). The direction records its
+        what the direction calls its attribute (default the attribute's, "ln(...)" on the log scale, as
+        files and commands name it). The direction records its
         two ends in words (``ends``), the subset (``diagnostics["fitted_on"]``) and the rows the fit
         left out for a missing value or another level, column by column (``diagnostics["dropped"]``)."""
         attribute = self.check(attribute)
@@ -552,7 +569,8 @@ class Study(AttributeTable):
             return cached
         values = self.scaled(attribute, log)
         covariates = np.column_stack([self.held(c, terms=True) for c in confounders]) if confounders else None
-        direction = direction_for(estimator, self.latents, values, covariates, attribute=name or attribute,
+        direction = direction_for(estimator, self.latents, values, covariates,
+                                  attribute=name or scaled_name(attribute, log),
                                   confounder_names=confounders, match={c: self.held(c) for c in match},
                                   like=like, like_labels={c: self.value_label(c, row) for c in match}, at=at,
                                   rows=subset, rows_said=said)

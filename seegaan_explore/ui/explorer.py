@@ -268,7 +268,8 @@ class Explorer(widgets.VBox):
         return self.cohort.figure
 
     def close(self) -> None:
-        self._worker.close()
+        if hasattr(self, "_worker"):  # not where the constructor failed before it: only the widgets to close
+            self._worker.close()
         super().close()
 
     def _render(self, args: dict, superseded: Callable[[], bool]) -> None:

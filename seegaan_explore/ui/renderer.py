@@ -31,7 +31,6 @@ from ..data.images import preprocess, to_uint8
 from ..explore import quality
 from ..explore.attribution import METHODS, agreement, attribute
 from ..explore.calibration import (
-    READ_ON_IMAGES,
     Calibration,
     FilmReader,
     calibrate_for,
@@ -51,6 +50,7 @@ from ..explore.study import (
     Lru,
     Study,
     from_scale,
+    latent_array,
     on_scale,
 )
 from ..explore.traversal import traverse
@@ -97,8 +97,9 @@ class Renderer:
     def __init__(self, model: SeeGaan, latents, table: pd.DataFrame, *, cnn: torch.nn.Module | None = None,
                  oracle=None, images=None, attributes: list[str] | None = None, dictionary=None,
                  cache_size: int = 32, cache_dir=None, framing: str = "pad"):
+        latents = latent_array(latents)
         n = len(latents)
-        if np.ndim(latents) != 2 or np.shape(latents)[1] != model.config.w_dim:
+        if np.shape(latents)[1] != model.config.w_dim:
             raise ValueError(f"latents of shape {tuple(np.shape(latents))} do not fit the model "
                              f"(w_dim {model.config.w_dim})")
         r = model.config.resolution
@@ -341,7 +342,6 @@ class Renderer:
                 entry["traversal"], study=self.study, model=self.model, readers=readers, measured=measured,
                 measured_by=by, not_measured=by, others=others, original=entry["original"], cohort_psnr=cohort_psnr,
                 target=a["attribute"], log=a["log"], held=set(a["confounders"]) | set(a["match"]),
-                gain=self.study.reader_gain(a["attribute"], a["log"]) if by in READ_ON_IMAGES else None,
                 estimated=self._start_in_words(a, entry))
         if scores["measured_by"] is not None:
             scores["measured"] = measured

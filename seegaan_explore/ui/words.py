@@ -107,6 +107,13 @@ def plain_words(result: dict, study=None) -> list[str]:
 VERDICT_COLOURS = {"trust": "#2e7d32", "care": "#b26a00", "stop": "#b00020"}
 
 
+def _sentence(text: str) -> str:
+    """``text`` as a sentence: its first word capitalised where it is a plain word ("the model ...",
+    "sex ..."), left as written where it is a name ("pH", "crp_val", "NT-proBNP")."""
+    first = text.split(" ", 1)[0]
+    return text[:1].upper() + text[1:] if first.isalpha() and first.islower() else text
+
+
 def verdict_html(result: dict, study=None) -> str:
     """The verdict first, as a traffic light with its reasons; the numbers behind it on demand."""
     lines = "".join(f"<li>{html.escape(line)}</li>" for line in plain_words(result, study))
@@ -117,7 +124,7 @@ def verdict_html(result: dict, study=None) -> str:
     reasons = "; ".join(verdict.reasons)
     return (f"<div class='seegaan-verdict seegaan-verdict-{verdict.level}' style='border-left:6px solid {colour};"
             f"padding:4px 10px;background:#f7f7f7;margin:2px 0 6px 0'><b style='color:{colour}'>"
-            f"{html.escape(verdict.headline)}</b> {html.escape(reasons[:1].upper() + reasons[1:])}.</div>"
+            f"{html.escape(verdict.headline)}</b> {html.escape(_sentence(reasons))}.</div>"
             + (f"<div class='seegaan-range-note'><small>{html.escape(result['range_note'])}</small></div>"
                if result.get("range_note") else "")
             + (f"<div class='seegaan-calibration-note'><small>{html.escape(result['calibration'].words)}</small></div>"
