@@ -67,6 +67,28 @@ def test_serve_ends_a_mistake_with_one_line_before_any_server_starts(cohort_csv,
     assert f"checkpoint not found: {tmp_path / 'none.safetensors'}" in run.stderr
 
 
+def test_paths_given_relative_to_where_serve_runs_reach_kernels_that_run_elsewhere(cohort_csv, tmp_path,
+                                                                                    monkeypatch):
+    """Voila's kernels start in another folder: `serve --data cohort.csv` must still find cohort.csv."""
+    import shutil
+
+    from seegaan_explore.cli import main
+    from seegaan_explore.cli import serve as serve_command
+
+    served = []
+    monkeypatch.setattr(serve_command, "_serve", lambda args, notebook, environ: served.append(environ))
+    here = tmp_path / "here"
+    shutil.copytree(cohort_csv.parent, here)
+    shutil.copy(CHECKPOINT, here / "model.safetensors")
+    (here / "words.yaml").write_text("age: {label: Age, unit: years}\n")
+    monkeypatch.chdir(here)
+    assert main(["serve", "--checkpoint", "model.safetensors", "--data", "phantoms.csv", "--image-root", ".",
+                 "--dictionary", "words.yaml", "--cache-dir", "cache", "--no-browser", "--no-progress"]) == 0
+    monkeypatch.chdir(tmp_path)  # where a kernel runs
+    kwargs = dashboard_kwargs({SESSION_ENV: served[0][SESSION_ENV]})
+    assert len(kwargs["table"]) == 24 and "age" in kwargs["dictionary"]
+
+
 def test_the_data_root_must_be_a_folder_and_confines_the_server_path_box(tmp_path):
     from seegaan_explore.cli.serve import server_paths_setting
 

@@ -88,14 +88,14 @@ def _run_serve(args: argparse.Namespace) -> int:
 
     from ..ui.session import SESSION_ENV, CohortSource, load_cohort_source
 
+    def absolute(path: Path | None) -> str | None:  # the kernels run in another folder than this command
+        return None if path is None else str(Path(path).expanduser().absolute())
+
     options = import_options(args)
     source = CohortSource(
-        checkpoint=str(args.checkpoint), data=str(args.data),
-        image_root=None if args.image_root is None else str(args.image_root), id_column=args.id_column,
-        path_column=args.path_column, patient_column=args.patient_column,
-        cache_dir=None if args.cache_dir is None else str(args.cache_dir),
-        cnn=None if args.cnn is None else str(args.cnn),
-        dictionary=None if args.dictionary is None else str(args.dictionary),
+        checkpoint=absolute(args.checkpoint), data=absolute(args.data), image_root=absolute(args.image_root),
+        id_column=args.id_column, path_column=args.path_column, patient_column=args.patient_column,
+        cache_dir=absolute(args.cache_dir), cnn=absolute(args.cnn), dictionary=absolute(args.dictionary),
         framing=options["framing"], colour=options["colour"], filters=dataclasses.asdict(options["filters"]),
         device=args.device, precision=args.precision)
     # everything the kernels will do, once here: a mistake is one line before any server starts, and
