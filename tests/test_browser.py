@@ -482,7 +482,9 @@ def test_your_own_cohort_end_to_end_from_check_to_a_served_film(hannover_dir, br
 
     page, blocked, errors = browser
     csv = _hannover_cohort(hannover_dir, tmp_path)
-    (tmp_path / "words.yaml").write_text(HANNOVER_DICTIONARY)
+    words = tmp_path / "words.yaml"  # as `dictionary` writes it, filled in
+    assert main(["dictionary", "--data", str(csv), "--out", str(words)]) == 0
+    words.write_text(HANNOVER_DICTIONARY)
     cohort = ["--data", str(csv), "--image-root", str(hannover_dir / "png"), "--patient-column", "patient_id",
               "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
 
@@ -499,15 +501,16 @@ def test_your_own_cohort_end_to_end_from_check_to_a_served_film(hannover_dir, br
     assert main(["encode", *checkpoint, *cohort]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["images"] == 243
 
-    assert main(["direction", *checkpoint, *cohort, "--attribute", "outcome=died", "sex",
-                 "--where", "split=train", "--out", str(tmp_path / "directions")]) == 0
+    assert main(["direction", *checkpoint, *cohort, "--attribute", "sex", "outcome=died", "--confounders",
+                 "projection", "--where", "split=train", "--dictionary", str(words), "--out",
+                 str(tmp_path / "directions")]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
-    assert [line["ends"] for line in lines] == [["not died", "died"], ["f", "m"]]  # what - and + mean
+    assert [line["ends"] for line in lines] == [["female", "male"], ["not died", "died"]]  # what - and + mean
     assert all(line["fitted_on"] == "split = train" for line in lines)
     held_out = pd.read_csv(csv).query("split == 'test'")["image_id"].iloc[0]
     assert main(["traverse", *checkpoint, *cohort, "--id", held_out, "--attribute", "outcome=died",
-                 "--where", "split=train", "--range", "-2", "2", "--sd", "--frames", "5", "--format", "npz", "gif",
-                 "--out", str(tmp_path / "films")]) == 0
+                 "--where", "split=train", "--range", "-2", "2", "--sd", "--dictionary", str(words), "--frames", "5",
+                 "--format", "npz", "gif", "--out", str(tmp_path / "films")]) == 0
     saved = sorted((tmp_path / "films").glob("*.npz"))
     assert len(saved) == 1 and saved[0].with_suffix(".gif").is_file()
     assert main(["export", str(saved[0]), "--format", "png", "html"]) == 0
@@ -515,7 +518,7 @@ def test_your_own_cohort_end_to_end_from_check_to_a_served_film(hannover_dir, br
 
     port = free_port()
     command = [sys.executable, "-m", "seegaan_explore", "serve", "--no-browser", "--port", str(port), *checkpoint,
-               *cohort, "--dictionary", str(tmp_path / "words.yaml"), "--data-root", str(hannover_dir / "png")]
+               *cohort, "--dictionary", str(words), "--data-root", str(hannover_dir / "png")]
     with _server(command, port, tmp_path / "serve.log"):
         page.goto(f"http://127.0.0.1:{port}/", timeout=START_S * 1000)
         _wait_until_drawn(page)
