@@ -122,3 +122,24 @@ def test_a_warning_reads_as_one_line_without_the_packages_code(tmp_path):
     lines = done.stderr.splitlines()
     assert any(line.startswith("warning: ") and "read as Windows-1252" in line for line in lines), done.stderr
     assert "UserWarning" not in done.stderr and ".py:" not in done.stderr
+
+
+def test_every_option_with_a_default_shows_it_in_help():
+    """cli.md promises that each command's --help lists every option with its default."""
+    import argparse
+
+    from seegaan_explore.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in sub.choices.items():
+        text = " ".join(command.format_help().split())
+        for action in command._actions:
+            if not action.option_strings or action.nargs == 0 or action.default is None \
+                    or action.default is argparse.SUPPRESS or action.default in ([], ()):
+                continue
+            assert action.help, f"{name} {action.option_strings[-1]} has no help"
+            shown = " ".join(map(str, action.default)) if isinstance(action.default, (list, tuple)) \
+                else str(action.default)
+            assert "default" in action.help or f"(default: {shown})" in text, f"{name} {action.option_strings[-1]}"
+    assert "--steps STEPS training steps in all (a resumed run counts on) (default: 1000)" in \
+        " ".join(sub.choices["train"].format_help().split())

@@ -28,6 +28,19 @@ __all__ = ["build_parser", "main"]
 DESCRIPTION = "`seegaan-explore`: subcommands, each a few lines over the Python API."
 
 
+class DefaultsShown(argparse.HelpFormatter):
+    """Each option's help ends with its default, where it has one and the help does not say it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        unset = default is None or default is False or default is argparse.SUPPRESS or default in ([], ())  # 0 is one
+        if action.option_strings and action.nargs != 0 and not unset and "default" not in text:
+            shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else "%(default)s"
+            text += f" (default: {shown})"
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seegaan-explore", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"seegaan-explore {__version__}")
@@ -38,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                 explore.add_encode, explore.add_direction, films.add_traverse, films.add_export,
                 explore.add_attribute, serve.add_demo, serve.add_serve):
         add(sub)
+    for command in sub.choices.values():
+        command.formatter_class = DefaultsShown
     return parser
 
 

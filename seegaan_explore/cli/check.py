@@ -34,7 +34,7 @@ def add_check(sub) -> None:
                    help="do not decode DICOM pixels (faster; misses corrupt streams, constant images and "
                         "windows that destroy the image)")
     p.add_argument("--workers", type=int, default=1, help="processes reading the files")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=user_errors(_run_check))
 
 

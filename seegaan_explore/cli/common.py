@@ -129,7 +129,7 @@ def add_autoencoder_arguments(p) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="images encoded at once")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="auto: bf16 where the device runs it fast, else fp32")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def autoencoder(args):

@@ -126,13 +126,13 @@ def add_attribute(sub) -> None:
                        description="Write <out>/<image>.<method>.png (the image beside the map over it) and "
                                    ".npy (the map at the CNN's resolution) per image; prints the CNN's prediction.")
     p.add_argument("--cnn", required=True, type=Path, help="attribute CNN checkpoint (from train-cnn)")
-    p.add_argument("--method", default="gradcam", choices=list(METHODS))
+    p.add_argument("--method", default="gradcam", choices=list(METHODS), help="attribution method")
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--id", nargs="+", help="image id(s) of the cohort (needs --data)")
     who.add_argument("--image", nargs="+", type=Path, help="image file(s)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_optional_cohort_arguments(p, "--id")
     p.set_defaults(run=user_errors(_run_attribute))
 

@@ -67,7 +67,7 @@ def add_traverse(sub) -> None:
     steps.add_argument("--range", nargs=2, type=float, metavar=("FROM", "TO"), help="evenly spaced steps")
     p.add_argument("--frames", type=int, default=9, help="number of steps with --range (default 9)")
     p.add_argument("--sd", action="store_true", help="steps in SDs of the attribute")
-    p.add_argument("--noise-seed", type=int, default=0)
+    p.add_argument("--noise-seed", type=int, default=0, help="seed of the generator's per-pixel noise")
     p.add_argument("--cnn", type=Path, help="attribute CNN checkpoint: its prediction for every frame")
     p.add_argument("--no-calibrate", dest="calibrate", action="store_false",
                    help="draw the steps as fitted; by default, with a cohort, where --cnn or the cohort's trusted "
@@ -76,7 +76,7 @@ def add_traverse(sub) -> None:
     p.add_argument("--attribution", help="with --cnn: add this attribution method's maps to the PNG panel")
     p.add_argument("--format", nargs="+", default=["gif", "png", "npz"], choices=FORMATS,
                    help="output formats (default gif png npz; npz can be re-exported with `export`)")
-    p.add_argument("--fps", type=float, default=8)
+    p.add_argument("--fps", type=float, default=8, help="frames per second of a GIF or MP4")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     add_optional_cohort_arguments(p, "--id and --attribute")
     p.set_defaults(run=user_errors(_run_traverse))
@@ -244,7 +244,7 @@ def add_export(sub) -> None:
     p.add_argument("traversal", nargs="+", type=Path, help="traversal file(s) (.npz)")
     p.add_argument("--format", nargs="+", default=["gif", "png", "html"], choices=FORMATS[:-1],
                    help="output formats (default gif png html)")
-    p.add_argument("--fps", type=float, default=8)
+    p.add_argument("--fps", type=float, default=8, help="frames per second of a GIF or MP4")
     p.add_argument("--out", type=Path, help="output folder (default: beside each input)")
     p.set_defaults(run=user_errors(_run_export))
 

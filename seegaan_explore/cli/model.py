@@ -45,9 +45,10 @@ def _run_info(args) -> int:
 
 def add_bench(sub) -> None:
     p = sub.add_parser("bench", help="measure decoder/encoder speed on this machine")
-    p.add_argument("--preset", default="demo")
+    p.add_argument("--preset", default="demo", help="architecture preset timed")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="number format timed (auto: bf16 where the device runs it fast)")
     p.add_argument("--batch", type=int, default=16, help="frames decoded at once (one traversal)")
     p.add_argument("--rounds", type=int, default=7, help="paired conv-peak/decoder measurements (median counts)")
     p.add_argument("--no-traversal-256", action="store_true", help="skip the paper-preset traversal timing")

@@ -75,7 +75,7 @@ def add_evaluate(sub) -> None:
                              "so that it cannot read one from another")
     p.add_argument("--fit", type=int, default=1000, help="held-out phantoms the directions are fitted on")
     p.add_argument("--patients", type=int, default=16, help="held-out patients traversed per attribute")
-    p.add_argument("--frames", type=int, default=7)
+    p.add_argument("--frames", type=int, default=7, help="frames per traversal scored")
     p.add_argument("--estimator", default="mean_shift", choices=("mean_shift", "spline_mean_shift"),
                    help="the straight mean shift (default), or each patient's slope of a spline at its own value "
                         "(continuous attributes)")
@@ -94,7 +94,7 @@ def add_evaluate(sub) -> None:
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     add_threads_argument(p)
     p.add_argument("--json", action="store_true", help="end with one JSON line")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=user_errors(_run_evaluate))
 
 

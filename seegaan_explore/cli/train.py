@@ -36,9 +36,9 @@ def add_train(sub) -> None:
                    "file such as the bundled demo weights works too: its EMA networks seed the trained ones and the "
                    "discriminator starts untrained. The first half of --steps is then reconstruction only "
                    "(see --adversarial-start)")
-    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--steps", type=int, default=d.steps, help="training steps in all (a resumed run counts on)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch size")
-    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lr", type=float, default=d.lr, help="learning rate")
     p.add_argument("--lr-decay-start", type=int, help="cosine-decay the learning rate from this step")
     p.add_argument("--adam-betas", type=float, nargs=2, default=d.betas, metavar=("B1", "B2"),
                    help=f"Adam's betas (default {d.betas[0]:g} {d.betas[1]:g}, as for GAN training; a "
@@ -53,21 +53,25 @@ def add_train(sub) -> None:
                         "one that starts untrained learns real from fake before the trained networks feel it "
                         f"(default {d.discriminator_warmup})")
     p.add_argument("--perceptual", default=d.perceptual, help="'discriminator' or 'vgg16:PATH'")
-    p.add_argument("--perceptual-weight", type=float, default=d.perceptual_weight)
-    p.add_argument("--encoder-adversarial-weight", type=float, default=d.encoder_adversarial_weight)
-    p.add_argument("--r1-gamma", type=float, default=d.r1_gamma)
-    p.add_argument("--augment-probability", type=float, default=d.augment.probability)
+    p.add_argument("--perceptual-weight", type=float, default=d.perceptual_weight, help="weight of the perceptual loss")
+    p.add_argument("--encoder-adversarial-weight", type=float, default=d.encoder_adversarial_weight,
+                   help="weight of the adversarial loss on the reconstructions")
+    p.add_argument("--r1-gamma", type=float, default=d.r1_gamma, help="R1 gradient penalty of the discriminator")
+    p.add_argument("--augment-probability", type=float, default=d.augment.probability,
+                   help="probability of each augmentation the discriminator sees")
     p.add_argument("--warmup-adam-betas", type=float, nargs=2, metavar=("B1", "B2"),
                    help=f"Adam's betas during the reconstruction-only warm-up (default: {WARMUP_BETAS[0]:g} "
                         f"{WARMUP_BETAS[1]:g} under --init, where momentum fits faster; else --adam-betas)")
     p.add_argument("--warmup-augment-probability", type=float,
                    help="augmentation during the warm-up (default: 0 under --init, so that the networks first "
                         "learn your images as they are; else --augment-probability)")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--precision", default=d.precision, choices=["auto", "fp32", "bf16"])
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed")
+    p.add_argument("--precision", default=d.precision, choices=["auto", "fp32", "bf16"],
+                   help="number format (auto: bf16 where the device runs it fast)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
-    p.add_argument("--sample-every", type=int, default=d.sample_every)
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="steps between checkpoints")
+    p.add_argument("--sample-every", type=int, default=d.sample_every,
+                   help="steps between sample grids and held-out scores")
     p.add_argument("--val-fraction", type=float,
                    help="held out for validation: about this share of the images, in whole patients (none "
                         f"with fewer than {MIN_IMAGES_FOR_VALIDATION} images); all of them are reconstructed at "
@@ -77,7 +81,7 @@ def add_train(sub) -> None:
     p.add_argument("--val-seed", type=int, default=0, help="seed of the patient-level held-out split (fixed, "
                    "so that runs with other --seed values are validated on the same patients)")
     add_threads_argument(p)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=user_errors(_run_train))
 
 

@@ -15,18 +15,18 @@ __all__ = ["add_train_cnn", "add_train_oracle"]
 def _add_image_model_training_arguments(p, seed: int, seed_help: str | None = None) -> None:
     """What train-cnn and train-oracle share: output, resolution, optimisation, split, device."""
     p.add_argument("--out", required=True, type=Path, help="checkpoint file (.safetensors)")
-    p.add_argument("--resolution", type=int, default=128)
-    p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--resolution", type=int, default=128, help="image size the network reads")
+    p.add_argument("--epochs", type=int, default=8, help="passes over the training images")
+    p.add_argument("--batch-size", type=int, default=32, help="images per step")
+    p.add_argument("--lr", type=float, default=2e-3, help="learning rate")
     p.add_argument("--val-fraction", type=float, default=0.15, help="held-out fraction of patients")
-    p.add_argument("--seed", type=int, default=seed, help=seed_help)
+    p.add_argument("--seed", type=int, default=seed, help=seed_help or "random seed")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                    help="auto: bf16 where the device runs it fast, else fp32; fp32: the same precision on "
                         "every machine, so that reruns elsewhere train alike")
     add_threads_argument(p)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _patient_split(args, progress: bool, cohort=None):
