@@ -232,8 +232,12 @@ def test_pack_carries_every_network_in_half_precision_to_the_next_run(cohort, ca
         assert carried[name].dtype == torch.float32
         torch.testing.assert_close(carried[name], weight, rtol=1e-3, atol=1e-4)
 
-    _train(cohort, "--init", str(packed), "--steps", "1", out="next")
-    assert "networks packed at step 3, discriminator included)" in capsys.readouterr().err
+    _train(cohort, "--init", str(packed), "--steps", "2", out="next")
+    said = capsys.readouterr().err
+    assert "networks packed at step 3, discriminator included)" in said
+    # the GAN goes on against the discriminator it carries: no second warm-up by default
+    assert "no warm-up: the GAN losses go on from step 0 against the discriminator the file carries" in said
+    assert _state(cohort / "next")["train_config"]["adversarial_start"] == 0
 
 
 def test_discriminator_warmup_trains_the_discriminator_alone_first(cohort, capsys):

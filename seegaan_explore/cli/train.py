@@ -47,7 +47,8 @@ def add_train(sub) -> None:
                    help="reconstruction-only warm-up steps before the GAN losses switch on (default: "
                         f"{d.adversarial_start} for a new model; with --init, half of --steps, so that the "
                         "checkpoint's networks adapt to your images before an untrained discriminator "
-                        "joins; --adversarial-start N for --steps N trains reconstruction only)")
+                        "joins, and 0 where its discriminator is trained (a packed run goes on); "
+                        "--adversarial-start N for --steps N trains reconstruction only)")
     p.add_argument("--discriminator-warmup", type=int, default=d.discriminator_warmup, metavar="N",
                    help="for N steps from --adversarial-start only the discriminator plays the GAN game, so that "
                         "one that starts untrained learns real from fake before the trained networks feel it "
@@ -91,6 +92,7 @@ def _run_train(args) -> int:
     import torch
 
     from ..model import SeeGaan, preset_config
+    from ..model.checkpoint import read_metadata
     from ..train.distributed import init_from_environment
     from ..train.loop import CHECKPOINT_NAME, TrainConfig, Trainer, flag_value
 
@@ -114,7 +116,8 @@ def _run_train(args) -> int:
     adversarial_start = _adversarial_start(args, checkpoint if resuming else None)
     warm = _warm_up_settings(args)
     if args.init and not resuming:
-        say(_warm_up_line(adversarial_start, args.steps, defaulted=args.adversarial_start is None))
+        say(_warm_up_line(adversarial_start, args.steps, defaulted=args.adversarial_start is None,
+                          trained=_discriminator_trained(read_metadata(args.init))))
         if adversarial_start > 0:
             say(f"the warm-up trains with Adam betas {flag_value(warm['warmup_betas'])} and augmentation probability "
                 f"{warm['warmup_augment_probability']:g} (--warmup-adam-betas, --warmup-augment-probability); "
@@ -193,9 +196,9 @@ def _model_to_fine_tune(args, say):
     if meta.get("kind") == "inference":
         origin = "an inference file: its EMA networks seed the trained ones, the discriminator starts untrained"
     elif meta.get("kind") == "full":
-        trained = "included" if meta.get("discriminator_trained") else "included but never trained"
+        trained = "included" if _discriminator_trained(meta) else "included but never trained"
         origin = f"networks packed at step {meta.get('step')}, discriminator {trained}"
-    elif state.get("step", 0) <= state.get("train_config", {}).get("adversarial_start", 0):
+    elif not _discriminator_trained(meta):
         origin = f"a training checkpoint at step {state.get('step')} whose discriminator was never trained"
     else:
         origin = f"a training checkpoint at step {state.get('step')}, discriminator included"
@@ -227,9 +230,22 @@ def _warm_up_settings(args) -> dict:
     return {"warmup_betas": None if betas is None else tuple(betas), "warmup_augment_probability": augment}
 
 
+def _discriminator_trained(meta: dict) -> bool:
+    """Whether a checkpoint's metadata says its discriminator has played the GAN game: a packed file
+    says so; a training checkpoint has passed its warm-up; an inference file has none."""
+    if meta.get("kind") == "inference":
+        return False
+    if meta.get("kind") == "full":
+        return bool(meta.get("discriminator_trained"))
+    state = meta.get("training_state") or {}
+    return state.get("step", 0) > state.get("train_config", {}).get("adversarial_start", 0)
+
+
 def _adversarial_start(args, checkpoint: Path | None) -> int:
-    """--adversarial-start, or its default: none for a new model; half of --steps under --init (on
-    resuming, the warm-up the run started with, so that another --steps does not move it)."""
+    """--adversarial-start, or its default: none for a new model; under --init, none where the file's
+    discriminator is trained (the GAN goes on against it), else half of --steps (on resuming, the
+    warm-up the run started with, so that another --steps does not move it)."""
+    from ..model.checkpoint import read_metadata
     from ..train.loop import TrainConfig
 
     if args.adversarial_start is not None:
@@ -237,12 +253,10 @@ def _adversarial_start(args, checkpoint: Path | None) -> int:
     if not args.init:
         return TrainConfig().adversarial_start
     if checkpoint is not None:
-        from ..model.checkpoint import read_metadata
-
         saved = (read_metadata(checkpoint).get("training_state") or {}).get("train_config", {})
         if "adversarial_start" in saved:
             return int(saved["adversarial_start"])
-    return args.steps // 2
+    return 0 if _discriminator_trained(read_metadata(args.init)) else args.steps // 2
 
 
 def _check_resumable(checkpoint: Path, config, args) -> None:
@@ -260,11 +274,15 @@ def _check_resumable(checkpoint: Path, config, args) -> None:
                      f"--resolution, or give a new --out")
 
 
-def _warm_up_line(adversarial_start: int, steps: int, defaulted: bool) -> str:
-    """What a fine-tuning run will do with the GAN losses, in words, for its first lines."""
+def _warm_up_line(adversarial_start: int, steps: int, defaulted: bool, trained: bool) -> str:
+    """What a fine-tuning run will do with the GAN losses, in words, for its first lines (``trained``:
+    the --init file's discriminator has played the GAN game)."""
     if adversarial_start >= steps:
         return (f"reconstruction only for all {steps} steps (--adversarial-start {adversarial_start}): "
                 f"the GAN losses never switch on")
+    if adversarial_start <= 0 and trained:
+        return ("no warm-up: the GAN losses go on from step 0 against the discriminator the file carries"
+                + (" (the default for such a file; --adversarial-start N warms up first)" if defaulted else ""))
     if adversarial_start <= 0:
         return ("no warm-up (--adversarial-start 0): the GAN losses run from step 0, with a discriminator "
                 "that has not seen a real image yet")
