@@ -83,3 +83,32 @@ def test_the_quality_snippet_scores_a_film_with_the_readers(demo_cache, tmp_path
     report = namespace["report"]
     assert report.ends == ("lower bmi", "higher bmi") and report.verdict is not None
     assert namespace["scores"]["leakage_read_by"] and "Comment" in Image.open(tmp_path / "film.png").text
+
+
+@pytest.mark.slow
+def test_the_own_cohort_snippet_runs_on_the_hannover_radiographs(hannover_dir, tmp_path, monkeypatch):
+    """python.md's own-cohort snippet, as written, in a folder laid out as it assumes (the bundled model
+    stands in for runs/mine): a calibration or its absence said, a verdict, an Explorer."""
+    import shutil
+
+    from seegaan_explore.demo import FILES, WEIGHTS_DIR
+    from seegaan_explore.ui.explorer import Explorer
+
+    monkeypatch.setenv("SEEGAAN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "mine").mkdir(parents=True)
+    shutil.copy(WEIGHTS_DIR / FILES["autoencoder"], tmp_path / "runs" / "mine" / "model.safetensors")
+    shutil.copy(hannover_dir / "data.csv", tmp_path / "cohort.csv")
+    (tmp_path / "images").symlink_to(hannover_dir / "png")
+    (tmp_path / "words.yaml").write_text("crp_val: {label: CRP, unit: mg/L, log: true, low: 0.1, high: 500}\n"
+                                         "projection: {label: View, levels: {ap: AP, pa: PA}}\n")
+    namespace: dict = {}
+    exec(compile(python_block(ROOT / "docs" / "python.md", "Your own model and cohort"), "python.md", "exec"),
+         namespace)
+    explorer = namespace["explorer"]
+    try:
+        assert isinstance(explorer, Explorer) and len(namespace["study"].latents) == 243
+        assert namespace["report"].verdict is not None and namespace["film"].frames.shape[0] == 9
+        assert namespace["direction"].attribute == "ln(crp_val)"
+    finally:
+        explorer.close()
