@@ -335,7 +335,9 @@ def test_the_evaluation_shows_the_models_phantoms_as_a_cohort_read_from_disk_wou
 def test_bundled_weights_reconstruct_and_traverse(capsys):
     assert main(["evaluate", "--fit", "300", "--patients", "4", "--frames", "3", "--calibration", "2",
                  "--reconstructed", "16", "--json", "--no-progress"]) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    printed = capsys.readouterr()
+    result = json.loads(printed.out)  # stdout is the JSON alone (the table goes to stderr), for | json.tool
+    assert "reconstruction PSNR" in printed.err
     bundled = "the bundled oracle (demo-oracle.safetensors)"
     assert result["ruler"] == result["attributes"]["age"]["leakage_ruler"] == bundled
     assert result["attributes"]["view|nt_probnp,age"]["diffmap_r_ceiling"] > 0.95  # its causes held: near 1

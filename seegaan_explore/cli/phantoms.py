@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import sys
 from pathlib import Path
 
 from .common import add_threads_argument, user_errors
@@ -93,7 +95,7 @@ def add_evaluate(sub) -> None:
                         "or the --oracle file's path)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     add_threads_argument(p)
-    p.add_argument("--json", action="store_true", help="end with one JSON line")
+    p.add_argument("--json", action="store_true", help="print one JSON line, the table going to stderr")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=user_errors(_run_evaluate))
 
@@ -116,28 +118,29 @@ def _run_evaluate(args) -> int:
     result = evaluate(model, oracle, n_fit=args.fit, n_patients=args.patients, frames=args.frames,
                       n_reconstructed=args.reconstructed, estimator=args.estimator, n_calibration=args.calibration,
                       ceiling_fit=args.ceiling_fit, ruler=ruler, progress=not args.no_progress)
-    print(f"reconstruction PSNR {result['reconstruction_psnr_db']:.1f} dB "
+    say = functools.partial(print, file=sys.stderr if args.json else sys.stdout)  # stdout: the JSON alone
+    say(f"reconstruction PSNR {result['reconstruction_psnr_db']:.1f} dB "
           f"(SD {result['reconstruction_psnr_sd_db']:.1f} dB over {result['n_reconstructed']} phantoms, "
           "vs their noise-free renders)")
-    print(f"read by {ruler}; 'calib.': achieved/intended of the film calibrated on "
+    say(f"read by {ruler}; 'calib.': achieved/intended of the film calibrated on "
           f"{result['calibration']['phantoms']} phantoms, {result['calibration']['from']}, against the ruler's "
           "'gain' (what it reads of a difference between the fit set's own exams; '/gain': calib. over it); "
           f"'ceiling': diffmap r of {args.estimator} on an ideal latent (the renderer's inputs, {args.ceiling_fit} "
           "phantom tables)")
-    print(f"{'attribute':<20} {'spearman':>8} {'achieved':>8} {'calib.':>6} {'gain':>5} {'/gain':>5} {'on truth':>8} "
+    say(f"{'attribute':<20} {'spearman':>8} {'achieved':>8} {'calib.':>6} {'gain':>5} {'/gain':>5} {'on truth':>8} "
           f"{'diffmap r':>9} {'ceiling':>7} {'share':>5} {'age leak':>9} {'view leak':>9}")
     for name, s in result["attributes"].items():
         leak = [f"{s['leakage'][f]:+9.3f}" if f in s["leakage"] else f"{'target':>9}" for f in ("age", "view")]
         calibrated, gain, over_gain, share = ("—" if v is None else f"{v:.2f}" for v in (
             s["achieved_over_intended_calibrated"], s["ruler_gain"], s["achieved_over_gain_calibrated"],
             s["diffmap_r_share"]))
-        print(f"{name:<20} {s['spearman']:8.2f} {s['achieved_over_intended']:8.2f} {calibrated:>6} {gain:>5} "
+        say(f"{name:<20} {s['spearman']:8.2f} {s['achieved_over_intended']:8.2f} {calibrated:>6} {gain:>5} "
               f"{over_gain:>5} {s['achieved_on_truth']:8.2f} {s['diffmap_r']:9.2f} {s['diffmap_r_ceiling']:7.2f} "
               f"{share:>5} " + " ".join(leak))
     for factor, ratio in result.get("conditioned_leakage_ratio", {}).items():
         low, high = result["conditioned_leakage_ratio_ci95"][factor]
         ideal = result["conditioned_leakage_ratio_on_truth"][factor]
-        print(f"conditioning on age and view leaves {ratio:.0%} of NT-proBNP's leakage into {factor} "
+        say(f"conditioning on age and view leaves {ratio:.0%} of NT-proBNP's leakage into {factor} "
               f"(95% bootstrap interval over patients {low:.0%} to {high:.0%}; read by {ruler}; "
               f"{ideal:.0%} on the true counterfactuals)")
     if args.json:
