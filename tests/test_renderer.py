@@ -314,6 +314,8 @@ def test_constructor_names_what_does_not_fit(setup):
         Renderer(model, latents[:, :7], table)
     with pytest.raises(ValueError, match=r"images of shape \(24, 16, 16\)"):
         Renderer(model, latents, table, images=images[:, :16, :16])
+    with pytest.raises(ValueError, match=r"images reach 255, where the model's are in \[-1, 1\]"):
+        Renderer(model, latents, table, images=np.round((images + 1) * 127.5))  # 8-bit pixels, unscaled
     with pytest.raises(ValueError, match=r"attribute 'image_id' is not a numeric, two-valued or categorical column"):
         Renderer(model, latents, table, attributes=["age", "image_id"])
 

@@ -106,6 +106,11 @@ class Renderer:
         if images is not None and tuple(np.shape(images)) != (n, r, r):
             raise ValueError(f"images of shape {tuple(np.shape(images))} do not match {n} latents "
                              f"at the model's {r} px")
+        if images is not None and n:
+            brightest = float(np.abs(np.asarray(images[:64], np.float32)).max())  # a sample: a cohort may be huge
+            if brightest > 1.5:
+                raise ValueError(f"images reach {brightest:g}, where the model's are in [-1, 1]: pass them as "
+                                 "cohort.images(resolution) gives them (8-bit pixels p as p / 127.5 - 1)")
         self.study = Study(latents, table, model=model, cnn=cnn, oracle=oracle, images=images, attributes=attributes,
                            dictionary=dictionary, cache_dir=cache_dir)
         self.model, self.cnn, self.oracle, self.images = model, cnn, oracle, images
