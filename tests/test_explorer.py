@@ -305,7 +305,7 @@ def test_without_a_cnn_no_attribution_is_offered_and_the_caption_says_why(setup,
     e = Explorer(model, latents, table, oracle=oracle, images=images, export_dir=tmp_path, threaded=False)
     try:
         assert e.result["args"]["method"] is None and e.method.layout.display == "none"
-        assert "no CNN under explanation was given" in e.attribution_caption.value
+        assert "started without a CNN to explain" in e.attribution_caption.value
         assert "where a CNN looks" not in e.children[0].value  # the title promises no CNN
     finally:
         e.close()
@@ -411,6 +411,10 @@ def test_a_range_typed_for_one_attribute_is_kept_and_each_starts_with_what_it_ho
         r = e.wait()
         assert r["error"] is None and e.units.value == "value"
         assert r["targets"][0] == pytest.approx(own) and r["targets"][-1] == pytest.approx(1 - own)
+        buttons["male" if other == "female" else "female"].click()  # the level the patient already has
+        e.wait()
+        assert f"the film would start and end at {'male' if own == 1 else 'female'}: choose another end" in \
+            html.unescape(e.status.value)
         e.attribute.value = "age"  # back to a measured attribute: values again, its own tooltip
         assert e.units.options[1] == ("values", "value") and "levels" not in e.units.tooltip
     finally:

@@ -225,7 +225,7 @@ def test_matching_errors_name_the_group_and_the_patient(renderer):
     ({"attribute": "age", "n_frames": 1}, "n_frames must be between 2 and 64, got 1"),
     ({"attribute": "age", "patient": 99}, "patient 99 is neither a row of the cohort (0..23)"),
     ({"attribute": "age", "confounders": ("age",)}, "'age' cannot be held: it is the attribute itself"),
-    ({"attribute": "age", "start": 1, "stop": 1}, "the range 1 to 1 is empty"),
+    ({"attribute": "age", "start": 1, "stop": 1}, "the film would start and end at +1 cohort SD: choose another end"),
     ({"attribute": "age", "method": "lime"}, "unknown attribution method 'lime'"),
     ({"attribute": "age", "colour": "red"}, "unknown argument(s) ['colour']"),
     ({"attribute": "age", "estimator": "latent_shift"},

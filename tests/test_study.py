@@ -117,7 +117,7 @@ def test_the_patient_value_comes_from_the_table_or_is_estimated():
     table.loc[5, "age"] = np.nan
     study = Study(w, table)
     value, source = study.patient_value("age", False, row=0)
-    assert value == pytest.approx(table["age"][0]) and source == "the table"
+    assert value == pytest.approx(table["age"][0]) and source == "recorded"
     estimate, source = study.patient_value("age", False, row=5)
     assert source == ESTIMATED == "not recorded: estimated from the image"
     truth = (w[5, 0] if table["view"][5] == "PA" else w[5, 1]) / 0.02  # the latent encodes age, per view

@@ -399,7 +399,7 @@ class Study(AttributeTable):
             value = self.values(attribute)[row]
             if np.isfinite(value):
                 return float(on_scale([value], log, attribute)[0]), \
-                    "the CNN" if attribute == CNN_PREDICTION else "the table"
+                    "the CNN" if attribute == CNN_PREDICTION else "recorded"
             w = self.latents[row]
         elif attribute == CNN_PREDICTION:
             value = self.cnn_predict(torch.from_numpy(np.asarray(image, np.float32))[None, None])

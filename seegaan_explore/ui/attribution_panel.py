@@ -61,7 +61,7 @@ class AttributionPanel(widgets.VBox):
         else:
             self.original.value = png(original)
             self.frame.value = png(result["frames"][k])
-            self.caption.value = ("<small>No attribution: no CNN under explanation was given (serve it with "
-                                  "--cnn).</small>" if not self.has_cnn else
+            self.caption.value = ("<small>No attribution maps: this dashboard was started without a CNN to "
+                                  "explain.</small>" if not self.has_cnn else
                                   "<small>No attribution chosen.</small>" if a["method"] is None else
                                   "<small>Attribution follows…</small>")

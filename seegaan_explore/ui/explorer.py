@@ -575,7 +575,7 @@ class Explorer(widgets.VBox):
     def _show_film(self, result: dict) -> None:
         study, name = self.renderer.study, result["attribute"]
         in_sd = result["in_sd"] and study.levels(name) is None  # "20% towards PA" needs no SDs beside it
-        steps = [f" ({a:+.2g} cohort SD)" if in_sd else "" for a in result["amounts"]]
+        steps = [f" ({round(a, 6) + 0.0:+.2g} cohort SD)" if in_sd else "" for a in result["amounts"]]  # not -1e-16
         labels = [f"{result['label']}: {study.format(name, v)}{step}" for v, step in zip(result["targets"], steps)]
         with self._quietly():
             self.film.show(result["frames"], result["differences"], result["difference_limit"], labels,

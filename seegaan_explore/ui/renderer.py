@@ -208,8 +208,12 @@ class Renderer:
             raise ValueError(f"units must be one of {UNITS}, got {a['units']!r}")
         a["start"], a["stop"] = float(a["start"]), float(a["stop"])
         a["log"], a["clip"], a["calibrate"] = bool(a["log"]), bool(a["clip"]), bool(a["calibrate"])
-        if not (math.isfinite(a["start"]) and math.isfinite(a["stop"])) or a["start"] == a["stop"]:
-            raise ValueError(f"the range {a['start']:g} to {a['stop']:g} is empty or not finite")
+        if not (math.isfinite(a["start"]) and math.isfinite(a["stop"])):
+            raise ValueError(f"the range {a['start']:g} to {a['stop']:g} is not finite")
+        if a["start"] == a["stop"]:  # (a level's button pressed for a patient who has that level)
+            at = (self.study.format(a["attribute"], a["start"]) if a["units"] == "value" else
+                  f"{a['start']:+g} cohort SD")
+            raise ValueError(f"the film would start and end at {at}: choose another end")
         if not 2 <= int(a["n_frames"]) <= MAX_FRAMES:
             raise ValueError(f"n_frames must be between 2 and {MAX_FRAMES}, got {a['n_frames']!r}")
         a["n_frames"] = int(a["n_frames"])
