@@ -283,8 +283,8 @@ def test_an_uploaded_image_is_encoded_and_its_value_estimated(renderer, setup, t
     assert result["patient_value_source"] == COHORT_MEDIAN
     said = renderer.study.estimate_in_words("age", False, result["patient_value"])
     assert said == renderer.study.format("age", float(np.nanmedian(renderer.study.values("age"))))
-    assert (f"the patient's age is not recorded; the film starts from the cohort's median, as nothing reads it "
-            f"reliably from an image ({said})" in result["verdict"].reasons)
+    assert (f"the patient's age is not recorded; the cohort's median ({said}) stands in for it, as nothing reads "
+            "it reliably from an image" in result["verdict"].reasons)
     assert result["original"].shape == (32, 32)
     w = model.encode(torch.from_numpy(renderer._original(key))[None, None])[0].numpy()
     np.testing.assert_allclose(result["traversal"].latents[1] - w, 0, atol=1e-5)  # the middle frame: no step

@@ -76,7 +76,8 @@ def judge(quality: dict, *, target: str, cohort_psnr: CohortPsnr | tuple[float, 
     it half an SD per SD: heart failure may enlarge the heart on a film of NT-proBNP, as it does in
     the cohort, but age must not change when age is held, nor a man's film turn female when sex
     does not go with NT-proBNP. ``estimated``: the patient's value of the target is not recorded (a
-    string: where the film starts instead, in words: "an estimate read off the image (64 years)")."""
+    string: what stands in for it, in words: "an estimate read off the image (64 years) stands in for
+    it"); the film's steps are taken from that value, whatever range was asked for."""
     stop, care = [], []
     psnr = quality.get("reconstruction_psnr_db")
     cohort_psnr = None if cohort_psnr is None else CohortPsnr(*cohort_psnr)
@@ -123,8 +124,8 @@ def judge(quality: dict, *, target: str, cohort_psnr: CohortPsnr | tuple[float, 
                    else "")
             care.append(f"{leak.label} changes too ({leak.words}){why}: the film shows it as well as {target}")
     if estimated:
-        care.append(f"the patient's {target} is not recorded; the film starts from "
-                    + (estimated if isinstance(estimated, str) else "an estimate read off the image"))
+        care.append(f"the patient's {target} is not recorded; "
+                    + (estimated if isinstance(estimated, str) else "an estimate read off the image stands in for it"))
     # what moves with the target as across the cohort's exams: named, never counted (a lab's film that
     # replays AP/PA says so whether or not the film is trusted)
     along = [leak.label for leak in leakage if leak.visible and leak.label not in held

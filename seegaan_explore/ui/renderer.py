@@ -357,11 +357,13 @@ class Renderer:
         return scores, verdict, leakage
 
     def _start_in_words(self, a: dict, entry: dict) -> str | None:
-        """Where a film of a patient without a recorded value starts, for the verdict (None: recorded)."""
-        start = {ESTIMATED: "an estimate read off the image",
-                 COHORT_MEDIAN: "the cohort's median, as nothing reads it reliably from an image"}.get(
-            entry["patient_value_source"])
-        return start and f"{start} ({self.study.estimate_in_words(a['attribute'], a['log'], entry['patient_scaled'])})"
+        """What stands in for a patient's value that is not recorded, for the verdict (None: recorded)."""
+        source = entry["patient_value_source"]
+        if source not in (ESTIMATED, COHORT_MEDIAN):
+            return None
+        value = self.study.estimate_in_words(a["attribute"], a["log"], entry["patient_scaled"])
+        return (f"an estimate read off the image ({value}) stands in for it" if source == ESTIMATED else
+                f"the cohort's median ({value}) stands in for it, as nothing reads it reliably from an image")
 
     def cohort_psnr(self) -> quality.CohortPsnr | None:
         """The cohort's reconstruction PSNR (:func:`~seegaan_explore.explore.quality.cohort_psnr`),
