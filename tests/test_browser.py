@@ -218,6 +218,18 @@ def _check_within_the_cell(page) -> None:
             f"{hook} ({box}) runs past the notebook ({cell})"
 
 
+def _check_a_falling_film_starts_at_the_left(page) -> None:
+    """A film asked from +2 to -2 SD runs downwards: its curve's first frame is drawn at the left, where
+    its slider starts, and the axis's left label is its high end."""
+    before = page.evaluate(FILM)["curve"]
+    for hook, value in ((".seegaan-start input", "2"), (".seegaan-stop input", "-2")):
+        page.fill(hook, value)
+        page.press(hook, "Enter")
+    page.wait_for_function(f"(before) => ({FILM})().curve !== before", arg=before, timeout=60_000)
+    points = [[float(v) for v in p.split(",")] for p in page.evaluate(FILM)["curve"].split()]
+    assert points[0][0] < points[-1][0], f"a falling film's first frame is drawn right of its last: {points}"
+
+
 def _played_in(page, speed: str) -> float:
     """Seconds the film takes to play through at ``speed`` (as the speed control lists it)."""
     page.select_option(".seegaan-film-speed", label=speed)
@@ -360,6 +372,7 @@ def test_demo_command_serves_a_dashboard_that_plays(served, viewport, notebook, 
         page.set_viewport_size(DESKTOP)
         page.evaluate("() => window.scrollTo(0, 0)")
         _check_layout(page, DESKTOP)
+        _check_a_falling_film_starts_at_the_left(page)
         assert not errors, errors  # (before the server stops: a closing connection may raise in the page)
         # the cohort map's plotly module came from the server by URL, not inside the widget's state
         assert page.evaluate("() => performance.getEntriesByType('resource')"

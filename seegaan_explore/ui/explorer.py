@@ -229,7 +229,8 @@ class Explorer(widgets.VBox):
                                        layout=widgets.Layout(flex_flow="row wrap")),
                           widgets.HBox([controls, right])])
         self.add_class("seegaan-explorer")
-        for name in ("attribute", "estimator", "units", "calibrate", "n_frames", "patient", "patient_info", "thumbnail",
+        for name in ("attribute", "estimator", "units", "start", "stop", "calibrate", "n_frames", "patient",
+                     "patient_info", "thumbnail",
                      "thumbnail_caption", "film", "method", "attribution_original", "attribution_frame",
                      "attribution_caption", "words", "status", "notice", "progress", "upload"):
             getattr(self, name).add_class("seegaan-" + name.replace("_", "-"))  # stable hooks for browser tests

@@ -113,7 +113,9 @@ function render({ model, el }) {
     const finite = ys.filter((v) => Number.isFinite(v));
     let ymin = Math.min(...finite), ymax = Math.max(...finite);
     if (ymax - ymin < 1e-9) { ymin -= 1; ymax += 1; }
-    const px = (v) => L + (W - L - R) * (xmax > xmin ? (v - xmin) / (xmax - xmin) : 0.5);
+    // a film that runs downwards (PA to AP, high to low) still starts at the left, as its slider does
+    const falling = X[0] > X[X.length - 1];
+    const px = (v) => L + (W - L - R) * (xmax > xmin ? (falling ? xmax - v : v - xmin) / (xmax - xmin) : 0.5);
     const py = (v) => T + (H - T - B) * (1 - (v - ymin) / (ymax - ymin));
     points = X.map((x, k) => [px(x), py(ys[k])]);
     chart.appendChild(svg("rect", { x: L, y: T, width: W - L - R, height: H - T - B, class: "frame" }));
@@ -129,7 +131,8 @@ function render({ model, el }) {
       chart.appendChild(node);
     };
     tick(yLow, L - 4, H - B, "end", true); tick(yHigh, L - 4, T + 8, "end");
-    tick([c.x_low || ""], L, H - B + 14, "start"); tick([c.x_high || ""], W - R, H - B + 14, "end");
+    const [left, right] = falling ? [c.x_high, c.x_low] : [c.x_low, c.x_high];
+    tick([left || ""], L, H - B + 14, "start"); tick([right || ""], W - R, H - B + 14, "end");
     tick([c.x_title || ""], (L + W - R) / 2, H - 6, "middle");
     marker = svg("circle", { r: 6, class: "marker" });
     chart.appendChild(marker);
