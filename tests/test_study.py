@@ -433,3 +433,12 @@ def test_the_encoded_cohort_itself_may_be_passed_and_a_broken_latent_is_named():
         Study(SimpleNamespace(ids=encoded.ids, latents=broken), table)
     with pytest.raises(ValueError, match=r"\(row 4, row 7\)"):
         Study(broken, table)
+
+
+def test_a_log_scale_direction_is_named_so_and_not_compared_with_itself():
+    w, table = _cohort()
+    study = Study(w, table)
+    lab = study.direction("lab", log=True)
+    assert lab.attribute == "ln(lab)" and study.direction("lab").attribute == "lab"
+    cosines = study.cosines(lab)
+    assert "lab" not in cosines and "age" in cosines

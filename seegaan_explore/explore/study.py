@@ -26,7 +26,7 @@ import torch
 from ..model.cnn import at_resolution_of
 from ..model.oracle import in_table_coding, reversed_factors
 from .attribute_table import AttributeTable
-from .attributes import CNN_PREDICTION, cnn_label, from_scale, on_scale, scaled_name
+from .attributes import CNN_PREDICTION, cnn_label, from_scale, on_scale, scaled_name, split_scaled_name
 from .attribution import module_device
 from .dictionary import AttributeInfo
 from .directions import (
@@ -637,9 +637,9 @@ class Study(AttributeTable):
 
         The CNN's prediction joins once it has been computed over the cohort (a CNN pass over every
         image, seconds on a CPU), so that the first view does not wait for it."""
-        others = {}
+        others, own = {}, split_scaled_name(direction.attribute)[0]  # ("ln(lab)": lab's own direction is not another)
         for name in self.attributes:
-            if name == direction.attribute or (name == CNN_PREDICTION and not self.has_cohort_predictions):
+            if name == own or (name == CNN_PREDICTION and not self.has_cohort_predictions):
                 continue
             try:
                 others[name] = self.direction(name)
