@@ -161,3 +161,33 @@ def test_leakage_in_words_names_the_reader_and_goes_at_most_all_the_way_to_a_lev
     assert sex[2] == "80% of the way towards f" and sex.way == pytest.approx(0.8) and np.isnan(age.way)
     (beyond,) = leakage_in_words(study, {"sex": -0.3}, target_sd=1.0, intended=4.0)  # 120% of the way
     assert beyond[2] == "all the way to f"
+
+
+def test_an_attribute_nothing_read_whose_direction_lies_close_is_named():
+    """A lab's film on a real cohort may replay another lab no reader can read: where their directions
+    lie close in the model's code, the verdict says so (and never for what was read, held or the CNN's)."""
+    import pandas as pd
+
+    from seegaan_explore.explore.report import score_film
+    from seegaan_explore.explore.study import Study
+    from seegaan_explore.explore.traversal import Traversal
+
+    rng = np.random.default_rng(0)
+    n = 300
+    crp = rng.normal(0, 1, n)
+    table = pd.DataFrame({"crp": crp, "ddimer": crp + rng.normal(0, 0.2, n), "age": rng.normal(60, 10, n)})
+    latents = np.column_stack([crp + rng.normal(0, 0.1, n), rng.normal(0, 1, (n, 3))]).astype(np.float32)
+    study = Study(latents, table)
+    direction = study.direction("crp")
+    blank = np.zeros((5, 8, 8), np.float32)
+    film = Traversal(amounts=np.linspace(-2, 2, 5), in_sd=True, latents=np.zeros((5, 4), np.float32),
+                     reconstruction=blank[0], frames=blank, differences=blank, direction=direction)
+    flat = np.zeros(5)
+    _, verdict, _ = score_film(film, study=study, others={"age": flat})
+    (said,) = [r for r in verdict.reasons if r.startswith("nothing read")]
+    assert said.startswith("nothing read ddimer on the frames, and in the model's code its direction lies close "
+                           "to crp's: ddimer (cosine +")
+    assert verdict.level == CARE
+    _, read, _ = score_film(film, study=study, others={"age": flat, "ddimer": flat})
+    _, held, _ = score_film(film, study=study, others={"age": flat}, held={"ddimer"})
+    assert not [r for v in (read, held) for r in v.reasons if r.startswith("nothing read")]

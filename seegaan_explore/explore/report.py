@@ -236,9 +236,28 @@ def score_film(traversal, *, study=None, model=None, readers=None, measured=None
         if name in study.attributes:
             shares = study.cohort_shares(name, log, list(scores["leakage"]), sorted(held))
             cohort = {_label(study, c): share for c, share in shares.items()}
+    entangled = _entangled(study, direction, name, set(scores.get("leakage") or ()) | set(held))
     verdict = judge(scores, target=label, cohort_psnr=cohort_psnr, leakage=leakage,
-                    held={_label(study, c) for c in held}, cohort=cohort, estimated=estimated)
+                    held={_label(study, c) for c in held}, cohort=cohort, estimated=estimated, entangled=entangled)
     return scores, verdict, leakage
+
+
+def _entangled(study, direction, name: str, accounted: set[str]) -> dict[str, float]:
+    """The attributes nothing read on the film nor held whose directions lie within
+    :data:`~seegaan_explore.explore.verdict.ENTANGLED_COSINE` of the film's, by label (a lab's film that
+    may replay another lab no reader can read)."""
+    from .verdict import ENTANGLED_COSINE
+
+    if study is None or name not in study.attributes or direction.path is not None:
+        return {}
+    from .study import CNN_PREDICTION
+
+    own = study.column_of(name)
+    accounted = {study.column_of(a) for a in accounted if a in study.attributes or a in study.table.columns}
+    if study.cnn is not None:  # the CNN reads every frame: its prediction and the column it predicts
+        accounted |= {CNN_PREDICTION, getattr(getattr(study.cnn, "config", None), "attribute", None)}
+    return {_label(study, other): cosine for other, cosine in study.cosines(direction).items()
+            if abs(cosine) >= ENTANGLED_COSINE and study.column_of(other) not in accounted | {own}}
 
 
 def report_on(traversal, *, study=None, calibration: str = "", target: str | None = None,

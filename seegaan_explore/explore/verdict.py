@@ -27,6 +27,7 @@ POOR_RECONSTRUCTION_DB = 3.0  # this far below the cohort's 5th percentile PSNR:
 # (the bundled model on its phantoms: 1.2%; fine-tuned 200 steps on the Hannover films: 4.2%)
 COARSE_BLUR_SHARE = 0.02
 LEAKAGE_SHARE = 0.5  # another attribute changes at least this much (in its SDs) per SD the target changes
+ENTANGLED_COSINE = 0.7  # an unread attribute whose direction lies this close to the target's may change too
 HALF_WAY = 0.5  # or a two-level attribute moves at least this share of the way to its other level
 
 
@@ -60,7 +61,8 @@ class Verdict:
 
 def judge(quality: dict, *, target: str, cohort_psnr: CohortPsnr | tuple[float, float] | None = None,
           leakage: list[tuple[str, float, str]] = (), held: Collection[str] = (),
-          cohort: Mapping[str, float] | None = None, estimated: bool | str = False) -> Verdict:
+          cohort: Mapping[str, float] | None = None, estimated: bool | str = False,
+          entangled: Mapping[str, float] | None = None) -> Verdict:
     """The verdict on one traversal.
 
     ``quality``: :func:`~seegaan_explore.explore.quality.score`'s scores (with ``measured_by`` when
@@ -77,7 +79,9 @@ def judge(quality: dict, *, target: str, cohort_psnr: CohortPsnr | tuple[float, 
     the cohort, but age must not change when age is held, nor a man's film turn female when sex
     does not go with NT-proBNP. ``estimated``: the patient's value of the target is not recorded (a
     string: what stands in for it, in words: "an estimate read off the image (64 years) stands in for
-    it"); the film's steps are taken from that value, whatever range was asked for."""
+    it"); the film's steps are taken from that value, whatever range was asked for. ``entangled``:
+    attributes nothing read on the frames whose directions lie close to the target's in the model's
+    code (label -> cosine, :data:`ENTANGLED_COSINE` or more): the film may show them too."""
     stop, care = [], []
     psnr = quality.get("reconstruction_psnr_db")
     cohort_psnr = None if cohort_psnr is None else CohortPsnr(*cohort_psnr)
@@ -123,6 +127,12 @@ def judge(quality: dict, *, target: str, cohort_psnr: CohortPsnr | tuple[float, 
                    f", though it does not go with {target} across the cohort's exams" if leak.label in cohort
                    else "")
             care.append(f"{leak.label} changes too ({leak.words}){why}: the film shows it as well as {target}")
+    if entangled:
+        close = [f"{name} (cosine {cosine:+.2f})" for name, cosine in entangled.items()]
+        care.append(f"nothing read {_listed(list(entangled))} on the frames, and in the model's code "
+                    f"{'its direction lies' if len(close) == 1 else 'their directions lie'} close to {target}'s: "
+                    f"{_listed(close)}; the cohort's exams differ in them together, so the film may show "
+                    f"{'it' if len(close) == 1 else 'them'} as well")
     if estimated:
         care.append(f"the patient's {target} is not recorded; "
                     + (estimated if isinstance(estimated, str) else "an estimate read off the image stands in for it"))
