@@ -126,6 +126,26 @@ def test_a_log_scale_value_below_the_plausible_range_is_taken_at_its_low_end_and
         without.scaled("crp_val", log=True)
 
 
+def test_a_value_censored_without_a_limit_is_taken_at_the_plausible_end_the_dictionary_gives():
+    """The Hannover table writes a D-dimer above what the assay measures as inf, a CRP below it as -inf:
+    without a limit of their own they are missing, unless the dictionary gives the plausible range."""
+    from seegaan_explore.data.cohort import CohortWarning
+
+    rng = np.random.default_rng(2)
+    n = 30
+    ddimer = np.round(np.exp(rng.normal(0, 1, n)), 2)
+    ddimer[[1, 2]], ddimer[5] = np.inf, -np.inf
+    table = pd.DataFrame({"image_id": range(n), "ddimer": ddimer})
+    words = {"ddimer": AttributeInfo("ddimer", "D-dimer", "mg/L", log=True, low=0.1, high=35)}
+    study = Study(rng.normal(size=(n, 4)), table, dictionary=words)
+    with pytest.warns(CohortWarning, match=r"ddimer: 1 of 30 values censored without a limit \(<\) are taken at "
+                                           r"0\.100 mg/L, the lowest .*; 2 of 30 values censored without a limit "
+                                           r"\(>\) are taken at 35\.0 mg/L, the highest"):
+        values = study.values("ddimer")
+    assert values[5] == 0.1 and values[1] == values[2] == 35 and np.isfinite(values).all()
+    assert np.isnan(Study(rng.normal(size=(n, 4)), table).values("ddimer")[[1, 2, 5]]).all()  # no dictionary
+
+
 def test_a_starter_dictionary_lists_every_attribute_to_fill_in_and_reads_back(tmp_path):
     from seegaan_explore.explore.dictionary import starter_dictionary
 

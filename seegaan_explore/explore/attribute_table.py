@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.cohort import CohortWarning
-from ..data.table import censoring, parse_attribute
+from ..data.table import censoring, parse_attribute, parse_lab_column
 from .attributes import MAX_LEVELS, Contrast, Levels, bookkeeping, detect_attributes, on_scale, split_contrast
 from .dictionary import AttributeInfo
 from .rows import account, select
@@ -37,8 +37,8 @@ class AttributeTable:
         found = detect_attributes(self.table)
         self.dictionary = dict(dictionary or {})
         self._columns = {name: values for name, (values, _) in found.items()}
-        self._floored = {name: self._floor(name) for name in found if name in self.dictionary}
         self.encodings = {name: meaning for name, (_, meaning) in found.items() if isinstance(meaning, dict)}
+        self._floored = {name: self._floor(name) for name in found if name in self.dictionary}
         self.contrasts = {name: meaning for name, (_, meaning) in found.items() if isinstance(meaning, Contrast)}
         self._levels = {c.column: c.levels for c in self.contrasts.values()}
         self._said: set[str] = set()
@@ -55,16 +55,28 @@ class AttributeTable:
                              f"{list(self.table.columns)}")
 
     def _floor(self, name: str) -> str | None:
-        """Take the values of a log-scale column below the dictionary's lowest plausible value at it (a
-        CRP of 0 is a lab's "below what it measures", which a log scale cannot show), and say so."""
-        info, values = self.dictionary[name], self._columns[name]
+        """Bound a column by the dictionary's plausible range, and say so: a censored value without a
+        limit of its own (-inf, inf: below or above what the lab measures) is taken at ``low`` or
+        ``high``; on a log scale, a value below ``low`` (a CRP of 0, which no log scale shows) at ``low``."""
+        info, values = self.dictionary[name], self._columns[name].copy()
+        said = []
+        if name in self.table.columns and name not in self.encodings:
+            censor = parse_lab_column(self.table[name])["censor"].to_numpy()
+            for sign, limit, words in (("<", info.low, "lowest"), (">", info.high, "highest")):
+                open_ended = (censor == sign) & np.isnan(values)
+                if limit is not None and open_ended.any():
+                    values[open_ended] = limit
+                    said.append(f"{int(open_ended.sum())} of {len(values)} values censored without a limit ({sign}) "
+                                f"are taken at {info.format(limit)}, the {words} plausible value in the data "
+                                "dictionary")
         below = values < info.low if info.log and info.low is not None else np.zeros(len(values), bool)
-        if not below.any():
-            return None
-        smallest = float(values[below].min())
-        self._columns[name] = np.where(below, info.low, values)
-        return (f"{name}: {int(below.sum())} of {len(values)} values lie below {info.format(info.low)}, the lowest "
-                f"plausible value in the data dictionary (the smallest {smallest:g}), and are taken at it")
+        if below.any():
+            smallest = float(values[below].min())
+            values = np.where(below, info.low, values)
+            said.append(f"{int(below.sum())} of {len(values)} values lie below {info.format(info.low)}, the lowest "
+                        f"plausible value in the data dictionary (the smallest {smallest:g}), and are taken at it")
+        self._columns[name] = values
+        return f"{name}: {'; '.join(said)}" if said else None
 
     def _chosen(self, name: str, found) -> list[str]:
         """The attributes one entry of ``attributes=`` offers: itself, or a categorical column's contrasts."""
