@@ -378,6 +378,14 @@ def test_a_range_typed_for_one_attribute_is_kept_and_each_starts_with_what_it_ho
         anchor.click()
         r = e.wait()
         assert e.units.value == "value" and e.stop.value == 0.5 and r["targets"][-1] == pytest.approx(0.5)
+        anchor.click()  # the film shown is ctr's now: from this patient's value to 0.5
+        assert e.wait()["targets"][0] == pytest.approx(table["ctr"][0], rel=5e-3)
+        e.patient.value = 3  # "from the patient to 0.5" follows the next patient, as a click on the map picks one
+        r = e.wait()
+        assert r["targets"][0] == pytest.approx(table["ctr"][3], rel=5e-3) and r["targets"][-1] == pytest.approx(0.5)
+        e.start.value = 0.45  # a range of the viewer's own stays
+        e.patient.value = 4
+        assert e.wait()["targets"][0] == pytest.approx(0.45)
         e.attribute.value = "age"
         assert (e.start.value, e.stop.value) == (-1.0, 0.5)  # kept
         assert e.wait()["label"] == "age"

@@ -31,6 +31,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..explore.directions import ESTIMATORS
+from ..explore.study import from_scale
 from .attribution_panel import NONE, AttributionPanel
 from .cohort_map import MAP_PX, CohortMap, CohortMapPanel, colour_scale
 from .downloads import ExportBar
@@ -352,7 +353,25 @@ class Explorer(widgets.VBox):
                 self.film.frame = self.n_frames.value - 1
             if owner is self.patient:
                 self.uploaded.value = ""
+                self._follow_the_patient()
         self.request()
+
+    def _follow_the_patient(self) -> None:
+        """A range in values that starts at the last patient's value (as a clinical anchor sets it) starts
+        at the new patient's: "from the patient to 125 pg/mL" stays true after a click on the map."""
+        shown, study, attribute = self.result, self.renderer.study, self.attribute.value
+        if self.units.value != "value" or shown is None or shown.get("error") or shown["attribute"] != attribute:
+            return
+        if self.start.value != rounded(float(study.to_shown(attribute, shown["patient_value"]))):
+            return  # a range of the viewer's own
+        log = self.log_scale.value
+        try:
+            scaled, _ = study.patient_value(attribute, log, row=self.patient.value)
+        except ValueError:
+            return
+        start = rounded(float(study.to_shown(attribute, from_scale(np.array([scaled]), log)[0])))
+        if start != self.stop.value:
+            self.start.value = start
 
     def _on_anchor(self, button) -> None:
         """A clinical anchor: the film runs from the patient's value to it, in the attribute's units."""
