@@ -250,6 +250,25 @@ def test_the_report_in_words_names_ends_scores_and_readers(traversal, report):
     assert FilmReport.from_json(report.to_json()) == report
 
 
+def test_the_report_names_unread_attributes_in_the_studys_words(traversal, report):
+    """"not read: sex, d-dimer_val" was the table's spelling on a page in the dictionary's words."""
+    import dataclasses
+
+    import pandas as pd
+
+    from seegaan_explore.explore.dictionary import AttributeInfo
+    from seegaan_explore.explore.study import Study
+
+    table = pd.DataFrame({"sex": ["f", "m"] * 10, "age": np.linspace(40, 80, 20)})
+    study = Study(np.random.default_rng(0).normal(size=(20, 4)), table,
+                  dictionary={"sex": AttributeInfo("sex", "Sex", levels={"f": "female", "m": "male"}),
+                              "age": AttributeInfo("age", "Age", "years")})
+    worded = FilmReport.of(traversal, dataclasses.asdict(report)["scores"], study=study, target=report.target)
+    assert worded.labels == {"age": "Age", "sex": "Sex"}
+    assert worded.lines()[-1] == "not read (no trusted reader): Sex"
+    assert FilmReport.from_json(worded.to_json()) == worded
+
+
 def test_the_png_panel_writes_the_report_under_the_columns(traversal, report, tmp_path):
     plain, scored = tmp_path / "plain.png", tmp_path / "scored.png"
     save_panel(traversal, plain, tile=64)

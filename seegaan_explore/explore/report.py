@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -81,7 +81,8 @@ class FilmReport:
     scores (:func:`~seegaan_explore.explore.quality.score`, with ``measured_by``); ``leakage``: the
     other attributes' change as :func:`~seegaan_explore.explore.verdict.leakage_in_words` gives it;
     ``verdict``: (level, headline, reasons) of :func:`~seegaan_explore.explore.verdict.judge`;
-    ``calibration``: how the steps were calibrated, in words ("": drawn as fitted)."""
+    ``calibration``: how the steps were calibrated, in words ("": drawn as fitted); ``labels``: the
+    scores' column names in words, where a study gave them (``crp_val``: "CRP")."""
 
     target: str
     ends: tuple[str, str]
@@ -89,6 +90,7 @@ class FilmReport:
     leakage: tuple[tuple[str, float, str], ...] = ()
     verdict: tuple[str, str, tuple[str, ...]] | None = None
     calibration: str = ""
+    labels: dict = field(default_factory=dict)
 
     @classmethod
     def of(cls, traversal, scores: dict, *, study=None, verdict=None, leakage=(), target: str | None = None,
@@ -107,8 +109,11 @@ class FilmReport:
             if scores.get(key):
                 kept[key] = {n: (v if isinstance(v, str) else _number(v)) for n, v in scores[key].items()}
         verdict = None if verdict is None else (verdict.level, verdict.headline, tuple(verdict.reasons))
+        named = {n for key in ("leakage", "leakage_unread") for n in kept.get(key, {})}
+        labels = {n: _label(study, n) for n in sorted(named) if study is not None and _label(study, n) != n}
         return cls(target, ends_of(traversal.direction, study), kept,
-                   tuple((label, float(share), words) for label, share, words, *_ in leakage), verdict, calibration)
+                   tuple((label, float(share), words) for label, share, words, *_ in leakage), verdict, calibration,
+                   labels)
 
     @classmethod
     def of_render(cls, result: dict, study=None) -> FilmReport:
@@ -150,11 +155,12 @@ class FilmReport:
             lines.append(f"{label}: {share:+.2f} SD per SD of {self.target} ({words})")
         if not self.leakage and s.get("leakage"):
             by = s.get("leakage_read_by", {})
-            lines += [f"{name}: {slope:+.3g} per unit of {self.target}" + (f" (read by the {by[name]})" if name in by
-                                                                             else "")
+            lines += [f"{self.labels.get(name, name)}: {slope:+.3g} per unit of {self.target}"
+                      + (f" (read by the {by[name]})" if name in by else "")
                       for name, slope in s["leakage"].items() if slope is not None]
         if s.get("leakage_unread"):
-            lines.append(f"not read (no trusted reader): {', '.join(s['leakage_unread'])}")
+            unread = ", ".join(self.labels.get(name, name) for name in s["leakage_unread"])
+            lines.append(f"not read (no trusted reader): {unread}")
         return lines
 
     def text(self) -> str:
@@ -167,7 +173,7 @@ class FilmReport:
                            "scores": self.scores, "leakage": [list(x) for x in self.leakage],
                            "verdict": None if self.verdict is None else
                            {"level": self.verdict[0], "headline": self.verdict[1], "reasons": list(self.verdict[2])},
-                           "calibration": self.calibration}, ensure_ascii=False)
+                           "calibration": self.calibration, "labels": self.labels}, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> FilmReport:
@@ -176,7 +182,8 @@ class FilmReport:
         return cls(data["target"], tuple(data["ends"]), data["scores"],
                    tuple((label, float(share), words) for label, share, words in data.get("leakage", ())),
                    None if verdict is None else (verdict["level"], verdict["headline"], tuple(verdict["reasons"])),
-                   data.get("calibration", ""))  # reports written before calibration was recorded have none
+                   data.get("calibration", ""),  # reports written before calibration was recorded have none
+                   data.get("labels", {}))
 
 
 def score_film(traversal, *, study=None, model=None, readers=None, measured=None, measured_by: str | None = None,
