@@ -7,6 +7,7 @@ import base64
 import datetime
 import html
 import io
+import json
 import re
 import subprocess
 import sys
@@ -620,9 +621,9 @@ def test_export_buttons_write_the_traversal_and_offer_a_download(explorer, tmp_p
         assert np.allclose(readings.values, np.exp(explorer.result["cnn_predictions"]))
         assert readings.label in page and readings.words[0] in page
         assert "nt_probnp_pg_ml units" not in page and "step (SD)" in page
+        for label in explorer.film.labels:  # the slider names each frame as the page does, in its units
+            assert json.dumps(label)[1:-1] in page
     elif kind == "GIF":
-        import json
-
         report = json.loads(Image.open(path).info["comment"])
         assert report["verdict"]["level"] == verdict.level and len(report["ends"]) == 2
         assert report["calibration"] == calibration

@@ -284,18 +284,21 @@ def _report_html(report: FilmReport) -> str:
 
 def save_html_report(traversal: Traversal, path: str | Path, predictions=None, *, title: str | None = None,
                      prediction_label: str = "prediction", difference_range: float = 0.5,
-                     report: FilmReport | None = None) -> None:
+                     report: FilmReport | None = None, step_labels: list[str] | None = None) -> None:
     """One HTML file that opens offline (plotly.js embedded, no network): the frames and their
     difference maps animated by a slider and a play button, and the prediction curve with the
     current step marked when ``predictions`` are given (plain numbers called ``prediction_label``, or
     :class:`~seegaan_explore.explore.report.Readings` in their units). The title says which end is +; above the
     figure, the ``report`` (:class:`~seegaan_explore.explore.report.FilmReport`: the verdict and the
-    quality scores) in words."""
+    quality scores) in words. ``step_labels``: what the slider calls each frame (default its step,
+    "+0.5 SD"; the dashboard passes its own, "CRP: 36.0 mg/L (+0.5 cohort SD)")."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     readings = _readings(predictions, len(traversal.frames), prediction_label)
-    labels = _step_labels(traversal)
+    labels = list(step_labels) if step_labels is not None else _step_labels(traversal)
+    if len(labels) != len(traversal.frames):
+        raise ValueError(f"{len(labels)} step labels for {len(traversal.frames)} frames")
     d = traversal.direction
     target, unit = _scale_words(traversal, report.target if report is not None else None)
     titles = ["frame", "difference from the reconstruction"] + ([readings.label] if readings is not None else [])
@@ -338,7 +341,8 @@ def save_html_report(traversal: Traversal, path: str | Path, predictions=None, *
             {"label": "play", "method": "animate", "args": [None, play]},
             {"label": "pause", "method": "animate", "args": [[None], show]},
         ]}],
-        sliders=[{"active": 0, "x": 0.12, "y": -0.08, "len": 0.85, "currentvalue": {"prefix": "step "},
+        sliders=[{"active": 0, "x": 0.12, "y": -0.08, "len": 0.85,
+                  "currentvalue": {"prefix": "step " if step_labels is None else ""},
                   "steps": [{"label": label, "method": "animate", "args": [[str(k)], show]}
                             for k, label in enumerate(labels)]}],
     )

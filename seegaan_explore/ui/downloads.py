@@ -12,6 +12,7 @@ import ipywidgets as widgets
 
 from ..explore import export
 from ..explore.report import FilmReport, Readings
+from .film import frame_labels
 
 EXPORTS = ("GIF", "MP4", "PNG", "HTML")
 LINK_LIMIT = 20_000_000  # bytes: larger exports are only saved on the server, not offered as a download link
@@ -41,8 +42,10 @@ def save(result: dict, kind: str, path: Path, study=None) -> None:
     elif kind == "PNG":
         export.save_panel(t, path, predictions=predictions, report=report)
     else:
-        export.save_html_report(t, path, predictions=predictions, title=f"{result['label']}: {result['patient_label']}",
-                                report=report)
+        words = [result["range_note"]] if result.get("range_note") else []
+        export.save_html_report(t, path, predictions=predictions,
+                                title=" ".join([f"{result['label']}: {result['patient_label']}.", *words]),
+                                report=report, step_labels=frame_labels(result, study) if study is not None else None)
 
 
 def saved_html(path: Path) -> str:

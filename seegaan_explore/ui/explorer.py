@@ -35,7 +35,7 @@ from ..explore.study import from_scale
 from .attribution_panel import NONE, AttributionPanel
 from .cohort_map import MAP_PX, CohortMap, CohortMapPanel, colour_scale
 from .downloads import ExportBar
-from .film import Film, film_curve, png
+from .film import Film, film_curve, frame_labels, png
 from .patient_choice import PatientChoice
 from .ranges import anchor_buttons, default_range, log_by_default, rounded
 from .renderer import CNN_PREDICTION, LATENT_SHIFT, MATCHABLE, MAX_FRAMES, SPLINE, Renderer, plainly
@@ -593,13 +593,10 @@ class Explorer(widgets.VBox):
         self.cohort.ensure_live()
 
     def _show_film(self, result: dict) -> None:
-        study, name = self.renderer.study, result["attribute"]
-        in_sd = result["in_sd"] and study.levels(name) is None  # "20% towards PA" needs no SDs beside it
-        steps = [f" ({round(a, 6) + 0.0:+.2g} cohort SD)" if in_sd else "" for a in result["amounts"]]  # not -1e-16
-        labels = [f"{result['label']}: {study.format(name, v)}{step}" for v, step in zip(result["targets"], steps)]
+        labels = frame_labels(result, self.renderer.study)
         with self._quietly():
             self.film.show(result["frames"], result["differences"], result["difference_limit"], labels,
-                           film_curve(result, study), result["args"]["frame"])
+                           film_curve(result, self.renderer.study), result["args"]["frame"])
 
     def _show_attribution(self, result: dict) -> None:
         """The attribution panel and the plain words, once ``result`` has its maps (or has none)."""

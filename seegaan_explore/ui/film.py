@@ -233,6 +233,15 @@ def data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(png(image)).decode()
 
 
+def frame_labels(result: dict, study) -> list[str]:
+    """Each frame of a render ``result`` as the page names it: "CRP: 36.0 mg/L (+0.5 cohort SD)"; a
+    two-level attribute's share of the way needs no SDs beside it."""
+    name = result["attribute"]
+    in_sd = result["in_sd"] and study.levels(name) is None
+    steps = [f" ({round(a, 6) + 0.0:+.2g} cohort SD)" if in_sd else "" for a in result["amounts"]]  # not -1e-16
+    return [f"{result['label']}: {study.format(name, v)}{step}" for v, step in zip(result["targets"], steps)]
+
+
 def film_curve(result: dict, study) -> dict:
     """What the curve beside the film shows, in the attribute's own words and units: the CNN's
     prediction per frame (its target's units where it predicts a column), else the target as
