@@ -191,3 +191,25 @@ def test_an_attribute_nothing_read_whose_direction_lies_close_is_named():
     _, read, _ = score_film(film, study=study, others={"age": flat, "ddimer": flat})
     _, held, _ = score_film(film, study=study, others={"age": flat}, held={"ddimer"})
     assert not [r for v in (read, held) for r in v.reasons if r.startswith("nothing read")]
+
+
+def test_a_direction_that_rests_on_a_few_patients_says_so():
+    """A death date recorded for 5 patients (48 exams, as in the Hannover table), or a level only 5
+    patients have: the direction may show those patients, and the verdict says who it rests on."""
+    import pandas as pd
+
+    from seegaan_explore.explore.report import _few_patients
+    from seegaan_explore.explore.study import Study
+
+    rng = np.random.default_rng(0)
+    patients = np.repeat(np.arange(40), 6)
+    died = np.isin(patients, [3, 9, 17, 21, 30])
+    table = pd.DataFrame({"patient_id": patients, "death_offset": np.where(died, rng.uniform(0, 20, 240), np.nan),
+                          "outcome": np.where(died, "died", "ward"), "age": rng.normal(60, 10, 240)})
+    study = Study(rng.normal(size=(240, 4)), table)
+    assert _few_patients(study, "death_offset", "death") == "only 5 patients have death recorded (30 exams)"
+    assert _few_patients(study, "outcome", "outcome") == "only 5 patients are “died” (30 exams)"
+    assert _few_patients(study, "age", "age") is None
+    verdict = judge({"measured_by": None}, target="death", few="only 5 patients have death recorded (30 exams)")
+    assert "only 5 patients have death recorded (30 exams): the direction may show what sets those patients " \
+           "apart rather than death" in verdict.reasons

@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 __all__ = ["FilmReport", "Readings", "ends_line", "ends_of", "report_on", "score_film"]
 
@@ -245,8 +246,33 @@ def score_film(traversal, *, study=None, model=None, readers=None, measured=None
             cohort = {_label(study, c): share for c, share in shares.items()}
     entangled = _entangled(study, direction, name, set(scores.get("leakage") or ()) | set(held))
     verdict = judge(scores, target=label, cohort_psnr=cohort_psnr, leakage=leakage,
-                    held={_label(study, c) for c in held}, cohort=cohort, estimated=estimated, entangled=entangled)
+                    held={_label(study, c) for c in held}, cohort=cohort, estimated=estimated, entangled=entangled,
+                    few=_few_patients(study, name, label))
     return scores, verdict, leakage
+
+
+def _few_patients(study, name: str, label: str) -> str | None:
+    """Who a cohort direction rests on, in words, where fewer than
+    :data:`~seegaan_explore.explore.readers.MIN_PATIENTS` patients have a value (of a two-level
+    attribute: have its rarer level); None where enough do."""
+    from .readers import MIN_PATIENTS, patient_groups
+
+    if study is None or name not in study.table.columns and name not in study.contrasts:
+        return None
+    values = study.values(name)
+    known = np.isfinite(values)
+    groups = patient_groups(study.table)
+    patients = np.arange(len(values)).astype(object) if groups is None else \
+        np.where(pd.isna(groups), np.arange(len(values)).astype(object), groups)
+    levels = study.levels(name)
+    if levels:
+        counted = {code: (values == code) for code in levels}
+        code = min(counted, key=lambda c: len(set(patients[counted[c]])))
+        rows, who = counted[code], f"are “{levels[code]}”"
+    else:
+        rows, who = known, f"have {label} recorded"
+    n = len(set(patients[rows]))
+    return f"only {n} patients {who} ({int(rows.sum())} exams)" if n < MIN_PATIENTS else None
 
 
 def _entangled(study, direction, name: str, accounted: set[str]) -> dict[str, float]:

@@ -62,7 +62,7 @@ class Verdict:
 def judge(quality: dict, *, target: str, cohort_psnr: CohortPsnr | tuple[float, float] | None = None,
           leakage: list[tuple[str, float, str]] = (), held: Collection[str] = (),
           cohort: Mapping[str, float] | None = None, estimated: bool | str = False,
-          entangled: Mapping[str, float] | None = None) -> Verdict:
+          entangled: Mapping[str, float] | None = None, few: str | None = None) -> Verdict:
     """The verdict on one traversal.
 
     ``quality``: :func:`~seegaan_explore.explore.quality.score`'s scores (with ``measured_by`` when
@@ -81,7 +81,9 @@ def judge(quality: dict, *, target: str, cohort_psnr: CohortPsnr | tuple[float, 
     string: what stands in for it, in words: "an estimate read off the image (64 years) stands in for
     it"); the film's steps are taken from that value, whatever range was asked for. ``entangled``:
     attributes nothing read on the frames whose directions lie close to the target's in the model's
-    code (label -> cosine, :data:`ENTANGLED_COSINE` or more): the film may show them too."""
+    code (label -> cosine, :data:`ENTANGLED_COSINE` or more): the film may show them too. ``few``: who
+    the direction rests on where they are too few to stand for the attribute ("only 5 patients have
+    a death date recorded (48 exams)")."""
     stop, care = [], []
     psnr = quality.get("reconstruction_psnr_db")
     cohort_psnr = None if cohort_psnr is None else CohortPsnr(*cohort_psnr)
@@ -127,6 +129,8 @@ def judge(quality: dict, *, target: str, cohort_psnr: CohortPsnr | tuple[float, 
                    f", though it does not go with {target} across the cohort's exams" if leak.label in cohort
                    else "")
             care.append(f"{leak.label} changes too ({leak.words}){why}: the film shows it as well as {target}")
+    if few:
+        care.append(f"{few}: the direction may show what sets those patients apart rather than {target}")
     if entangled:
         close = [f"{name} (cosine {cosine:+.2f})" for name, cosine in entangled.items()]
         care.append(f"nothing read {_listed(list(entangled))} on the frames, and in the model's code "
