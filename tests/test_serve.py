@@ -36,6 +36,7 @@ def test_voila_command_preheats_culls_and_times_out(tmp_path):
     assert Path(command[0]).name == "voila" and command[1] == str(tmp_path / "x.ipynb")
     for flag in ("--port=9001", "--Voila.ip=127.0.0.1", "--preheat_kernel=True", "--pool_size=1",
                  "--MappingKernelManager.cull_idle_timeout=120", "--MappingKernelManager.cull_interval=60",
+                 "--MappingKernelManager.cull_connected=False",
                  "--NotebookClient.timeout=30", "--Voila.open_browser=False"):
         assert flag in command
     assert not any(c.startswith("--Voila.token") for c in command)

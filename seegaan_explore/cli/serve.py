@@ -35,7 +35,8 @@ def _add_server_arguments(p) -> None:
     g.add_argument("--token", help="access token (required off loopback; generated when missing)")
     g.add_argument("--no-browser", action="store_true", help="do not open a browser")
     g.add_argument("--idle-minutes", type=float, default=IDLE_MINUTES,
-                   help=f"shut down a viewer's kernel after this long unused (default {IDLE_MINUTES})")
+                   help=f"shut down the kernel of a page that was closed (or lost its connection) after this "
+                        f"long unused, freeing its memory; an open page's kernel stays (default {IDLE_MINUTES:g})")
     g.add_argument("--timeout", type=int, default=EXECUTION_TIMEOUT_S,
                    help=f"seconds the dashboard may take to start (default {EXECUTION_TIMEOUT_S})")
     g.add_argument("--preheated", type=int, default=1,

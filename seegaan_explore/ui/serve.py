@@ -20,7 +20,8 @@ from importlib import resources
 from pathlib import Path
 
 DEFAULT_PORT = 8866
-IDLE_MINUTES = 15  # a kernel nobody has used this long is shut down
+IDLE_MINUTES = 5  # a closed (or disconnected) page's kernel is shut down after this long unused; an open
+# page's never is (Voila culls only kernels without a connection, and never its preheated ones)
 CULL_INTERVAL_S = 60
 # A kernel taken by a viewer is replaced this long after, about when that viewer's first film is drawn
 # (21-32 s on 2 cores): a replacement started at once (Voila's 1 s) made that first page 33-39 s instead
@@ -101,6 +102,7 @@ def voila_command(notebook: Path, *, ip: str = "127.0.0.1", port: int = DEFAULT_
                f"--preheat_kernel={preheated > 0}", f"--pool_size={max(preheated, 1)}",
                f"--VoilaKernelManager.fill_delay={REFILL_DELAY_S}",
                f"--MappingKernelManager.cull_idle_timeout={int(idle_minutes * 60)}",
+               "--MappingKernelManager.cull_connected=False",  # an open page's kernel stays, however idle
                f"--MappingKernelManager.cull_interval={CULL_INTERVAL_S}",
                f"--NotebookClient.timeout={int(timeout_s)}",
                f"--Voila.open_browser={open_browser}"]
