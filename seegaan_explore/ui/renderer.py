@@ -38,6 +38,7 @@ from ..explore.calibration import (
     response_steps,
 )
 from ..explore.directions import ESTIMATORS, Direction
+from ..explore.readers import NAME as READER
 from ..explore.readers import film_attributes, readers_of
 from ..explore.report import score_film
 from ..explore.study import (
@@ -269,7 +270,8 @@ class Renderer:
                                    reader=reader)
             if cached[1] is None:
                 cached = direction, Calibration.not_done(f"nothing reads {label} on an image (no oracle, no CNN of "
-                                                         "it, no trusted reader of the cohort's latents).")
+                                                         f"it, and the {READER} cannot read it well enough), so the "
+                                                         "steps are drawn as fitted.")
             self._calibrations.put(key, cached)
         return cached
 
