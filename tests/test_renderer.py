@@ -190,6 +190,9 @@ def test_a_spline_mean_shift_takes_its_slope_over_this_traversals_range(renderer
         np.testing.assert_allclose(result["targets"][[0, -1]], at, rtol=1e-6)
         words = " ".join(plain_words(result))
         assert f"between age {at[0]:.3g} and {at[1]:.3g}, this traversal's range" in words
+        psnr = result["cohort_psnr"]  # the patient's PSNR beside the cohort's, the figures the verdict weighs
+        assert f"at {result['quality']['reconstruction_psnr_db']:.1f} dB" in words
+        assert f"the cohort's median {psnr.median:.1f} dB, its worst twentieth below {psnr.low:.1f} dB" in words
         in_range = ((age >= at[0]) & (age <= at[1])).sum()
         assert f"{in_range} of the {len(age)} exams lie in that range" in words
         vectors.append(result["direction"].vector)

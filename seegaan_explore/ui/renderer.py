@@ -470,7 +470,7 @@ class Renderer:
             "cnn_predictions": entry["cnn_predictions"], "cnn_original": entry["cnn_original"],
             "cnn_reconstruction": entry["cnn_reconstruction"], "oracle_predictions": entry["oracle_predictions"],
             "range_note": entry["range_note"], "quality": entry["quality"], "calibration": calibration,
-            "verdict": entry["verdict"], "leakage": entry["leakage"],
+            "verdict": entry["verdict"], "leakage": entry["leakage"], "cohort_psnr": self.cohort_psnr(),
             "frame": a["frame"], "method": a["method"],
             "attribution_original": None, "attribution_frame": None, "agreement": None,
             "cached": {"traversal": cached_traversal},

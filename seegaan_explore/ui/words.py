@@ -93,9 +93,12 @@ def plain_words(result: dict, study=None) -> list[str]:
                      + f" (proximity {q['proximity']:.2f}: 1 when all of it lies in the tenth of the image that "
                        "changes most).")
     if "reconstruction_psnr_db" in q:
+        cohort = result.get("cohort_psnr")
+        beside = (f"the cohort's median {cohort.median:.1f} dB, its worst twentieth below {cohort.low:.1f} dB"
+                  if cohort is not None else "the verdict compares it with the cohort's")
         lines.append(f"The model's copy of the image (its reconstruction, where the frames start) matches the "
                      f"original at {q['reconstruction_psnr_db']:.1f} dB (peak signal-to-noise ratio; higher is more "
-                     "faithful, and the verdict compares it with the cohort's).")
+                     f"faithful; {beside}).")
     if result["agreement"] is not None:
         g = result["agreement"]
         lines.append(f"Where the traversal changes the image and where the CNN looks ({result['method']}) "
