@@ -66,6 +66,20 @@ def test_gif_holds_every_frame_losslessly(traversal, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
+def test_a_captioned_gif_says_under_each_frame_what_it_shows(traversal, tmp_path):
+    """A GIF passed on, as the dashboard exports it: each frame twice as large over its caption."""
+    path = tmp_path / "c.gif"
+    captions = [f"CRP: {v:.0f} mg/L" for v in np.linspace(3, 300, K)]
+    save_gif(traversal, path, captions=captions)
+    frames = _grey(iio.imread(path, index=None))
+    assert frames.shape[0] == K and frames.shape[2] == 64 and frames.shape[1] > 64  # 2x, a strip below
+    strips = frames[:, 64:, :]
+    assert (strips.min(axis=(1, 2)) < 100).all() and (strips.max(axis=(1, 2)) == 255).all()  # dark text on white
+    assert len({s.tobytes() for s in strips}) == K  # each frame its own words
+    with pytest.raises(ValueError, match="2 captions for"):
+        save_gif(traversal, tmp_path / "x.gif", captions=captions[:2])
+
+
 def test_mp4_holds_every_frame_within_a_few_grey_levels(traversal, tmp_path):
     path = tmp_path / "t.mp4"
     save_mp4(traversal, path, fps=8)

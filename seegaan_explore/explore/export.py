@@ -82,14 +82,40 @@ def _write_frames(path: Path, frames: np.ndarray, **options) -> None:
         iio.imwrite(tmp, frames, **options)
 
 
-def save_gif(traversal: Traversal, path: str | Path, fps: float = 8, report: FilmReport | None = None) -> None:
+def save_gif(traversal: Traversal, path: str | Path, fps: float = 8, report: FilmReport | None = None,
+             captions: list[str] | None = None) -> None:
     """The traversal's frames as a looping grey GIF (lossless: 256 grey levels); the ``report``
     (its ends and scores, :class:`~seegaan_explore.explore.report.FilmReport`) as JSON in the GIF's
-    comment, ``json.loads(PIL.Image.open(path).info["comment"])``.
+    comment, ``json.loads(PIL.Image.open(path).info["comment"])``. ``captions`` (one per frame, "CRP:
+    36.0 mg/L") are written under the frames, drawn twice as large for the words to fit: a GIF passed
+    on says which frame shows what.
 
     GIF stores delays in hundredths of a second, and Pillow merges identical consecutive frames."""
     comment = {"comment": report.to_json()} if report is not None else {}
-    _write_frames(Path(path), to_uint8(traversal.frames), extension=".gif", duration=1000 / fps, loop=0, **comment)
+    frames = to_uint8(traversal.frames)
+    if captions is not None:
+        frames = _captioned(frames, captions)
+    _write_frames(Path(path), frames, extension=".gif", duration=1000 / fps, loop=0, **comment)
+
+
+def _captioned(frames: np.ndarray, captions: list[str], scale: int = 2) -> np.ndarray:
+    """Grey ``frames`` [K, R, R] enlarged ``scale`` times, each over a white strip with its caption."""
+    if len(captions) != len(frames):
+        raise ValueError(f"{len(captions)} captions for {len(frames)} frames")
+    side = frames.shape[-1] * scale
+    font = ImageFont.load_default(size=12)
+    draw = ImageDraw.Draw(Image.new("L", (1, 1)))
+    lines = [_wrapped([caption], draw, font, side - 2 * GAP) for caption in captions]
+    strip = GAP + max(len(text) for text in lines) * LINE_HEIGHT
+    out = []
+    for frame, text in zip(frames, lines):
+        canvas = Image.new("L", (side, side + strip), 255)
+        canvas.paste(Image.fromarray(frame).resize((side, side), Image.LANCZOS), (0, 0))
+        pen = ImageDraw.Draw(canvas)
+        for n, line in enumerate(text):
+            pen.text((GAP, side + GAP // 2 + n * LINE_HEIGHT), line, fill=0, font=font)
+        out.append(np.asarray(canvas))
+    return np.stack(out)
 
 
 def save_mp4(traversal: Traversal, path: str | Path, fps: float = 8, quality: int = 10,

@@ -36,7 +36,7 @@ def save(result: dict, kind: str, path: Path, study=None) -> None:
             predictions, result["cnn_label"] or "prediction")
     report = FilmReport.of_render(result, study)
     if kind == "GIF":
-        export.save_gif(t, path, report=report)
+        export.save_gif(t, path, report=report, captions=frame_labels(result, study) if study is not None else None)
     elif kind == "MP4":
         export.save_mp4(t, path, report=report)
     elif kind == "PNG":
