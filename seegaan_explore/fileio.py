@@ -27,3 +27,11 @@ def atomic_write(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def safe_name(text: str) -> str:
+    """``text`` as a file name on any system: runs of anything but letters, digits, ``.``, ``_`` and
+    ``-`` become one ``_``."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "image"

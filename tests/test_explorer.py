@@ -608,7 +608,8 @@ def test_export_buttons_write_the_traversal_and_offer_a_download(explorer, tmp_p
     button = next(b for b in explorer.export_buttons if b.description == kind)
     button.click()
     (path,) = tmp_path.glob(f"*.{kind.lower()}")
-    assert path.name.startswith("nt_probnp_pg_ml_0_sd_-2_2")
+    first, last = (f"{float(f'{v:.3g}'):g}" for v in explorer.result["targets"][[0, -1]])
+    assert path.stem == f"nt_probnp_pg_ml_0_{first}_to_{last}"  # what the film shows, as its labels say it
     assert magic in path.read_bytes()[:200]
     assert f"download {path.name}" in explorer.export_link.value and "Exported" in explorer.notice.value
     verdict = explorer.result["verdict"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..fileio import safe_name
+
 __all__ = ["FILTER_DEFAULTS", "add_autoencoder_arguments", "add_cohort_arguments", "add_import_arguments",
            "add_optional_cohort_arguments", "add_threads_argument", "autoencoder", "check_ids", "encoded_cohort",
            "import_options", "load_cohort", "load_named_image", "output_names", "safe_name", "user_errors"]
@@ -178,7 +180,3 @@ def output_names(paths) -> list[str]:
     return [str(p.relative_to(root).with_suffix("")) if stem in shared else stem for p, stem in zip(resolved, stems)]
 
 
-def safe_name(text: str) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "image"

@@ -12,17 +12,22 @@ import ipywidgets as widgets
 
 from ..explore import export
 from ..explore.report import FilmReport, Readings
+from ..fileio import safe_name
 from .film import frame_labels
+from .ranges import rounded
 
 EXPORTS = ("GIF", "MP4", "PNG", "HTML")
 LINK_LIMIT = 20_000_000  # bytes: larger exports are only saved on the server, not offered as a download link
 
 
-def export_path(result: dict, kind: str, folder: Path) -> Path:
+def export_path(result: dict, kind: str, folder: Path, study=None) -> Path:
     """Where ``result`` (a :meth:`~seegaan_explore.ui.renderer.Renderer.render` result) is saved as
-    ``kind``: named by its attribute, patient, units and range."""
-    a = result["args"]
-    stem = f"{a['attribute']}_{str(a['patient']).replace(':', '_')}_{a['units']}_{a['start']:g}_{a['stop']:g}"
+    ``kind``: named by what the film shows, in ``study``'s words and units (the attribute, the patient,
+    the values it runs between: "NT-proBNP_0_6_to_2560_pg_mL.gif")."""
+    shown = result["targets"] if study is None else study.to_shown(result["attribute"], result["targets"])
+    unit = study.info(result["attribute"]).unit if study is not None else ""
+    ends = "_to_".join(f"{rounded(float(v)):g}" for v in (shown[0], shown[-1]))
+    stem = safe_name(f"{result['label']} {result['args']['patient']} {ends} {unit or ''}")
     return folder / f"{stem}.{kind.lower()}"
 
 
@@ -78,7 +83,7 @@ class ExportBar(widgets.HBox):
         if result is None:
             self._say("Nothing to export yet: no traversal on screen.", error=True)
             return
-        path = export_path(result, button.description, self._folder)
+        path = export_path(result, button.description, self._folder, self._study)
         try:
             save(result, button.description, path, self._study)
         except (ImportError, OSError, ValueError, RuntimeError) as e:
