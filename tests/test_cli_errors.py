@@ -143,3 +143,15 @@ def test_every_option_with_a_default_shows_it_in_help():
             assert "default" in action.help or f"(default: {shown})" in text, f"{name} {action.option_strings[-1]}"
     assert "--steps STEPS training steps in all (a resumed run counts on) (default: 1000)" in \
         " ".join(sub.choices["train"].format_help().split())
+
+
+def test_train_cnn_says_once_what_it_did_with_censored_values(tmp_path, capsys):
+    """'value: 2 of 30 values are censored' once, of the whole cohort, not again for each split."""
+    import warnings
+
+    command = _constant_cohort(tmp_path, {i: "<5" if i in (3, 8) else str(i + 5) for i in range(30)})
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        assert main(command) == 0
+    censored = [str(w.message) for w in said if "censored" in str(w.message)]
+    assert len(censored) == 1 and censored[0].startswith("value: 2 of 30 values are censored")

@@ -54,9 +54,11 @@ def add_train_cnn(sub) -> None:
 
 def _run_train_cnn(args) -> int:
     import math
+    import warnings
 
     import numpy as np
 
+    from ..data.cohort import CohortWarning
     from ..model.cnn import CnnConfig, save_cnn
     from ..train.cnn import train_cnn
 
@@ -65,9 +67,11 @@ def _run_train_cnn(args) -> int:
     _refuse_a_single_value(cohort, args.attribute)
     splits = []
     for (part, images), split in zip(_patient_split(args, progress, cohort), ("training", "held-out")):
-        _refuse_a_single_value(part, args.attribute, f"the {split} patients (--val-fraction {args.val_fraction:g}, "
-                                                     f"--seed {args.seed})")
-        values = part.attribute(args.attribute).to_numpy(dtype=np.float64)
+        with warnings.catch_warnings():  # what was done with its censored values is said once, of the whole cohort
+            warnings.simplefilter("ignore", CohortWarning)
+            _refuse_a_single_value(part, args.attribute, f"the {split} patients (--val-fraction "
+                                                         f"{args.val_fraction:g}, --seed {args.seed})")
+            values = part.attribute(args.attribute).to_numpy(dtype=np.float64)
         if args.log:
             if np.any(values[~np.isnan(values)] <= 0):
                 raise SystemExit(f"--log: column {args.attribute!r} has values <= 0")
