@@ -38,6 +38,7 @@ class AttributeTable:
         self.dictionary = dict(dictionary or {})
         self._columns = {name: values for name, (values, _) in found.items()}
         self.encodings = {name: meaning for name, (_, meaning) in found.items() if isinstance(meaning, dict)}
+        self._censored_by_dictionary: set[str] = set()  # every censored value taken at the dictionary's range
         self._floored = {name: self._floor(name) for name in found if name in self.dictionary}
         self.contrasts = {name: meaning for name, (_, meaning) in found.items() if isinstance(meaning, Contrast)}
         self._levels = {c.column: c.levels for c in self.contrasts.values()}
@@ -62,13 +63,17 @@ class AttributeTable:
         said = []
         if name in self.table.columns and name not in self.encodings:
             censor = parse_lab_column(self.table[name])["censor"].to_numpy()
+            filled = 0
             for sign, limit, words in (("<", info.low, "lowest"), (">", info.high, "highest")):
                 open_ended = (censor == sign) & np.isnan(values)
                 if limit is not None and open_ended.any():
                     values[open_ended] = limit
+                    filled += int(open_ended.sum())
                     said.append(f"{int(open_ended.sum())} of {len(values)} values censored without a limit ({sign}) "
                                 f"are taken at {info.format(limit)}, the {words} plausible value in the data "
                                 "dictionary")
+            if filled and filled == int((censor != "").sum()):
+                self._censored_by_dictionary.add(name)  # said here; censoring()'s note would say "at its limit"
         below = values < info.low if info.log and info.low is not None else np.zeros(len(values), bool)
         if below.any():
             smallest = float(values[below].min())
@@ -151,7 +156,8 @@ class AttributeTable:
             if name not in self._said:  # what was done with censored lab values, once, when first used
                 self._said.add(name)
                 numeric = name in self.table.columns and name not in self.encodings
-                notes = [censoring(self.table[name], self._columns[name]) if numeric else None,
+                notes = [censoring(self.table[name], self._columns[name])
+                         if numeric and name not in self._censored_by_dictionary else None,
                          self._floored.get(name)]
                 for note in filter(None, notes):
                     warnings.warn(note, CohortWarning, stacklevel=2)
