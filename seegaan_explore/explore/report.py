@@ -279,12 +279,11 @@ def _entangled(study, direction, name: str, accounted: set[str]) -> dict[str, fl
     """The attributes nothing read on the film nor held whose directions lie within
     :data:`~seegaan_explore.explore.verdict.ENTANGLED_COSINE` of the film's, by label (a lab's film that
     may replay another lab no reader can read)."""
+    from .study import CNN_PREDICTION
     from .verdict import ENTANGLED_COSINE
 
     if study is None or name not in study.attributes or direction.path is not None:
         return {}
-    from .study import CNN_PREDICTION
-
     own = study.column_of(name)
     accounted = {study.column_of(a) for a in accounted if a in study.attributes or a in study.table.columns}
     if study.cnn is not None:  # the CNN reads every frame: its prediction and the column it predicts
