@@ -859,3 +859,23 @@ def test_the_verdict_capitalises_a_word_but_never_a_name(explorer, reason, shown
 
     page = verdict_html({**explorer.result, "verdict": Verdict(CARE, (reason,))}, explorer.renderer.study)
     assert f"</b> {html.escape(shown)}</div>" in page
+
+
+def test_the_cohort_map_says_what_its_grey_points_are(setup, tmp_path):
+    """A patient without a value is drawn grey: the map's caption says so, where the cohort has one."""
+    model, latents, table, cnn, oracle, images = setup
+    gaps = table.copy()
+    gaps.loc[[2, 5], "bmi"] = np.nan
+    e = Explorer(model, latents, gaps, cnn=cnn, oracle=oracle, images=images, export_dir=tmp_path)
+    try:
+        e.wait()
+        e.attribute.value = "bmi"
+        e.wait()
+        scatter = e.scatter.data[0]
+        assert e.scatter.layout.title.text == "Cohort: click a patient · grey: not recorded"
+        assert scatter.marker.color[2] == "lightgrey" and scatter.marker.colorbar.title.text == "bmi"
+        e.attribute.value = "age"
+        e.wait()
+        assert e.scatter.layout.title.text == "Cohort: click a patient"
+    finally:
+        e.close()

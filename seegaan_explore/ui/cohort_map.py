@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 
 from .serve import PLOTLY_MODULE_ENV
 
+CAPTION = "Cohort: click a patient"
 MAP_PX = (300, 250)  # the cohort map's width and height: it shares the left column with the controls
 SCATTER_ACK_S = 1.5  # a browser that shows the cohort map acknowledges an edit within this (else: rebuild it)
 
@@ -112,7 +113,7 @@ class CohortMapPanel:
                   go.Scatter(x=[x[0]], y=[y[0]], mode="markers", hoverinfo="skip", name="selected",
                              marker={"size": 14, "color": "rgba(0,0,0,0)", "line": {"width": 3, "color": "#d62728"}})],
             layout={"height": MAP_PX[1], "width": MAP_PX[0], "margin": {"l": 36, "r": 6, "t": 26, "b": 34},
-                    "showlegend": False, "title": {"text": "Cohort: click a patient", "font": {"size": 12}},
+                    "showlegend": False, "title": {"text": CAPTION, "font": {"size": 12}},
                     "dragmode": "pan", "font": {"size": 10}})
         self.box = widgets.Box([widgets.HTML("<i>Drawing the cohort map…</i>")],
                                layout=widgets.Layout(min_width=f"{MAP_PX[0]}px", min_height=f"{MAP_PX[1]}px"))
@@ -133,6 +134,8 @@ class CohortMapPanel:
                 trace.x, trace.y = x, y
                 trace.marker.color = [float(v) if np.isfinite(v) else "lightgrey" for v in colours]
                 trace.marker.colorbar.title = {"text": label, "side": "right"}
+                missing = not np.isfinite(np.asarray(colours, np.float64)).all()
+                self.figure.layout.title.text = CAPTION + (" · grey: not recorded" if missing else "")
                 trace.marker.colorbar.tickvals, trace.marker.colorbar.ticktext = ticks if ticks else (None, None)
                 trace.text = hover
                 trace.hovertemplate = "#%{customdata}<br>%{text}<extra></extra>"
