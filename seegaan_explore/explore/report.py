@@ -19,7 +19,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
 __all__ = ["FilmReport", "Readings", "ends_line", "ends_of", "report_on", "score_film"]
 
@@ -254,25 +253,17 @@ def score_film(traversal, *, study=None, model=None, readers=None, measured=None
 def _few_patients(study, name: str, label: str) -> str | None:
     """Who a cohort direction rests on, in words, where fewer than
     :data:`~seegaan_explore.explore.readers.MIN_PATIENTS` patients have a value (of a two-level
-    attribute: have its rarer level); None where enough do."""
-    from .readers import MIN_PATIENTS, patient_groups
+    attribute: have its rarer level; :meth:`~seegaan_explore.explore.study.Study.patients_behind`);
+    None where enough do."""
+    from .readers import MIN_PATIENTS
 
     if study is None or name not in study.table.columns and name not in study.contrasts:
         return None
-    values = study.values(name)
-    known = np.isfinite(values)
-    groups = patient_groups(study.table)
-    patients = np.arange(len(values)).astype(object) if groups is None else \
-        np.where(pd.isna(groups), np.arange(len(values)).astype(object), groups)
-    levels = study.levels(name)
-    if levels:
-        counted = {code: (values == code) for code in levels}
-        code = min(counted, key=lambda c: len(set(patients[counted[c]])))
-        rows, who = counted[code], f"are “{levels[code]}”"
-    else:
-        rows, who = known, f"have {label} recorded"
-    n = len(set(patients[rows]))
-    return f"only {n} patients {who} ({int(rows.sum())} exams)" if n < MIN_PATIENTS else None
+    patients, exams, level = study.patients_behind(name)
+    if patients >= MIN_PATIENTS:
+        return None
+    who = f"have {label} recorded" if level is None else f"are “{study.levels(name)[level]}”"
+    return f"only {patients} patients {who} ({exams} exams)"
 
 
 def _entangled(study, direction, name: str, accounted: set[str]) -> dict[str, float]:

@@ -149,6 +149,7 @@ class Study(AttributeTable):
         self._embedding: tuple[np.ndarray, np.ndarray] | None = None
         self._directions = Lru(64)
         self._gains: dict[tuple[str, bool], float | None] = {}
+        self._behind: dict[str, tuple[int, int, float | None]] = {}
         self._exams: tuple[np.ndarray, dict] | None = None
         self._digests: dict[str, str | None] = {}
 
@@ -294,6 +295,26 @@ class Study(AttributeTable):
     @property
     def has_cohort_predictions(self) -> bool:
         return self._cohort_predictions is not None
+
+    def patients_behind(self, attribute: str) -> tuple[int, int, float | None]:
+        """(patients, exams, level) a direction of ``attribute`` rests on (once per attribute): the
+        distinct patients with a value and their exams; of a two-level attribute, those with its
+        rarer level, whose code ``level`` is (None otherwise). Without a patient column each exam
+        counts as its own patient."""
+        if attribute not in self._behind:
+            from .readers import patient_groups
+
+            values = self.values(attribute)
+            rows = np.arange(len(values)).astype(object)
+            groups = patient_groups(self.table)
+            patients = rows if groups is None else np.where(pd.isna(groups), rows, groups)
+            levels, level = self.levels(attribute), None
+            chosen = np.isfinite(values)
+            if levels:
+                level = min(levels, key=lambda code: len(set(patients[values == code])))
+                chosen = values == level
+            self._behind[attribute] = (len(set(patients[chosen])), int(chosen.sum()), level)
+        return self._behind[attribute]
 
     def reader_gain(self, attribute: str, log: bool) -> float | None:
         """How much of a difference in ``attribute`` between the cohort's own exams its reader (the
