@@ -61,7 +61,8 @@ class AttributeTable:
         ``high``; on a log scale, a value below ``low`` (a CRP of 0, which no log scale shows) at ``low``."""
         info, values = self.dictionary[name], self._columns[name].copy()
         said = []
-        if name in self.table.columns and name not in self.encodings:
+        if (info.low is not None or info.high is not None) and name in self.table.columns \
+                and name not in self.encodings:  # (parsed again only where a range can take a censored value)
             censor = parse_lab_column(self.table[name])["censor"].to_numpy()
             filled = 0
             for sign, limit, words in (("<", info.low, "lowest"), (">", info.high, "highest")):
