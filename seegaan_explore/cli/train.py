@@ -113,11 +113,12 @@ def _run_train(args) -> int:
         model = SeeGaan(config)
     if resuming:
         _check_resumable(checkpoint, config, args)
-    adversarial_start = _adversarial_start(args, checkpoint if resuming else None)
+    trained = bool(args.init) and _discriminator_trained(read_metadata(args.init))  # read once, said and used
+    adversarial_start = _adversarial_start(args, checkpoint if resuming else None, trained)
     warm = _warm_up_settings(args)
     if args.init and not resuming:
         say(_warm_up_line(adversarial_start, args.steps, defaulted=args.adversarial_start is None,
-                          trained=_discriminator_trained(read_metadata(args.init))))
+                          trained=trained))
         if adversarial_start > 0:
             say(f"the warm-up trains with Adam betas {flag_value(warm['warmup_betas'])} and augmentation probability "
                 f"{warm['warmup_augment_probability']:g} (--warmup-adam-betas, --warmup-augment-probability); "
@@ -241,9 +242,9 @@ def _discriminator_trained(meta: dict) -> bool:
     return state.get("step", 0) > state.get("train_config", {}).get("adversarial_start", 0)
 
 
-def _adversarial_start(args, checkpoint: Path | None) -> int:
+def _adversarial_start(args, checkpoint: Path | None, trained: bool) -> int:
     """--adversarial-start, or its default: none for a new model; under --init, none where the file's
-    discriminator is trained (the GAN goes on against it), else half of --steps (on resuming, the
+    discriminator is ``trained`` (the GAN goes on against it), else half of --steps (on resuming, the
     warm-up the run started with, so that another --steps does not move it)."""
     from ..model.checkpoint import read_metadata
     from ..train.loop import TrainConfig
@@ -256,7 +257,7 @@ def _adversarial_start(args, checkpoint: Path | None) -> int:
         saved = (read_metadata(checkpoint).get("training_state") or {}).get("train_config", {})
         if "adversarial_start" in saved:
             return int(saved["adversarial_start"])
-    return 0 if _discriminator_trained(read_metadata(args.init)) else args.steps // 2
+    return 0 if trained else args.steps // 2
 
 
 def _check_resumable(checkpoint: Path, config, args) -> None:
