@@ -135,7 +135,9 @@ class CohortMapPanel:
                 trace.marker.color = [float(v) if np.isfinite(v) else "lightgrey" for v in colours]
                 trace.marker.colorbar.title = {"text": label, "side": "right"}
                 missing = not np.isfinite(np.asarray(colours, np.float64)).all()
-                self.figure.layout.title.text = CAPTION + (" · grey: not recorded" if missing else "")
+                caption = CAPTION + (" · grey: not recorded" if missing else "")
+                if self.figure.layout.title.text != caption:  # (an unchanged layout sends the browser nothing)
+                    self.figure.layout.title.text = caption
                 trace.marker.colorbar.tickvals, trace.marker.colorbar.ticktext = ticks if ticks else (None, None)
                 trace.text = hover
                 trace.hovertemplate = "#%{customdata}<br>%{text}<extra></extra>"
